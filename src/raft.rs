@@ -1,0 +1,3 @@
+//! Raft: the replicated log of page sets (openraft behind this one module tree).
+
+pub mod types;

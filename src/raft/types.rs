@@ -1,0 +1,128 @@
+//! The vocabulary shared by the Raft log, the state machine and the network: what an entry
+//! carries, who a member is, and the openraft type configuration that ties them together.
+//!
+//! Everything here crosses the wire (rmp-serde) and the disk (the Raft log), so field order
+//! and names are part of the format. Page images use `serde_bytes` so they encode as one
+//! binary blob instead of an array of integers.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id in its cluster. Node 1 is the node that ran `ha_init`.
+pub type NodeId = u64;
+
+/// A Raft log position (openraft's `LogId::index`).
+pub type LogIndex = u64;
+
+/// What the cluster knows about a member: where to reach it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `host:port` of the member's QUIC endpoint (UDP).
+    pub addr: String,
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+/// One page image of a transaction.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// 1-based SQLite page number.
+    pub number: u32,
+    /// The page's full content; its length is the transaction's page size.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Page {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Page({}, {} bytes)", self.number, self.data.len())
+    }
+}
+
+/// The effect of one committed SQLite write transaction: the last image of every page it
+/// wrote, and the database size after it. Applying a page set is idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageSet {
+    /// Page size in bytes (512..=65536, a power of two).
+    pub page_size: u32,
+    /// Size of the database in pages once the transaction is committed (the commit frame's
+    /// "database size" field).
+    pub db_size_pages: u32,
+    /// Page images, in ascending page-number order, each page at most once.
+    pub pages: Vec<Page>,
+}
+
+/// Identifies one commit attempt of one node, so that the node which proposed an entry can
+/// recognise it when it is applied (its pages are already in its own WAL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProposalId {
+    /// The proposing node.
+    pub node: NodeId,
+    /// Unique per node and per process lifetime (a random start, then counting up).
+    pub seq: u64,
+}
+
+/// The payload of a normal Raft entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A write transaction made on the leader.
+    Write {
+        /// Who proposed it.
+        proposal: ProposalId,
+        /// Log index of the last `Write` the proposer's database had applied when SQLite
+        /// built this transaction (0: none). The state machine applies the entry only if this
+        /// still holds: a page set is only valid on top of the state it was made from.
+        base: LogIndex,
+        /// The pages.
+        pages: PageSet,
+    },
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Write { proposal, base, pages } => write!(
+                f,
+                "write(from {}#{}, base {}, {} pages, size {})",
+                proposal.node,
+                proposal.seq,
+                base,
+                pages.pages.len(),
+                pages.db_size_pages
+            ),
+        }
+    }
+}
+
+/// What applying a `Command` did, returned to the proposer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyOutcome {
+    /// The transaction is now part of the database (membership and blank entries too).
+    Applied,
+    /// The transaction was built on a state that is no longer the latest; nothing changed.
+    /// Safe to retry.
+    Conflict,
+}
+
+/// A snapshot's data: a complete database image at a known log position, kept as a file in
+/// the node's state directory so that neither side holds it whole in memory.
+#[derive(Debug)]
+pub struct SnapshotImage {
+    /// The file holding the image (a valid SQLite database file).
+    pub path: PathBuf,
+}
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of a dqlite-vfs cluster.
+    pub TypeConfig:
+        D = Command,
+        R = ApplyOutcome,
+        NodeId = NodeId,
+        Node = Member,
+);

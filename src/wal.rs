@@ -1,0 +1,1 @@
+//! The SQLite WAL and wal-index formats: reading committed frames and appending new ones.
