@@ -1,0 +1,108 @@
+//! One error type for everything above the FFI edge, and its one mapping to SQLite result
+//! codes. The mapping has no wildcard arm: a new variant forces a decision.
+
+use std::ffi::c_int;
+
+use crate::ffi::sys::*;
+use crate::raft::types::NodeId;
+
+/// Everything that can go wrong in dqlite-vfs, as the caller needs to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A SQL function was called with wrong arguments.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The connection's database was not opened through the `ha` VFS.
+    #[error("the main database of this connection was not opened through the ha VFS: open it as 'file:NAME?vfs=ha' (or make ha the default VFS) before calling {function}")]
+    NotThroughHa {
+        /// The SQL function that was called.
+        function: &'static str,
+    },
+    /// The database is not a node (no `ha_init`/`ha_join` yet).
+    #[error("this database is not a cluster node: call ha_init(addr) or ha_join(addr, peer) first")]
+    NotANode,
+    /// This node is not the leader, so it may not write.
+    #[error("this node is not the leader{}: write on the leader", leader_hint(.leader))]
+    NotLeader {
+        /// The leader, if known: id and address.
+        leader: Option<(NodeId, String)>,
+    },
+    /// The node was stopped (left the cluster or failed).
+    #[error("the node of this database is stopped: {0}")]
+    NodeStopped(String),
+    /// Another process runs the node of this database.
+    #[error("the node of this database runs in another process (owner lock {0} is held): this process may read but not write")]
+    OwnedElsewhere(String),
+    /// The transaction was built on an outdated state; nothing changed, retry.
+    #[error("the transaction conflicted with one committed before it; nothing was written, retry it")]
+    Conflict,
+    /// The commit was proposed but not confirmed in time: it may or may not be committed.
+    #[error("commit outcome unknown: no confirmation from the cluster within {timeout_ms} ms (it may still be applied)")]
+    OutcomeUnknown {
+        /// How long we waited.
+        timeout_ms: u64,
+    },
+    /// The cluster could not be reached or did not answer.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Refused because it would overwrite or lose data.
+    #[error("{0}")]
+    Refused(String),
+    /// Raft reported an error.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// A file of the node's state could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A SQLite call made by the node failed.
+    #[error("SQLite error {code}: {message}")]
+    Sqlite {
+        /// The SQLite result code.
+        code: c_int,
+        /// SQLite's message.
+        message: String,
+    },
+}
+
+fn leader_hint(leader: &Option<(NodeId, String)>) -> String {
+    match leader {
+        Some((id, addr)) => format!(" (the leader is node {id} at {addr})"),
+        None => " (no leader is known right now)".to_string(),
+    }
+}
+
+impl Error {
+    /// Builds an `Io` error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// True if the error means "this node may not write" (as opposed to a failure).
+    pub fn is_not_writable(&self) -> bool {
+        matches!(self, Error::NotLeader { .. } | Error::NodeStopped(_) | Error::OwnedElsewhere(_))
+    }
+
+    /// The SQLite result code that reports this error.
+    pub fn sqlite_code(&self) -> c_int {
+        match self {
+            Error::InvalidArgument(_) => SQLITE_ERROR,
+            Error::NotThroughHa { .. } => SQLITE_ERROR,
+            Error::NotANode => SQLITE_ERROR,
+            Error::NotLeader { .. } => SQLITE_READONLY,
+            Error::NodeStopped(_) => SQLITE_READONLY,
+            Error::OwnedElsewhere(_) => SQLITE_READONLY_CANTLOCK,
+            Error::Conflict => SQLITE_BUSY_SNAPSHOT,
+            Error::OutcomeUnknown { .. } => SQLITE_IOERR_COMMIT_ATOMIC,
+            Error::Unreachable(_) => SQLITE_CANTOPEN,
+            Error::Refused(_) => SQLITE_ERROR,
+            Error::Raft(_) => SQLITE_ERROR,
+            Error::Io { .. } => SQLITE_IOERR,
+            Error::Sqlite { code, .. } => *code,
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The `ha` VFS as SQLite sees it: the `sqlite3_vfs` and `sqlite3_io_methods` tables and
+//! their trampolines. Each trampoline checks its pointers, runs inside `catch_unwind`, and
+//! either passes the call straight to the wrapped (default) VFS or hands it to the safe
+//! logic in [`crate::vfs`].
+//!
+//! Memory layout of one of our files, allocated by SQLite (`szOsFile` bytes):
+//! `[ FileSlot { base, logic } | padding to 8 | the wrapped VFS's sqlite3_file ... ]`.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use super::api::host;
+use super::file::{Code, RawFile};
+use super::sys::*;
+use crate::vfs::{FileKind, HaFile, PragmaDecision};
+
+/// The name applications pass as `?vfs=ha`.
+pub const VFS_NAME: &CStr = c"ha";
+
+#[repr(C)]
+struct FileSlot {
+    base: sqlite3_file,
+    logic: *mut HaFile,
+}
+
+const INNER_OFFSET: usize = std::mem::size_of::<FileSlot>().next_multiple_of(8);
+
+struct Registered {
+    ours: NonNull<sqlite3_vfs>,
+    inner: NonNull<sqlite3_vfs>,
+}
+// SAFETY: both VFS objects live for the whole process and SQLite's VFS calls are thread-safe.
+unsafe impl Send for Registered {}
+// SAFETY: as above; we never mutate either after registration.
+unsafe impl Sync for Registered {}
+
+static REGISTERED: OnceLock<Registered> = OnceLock::new();
+
+/// The wrapped VFS (the host's default at load time), for files the node opens itself.
+pub fn inner_vfs() -> NonNull<sqlite3_vfs> {
+    REGISTERED.get().expect("the VFS is registered at load, before any node exists").inner
+}
+
+/// True if `vfs` is our `ha` VFS.
+pub fn is_ours(vfs: *const sqlite3_vfs) -> bool {
+    REGISTERED.get().is_some_and(|r| std::ptr::eq(r.ours.as_ptr(), vfs))
+}
+
+/// Registers `ha` (once per process) over the current default VFS; `make_default` also
+/// makes it the default for connections that name no VFS.
+pub fn register(make_default: bool) -> Result<(), String> {
+    let api = host();
+    let registered = match REGISTERED.get() {
+        Some(registered) => registered,
+        None => {
+            // SAFETY: NULL asks for the default VFS.
+            let inner = NonNull::new(unsafe { (api.vfs_find)(std::ptr::null()) })
+                .ok_or("the host SQLite has no default VFS")?;
+            let ours = NonNull::from(Box::leak(Box::new(new_vfs(inner))));
+            // SAFETY: `ours` is a fully initialised VFS that lives forever.
+            let rc = unsafe { (api.vfs_register)(ours.as_ptr(), 0) };
+            if rc != SQLITE_OK {
+                return Err(format!("could not register the ha VFS (SQLite error {rc})"));
+            }
+            REGISTERED.get_or_init(|| Registered { ours, inner })
+        }
+    };
+    if make_default {
+        // SAFETY: re-registering a registered VFS only moves it to the default position.
+        let rc = unsafe { (api.vfs_register)(registered.ours.as_ptr(), 1) };
+        if rc != SQLITE_OK {
+            return Err(format!("could not make ha the default VFS (SQLite error {rc})"));
+        }
+    }
+    Ok(())
+}
+
+fn new_vfs(inner: NonNull<sqlite3_vfs>) -> sqlite3_vfs {
+    // SAFETY: the default VFS is valid for the process lifetime.
+    let inner_ref = unsafe { inner.as_ref() };
+    let inner_size = usize::try_from(inner_ref.szOsFile).unwrap_or(0);
+    sqlite3_vfs {
+        iVersion: 2,
+        szOsFile: c_int::try_from(INNER_OFFSET + inner_size).unwrap_or(c_int::MAX),
+        mxPathname: inner_ref.mxPathname,
+        pNext: std::ptr::null_mut(),
+        zName: VFS_NAME.as_ptr(),
+        pAppData: inner.as_ptr().cast(),
+        xOpen: Some(x_open),
+        xDelete: Some(x_delete),
+        xAccess: Some(x_access),
+        xFullPathname: Some(x_full_pathname),
+        xDlOpen: Some(x_dl_open),
+        xDlError: Some(x_dl_error),
+        xDlSym: Some(x_dl_sym),
+        xDlClose: Some(x_dl_close),
+        xRandomness: Some(x_randomness),
+        xSleep: Some(x_sleep),
+        xCurrentTime: Some(x_current_time),
+        xGetLastError: Some(x_get_last_error),
+        xCurrentTimeInt64: Some(x_current_time_int64),
+        xSetSystemCall: None,
+        xGetSystemCall: None,
+        xNextSystemCall: None,
+    }
+}
+
+/// Runs `f`, turning a panic into `on_panic` so no unwind crosses into C.
+fn guarded(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+fn code(result: Result<(), Code>) -> c_int {
+    match result {
+        Ok(()) => SQLITE_OK,
+        Err(Code(rc)) => rc,
+    }
+}
+
+/// The wrapped VFS of a call on ours.
+///
+/// # Safety
+/// `vfs` must be our registered VFS.
+unsafe fn inner_of(vfs: *mut sqlite3_vfs) -> *mut sqlite3_vfs {
+    // SAFETY: pAppData was set to the wrapped VFS at registration.
+    unsafe { (*vfs).pAppData.cast() }
+}
+
+macro_rules! delegate_vfs {
+    ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+        unsafe extern "C" fn $name(vfs: *mut sqlite3_vfs, $($arg: $ty),*) -> $ret {
+            // SAFETY: SQLite calls us with our own VFS; the wrapped one is valid.
+            let inner = unsafe { inner_of(vfs) };
+            // SAFETY: as above.
+            match unsafe { (*inner).$field } {
+                // SAFETY: same arguments, wrapped VFS pointer.
+                Some(f) => unsafe { f(inner, $($arg),*) },
+                None => $on_missing,
+            }
+        }
+    };
+}
+
+delegate_vfs!(x_delete, xDelete, (name: *const c_char, sync_dir: c_int) -> c_int, SQLITE_IOERR);
+delegate_vfs!(x_access, xAccess, (name: *const c_char, flags: c_int, out: *mut c_int) -> c_int, SQLITE_IOERR);
+delegate_vfs!(x_full_pathname, xFullPathname, (name: *const c_char, n: c_int, out: *mut c_char) -> c_int, SQLITE_IOERR);
+delegate_vfs!(x_dl_open, xDlOpen, (name: *const c_char) -> *mut c_void, std::ptr::null_mut());
+delegate_vfs!(x_dl_error, xDlError, (n: c_int, out: *mut c_char) -> (), ());
+delegate_vfs!(x_dl_sym, xDlSym, (h: *mut c_void, sym: *const c_char) -> Option<unsafe extern "C" fn()>, None);
+delegate_vfs!(x_dl_close, xDlClose, (h: *mut c_void) -> (), ());
+delegate_vfs!(x_randomness, xRandomness, (n: c_int, out: *mut c_char) -> c_int, 0);
+delegate_vfs!(x_sleep, xSleep, (micros: c_int) -> c_int, 0);
+delegate_vfs!(x_current_time, xCurrentTime, (out: *mut f64) -> c_int, SQLITE_ERROR);
+delegate_vfs!(x_get_last_error, xGetLastError, (n: c_int, out: *mut c_char) -> c_int, 0);
+delegate_vfs!(x_current_time_int64, xCurrentTimeInt64, (out: *mut sqlite3_int64) -> c_int, SQLITE_ERROR);
+
+unsafe extern "C" fn x_open(
+    vfs: *mut sqlite3_vfs,
+    name: *const c_char,
+    file: *mut sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    guarded(SQLITE_CANTOPEN, || {
+        if file.is_null() {
+            return SQLITE_MISUSE;
+        }
+        // SAFETY: SQLite allocated szOsFile bytes at `file` for us; nothing is open yet.
+        let slot = file.cast::<FileSlot>();
+        // SAFETY: as above: base and logic are ours to initialise.
+        unsafe {
+            (*slot).base.pMethods = std::ptr::null();
+            (*slot).logic = std::ptr::null_mut();
+        }
+        // SAFETY: the wrapped file lives right after our slot (see module doc).
+        let inner_file = unsafe { file.cast::<u8>().add(INNER_OFFSET).cast::<sqlite3_file>() };
+        // SAFETY: our VFS; its wrapped VFS is valid.
+        let inner = unsafe { inner_of(vfs) };
+        // SAFETY: as above.
+        let Some(open) = (unsafe { (*inner).xOpen }) else { return SQLITE_CANTOPEN };
+        // SAFETY: same arguments, with the wrapped VFS and its file area.
+        let rc = unsafe { open(inner, name, inner_file, flags, out_flags) };
+        // SAFETY: the wrapped VFS set or left NULL its pMethods.
+        let inner_methods = unsafe { (*inner_file).pMethods };
+        if inner_methods.is_null() {
+            return if rc == SQLITE_OK { SQLITE_CANTOPEN } else { rc };
+        }
+        // SAFETY: non-null pMethods: the wrapped file is open (or needs closing).
+        let raw = unsafe { RawFile::from_ptr(NonNull::new_unchecked(inner_file)) };
+        if rc != SQLITE_OK {
+            // SAFETY: as above; close the half-open wrapped file ourselves since SQLite
+            // will see our NULL pMethods and not call xClose.
+            unsafe { close_inner(&raw) };
+            return rc;
+        }
+        // SAFETY: `name` is NULL or a NUL-terminated string valid during the call.
+        let path = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
+        let kind = FileKind::from_flags(flags);
+        // SAFETY: a main-database name from SQLite carries its URI parameters.
+        let internal = kind == FileKind::MainDb
+            && !name.is_null()
+            && !unsafe { (host().uri_parameter)(name, c"ha_internal".as_ptr()) }.is_null();
+        let logic = Box::into_raw(Box::new(HaFile::open(path, kind, raw, internal)));
+        // SAFETY: initialising our slot; from now on SQLite calls our methods.
+        unsafe {
+            (*slot).logic = logic;
+            (*slot).base.pMethods = methods_for(inner_methods);
+        }
+        SQLITE_OK
+    })
+}
+
+/// Closes a wrapped file directly.
+///
+/// # Safety
+/// `raw` must be open and never used again.
+unsafe fn close_inner(raw: &RawFile) -> c_int {
+    let file = raw.as_ptr();
+    // SAFETY: open file with valid pMethods (caller's contract).
+    match unsafe { (*(*file).pMethods).xClose } {
+        // SAFETY: as above.
+        Some(close) => unsafe { close(file) },
+        None => SQLITE_OK,
+    }
+}
+
+/// Our methods table, by the wrapped file's version: we must not offer shared memory or
+/// memory mapping the wrapped file lacks.
+fn methods_for(inner: *const sqlite3_io_methods) -> *const sqlite3_io_methods {
+    static V1: OnceLock<IoMethods> = OnceLock::new();
+    static V3: OnceLock<IoMethods> = OnceLock::new();
+    // SAFETY: a valid io_methods table of an open file.
+    let version = unsafe { (*inner).iVersion };
+    let table = if version >= 3 { V3.get_or_init(|| io_methods(3)) } else { V1.get_or_init(|| io_methods(1)) };
+    &table.0
+}
+
+struct IoMethods(sqlite3_io_methods);
+// SAFETY: a table of function pointers, never mutated after creation.
+unsafe impl Send for IoMethods {}
+// SAFETY: as above.
+unsafe impl Sync for IoMethods {}
+
+fn io_methods(version: c_int) -> IoMethods {
+    let v3 = version >= 3;
+    IoMethods(sqlite3_io_methods {
+        iVersion: version,
+        xClose: Some(x_close),
+        xRead: Some(x_read),
+        xWrite: Some(x_write),
+        xTruncate: Some(x_truncate),
+        xSync: Some(x_sync),
+        xFileSize: Some(x_file_size),
+        xLock: Some(x_lock),
+        xUnlock: Some(x_unlock),
+        xCheckReservedLock: Some(x_check_reserved_lock),
+        xFileControl: Some(x_file_control),
+        xSectorSize: Some(x_sector_size),
+        xDeviceCharacteristics: Some(x_device_characteristics),
+        xShmMap: v3.then_some(x_shm_map as _),
+        xShmLock: v3.then_some(x_shm_lock as _),
+        xShmBarrier: v3.then_some(x_shm_barrier as _),
+        xShmUnmap: v3.then_some(x_shm_unmap as _),
+        xFetch: v3.then_some(x_fetch as _),
+        xUnfetch: v3.then_some(x_unfetch as _),
+    })
+}
+
+/// Our logic and the wrapped file of one of our files.
+///
+/// # Safety
+/// `file` must be a file opened by `x_open` and not yet closed.
+unsafe fn parts<'a>(file: *mut sqlite3_file) -> (&'a mut HaFile, *mut sqlite3_file) {
+    let slot = file.cast::<FileSlot>();
+    // SAFETY: x_open set `logic` to a live Box before setting pMethods; SQLite serialises
+    // calls on one file, so this is the only reference while the call runs.
+    let logic = unsafe { &mut *(*slot).logic };
+    // SAFETY: see module doc.
+    let inner = unsafe { file.cast::<u8>().add(INNER_OFFSET).cast::<sqlite3_file>() };
+    (logic, inner)
+}
+
+macro_rules! delegate_file {
+    ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+        unsafe extern "C" fn $name(file: *mut sqlite3_file, $($arg: $ty),*) -> $ret {
+            // SAFETY: SQLite calls io methods only on files our x_open opened.
+            let (_, inner) = unsafe { parts(file) };
+            // SAFETY: the wrapped file is open.
+            match unsafe { (*(*inner).pMethods).$field } {
+                // SAFETY: same arguments on the wrapped file.
+                Some(f) => unsafe { f(inner, $($arg),*) },
+                None => $on_missing,
+            }
+        }
+    };
+}
+
+delegate_file!(x_read, xRead, (buf: *mut c_void, n: c_int, off: sqlite3_int64) -> c_int, SQLITE_IOERR);
+delegate_file!(x_truncate, xTruncate, (size: sqlite3_int64) -> c_int, SQLITE_IOERR);
+delegate_file!(x_file_size, xFileSize, (out: *mut sqlite3_int64) -> c_int, SQLITE_IOERR);
+delegate_file!(x_lock, xLock, (level: c_int) -> c_int, SQLITE_IOERR);
+delegate_file!(x_unlock, xUnlock, (level: c_int) -> c_int, SQLITE_IOERR);
+delegate_file!(x_check_reserved_lock, xCheckReservedLock, (out: *mut c_int) -> c_int, SQLITE_IOERR);
+delegate_file!(x_sector_size, xSectorSize, () -> c_int, 4096);
+delegate_file!(x_device_characteristics, xDeviceCharacteristics, () -> c_int, 0);
+delegate_file!(x_shm_map, xShmMap, (region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, SQLITE_IOERR);
+delegate_file!(x_shm_barrier, xShmBarrier, () -> (), ());
+delegate_file!(x_shm_unmap, xShmUnmap, (delete: c_int) -> c_int, SQLITE_OK);
+delegate_file!(x_fetch, xFetch, (off: sqlite3_int64, n: c_int, out: *mut *mut c_void) -> c_int, SQLITE_OK);
+delegate_file!(x_unfetch, xUnfetch, (off: sqlite3_int64, p: *mut c_void) -> c_int, SQLITE_OK);
+
+unsafe extern "C" fn x_close(file: *mut sqlite3_file) -> c_int {
+    guarded(SQLITE_IOERR, || {
+        let slot = file.cast::<FileSlot>();
+        // SAFETY: an open file of ours; after this call SQLite never touches it again.
+        let logic = unsafe { Box::from_raw((*slot).logic) };
+        // SAFETY: as above.
+        unsafe { (*slot).logic = std::ptr::null_mut() };
+        let raw = logic.into_raw();
+        // SAFETY: the wrapped file is open and not used after this.
+        unsafe { close_inner(&raw) }
+    })
+}
+
+unsafe extern "C" fn x_write(file: *mut sqlite3_file, buf: *const c_void, n: c_int, off: sqlite3_int64) -> c_int {
+    guarded(SQLITE_IOERR_WRITE, || {
+        // SAFETY: an open file of ours.
+        let (logic, _) = unsafe { parts(file) };
+        let (Ok(len), Ok(offset)) = (usize::try_from(n), u64::try_from(off)) else { return SQLITE_MISUSE };
+        if buf.is_null() {
+            return SQLITE_MISUSE;
+        }
+        // SAFETY: SQLite passes `n` readable bytes at `buf`.
+        let data = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+        code(logic.write(data, offset))
+    })
+}
+
+unsafe extern "C" fn x_sync(file: *mut sqlite3_file, flags: c_int) -> c_int {
+    guarded(SQLITE_IOERR, || {
+        // SAFETY: an open file of ours.
+        let (logic, inner) = unsafe { parts(file) };
+        if logic.skip_sync() {
+            return SQLITE_OK;
+        }
+        // SAFETY: the wrapped file is open.
+        match unsafe { (*(*inner).pMethods).xSync } {
+            // SAFETY: same arguments on the wrapped file.
+            Some(sync) => unsafe { sync(inner, flags) },
+            None => SQLITE_IOERR,
+        }
+    })
+}
+
+unsafe extern "C" fn x_shm_lock(file: *mut sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
+    guarded(SQLITE_IOERR, || {
+        // SAFETY: an open file of ours.
+        let (logic, _) = unsafe { parts(file) };
+        let (Ok(slot), Ok(count)) = (usize::try_from(offset), usize::try_from(n)) else { return SQLITE_MISUSE };
+        code(logic.shm_lock(slot, count, flags))
+    })
+}
+
+unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
+    guarded(SQLITE_ERROR, || {
+        // SAFETY: an open file of ours.
+        let (logic, inner) = unsafe { parts(file) };
+        if op == SQLITE_FCNTL_PRAGMA && !arg.is_null() {
+            // SAFETY: for FCNTL_PRAGMA, arg is char*[3]: [error out, name, value or NULL].
+            let args = arg.cast::<*mut c_char>();
+            // SAFETY: as above; name is a valid C string, value NULL or a valid C string.
+            let (name, value) = unsafe { (*args.add(1), *args.add(2)) };
+            if !name.is_null() {
+                // SAFETY: see above.
+                let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+                // SAFETY: see above.
+                let value = (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy());
+                if let PragmaDecision::Refuse(message) = logic.pragma(&name, value.as_deref()) {
+                    // SAFETY: args[0] receives a message allocated with sqlite3_malloc.
+                    unsafe { *args = sqlite_string(&message) };
+                    return SQLITE_ERROR;
+                }
+            }
+        }
+        // SAFETY: the wrapped file is open.
+        match unsafe { (*(*inner).pMethods).xFileControl } {
+            // SAFETY: same arguments on the wrapped file.
+            Some(f) => unsafe { f(inner, op, arg) },
+            None => SQLITE_NOTFOUND,
+        }
+    })
+}
+
+/// Copies `text` into memory from `sqlite3_malloc`, as SQLite frees it.
+pub(crate) fn sqlite_string(text: &str) -> *mut c_char {
+    let bytes = text.as_bytes();
+    let Ok(len) = c_int::try_from(bytes.len() + 1) else { return std::ptr::null_mut() };
+    // SAFETY: plain allocation.
+    let ptr = unsafe { (host().malloc)(len) }.cast::<u8>();
+    if !ptr.is_null() {
+        // SAFETY: ptr has len bytes; we write bytes.len() + 1.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
+            *ptr.add(bytes.len()) = 0;
+        }
+    }
+    ptr.cast()
+}

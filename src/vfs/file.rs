@@ -1,0 +1,139 @@
+//! One file opened through `ha`: decides, per call, whether to pass it through or to apply
+//! the replication rules of its database.
+
+use std::ffi::c_int;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::registry::{shared, SharedDb};
+use super::wal_file::WalWriter;
+use crate::ffi::file::{Code, RawFile};
+use crate::ffi::sys::{
+    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY, SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK,
+};
+
+/// The wal-index lock slot SQLite's writers hold (WAL_WRITE_LOCK).
+const WAL_WRITE_LOCK_SLOT: usize = 0;
+
+/// What kind of file SQLite opened, from its open flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A main database file (the one that can become a node).
+    MainDb,
+    /// A write-ahead log.
+    Wal,
+    /// Anything else (temp files, rollback journals, attached non-node databases' files).
+    Other,
+}
+
+impl FileKind {
+    /// Classifies SQLite open flags.
+    pub fn from_flags(flags: c_int) -> FileKind {
+        if flags & SQLITE_OPEN_MAIN_DB != 0 {
+            FileKind::MainDb
+        } else if flags & SQLITE_OPEN_WAL != 0 {
+            FileKind::Wal
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+/// Answer to a `PRAGMA` seen by the VFS (SQLITE_FCNTL_PRAGMA).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PragmaDecision {
+    /// Not ours: SQLite handles it as usual.
+    PassOn,
+    /// Refused, with this message as the statement's error.
+    Refuse(String),
+}
+
+/// Pragmas whose change would break replication of a node's database, with the value a
+/// node needs (None: any change is refused).
+const GUARDED_PRAGMAS: &[(&str, Option<&str>)] = &[
+    ("journal_mode", Some("wal")),
+    ("locking_mode", Some("normal")),
+    ("page_size", None),
+];
+
+/// Our state for one open file.
+pub struct HaFile {
+    raw: RawFile,
+    kind: FileKind,
+    db: Option<Arc<SharedDb>>,
+    wal: Option<WalWriter>,
+    /// The node's own connections (`?ha_internal=1`) may write on any node.
+    internal: bool,
+}
+
+impl HaFile {
+    /// Wraps a file the wrapped VFS just opened at `path`.
+    pub fn open(path: Option<String>, kind: FileKind, raw: RawFile, internal: bool) -> HaFile {
+        let db_path = match (kind, path) {
+            (FileKind::MainDb, Some(path)) => Some(PathBuf::from(path)),
+            (FileKind::Wal, Some(path)) => path.strip_suffix("-wal").map(PathBuf::from),
+            _ => None,
+        };
+        let db = db_path.map(|path| shared(&path));
+        let wal = (kind == FileKind::Wal).then(WalWriter::default);
+        HaFile { raw, kind, db, wal, internal }
+    }
+
+    /// Gives back the wrapped file, for closing.
+    pub fn into_raw(self) -> RawFile {
+        self.raw
+    }
+
+    /// `xWrite`: WAL writes of a node's database go through the commit protocol.
+    pub fn write(&mut self, data: &[u8], offset: u64) -> Result<(), Code> {
+        let replicator = self.db.as_ref().and_then(|db| db.replicator());
+        match (&mut self.wal, replicator) {
+            (Some(wal), Some(replicator)) => wal.write(&self.raw, replicator.as_ref(), data, offset),
+            _ => self.raw.write_all_at(data, offset),
+        }
+    }
+
+    /// `xSync`: a node's WAL is made durable by the Raft log, not by syncing it per commit.
+    pub fn skip_sync(&self) -> bool {
+        self.kind == FileKind::Wal && self.db.as_ref().is_some_and(|db| db.replicator().is_some())
+    }
+
+    /// `xShmLock`: a local writer on a node that may not write is refused before it touches
+    /// the WAL.
+    pub fn shm_lock(&mut self, slot: usize, count: usize, flags: c_int) -> Result<(), Code> {
+        let takes_write_lock = flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)
+            && slot <= WAL_WRITE_LOCK_SLOT
+            && slot + count > WAL_WRITE_LOCK_SLOT;
+        if takes_write_lock && !self.internal {
+            if let Some(replicator) = self.db.as_ref().and_then(|db| db.replicator()) {
+                replicator.check_writable().map_err(|error| {
+                    tracing::debug!(%error, "local write refused");
+                    Code(SQLITE_READONLY)
+                })?;
+            }
+        }
+        match self.raw.shm_lock(slot, count, flags)? {
+            true => Ok(()),
+            false => Err(Code(crate::ffi::sys::SQLITE_BUSY)),
+        }
+    }
+
+    /// `SQLITE_FCNTL_PRAGMA`: refuses settings that would stop replication working.
+    pub fn pragma(&mut self, name: &str, value: Option<&str>) -> PragmaDecision {
+        let Some(value) = value else { return PragmaDecision::PassOn };
+        let is_node = self.db.as_ref().is_some_and(|db| db.replicator().is_some());
+        if self.kind != FileKind::MainDb || !is_node {
+            return PragmaDecision::PassOn;
+        }
+        let name = name.to_ascii_lowercase();
+        let value = value.trim_matches(|c| c == '\'' || c == '"').to_ascii_lowercase();
+        match GUARDED_PRAGMAS.iter().find(|(guarded, _)| *guarded == name) {
+            Some((_, Some(required))) if value == *required => PragmaDecision::PassOn,
+            Some((_, required)) => PragmaDecision::Refuse(format!(
+                "PRAGMA {name}={value} is not allowed on a replicated database{}",
+                required.map(|r| format!(" (it must stay {r})")).unwrap_or_default()
+            )),
+            None => PragmaDecision::PassOn,
+        }
+    }
+}
