@@ -1,0 +1,188 @@
+//! The node's state directory, `<database>-ha/`, beside the database file:
+//!
+//! ```text
+//! <database>-ha/
+//!   owner.lock     flock'ed by the process running the node (one owner per database)
+//!   node.json      this node's identity: id, address, whether it has joined
+//!   tls/           cluster CA and this node's certificate (PEM)
+//!   log/           the Raft log (segments) and vote
+//!   applied        the state machine's applied position
+//!   snapshots/     the newest snapshot image and its metadata
+//! ```
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::raft::types::NodeId;
+
+/// Suffix of the state directory's name.
+pub const STATE_DIR_SUFFIX: &str = "-ha";
+
+/// What `node.json` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The address it listens on.
+    pub addr: String,
+    /// False between receiving an id from the cluster and becoming a member.
+    pub joined: bool,
+    /// The node left the cluster (`ha_leave`): the database is a plain one again.
+    #[serde(default)]
+    pub left: bool,
+}
+
+/// The state directory of one database.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory of the database at `db`.
+    pub fn of(db: &Path) -> StateDir {
+        let mut name = db.as_os_str().to_owned();
+        name.push(STATE_DIR_SUFFIX);
+        StateDir { root: PathBuf::from(name) }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the directory tree if missing.
+    pub fn create(&self) -> Result<(), Error> {
+        for dir in [self.root.clone(), self.tls(), self.log(), self.snapshots()] {
+            fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// `owner.lock`.
+    pub fn owner_lock(&self) -> PathBuf {
+        self.root.join("owner.lock")
+    }
+    /// `tls/`.
+    pub fn tls(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+    /// `log/`.
+    pub fn log(&self) -> PathBuf {
+        self.root.join("log")
+    }
+    /// `snapshots/`.
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// Reads `node.json`; `Ok(None)` if this database was never a node.
+    pub fn identity(&self) -> Result<Option<Identity>, Error> {
+        let path = self.root.join("node.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::io(format!("{} is corrupt (fix or remove it)", path.display()), std::io::Error::other(e))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Writes `node.json` durably (temp file, fsync, rename, fsync of the directory).
+    pub fn save_identity(&self, identity: &Identity) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(identity).map_err(|e| Error::io("encoding node.json", std::io::Error::other(e)))?;
+        write_durably(&self.root.join("node.json"), &bytes)
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new content.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+    let mut file = File::create(&tmp).map_err(|e| io("creating", e))?;
+    file.write_all(bytes).map_err(|e| io("writing", e))?;
+    file.sync_all().map_err(|e| io("syncing", e))?;
+    fs::rename(&tmp, path).map_err(|e| io("renaming into", e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory of", e))?;
+    }
+    Ok(())
+}
+
+/// The exclusive claim of one process on a database's node, held while the node runs.
+pub struct OwnerLock {
+    _file: File,
+}
+
+impl OwnerLock {
+    /// Takes the lock, or says which file another process holds.
+    pub fn acquire(dir: &StateDir) -> Result<OwnerLock, Error> {
+        let path = dir.owner_lock();
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(OwnerLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::OwnedElsewhere(path.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+        }
+    }
+
+    /// True if another process holds the node of the database at `db`.
+    pub fn held_elsewhere(db: &Path) -> bool {
+        let path = StateDir::of(db).owner_lock();
+        let Ok(file) = File::options().write(true).open(path) else { return false };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_round_trips_and_missing_is_none() {
+        // Goal: node.json is written durably and read back; absent means never a node.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::of(&tmp.path().join("app.db"));
+        assert_eq!(dir.identity().unwrap(), None);
+        dir.create().unwrap();
+        let identity = Identity { node_id: 3, addr: "127.0.0.1:7003".into(), joined: true, left: false };
+        dir.save_identity(&identity).unwrap();
+        assert_eq!(dir.identity().unwrap(), Some(identity));
+        assert!(dir.root().ends_with("app.db-ha"));
+    }
+
+    #[test]
+    fn corrupt_identity_is_a_clear_error() {
+        // Goal: a damaged node.json stops the node with the file named, never a guess.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::of(&tmp.path().join("app.db"));
+        dir.create().unwrap();
+        fs::write(dir.root().join("node.json"), b"{not json").unwrap();
+        let message = dir.identity().unwrap_err().to_string();
+        assert!(message.contains("node.json is corrupt"), "{message}");
+    }
+
+    #[test]
+    fn owner_lock_is_exclusive() {
+        // Goal: a second claim on the same database fails while the first is held.
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        let dir = StateDir::of(&db);
+        dir.create().unwrap();
+        let first = OwnerLock::acquire(&dir).unwrap();
+        assert!(matches!(OwnerLock::acquire(&dir), Err(Error::OwnedElsewhere(_))));
+        assert!(OwnerLock::held_elsewhere(&db));
+        drop(first);
+        assert!(!OwnerLock::held_elsewhere(&db));
+        assert!(OwnerLock::acquire(&dir).is_ok());
+    }
+}
