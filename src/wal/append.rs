@@ -242,3 +242,180 @@ fn encode_frames(
     }
     (out, running)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::Page;
+    use crate::wal::index::header::{read_mark, READ_MARK_UNUSED};
+    use crate::wal::index::memory::MemoryIndex;
+    use crate::wal::index::{read_lock, IndexRegion};
+    use crate::wal::scan::{rebuild_index, scan};
+    use crate::wal::testutil::open_rw;
+
+    fn page_set(page_size: u32, db_size_pages: u32, numbers: &[u32]) -> PageSet {
+        let pages = numbers
+            .iter()
+            .map(|n| Page {
+                number: *n,
+                data: vec![*n as u8; page_size as usize],
+            })
+            .collect();
+        PageSet {
+            page_size,
+            db_size_pages,
+            pages,
+        }
+    }
+
+    /// An empty WAL file and a wal-index recovered from it.
+    fn empty_wal(dir: &tempfile::TempDir) -> (std::fs::File, MemoryIndex) {
+        let wal = open_rw(&dir.path().join("w"));
+        let index = MemoryIndex::new();
+        rebuild_index(&index, &scan(&wal).unwrap()).unwrap();
+        (wal, index)
+    }
+
+    fn header(index: &MemoryIndex) -> IndexHeader {
+        read_header(index, &index.region(0).unwrap()).unwrap()
+    }
+
+    // Goal: two appends produce a WAL that scans as two commits, indexed and published.
+    #[test]
+    fn appends_chain_and_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, index) = empty_wal(&dir);
+        let first = append_transaction(&wal, &index, &page_set(512, 2, &[1, 2])).unwrap();
+        assert_eq!(
+            (first.first_frame, first.commit_frame, first.restarted),
+            (1, 2, false)
+        );
+        let second = append_transaction(&wal, &index, &page_set(512, 3, &[2, 3])).unwrap();
+        assert_eq!((second.first_frame, second.commit_frame), (3, 4));
+        assert_eq!(second.wal_end_bytes, wal.size_bytes().unwrap());
+        let found = scan(&wal).unwrap();
+        assert_eq!(found.commit_frames, vec![2, 4]);
+        assert_eq!(found.page_numbers, vec![1, 2, 2, 3]);
+        let published = header(&index);
+        assert_eq!((published.max_frame, published.db_size_pages), (4, 3));
+        assert_eq!(published.frame_checksum, found.checksum);
+        assert_eq!(published.salts, found.header.unwrap().salts);
+        // Recovery set it to 1; each commit adds one, so readers notice the change.
+        assert_eq!(published.change_counter, 3);
+        assert_eq!(hash::lookup(&index, 2, 4).unwrap(), Some(3));
+        assert_eq!(hash::lookup(&index, 1, 4).unwrap(), Some(1));
+    }
+
+    // Goal: after a full checkpoint the WAL restarts like SQLite's: salt1 + 1, frame 1 again,
+    // checkpoint info reset.
+    #[test]
+    fn restart_after_full_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, index) = empty_wal(&dir);
+        append_transaction(&wal, &index, &page_set(512, 2, &[1, 2])).unwrap();
+        let old = header(&index);
+        let region0 = index.region(0).unwrap();
+        region0.store_u32(96, old.max_frame); // a checkpoint copied every frame
+        region0.store_u32(108, 2); // a reader mark from before
+        let report = append_transaction(&wal, &index, &page_set(512, 3, &[3])).unwrap();
+        assert_eq!(
+            (report.first_frame, report.commit_frame, report.restarted),
+            (1, 1, true)
+        );
+        let found = scan(&wal).unwrap();
+        assert_eq!(
+            found.header.unwrap().salts.salt1,
+            old.salts.salt1.wrapping_add(1)
+        );
+        assert_eq!(found.commit_frames, vec![1]);
+        assert_eq!(backfill(&region0), 0);
+        assert_eq!(read_mark(&region0, 1), 0);
+        assert_eq!(read_mark(&region0, 2), READ_MARK_UNUSED);
+        assert_eq!(hash::lookup(&index, 2, 1).unwrap(), None);
+        assert_eq!(header(&index).salts, found.header.unwrap().salts);
+    }
+
+    // Goal: a reader holding a read lock prevents the restart; frames go after the old ones.
+    #[test]
+    fn no_restart_while_a_reader_uses_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, index) = empty_wal(&dir);
+        append_transaction(&wal, &index, &page_set(512, 2, &[1, 2])).unwrap();
+        index.region(0).unwrap().store_u32(96, 2);
+        assert!(index.try_lock_exclusive(read_lock(3), 1).unwrap());
+        let report = append_transaction(&wal, &index, &page_set(512, 3, &[3])).unwrap();
+        assert_eq!((report.first_frame, report.restarted), (3, false));
+        assert_eq!(scan(&wal).unwrap().commit_frames, vec![2, 3]);
+    }
+
+    // Goal: every malformed page set is refused with its error, and nothing is written.
+    #[test]
+    fn bad_page_sets_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, index) = empty_wal(&dir);
+        append_transaction(&wal, &index, &page_set(512, 2, &[1, 2])).unwrap();
+        let wal_before = std::fs::read(dir.path().join("w")).unwrap();
+        let index_before = index.to_bytes();
+        let mut short = page_set(512, 2, &[1, 2]);
+        short.pages[1].data.pop();
+        let cases: Vec<(PageSet, fn(&WalError) -> bool)> = vec![
+            (page_set(1024, 2, &[1]), |e| {
+                matches!(e, WalError::PageSizeMismatch { .. })
+            }),
+            (page_set(500, 2, &[1]), |e| {
+                matches!(e, WalError::InvalidPageSize { .. })
+            }),
+            (page_set(512, 3, &[2, 1]), |e| {
+                matches!(e, WalError::PageOrder { page_number: 1 })
+            }),
+            (page_set(512, 3, &[2, 2]), |e| {
+                matches!(e, WalError::PageOrder { page_number: 2 })
+            }),
+            (page_set(512, 3, &[0]), |e| {
+                matches!(e, WalError::PageOrder { page_number: 0 })
+            }),
+            (page_set(512, 2, &[3]), |e| {
+                matches!(e, WalError::PageBeyondSize { .. })
+            }),
+            (page_set(512, 2, &[]), |e| {
+                matches!(e, WalError::EmptyPageSet)
+            }),
+            (page_set(512, 0, &[1]), |e| {
+                matches!(e, WalError::EmptyPageSet)
+            }),
+            (short, |e| {
+                matches!(e, WalError::PageLength { page_number: 2, .. })
+            }),
+        ];
+        for (pages, expected) in cases {
+            let err = append_transaction(&wal, &index, &pages).unwrap_err();
+            assert!(expected(&err), "{pages:?}: {err}");
+        }
+        assert_eq!(std::fs::read(dir.path().join("w")).unwrap(), wal_before);
+        assert_eq!(index.to_bytes(), index_before);
+    }
+
+    // Goal: an uninitialised or torn wal-index header is refused before any write.
+    #[test]
+    fn invalid_index_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = open_rw(&dir.path().join("w"));
+        let index = MemoryIndex::new();
+        let err = append_transaction(&wal, &index, &page_set(512, 1, &[1])).unwrap_err();
+        assert!(matches!(err, WalError::IndexHeader { .. }));
+        assert_eq!(wal.size_bytes().unwrap(), 0);
+    }
+
+    // Goal: the write lock helper gives up at its deadline and releases on drop.
+    #[test]
+    fn write_lock_helper() {
+        let index = MemoryIndex::new();
+        let held = acquire_write_lock(&index, Duration::from_millis(5)).unwrap();
+        let err = acquire_write_lock(&index, Duration::from_millis(5))
+            .err()
+            .unwrap();
+        assert!(matches!(err, WalError::WriteLockBusy));
+        drop(held);
+        assert!(acquire_write_lock(&index, Duration::from_millis(5)).is_ok());
+    }
+}

@@ -139,7 +139,7 @@ mod tests {
     use super::*;
     use crate::wal::format::FrameHeader;
     use crate::wal::scan::scan;
-    use crate::wal::testutil::{open_rw, sqlite, wal_from_frames};
+    use crate::wal::testutil::{index_header_after, open_rw, sqlite, wal_from_frames};
 
     fn empty_before() -> IndexHeader {
         IndexHeader::default()
@@ -257,29 +257,6 @@ mod tests {
                 "page {} differs",
                 page.number
             );
-        }
-    }
-
-    /// The wal-index header SQLite would hold right after commit frame `frame_number`.
-    fn index_header_after(
-        wal: &std::fs::File,
-        found: &crate::wal::scan::WalScan,
-        frame_number: u32,
-    ) -> IndexHeader {
-        let wal_header = found.header.unwrap();
-        let mut head = [0u8; 24];
-        wal.read_exact_at(&mut head, wal_header.page_size.frame_offset(frame_number))
-            .unwrap();
-        let frame = FrameHeader::decode(&head);
-        IndexHeader {
-            is_init: true,
-            big_endian_checksum: wal_header.order.is_big(),
-            page_size: wal_header.page_size.bytes(),
-            max_frame: frame_number,
-            db_size_pages: frame.db_size_pages,
-            frame_checksum: frame.checksum,
-            salts: wal_header.salts,
-            ..IndexHeader::default()
         }
     }
 }

@@ -4,14 +4,16 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use super::checksum::WordOrder;
+use super::file::WalFile;
 use super::format::{FrameHeader, PageSize, Salts, WalHeader};
+use super::index::header::IndexHeader;
 use super::index::{IndexRegion, SharedIndex, REGION_BYTES};
+use super::scan::WalScan;
 
 /// Runs `script` through `/usr/bin/sqlite3 -bail db`; panics with stderr on any failure.
 pub fn sqlite(db: &Path, script: &str) -> String {
@@ -153,5 +155,28 @@ impl SharedIndex for FileIndex {
     fn unlock_exclusive(&self, first_slot: usize, count: usize) -> std::io::Result<()> {
         self.locks.lock().unwrap()[first_slot..first_slot + count].fill(false);
         Ok(())
+    }
+}
+
+/// The wal-index header SQLite holds right after commit frame `frame_number` of `wal`
+/// (`IndexHeader::default()` for frame 0: an empty WAL).
+pub fn index_header_after(wal: &File, found: &WalScan, frame_number: u32) -> IndexHeader {
+    if frame_number == 0 {
+        return IndexHeader::default();
+    }
+    let wal_header = found.header.unwrap();
+    let mut head = [0u8; 24];
+    let at = wal_header.page_size.frame_offset(frame_number);
+    WalFile::read_exact_at(wal, &mut head, at).unwrap();
+    let frame = FrameHeader::decode(&head);
+    IndexHeader {
+        is_init: true,
+        big_endian_checksum: wal_header.order.is_big(),
+        page_size: wal_header.page_size.bytes(),
+        max_frame: frame_number,
+        db_size_pages: frame.db_size_pages,
+        frame_checksum: frame.checksum,
+        salts: wal_header.salts,
+        ..IndexHeader::default()
     }
 }
