@@ -20,6 +20,8 @@ pub mod format;
 pub mod index;
 pub mod scan;
 #[cfg(test)]
+mod sqlite_crosscheck;
+#[cfg(test)]
 mod testutil;
 
 pub use error::WalError;
