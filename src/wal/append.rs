@@ -84,7 +84,7 @@ pub fn validate_page_set(pages: &PageSet) -> Result<PageSize, WalError> {
                 page_number: page.number,
             });
         }
-        if page.data.len() != page_size.len() {
+        if page.data.len() != page_size.as_usize() {
             return Err(WalError::PageLength {
                 page_number: page.number,
                 length_bytes: page.data.len(),
@@ -348,6 +348,8 @@ mod tests {
         assert_eq!(scan(&wal).unwrap().commit_frames, vec![2, 3]);
     }
 
+    type IsExpected = fn(&WalError) -> bool;
+
     // Goal: every malformed page set is refused with its error, and nothing is written.
     #[test]
     fn bad_page_sets_change_nothing() {
@@ -358,7 +360,7 @@ mod tests {
         let index_before = index.to_bytes();
         let mut short = page_set(512, 2, &[1, 2]);
         short.pages[1].data.pop();
-        let cases: Vec<(PageSet, fn(&WalError) -> bool)> = vec![
+        let cases: Vec<(PageSet, IsExpected)> = vec![
             (page_set(1024, 2, &[1]), |e| {
                 matches!(e, WalError::PageSizeMismatch { .. })
             }),

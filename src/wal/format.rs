@@ -38,7 +38,7 @@ impl PageSize {
     }
 
     /// The size in bytes, as a length.
-    pub fn len(self) -> usize {
+    pub fn as_usize(self) -> usize {
         self.0 as usize
     }
 
