@@ -24,3 +24,6 @@ pub use client::Client;
 pub use endpoint::{join, Endpoint};
 pub use error::TransportError;
 pub use server::{BoxFuture, RpcHandler};
+
+#[cfg(test)]
+mod tests;

@@ -86,7 +86,7 @@ fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
     Ok(Arc::new(config))
 }
 
-fn quic_client_config(crypto: QuicClientConfig) -> Result<quinn::ClientConfig, TransportError> {
+pub(crate) fn quic_client_config(crypto: QuicClientConfig) -> Result<quinn::ClientConfig, TransportError> {
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport_config()?);
     Ok(config)
