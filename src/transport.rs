@@ -1,1 +1,29 @@
 //! QUIC transport between cluster members.
+//!
+//! - [`tls`]: the cluster CA, node identities, and the rustls/quinn configurations.
+//! - [`wire`]: the messages and their length-prefixed MessagePack framing.
+//! - [`endpoint`]: one UDP socket per node, serving requests and making calls.
+//! - [`client`] / [`server`]: the calling and answering halves of an endpoint.
+//! - `snapshot`: streaming a snapshot image file to a peer and back into a file.
+//! - [`limits`]: every size and wait bound of this module tree.
+//!
+//! Invariants: every RPC other than `Join` is answered only for a peer that presented a
+//! certificate of the cluster CA; every read is bounded in size before allocation and every
+//! wait has a deadline.
+
+pub mod client;
+pub mod endpoint;
+pub mod error;
+pub mod limits;
+pub mod server;
+mod snapshot;
+pub mod tls;
+pub mod wire;
+
+pub use client::Client;
+pub use endpoint::{join, Endpoint};
+pub use error::TransportError;
+pub use server::{BoxFuture, RpcHandler};
+
+#[cfg(test)]
+mod tests;

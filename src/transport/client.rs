@@ -1,0 +1,180 @@
+//! The calling half of an endpoint: one long-lived connection per peer address, a stream per
+//! call, a deadline on every call.
+//!
+//! Invariants: at most one connection attempt per peer at a time (the peer's slot is locked
+//! while connecting); after a failed attempt, calls to that peer fail fast as `Unreachable`
+//! until a backoff delay (doubling from [`RECONNECT_BACKOFF_MIN`] to
+//! [`RECONNECT_BACKOFF_MAX`]) has passed, so a dead peer costs nothing per call. Addresses are
+//! resolved at each connection attempt, so a member may move.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::raft::SnapshotResponse;
+use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
+use quinn::Connection;
+use tokio::time::{timeout, Instant};
+
+use crate::raft::types::TypeConfig;
+use crate::transport::error::TransportError;
+use crate::transport::limits::{
+    CONNECT_TIMEOUT, FRAME_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN, SNAPSHOT_TRANSFER_TIMEOUT,
+};
+use crate::transport::snapshot;
+use crate::transport::tls::CLUSTER_SERVER_NAME;
+use crate::transport::wire::{read_frame, write_frame, Request, Response, SnapshotHeader, StreamOpen};
+
+/// Peer slots kept at most; past this, slots without a live connection are forgotten.
+const PEERS_MAX: usize = 1024;
+
+/// Makes calls to peers. Cheap to clone; all clones share the connections.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Peer>>>>,
+}
+
+/// What we know of one peer address.
+#[derive(Default)]
+struct Peer {
+    conn: Option<Connection>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Client {
+    pub(crate) fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
+        Client { inner: Arc::new(Inner { endpoint, config, peers: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// Sends `request` to the peer at `addr` (`host:port`) and waits for its response, all
+    /// within `deadline`. A `Response::Error` from the peer becomes [`TransportError::Remote`].
+    pub async fn call(&self, addr: &str, request: Request, deadline: Duration) -> Result<Response, TransportError> {
+        timeout(deadline, self.call_unbounded(addr, request))
+            .await
+            .map_err(|_| TransportError::timeout("rpc", deadline))?
+    }
+
+    async fn call_unbounded(&self, addr: &str, request: Request) -> Result<Response, TransportError> {
+        let conn = self.connection(addr).await?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
+        write_frame(&mut send, &StreamOpen::Rpc(request)).await?;
+        // Finishing tells the server no more bytes follow on this stream.
+        let _ = send.finish();
+        let response = read_frame::<_, Response>(&mut recv, FRAME_BYTES_MAX).await?;
+        match response {
+            Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
+            other => Ok(other),
+        }
+    }
+
+    /// Streams the snapshot image at `path` to the peer and waits for it to be installed.
+    /// `deadline` bounds the whole transfer (capped at [`SNAPSHOT_TRANSFER_TIMEOUT`]); each
+    /// chunk must also progress within its own bound.
+    pub async fn send_snapshot(
+        &self,
+        addr: &str,
+        vote: VoteOf<TypeConfig>,
+        meta: SnapshotMetaOf<TypeConfig>,
+        path: &Path,
+        deadline: Duration,
+    ) -> Result<SnapshotResponse<TypeConfig>, TransportError> {
+        let deadline = deadline.min(SNAPSHOT_TRANSFER_TIMEOUT);
+        let header = SnapshotHeader { vote, meta, size_bytes: 0 };
+        let transfer = async {
+            let conn = self.connection(addr).await?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
+            snapshot::send(&mut send, header, path).await?;
+            let _ = send.finish();
+            read_frame::<_, Response>(&mut recv, FRAME_BYTES_MAX).await.map_err(TransportError::from)
+        };
+        let response = timeout(deadline, transfer).await.map_err(|_| TransportError::timeout("snapshot", deadline))??;
+        match response {
+            Response::Snapshot(r) => Ok(r),
+            Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
+            other => Err(TransportError::UnexpectedResponse { expected: "Snapshot", got: other.kind().into() }),
+        }
+    }
+
+    fn slot(&self, addr: &str) -> Arc<tokio::sync::Mutex<Peer>> {
+        let mut peers = self.inner.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !peers.contains_key(addr) && peers.len() >= PEERS_MAX {
+            // Forget peers nobody is using and that have no live connection.
+            peers.retain(|_, slot| slot.try_lock().map(|p| p.conn.is_some()).unwrap_or(true));
+        }
+        peers.entry(addr.to_owned()).or_default().clone()
+    }
+
+    /// The live connection to `addr`, opening one if needed (and allowed by the backoff).
+    async fn connection(&self, addr: &str) -> Result<Connection, TransportError> {
+        let slot = self.slot(addr);
+        let mut peer = slot.lock().await;
+        if let Some(conn) = &peer.conn {
+            if conn.close_reason().is_none() {
+                return Ok(conn.clone());
+            }
+            tracing::debug!(addr, "connection closed, reconnecting");
+            peer.conn = None;
+        }
+        if peer.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Err(unreachable(addr, "backing off after a failed connection attempt"));
+        }
+        match self.connect(addr).await {
+            Ok(conn) => {
+                *peer = Peer { conn: Some(conn.clone()), failures: 0, retry_at: None };
+                Ok(conn)
+            }
+            Err(e) => {
+                peer.failures = peer.failures.saturating_add(1);
+                peer.retry_at = Some(Instant::now() + backoff(peer.failures));
+                tracing::debug!(addr, failures = peer.failures, error = %e, "connection attempt failed");
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect(&self, addr: &str) -> Result<Connection, TransportError> {
+        let socket_addr = resolve(addr).await?;
+        let connecting = self
+            .inner
+            .endpoint
+            .connect_with(self.inner.config.clone(), socket_addr, CLUSTER_SERVER_NAME)
+            .map_err(|e| unreachable(addr, e))?;
+        match timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(unreachable(addr, e)),
+            Err(_) => Err(unreachable(addr, "handshake timed out")),
+        }
+    }
+}
+
+/// The delay before the `failures`-th reconnection attempt.
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    RECONNECT_BACKOFF_MIN.saturating_mul(1u32 << exponent).min(RECONNECT_BACKOFF_MAX)
+}
+
+/// Resolves `host:port` to its first address, within [`CONNECT_TIMEOUT`].
+pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, TransportError> {
+    let resolved = timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(addr)).await;
+    match resolved {
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| TransportError::Resolve { addr: addr.into() }),
+        _ => Err(TransportError::Resolve { addr: addr.into() }),
+    }
+}
+
+fn unreachable(addr: &str, reason: impl std::fmt::Display) -> TransportError {
+    TransportError::Unreachable { addr: addr.into(), reason: reason.to_string() }
+}
+
+fn lost(addr: &str, reason: impl std::fmt::Display) -> TransportError {
+    TransportError::ConnectionLost { addr: addr.into(), reason: reason.to_string() }
+}

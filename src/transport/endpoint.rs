@@ -1,0 +1,109 @@
+//! A node's QUIC endpoint: one UDP socket that both serves peers (through the node layer's
+//! [`RpcHandler`]) and calls them (through [`Client`]).
+//!
+//! Several endpoints may live in one process (one per node, each on its own port); they share
+//! nothing but the tokio runtime they were created on. [`join`] uses a short-lived client-only
+//! endpoint of its own, since a joining node has no credentials to bind a server with.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicClientConfig;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+use crate::transport::client::{resolve, Client};
+use crate::transport::error::TransportError;
+use crate::transport::limits::{IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SHUTDOWN_TIMEOUT, STREAMS_PER_CONNECTION_MAX};
+use crate::transport::server::{accept_loop, RpcHandler};
+use crate::transport::tls::{client_config, join_client_config, server_config, ClusterCa, NodeIdentity};
+use crate::transport::wire::{JoinResponse, Request, Response};
+
+/// QUIC application error code sent when we close connections on shutdown.
+const CLOSE_CODE_SHUTDOWN: u32 = 0;
+
+/// A bound, serving endpoint.
+pub struct Endpoint {
+    quic: quinn::Endpoint,
+    client: Client,
+    accept_task: JoinHandle<()>,
+}
+
+impl Endpoint {
+    /// Binds `listen` (`host:port`, UDP; port 0 picks one), starts serving with `handler`,
+    /// and prepares a client that presents `identity`. Must be called on the node's runtime.
+    pub async fn bind(
+        listen: &str,
+        ca: &ClusterCa,
+        identity: &NodeIdentity,
+        handler: Arc<dyn RpcHandler>,
+    ) -> Result<Self, TransportError> {
+        let addr = resolve(listen).await?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_config(ca, identity)?));
+        server.transport_config(transport_config()?);
+        let quic = quinn::Endpoint::server(server, addr)?;
+        let client = Client::new(quic.clone(), quic_client_config(client_config(ca, identity)?)?);
+        let accept_task = tokio::spawn(accept_loop(quic.clone(), handler));
+        tracing::info!(addr = %quic.local_addr()?, "transport endpoint bound");
+        Ok(Endpoint { quic, client, accept_task })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        Ok(self.quic.local_addr()?)
+    }
+
+    /// A client that calls peers from this endpoint's socket.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Closes every connection, stops accepting, and waits (at most [`SHUTDOWN_TIMEOUT`])
+    /// for peers to acknowledge, so they see a close rather than an idle timeout.
+    pub async fn shutdown(self) {
+        close(&self.quic).await;
+        self.accept_task.abort();
+    }
+}
+
+async fn close(quic: &quinn::Endpoint) {
+    quic.close(CLOSE_CODE_SHUTDOWN.into(), b"shutdown");
+    if timeout(SHUTDOWN_TIMEOUT, quic.wait_idle()).await.is_err() {
+        tracing::debug!("peers did not acknowledge the close in time");
+    }
+}
+
+/// Settings shared by both directions: bounded streams, keep-alive under the idle timeout.
+fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
+    let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+    let mut config = quinn::TransportConfig::default();
+    config
+        .max_concurrent_bidi_streams(STREAMS_PER_CONNECTION_MAX.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .max_idle_timeout(Some(idle))
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+    Ok(Arc::new(config))
+}
+
+pub(crate) fn quic_client_config(crypto: QuicClientConfig) -> Result<quinn::ClientConfig, TransportError> {
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport_config()?);
+    Ok(config)
+}
+
+/// Asks the member at `seed_addr` to let this node join, announcing `my_addr` as where it
+/// will listen. **Trust on first use**: the member's certificate is not verified (see
+/// [`tls`](crate::transport::tls)). Uses its own short-lived socket; bounded by `deadline`.
+pub async fn join(seed_addr: &str, my_addr: &str, deadline: Duration) -> Result<JoinResponse, TransportError> {
+    let target = resolve(seed_addr).await?;
+    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let quic = quinn::Endpoint::client(local)?;
+    let client = Client::new(quic.clone(), quic_client_config(join_client_config()?)?);
+    let result = client.call(seed_addr, Request::Join { addr: my_addr.to_owned() }, deadline).await;
+    close(&quic).await;
+    match result? {
+        Response::Join(join) => Ok(join),
+        other => Err(TransportError::UnexpectedResponse { expected: "Join", got: other.kind().into() }),
+    }
+}

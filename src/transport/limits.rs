@@ -1,0 +1,60 @@
+//! Every size, count and wait of the transport, in one place.
+//!
+//! Invariant: no buffer is allocated, no queue grows and no wait starts in `transport` without
+//! one of these bounds applying to it. Changing a value here is a protocol-visible decision
+//! only for the frame and chunk sizes (a peer with a smaller frame bound refuses our frames).
+
+use std::time::Duration;
+
+/// Largest encoded message (after the length prefix) we send or accept from an authenticated
+/// peer. An `AppendEntries` batch of page sets must fit: the node layer bounds transaction size
+/// and openraft's `max_payload_entries` so that it does.
+pub const FRAME_BYTES_MAX: u32 = 64 * 1024 * 1024;
+
+/// Largest message accepted from a peer without a cluster certificate (only `Join` is allowed
+/// then), so that an anonymous peer cannot make us allocate much.
+pub const UNAUTHENTICATED_FRAME_BYTES_MAX: u32 = 64 * 1024;
+
+/// Size of one snapshot chunk read from the image file and sent as one frame.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Largest snapshot image we accept (a bound on disk use by one transfer).
+pub const SNAPSHOT_BYTES_MAX: u64 = 1024 * 1024 * 1024 * 1024;
+
+/// Concurrent bi-directional streams a peer may open on one connection; quinn makes further
+/// `open_bi` calls wait (bounded by the caller's deadline).
+pub const STREAMS_PER_CONNECTION_MAX: u32 = 128;
+
+/// Connections the server keeps open at once; more are refused.
+pub const CONNECTIONS_MAX: usize = 256;
+
+/// A connection with no traffic at all for this long is dropped by QUIC.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keep-alive pings, a few seconds under [`IDLE_TIMEOUT`], keep an idle peer connection open.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Deadline of a QUIC handshake (both sides) and of resolving a peer's host name.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First wait before reconnecting to a peer after a failed connection attempt.
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+
+/// Longest wait between reconnection attempts (the backoff doubles up to this).
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How long the server waits for the first frame of a stream once the stream is open.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Upper bound on the handler's answer to one request (the caller's deadline is usually
+/// shorter; this only frees the server task when the caller has gone).
+pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest pause between two snapshot chunks, on either side.
+pub const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Upper bound on a whole snapshot transfer, installation included.
+pub const SNAPSHOT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long shutdown waits for peers to acknowledge the close of their connections.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,241 @@
+//! End-to-end tests of the transport: real endpoints on 127.0.0.1 (ephemeral ports), real
+//! mTLS, the Raft network adapter on top. Every wait in these tests is bounded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::network::RPCOption;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::impls::leader_id_adv::LeaderId;
+use openraft::type_config::alias::{EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::{EntryPayload, RaftNetworkFactory, RaftNetworkV2};
+
+use crate::raft::network::NetworkFactory;
+use crate::raft::types::{Command, Member, Page, PageSet, ProposalId, SnapshotImage, TypeConfig};
+use crate::transport::endpoint::quic_client_config;
+use crate::transport::tls::{join_client_config, ClusterCa, NodeIdentity};
+use crate::transport::wire::{AdminRequest, AdminResponse, JoinResponse, Request, Response};
+use crate::transport::{join, BoxFuture, Client, Endpoint, RpcHandler, TransportError};
+
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Answers like a cooperative peer and records what it was asked.
+struct TestHandler {
+    dir: PathBuf,
+    ca: ClusterCa,
+    calls: AtomicU64,
+    installed: Mutex<Option<PathBuf>>,
+    /// Never answer `Admin(Status)` (to test deadlines).
+    hang_on_status: bool,
+}
+
+impl RpcHandler for TestHandler {
+    fn handle(&self, _from_authenticated_peer: bool, request: Request) -> BoxFuture<Response> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let response = match request {
+            Request::AppendEntries(req) => {
+                assert_eq!(req.entries.len(), 1, "the entry must arrive intact");
+                Response::AppendEntries(AppendEntriesResponse::Success)
+            }
+            Request::Vote(req) => Response::Vote(VoteResponse::new(req.vote, None, true)),
+            Request::PreVote(req) => Response::PreVote(VoteResponse::new(req.vote, None, true)),
+            Request::Join { addr } => Response::Join(JoinResponse {
+                node_id: 7,
+                ca_cert_pem: self.ca.cert_pem().into(),
+                ca_key_pem: self.ca.key_pem().into(),
+                members: BTreeMap::from([(7, Member { addr })]),
+            }),
+            Request::Admin(AdminRequest::Status) if self.hang_on_status => return Box::pin(std::future::pending()),
+            Request::Admin(_) => Response::Admin(AdminResponse::Done),
+            Request::TransferLeader(_) => Response::TransferLeader(Ok(())),
+        };
+        Box::pin(async move { response })
+    }
+
+    fn incoming_snapshot_path(&self) -> PathBuf {
+        self.dir.join(format!("incoming-{}", self.calls.fetch_add(1, Ordering::SeqCst)))
+    }
+
+    fn install_snapshot(
+        &self,
+        vote: VoteOf<TypeConfig>,
+        _meta: SnapshotMetaOf<TypeConfig>,
+        image: SnapshotImage,
+    ) -> BoxFuture<Result<SnapshotResponse<TypeConfig>, String>> {
+        *self.installed.lock().unwrap() = Some(image.path);
+        Box::pin(async move { Ok(SnapshotResponse::new(vote)) })
+    }
+}
+
+struct Node {
+    endpoint: Endpoint,
+    handler: Arc<TestHandler>,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn node_on(listen: &str, ca: &ClusterCa, hang_on_status: bool) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = Arc::new(TestHandler {
+        dir: dir.path().to_owned(),
+        ca: ca.clone(),
+        calls: AtomicU64::new(0),
+        installed: Mutex::new(None),
+        hang_on_status,
+    });
+    let identity = NodeIdentity::issue(ca).unwrap();
+    let endpoint = Endpoint::bind(listen, ca, &identity, handler.clone()).await.unwrap();
+    let addr = endpoint.local_addr().unwrap().to_string();
+    Node { endpoint, handler, addr, _dir: dir }
+}
+
+async fn node(ca: &ClusterCa) -> Node {
+    node_on("127.0.0.1:0", ca, false).await
+}
+
+fn vote() -> VoteOf<TypeConfig> {
+    VoteOf::<TypeConfig>::new(3, 1)
+}
+
+fn write_entry() -> EntryOf<TypeConfig> {
+    let pages = PageSet { page_size: 4096, db_size_pages: 2, pages: vec![Page { number: 2, data: vec![0xab; 4096] }] };
+    let command = Command::Write { proposal: ProposalId { node: 1, seq: 9 }, base: 4, pages };
+    let log_id = LogIdOf::<TypeConfig>::new(LeaderId { term: 3, node_id: 1 }, 5);
+    EntryOf::<TypeConfig> { log_id, payload: EntryPayload::Normal(command) }
+}
+
+// Goal: two members of one cluster exchange Raft RPCs over mTLS, through the openraft adapter.
+#[tokio::test]
+async fn members_exchange_rpcs_over_mtls() {
+    let ca = ClusterCa::generate().unwrap();
+    let (a, b) = (node(&ca).await, node(&ca).await);
+    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
+    let option = RPCOption::new(DEADLINE);
+
+    let granted = peer.vote(VoteRequest::new(vote(), None), option.clone()).await.unwrap();
+    assert!(granted.is_granted_to(&vote()), "{granted:?}");
+    let append = AppendEntriesRequest { vote: vote(), prev_log_id: None, entries: vec![write_entry()], leader_commit: None };
+    let response = peer.append_entries(append, option.clone()).await.unwrap();
+    assert!(matches!(response, AppendEntriesResponse::Success));
+    // Both calls reached the handler over the same reused connection.
+    assert_eq!(a.handler.calls.load(Ordering::SeqCst), 2);
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+// Goal: a node whose certificate comes from another CA is refused at the handshake, both ways.
+#[tokio::test]
+async fn certificate_from_another_ca_is_refused() {
+    let ca = ClusterCa::generate().unwrap();
+    let intruder_ca = ClusterCa::generate().unwrap();
+    let (a, intruder) = (node(&ca).await, node(&intruder_ca).await);
+    let err = intruder.endpoint.client().call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap_err();
+    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    let err = a.endpoint.client().call(&intruder.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap_err();
+    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    assert_eq!(a.handler.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(intruder.handler.calls.load(Ordering::SeqCst), 0);
+    intruder.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+// Goal: a peer without a certificate can join (and gets the CA), but nothing else.
+#[tokio::test]
+async fn unauthenticated_peer_can_only_join() {
+    let ca = ClusterCa::generate().unwrap();
+    let a = node(&ca).await;
+    let joined = join(&a.addr, "127.0.0.1:9999", DEADLINE).await.unwrap();
+    assert_eq!(joined.node_id, 7);
+    assert_eq!(joined.ca_cert_pem, ca.cert_pem());
+    // The received CA lets the new node issue an identity that the cluster accepts.
+    let new_ca = ClusterCa::from_pem(&joined.ca_cert_pem, &joined.ca_key_pem).unwrap();
+    let newcomer = node(&new_ca).await;
+    let ok = newcomer.endpoint.client().call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap();
+    assert!(matches!(ok, Response::Admin(AdminResponse::Done)));
+
+    let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
+    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config().unwrap()).unwrap());
+    let before = a.handler.calls.load(Ordering::SeqCst);
+    let err = anonymous.call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap_err();
+    assert!(matches!(err, TransportError::Remote { retryable: false, .. }), "{err}");
+    let err = anonymous.call(&a.addr, Request::Vote(VoteRequest::new(vote(), None)), DEADLINE).await.unwrap_err();
+    assert!(matches!(err, TransportError::Remote { retryable: false, .. }), "{err}");
+    assert_eq!(a.handler.calls.load(Ordering::SeqCst), before, "the handler never saw the refused requests");
+    quic.close(0u32.into(), b"");
+    newcomer.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+// Goal: after the server endpoint restarts on the same port, the client reconnects by itself.
+#[tokio::test]
+async fn client_reconnects_after_server_restart() {
+    let ca = ClusterCa::generate().unwrap();
+    let (a, b) = (node(&ca).await, node(&ca).await);
+    let client = b.endpoint.client();
+    let status = || Request::Admin(AdminRequest::Status);
+    client.call(&a.addr, status(), DEADLINE).await.unwrap();
+    let addr = a.addr.clone();
+    a.endpoint.shutdown().await;
+    assert!(client.call(&addr, status(), Duration::from_millis(500)).await.is_err(), "server is down");
+
+    let a2 = node_on(&addr, &ca, false).await;
+    let started = Instant::now();
+    let mut last_err = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        match client.call(&addr, status(), Duration::from_secs(1)).await {
+            Ok(response) => {
+                assert!(matches!(response, Response::Admin(AdminResponse::Done)));
+                last_err = None;
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last_err.is_none(), "no reconnection: {last_err:?}");
+    assert_eq!(a2.handler.calls.load(Ordering::SeqCst), 1);
+    b.endpoint.shutdown().await;
+    a2.endpoint.shutdown().await;
+}
+
+// Goal: a snapshot file of a few MiB arrives byte-identical and is handed to the handler.
+#[tokio::test]
+async fn snapshot_file_arrives_byte_identical() {
+    let ca = ClusterCa::generate().unwrap();
+    let (a, b) = (node(&ca).await, node(&ca).await);
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("image.db");
+    // Not a multiple of the chunk size, with content that differs per position.
+    let image: Vec<u8> = (0..(3 * 1024 * 1024 + 12_345u32)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&path, &image).unwrap();
+
+    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
+    let snapshot = SnapshotOf::<TypeConfig, SnapshotImage> { meta: Default::default(), snapshot: SnapshotImage { path } };
+    let cancel = std::future::pending();
+    let response = peer.full_snapshot(vote(), snapshot, cancel, RPCOption::new(DEADLINE)).await.unwrap();
+    assert_eq!(response.vote, vote());
+    let received = a.handler.installed.lock().unwrap().clone().expect("snapshot installed");
+    assert!(std::fs::read(received).unwrap() == image, "received image differs");
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+// Goal: a call to a server that never answers fails at its deadline, not later.
+#[tokio::test]
+async fn call_fails_at_deadline_when_server_never_answers() {
+    let ca = ClusterCa::generate().unwrap();
+    let a = node_on("127.0.0.1:0", &ca, true).await;
+    let b = node(&ca).await;
+    let started = Instant::now();
+    let err = b.endpoint.client().call(&a.addr, Request::Admin(AdminRequest::Status), Duration::from_millis(300)).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, TransportError::Timeout { after_ms: 300, .. }), "{err}");
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
