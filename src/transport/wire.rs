@@ -81,6 +81,14 @@ pub enum Request {
 /// Administration requests. The node layer owns their meaning and adds variants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminRequest {
+    /// Make a node that was given an id by `Join`, and is now running, a voting member
+    /// (answered once it is one, or with an error).
+    AddMember {
+        /// The id `Join` assigned.
+        node_id: NodeId,
+        /// Its address.
+        addr: String,
+    },
     /// Remove a member from the cluster.
     Remove {
         /// The member to remove.

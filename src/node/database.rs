@@ -1,0 +1,285 @@
+//! The replicated database as the node drives it: the state machine's [`Database`] (apply a
+//! committed page set, finish a local commit, export and import images, sync) over the
+//! database's own files and an internal connection.
+//!
+//! Invariants:
+//! - Only committed Raft entries change what readers see. A local commit is finished (its
+//!   valid commit-frame header written) by the state machine when its entry is applied;
+//!   entries from elsewhere are appended to the WAL under the WAL write lock.
+//! - Everything here is called from the state machine task, one call at a time, except
+//!   [`ReplicatedDb::index_header`] and the `pending` slot, which the committing SQLite
+//!   thread also uses.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::files::DbFiles;
+use crate::error::Error;
+use crate::ffi::connection::{Connection, Through};
+use crate::raft::state_machine::Database;
+use crate::raft::types::{LogIndex, Page, PageSet, ProposalId};
+use crate::wal::format::Salts;
+use crate::wal::index::header::{read_header, IndexHeader};
+use crate::wal::index::SharedIndex;
+
+/// How long an apply waits for the WAL write lock (a local writer may hold it briefly).
+const WRITE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long an export or sync waits for SQLite to publish a finished local commit.
+const PUBLISH_WAIT: Duration = Duration::from_secs(5);
+/// A follower checkpoints once its WAL holds this many frames (SQLite's own default).
+const CHECKPOINT_FRAMES: u32 = 1000;
+/// Largest page count of an imported image we accept (a 64 KiB-page database of 16 TiB).
+const IMAGE_PAGES_MAX: u64 = 1 << 28;
+
+/// The state of this node's one in-flight local commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalState {
+    /// Proposed; waiting for the entry to be applied.
+    Waiting,
+    /// Applied: its valid header is written. `commit_frame` is its frame number.
+    Finished,
+    /// Not applied (conflict).
+    Rejected,
+}
+
+/// A local commit whose frames are in the WAL behind an invalid commit header.
+#[derive(Clone, Debug)]
+pub struct LocalCommit {
+    /// Its proposal.
+    pub proposal: ProposalId,
+    /// Where the commit frame header goes.
+    pub header_offset: u64,
+    /// The valid header.
+    pub header: [u8; 24],
+    /// The commit frame's number.
+    pub commit_frame: u32,
+    /// Progress.
+    pub state: LocalState,
+}
+
+impl LocalCommit {
+    /// The WAL generation the commit was written in.
+    fn salts(&self) -> Salts {
+        let be = |at: usize| u32::from_be_bytes([self.header[at], self.header[at + 1], self.header[at + 2], self.header[at + 3]]);
+        Salts { salt1: be(8), salt2: be(12) }
+    }
+}
+
+/// One node's database.
+pub struct ReplicatedDb {
+    path: PathBuf,
+    files: DbFiles,
+    reader: Mutex<Connection>,
+    pending: Mutex<Option<LocalCommit>>,
+    last_write_index: AtomicU64,
+}
+
+fn other(error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(error.to_string())
+}
+
+impl ReplicatedDb {
+    /// Opens the database at `path` for the node, making sure it is a non-empty WAL-mode
+    /// database (SQLite deletes the WAL of an empty database file on open).
+    pub fn open(path: &Path) -> Result<ReplicatedDb, Error> {
+        let reader = Connection::open(path, Through::HaInternal)?;
+        let mode = reader.query_text("PRAGMA journal_mode=WAL")?;
+        if mode.as_deref() != Some("wal") {
+            return Err(Error::Refused(format!(
+                "could not put {} in WAL mode (it is in {} mode; is another connection using it in exclusive mode?)",
+                path.display(),
+                mode.unwrap_or_default()
+            )));
+        }
+        let files = DbFiles::open(path)?;
+        Ok(ReplicatedDb {
+            path: path.to_owned(),
+            files,
+            reader: Mutex::new(reader),
+            pending: Mutex::new(None),
+            last_write_index: AtomicU64::new(0),
+        })
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The internal connection (for checks and checkpoints).
+    pub fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        f(&self.reader.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Log index of the last applied write (the base of the next local transaction).
+    pub fn last_write_index(&self) -> LogIndex {
+        self.last_write_index.load(Ordering::Acquire)
+    }
+
+    /// The published wal-index header.
+    pub fn index_header(&self) -> Result<IndexHeader, Error> {
+        let index = self.files.index();
+        let region0 = index.region(0).map_err(|e| Error::io("mapping the wal-index", e))?;
+        read_header(&index, &region0).map_err(|e| Error::io("reading the wal-index header", other(e)))
+    }
+
+    /// Registers the local commit about to be proposed.
+    pub fn begin_local(&self, commit: LocalCommit) {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(commit);
+    }
+
+    /// The proposer stops waiting: returns the final state of its commit and clears the
+    /// slot, so a later apply of the same entry writes its pages normally.
+    pub fn end_local(&self, proposal: ProposalId) -> Option<LocalState> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match pending.as_ref() {
+            Some(commit) if commit.proposal == proposal => {
+                let state = commit.state;
+                if state != LocalState::Finished {
+                    *pending = None;
+                }
+                Some(state)
+            }
+            _ => None,
+        }
+    }
+
+    /// Makes sure the wal-index header is valid (SQLite recovers it in a read if needed).
+    fn refresh_index(&self) -> io::Result<()> {
+        self.with_reader(|reader| reader.query_text("PRAGMA schema_version").map(|_| ())).map_err(other)
+    }
+
+    /// Waits until a finished local commit is published in the wal-index.
+    fn wait_published(&self) -> io::Result<()> {
+        let deadline = Instant::now() + PUBLISH_WAIT;
+        loop {
+            let finished = {
+                let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                match pending.as_ref() {
+                    Some(commit) if commit.state == LocalState::Finished => Some((commit.commit_frame, commit.salts())),
+                    _ => None,
+                }
+            };
+            let Some((frame, salts)) = finished else { return Ok(()) };
+            let header = self.index_header().map_err(other)?;
+            // Published, or the WAL has since restarted (so it was published before).
+            if header.max_frame >= frame || header.salts != salts {
+                let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                if pending.as_ref().is_some_and(|c| c.state == LocalState::Finished && c.commit_frame == frame) {
+                    *pending = None;
+                }
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(other("a finished local commit was not published in time"));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    fn append(&self, pages: &PageSet) -> io::Result<()> {
+        self.refresh_index()?;
+        let index = self.files.index();
+        let lock = crate::wal::append::acquire_write_lock(&index, WRITE_LOCK_WAIT).map_err(other)?;
+        let report = crate::wal::append::append_transaction(&self.files.wal(), &index, pages).map_err(other)?;
+        drop(lock);
+        if report.commit_frame >= CHECKPOINT_FRAMES {
+            self.checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Copies the WAL into the database file as far as readers allow (SQLite's PASSIVE
+    /// checkpoint); the next append then restarts the WAL from its beginning.
+    fn checkpoint(&self) {
+        if let Err(error) = self.with_reader(|reader| reader.exec("PRAGMA wal_checkpoint(PASSIVE)")) {
+            tracing::warn!(%error, "checkpoint failed");
+        }
+    }
+}
+
+impl Database for ReplicatedDb {
+    fn finish_local(&self, proposal: ProposalId, index: LogIndex) -> io::Result<bool> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(commit) = pending.as_mut().filter(|c| c.proposal == proposal && c.state == LocalState::Waiting) else {
+            return Ok(false);
+        };
+        self.files.wal.write_all_at(&commit.header, commit.header_offset).map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
+        commit.state = LocalState::Finished;
+        self.last_write_index.store(index, Ordering::Release);
+        Ok(true)
+    }
+
+    fn reject_local(&self, proposal: ProposalId) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(commit) = pending.as_mut().filter(|c| c.proposal == proposal) {
+            commit.state = LocalState::Rejected;
+        }
+    }
+
+    fn apply_pages(&self, index: LogIndex, pages: &PageSet) -> io::Result<()> {
+        self.wait_published()?;
+        self.append(pages)?;
+        self.last_write_index.store(index, Ordering::Release);
+        Ok(())
+    }
+
+    fn export_image(&self, path: &Path) -> io::Result<()> {
+        self.wait_published()?;
+        let dest = Connection::open(path, Through::Plain).map_err(other)?;
+        self.with_reader(|reader| -> Result<(), Error> {
+            reader.exec("BEGIN")?;
+            let result = (|| {
+                let cookie: i64 = reader.query_text("PRAGMA schema_version")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+                // The backup sets the copy's schema cookie to its old value + 1 and a
+                // rollback-mode commit rewrites the change counter: prepare the copy so
+                // that page 1 comes out byte for byte as in the source.
+                dest.query_text("PRAGMA journal_mode=WAL")?;
+                dest.exec(&format!("PRAGMA schema_version={}", cookie.wrapping_sub(1) as u32 as i64))?;
+                reader.backup_into(&dest)
+            })();
+            let _ = reader.exec("COMMIT");
+            result
+        })
+        .map_err(other)?;
+        drop(dest);
+        Ok(())
+    }
+
+    fn import_image(&self, path: &Path) -> io::Result<()> {
+        let pages = read_image(path)?;
+        self.wait_published()?;
+        self.append(&pages)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.wait_published()?;
+        self.files.wal.sync().map_err(|c| other(format!("syncing the WAL: SQLite error {}", c.0)))
+    }
+}
+
+/// Reads a database image file into a page set of all its pages.
+fn read_image(path: &Path) -> io::Result<PageSet> {
+    let bytes = std::fs::read(path)?;
+    if bytes.len() < 100 {
+        return Err(other(format!("snapshot image {} is too short to be a database ({} bytes)", path.display(), bytes.len())));
+    }
+    let raw_size = u32::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    let page_size = if raw_size == 1 { 65_536 } else { raw_size };
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() || bytes.len() % page_size as usize != 0 {
+        return Err(other(format!("snapshot image {} has a bad page size {page_size} for {} bytes", path.display(), bytes.len())));
+    }
+    let count = bytes.len() as u64 / u64::from(page_size);
+    if count > IMAGE_PAGES_MAX {
+        return Err(other(format!("snapshot image {} has too many pages ({count})", path.display())));
+    }
+    let pages = bytes
+        .chunks_exact(page_size as usize)
+        .enumerate()
+        .map(|(i, data)| Page { number: i as u32 + 1, data: data.to_vec() })
+        .collect();
+    Ok(PageSet { page_size, db_size_pages: count as u32, pages })
+}
