@@ -3,7 +3,7 @@
 pub mod alias;
 pub mod log_store;
 pub mod small_file;
-// pub mod state_machine;
+pub mod state_machine;
 pub mod types;
 
 // #[cfg(test)]
