@@ -6,5 +6,5 @@ pub mod small_file;
 pub mod state_machine;
 pub mod types;
 
-// #[cfg(test)]
-// mod storage_suite;
+#[cfg(test)]
+mod storage_suite;
