@@ -58,10 +58,16 @@ impl LogStore {
     }
 
     /// Like [`LogStore::open`] with a custom segment size bound (tests use a small one).
-    pub fn open_with_segment_bytes(state_dir: &Path, segment_bytes_max: u64) -> Result<LogStore, LogError> {
+    pub fn open_with_segment_bytes(
+        state_dir: &Path,
+        segment_bytes_max: u64,
+    ) -> Result<LogStore, LogError> {
         let dir = state_dir.join(LOG_DIR);
         let state = State::open(&dir, segment_bytes_max)?;
-        Ok(LogStore { state: Arc::new(Mutex::new(state)), dir })
+        Ok(LogStore {
+            state: Arc::new(Mutex::new(state)),
+            dir,
+        })
     }
 
     /// The log directory.
@@ -110,7 +116,12 @@ fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
 }
 
 /// Read the entries in `[start, end)`, at most `bytes_max` of bodies (at least one entry).
-async fn read_entries(state: &Arc<Mutex<State>>, start: u64, end: u64, bytes_max: u64) -> io::Result<Vec<EntryT>> {
+async fn read_entries(
+    state: &Arc<Mutex<State>>,
+    start: u64,
+    end: u64,
+    bytes_max: u64,
+) -> io::Result<Vec<EntryT>> {
     if start >= end {
         return Ok(Vec::new());
     }
@@ -121,8 +132,11 @@ async fn read_entries(state: &Arc<Mutex<State>>, start: u64, end: u64, bytes_max
         let mut out = Vec::with_capacity(locs.len());
         for (file, loc) in locs {
             let body = record::read_indexed(&file, loc.offset, loc.len)?;
-            let entry: EntryT = rmp_serde::from_slice(&body)
-                .map_err(|e| LogError::Decode { path: PathBuf::from(format!("segment {}", loc.seg)), offset: loc.offset, reason: e.to_string() })?;
+            let entry: EntryT = rmp_serde::from_slice(&body).map_err(|e| LogError::Decode {
+                path: PathBuf::from(format!("segment {}", loc.seg)),
+                offset: loc.offset,
+                reason: e.to_string(),
+            })?;
             out.push(entry);
         }
         Ok(out)
@@ -131,28 +145,38 @@ async fn read_entries(state: &Arc<Mutex<State>>, start: u64, end: u64, bytes_max
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: RB) -> Result<Vec<EntryT>, io::Error> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryT>, io::Error> {
         let (start, end) = bounds(&range);
         read_entries(&self.state, start, end, u64::MAX).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteT>, io::Error> {
-        with_state(&self.state, |st| Ok(st.vote.clone())).await
+        with_state(&self.state, |st| Ok(st.vote)).await
     }
 
-    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<EntryT>, io::Error> {
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<EntryT>, io::Error> {
         read_entries(&self.state, start, end, READ_BATCH_BYTES_MAX).await
     }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(&mut self, range: RB) -> Result<Vec<EntryT>, io::Error> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryT>, io::Error> {
         let (start, end) = bounds(&range);
         read_entries(&self.state, start, end, u64::MAX).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteT>, io::Error> {
-        with_state(&self.state, |st| Ok(st.vote.clone())).await
+        with_state(&self.state, |st| Ok(st.vote)).await
     }
 }
 
@@ -160,15 +184,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        with_state(&self.state, |st| Ok(LogState { last_purged_log_id: st.purged.clone(), last_log_id: st.last_log_id() })).await
+        with_state(&self.state, |st| {
+            Ok(LogState {
+                last_purged_log_id: st.purged,
+                last_log_id: st.last_log_id(),
+            })
+        })
+        .await
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader { state: Arc::clone(&self.state) }
+        LogReader {
+            state: Arc::clone(&self.state),
+        }
     }
 
     async fn save_vote(&mut self, vote: &VoteT) -> Result<(), io::Error> {
-        let vote = vote.clone();
+        let vote = *vote;
         with_state(&self.state, move |st| st.save_vote(&vote)).await
     }
 
@@ -177,10 +209,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdT>, io::Error> {
-        with_state(&self.state, |st| Ok(st.committed.clone())).await
+        with_state(&self.state, |st| Ok(st.committed)).await
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = EntryT> + OptionalSend,
         I::IntoIter: OptionalSend,

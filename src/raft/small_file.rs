@@ -52,18 +52,31 @@ impl From<SmallFileError> for io::Error {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SmallFileError + '_ {
-    move |source| SmallFileError::Io { path: path.to_path_buf(), source }
+    move |source| SmallFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> SmallFileError {
-    SmallFileError::Corrupt { path: path.to_path_buf(), reason: reason.into() }
+    SmallFileError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// Replace the value stored at `path` with `value`.
-pub(crate) fn write<T: Serialize>(path: &Path, value: &T, durability: Durability) -> Result<(), SmallFileError> {
+pub(crate) fn write<T: Serialize>(
+    path: &Path,
+    value: &T,
+    durability: Durability,
+) -> Result<(), SmallFileError> {
     let body = rmp_serde::to_vec_named(value).map_err(|e| corrupt(path, format!("encode: {e}")))?;
     if body.len() > SMALL_FILE_BODY_BYTES_MAX {
-        return Err(corrupt(path, format!("value of {} bytes exceeds the bound", body.len())));
+        return Err(corrupt(
+            path,
+            format!("value of {} bytes exceeds the bound", body.len()),
+        ));
     }
     let len = u32::try_from(body.len()).map_err(|_| corrupt(path, "length overflows u32"))?;
     let mut bytes = Vec::with_capacity(HEADER_BYTES + body.len());
@@ -94,7 +107,8 @@ pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SmallF
         Err(e) => return Err(io_err(path)(e)),
     };
     let mut header = [0u8; HEADER_BYTES];
-    file.read_exact(&mut header).map_err(|e| corrupt(path, format!("short header: {e}")))?;
+    file.read_exact(&mut header)
+        .map_err(|e| corrupt(path, format!("short header: {e}")))?;
     if header[0..4] != MAGIC {
         return Err(corrupt(path, "bad magic"));
     }
@@ -105,7 +119,8 @@ pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SmallF
         return Err(corrupt(path, format!("length {len} exceeds the bound")));
     }
     let mut body = vec![0u8; len_usize];
-    file.read_exact(&mut body).map_err(|e| corrupt(path, format!("short body: {e}")))?;
+    file.read_exact(&mut body)
+        .map_err(|e| corrupt(path, format!("short body: {e}")))?;
     if checksum(len, &body) != crc {
         return Err(corrupt(path, "checksum mismatch"));
     }
@@ -121,14 +136,20 @@ fn checksum(len: u32, body: &[u8]) -> u32 {
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
 
 /// fsync the directory holding `path`, so that a create, rename or unlink in it is durable.
 pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     sync_dir(dir)
 }
 
@@ -161,6 +182,9 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
         fs::write(&p, bytes).unwrap();
-        assert!(matches!(read::<String>(&p), Err(SmallFileError::Corrupt { .. })));
+        assert!(matches!(
+            read::<String>(&p),
+            Err(SmallFileError::Corrupt { .. })
+        ));
     }
 }

@@ -30,8 +30,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StoredMembership
 pub use self::applied::{AppliedState, APPLIED_FILE};
 pub use self::database::Database;
 pub use self::error::SmError;
-pub use self::snapshot_store::{ImageTrailer, SNAPSHOT_DIR, TRAILER_BYTES};
 use self::snapshot_store::CurrentSnapshot;
+pub use self::snapshot_store::{ImageTrailer, SNAPSHOT_DIR, TRAILER_BYTES};
 use crate::raft::alias::{EntryT, LogIdT, SnapshotMetaT, SnapshotT, StoredMembershipT};
 use crate::raft::types::{ApplyOutcome, Command, SnapshotImage, TypeConfig};
 
@@ -61,7 +61,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SmError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| SmError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SmError::Task(e.to_string()))?
 }
 
 impl<D: Database> StateMachine<D> {
@@ -71,7 +73,14 @@ impl<D: Database> StateMachine<D> {
         std::fs::create_dir_all(state_dir)?;
         let applied = applied::load(state_dir)?;
         let current = snapshot_store::open(state_dir)?;
-        Ok(StateMachine { state_dir: state_dir.to_path_buf(), db, applied, current, unsynced_entries: 0, last_sync: Instant::now() })
+        Ok(StateMachine {
+            state_dir: state_dir.to_path_buf(),
+            db,
+            applied,
+            current,
+            unsynced_entries: 0,
+            last_sync: Instant::now(),
+        })
     }
 
     /// The applied state as held in memory (may be ahead of the file).
@@ -109,14 +118,22 @@ impl<D: Database> StateMachine<D> {
         let outcome = match entry.payload {
             EntryPayload::Blank => ApplyOutcome::Applied,
             EntryPayload::Membership(m) => {
-                self.applied.last_membership = StoredMembership::new(Some(log_id.clone()), m);
+                self.applied.last_membership = StoredMembership::new(Some(log_id), m);
                 ApplyOutcome::Applied
             }
-            EntryPayload::Normal(Command::Write { proposal, base, pages }) => {
+            EntryPayload::Normal(Command::Write {
+                proposal,
+                base,
+                pages,
+            }) => {
                 let db = Arc::clone(&self.db);
                 let index = log_id.index;
                 if base != self.applied.last_write_index {
-                    blocking(move || Ok(db.reject_local(proposal))).await?;
+                    blocking(move || {
+                        db.reject_local(proposal);
+                        Ok(())
+                    })
+                    .await?;
                     ApplyOutcome::Conflict
                 } else {
                     blocking(move || {
@@ -139,9 +156,18 @@ impl<D: Database> StateMachine<D> {
     /// Build a snapshot of everything applied so far and make it current.
     async fn build_now(&mut self) -> Result<SnapshotT, SmError> {
         self.persist().await?;
-        let meta = SnapshotMetaT { last_log_id: self.applied.last_applied.clone(), last_membership: self.applied.last_membership.clone() };
-        let (db, dir, lwi, prev) = (Arc::clone(&self.db), self.state_dir.clone(), self.applied.last_write_index, self.current.clone());
-        let cur = blocking(move || snapshot_store::build(&dir, &*db, meta, lwi, prev.as_ref())).await?;
+        let meta = SnapshotMetaT {
+            last_log_id: self.applied.last_applied,
+            last_membership: self.applied.last_membership.clone(),
+        };
+        let (db, dir, lwi, prev) = (
+            Arc::clone(&self.db),
+            self.state_dir.clone(),
+            self.applied.last_write_index,
+            self.current.clone(),
+        );
+        let cur =
+            blocking(move || snapshot_store::build(&dir, &*db, meta, lwi, prev.as_ref())).await?;
         let snap = cur.to_snapshot(&self.state_dir.join(SNAPSHOT_DIR));
         self.current = Some(cur);
         Ok(snap)
@@ -170,11 +196,16 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogIdT>, StoredMembershipT), io::Error> {
-        Ok((self.applied.last_applied.clone(), self.applied.last_membership.clone()))
+        Ok((
+            self.applied.last_applied,
+            self.applied.last_membership.clone(),
+        ))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend {
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let outcome = self.apply_one(entry).await?;
@@ -194,10 +225,26 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
         self.builder().await
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMetaT, snapshot: SnapshotImage) -> Result<(), io::Error> {
-        let (db, dir, prev, meta2) = (Arc::clone(&self.db), self.state_dir.clone(), self.current.clone(), meta.clone());
-        let cur = blocking(move || snapshot_store::install(&dir, &*db, meta2, &snapshot.path, prev.as_ref())).await?;
-        self.applied = AppliedState { last_applied: meta.last_log_id.clone(), last_membership: meta.last_membership.clone(), last_write_index: cur.last_write_index };
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaT,
+        snapshot: SnapshotImage,
+    ) -> Result<(), io::Error> {
+        let (db, dir, prev, meta2) = (
+            Arc::clone(&self.db),
+            self.state_dir.clone(),
+            self.current.clone(),
+            meta.clone(),
+        );
+        let cur = blocking(move || {
+            snapshot_store::install(&dir, &*db, meta2, &snapshot.path, prev.as_ref())
+        })
+        .await?;
+        self.applied = AppliedState {
+            last_applied: meta.last_log_id,
+            last_membership: meta.last_membership.clone(),
+            last_write_index: cur.last_write_index,
+        };
         self.current = Some(cur);
         self.persist().await?;
         Ok(())

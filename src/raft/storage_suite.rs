@@ -14,10 +14,13 @@ use crate::raft::types::TypeConfig;
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine<FakeDb>, tempfile::TempDir> for Builder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine<FakeDb>), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine<FakeDb>), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = LogStore::open(dir.path()).expect("open log");
-        let sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default())).expect("open state machine");
+        let sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()))
+            .expect("open state machine");
         Ok((dir, log, sm))
     }
 }

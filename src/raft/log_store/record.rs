@@ -26,7 +26,10 @@ pub(crate) enum Slot {
     End,
     /// Something that is not a valid record. `next` is where the following record would start
     /// if this one's length field is believable (used to tell a torn tail from a corrupt middle).
-    Bad { reason: &'static str, next: Option<u64> },
+    Bad {
+        reason: &'static str,
+        next: Option<u64>,
+    },
 }
 
 /// Append the record for `body` to `out`.
@@ -34,7 +37,15 @@ pub(crate) fn encode_into(out: &mut Vec<u8>, body: &[u8]) -> io::Result<()> {
     let len = u32::try_from(body.len())
         .ok()
         .filter(|l| *l <= RECORD_BODY_BYTES_MAX)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("entry of {} bytes exceeds the {RECORD_BODY_BYTES_MAX}-byte record bound", body.len())))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "entry of {} bytes exceeds the {RECORD_BODY_BYTES_MAX}-byte record bound",
+                    body.len()
+                ),
+            )
+        })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&checksum(len, body).to_le_bytes());
     out.extend_from_slice(body);
@@ -47,7 +58,10 @@ pub(crate) fn read_slot(file: &File, offset: u64, file_len: u64) -> io::Result<S
         return Ok(Slot::End);
     }
     if offset + RECORD_HEADER_BYTES > file_len {
-        return Ok(Slot::Bad { reason: "truncated header", next: None });
+        return Ok(Slot::Bad {
+            reason: "truncated header",
+            next: None,
+        });
     }
     let mut header = [0u8; RECORD_HEADER_BYTES as usize];
     file.read_exact_at(&mut header, offset)?;
@@ -55,15 +69,24 @@ pub(crate) fn read_slot(file: &File, offset: u64, file_len: u64) -> io::Result<S
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     let end = offset + RECORD_HEADER_BYTES + u64::from(len);
     if len == 0 || len > RECORD_BODY_BYTES_MAX {
-        return Ok(Slot::Bad { reason: "implausible length", next: None });
+        return Ok(Slot::Bad {
+            reason: "implausible length",
+            next: None,
+        });
     }
     if end > file_len {
-        return Ok(Slot::Bad { reason: "truncated body", next: None });
+        return Ok(Slot::Bad {
+            reason: "truncated body",
+            next: None,
+        });
     }
     let mut body = vec![0u8; len as usize];
     file.read_exact_at(&mut body, offset + RECORD_HEADER_BYTES)?;
     if checksum(len, &body) != crc {
-        return Ok(Slot::Bad { reason: "checksum mismatch", next: Some(end) });
+        return Ok(Slot::Bad {
+            reason: "checksum mismatch",
+            next: Some(end),
+        });
     }
     Ok(Slot::Record { body })
 }
@@ -76,7 +99,10 @@ pub(crate) fn read_indexed(file: &File, offset: u64, len: u32) -> io::Result<Vec
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let body = buf.split_off(RECORD_HEADER_BYTES as usize);
     if stored_len != len || checksum(len, &body) != crc {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("log record at offset {offset} changed on disk (checksum mismatch)")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("log record at offset {offset} changed on disk (checksum mismatch)"),
+        ));
     }
     Ok(body)
 }
@@ -105,6 +131,8 @@ mod tests {
         assert!(matches!(read_slot(&f, n, n).unwrap(), Slot::End));
         buf[9] ^= 1;
         f.write_all_at(&buf, 0).unwrap();
-        assert!(matches!(read_slot(&f, 0, n).unwrap(), Slot::Bad { next: Some(end), .. } if end == n));
+        assert!(
+            matches!(read_slot(&f, 0, n).unwrap(), Slot::Bad { next: Some(end), .. } if end == n)
+        );
     }
 }

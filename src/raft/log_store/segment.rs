@@ -40,7 +40,9 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<u64>> {
     let mut seqs = Vec::new();
     for ent in fs::read_dir(dir)? {
         let name = ent?.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else { continue };
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
+            continue;
+        };
         if stem.len() == 16 {
             if let Ok(seq) = u64::from_str_radix(stem, 16) {
                 seqs.push(seq);
@@ -56,15 +58,29 @@ pub(crate) fn open(dir: &Path, seq: u64) -> io::Result<Segment> {
     let path = path_of(dir, seq);
     let file = OpenOptions::new().read(true).write(true).open(&path)?;
     let len = file.metadata()?.len();
-    Ok(Segment { seq, path, file: Arc::new(file), len })
+    Ok(Segment {
+        seq,
+        path,
+        file: Arc::new(file),
+        len,
+    })
 }
 
 /// Create a new, empty segment, durably (the directory entry is fsynced).
 pub(crate) fn create(dir: &Path, seq: u64) -> io::Result<Segment> {
     let path = path_of(dir, seq);
-    let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     sync_dir(dir)?;
-    Ok(Segment { seq, path, file: Arc::new(file), len: 0 })
+    Ok(Segment {
+        seq,
+        path,
+        file: Arc::new(file),
+        len: 0,
+    })
 }
 
 /// Verify every record of `seg`, calling `visit(offset, body_len, body)` for each valid one, and
@@ -89,14 +105,21 @@ pub(crate) fn scan(
             }
             Slot::Bad { reason, next } => {
                 let followed_by_record = match next {
-                    Some(next) => matches!(record::read_slot(&seg.file, next, seg.len)?, Slot::Record { .. }),
+                    Some(next) => matches!(
+                        record::read_slot(&seg.file, next, seg.len)?,
+                        Slot::Record { .. }
+                    ),
                     None => false,
                 };
                 if is_newest && !followed_by_record {
                     tracing::warn!(path = %seg.path.display(), offset, reason, "cutting torn tail of the raft log");
                     return Ok(offset);
                 }
-                return Err(LogError::Corrupt { path: seg.path.clone(), offset, reason });
+                return Err(LogError::Corrupt {
+                    path: seg.path.clone(),
+                    offset,
+                    reason,
+                });
             }
         }
     }

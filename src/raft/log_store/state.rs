@@ -18,9 +18,9 @@ use serde::Deserialize;
 
 use super::error::LogError;
 use super::record;
-use super::segment::{self, Segment};
 #[cfg(doc)]
 use super::segment::SEGMENT_BYTES_MAX;
+use super::segment::{self, Segment};
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::small_file::{self, sync_dir, Durability};
 
@@ -62,13 +62,26 @@ impl State {
         let purged: Option<LogIdT> = small_file::read(&dir.join(PURGED_FILE))?;
         let vote = small_file::read(&dir.join(VOTE_FILE))?;
         // A damaged committed hint is dropped: it was written without fsync and only speeds recovery.
-        let committed = small_file::read::<Option<LogIdT>>(&dir.join(COMMITTED_FILE)).ok().flatten().flatten();
+        let committed = small_file::read::<Option<LogIdT>>(&dir.join(COMMITTED_FILE))
+            .ok()
+            .flatten()
+            .flatten();
         let seqs = segment::list(dir)?;
-        let mut st = State { dir: dir.to_path_buf(), segment_bytes_max, segments: BTreeMap::new(), locs: VecDeque::new(), purged, vote, committed };
+        let mut st = State {
+            dir: dir.to_path_buf(),
+            segment_bytes_max,
+            segments: BTreeMap::new(),
+            locs: VecDeque::new(),
+            purged,
+            vote,
+            committed,
+        };
         for (i, seq) in seqs.iter().enumerate() {
             let mut seg = segment::open(dir, *seq)?;
             let newest = i + 1 == seqs.len();
-            let valid_len = segment::scan(&seg, newest, |offset, len, body| st.index_record(&seg.path, *seq, offset, len, &body))?;
+            let valid_len = segment::scan(&seg, newest, |offset, len, body| {
+                st.index_record(&seg.path, *seq, offset, len, &body)
+            })?;
             if valid_len < seg.len {
                 segment::truncate(&mut seg, valid_len)?;
             }
@@ -77,18 +90,38 @@ impl State {
         Ok(st)
     }
 
-    fn index_record(&mut self, path: &Path, seg: u64, offset: u64, len: u32, body: &[u8]) -> Result<(), LogError> {
-        let head: EntryHead = rmp_serde::from_slice(body).map_err(|e| LogError::Decode { path: path.to_path_buf(), offset, reason: e.to_string() })?;
+    fn index_record(
+        &mut self,
+        path: &Path,
+        seg: u64,
+        offset: u64,
+        len: u32,
+        body: &[u8],
+    ) -> Result<(), LogError> {
+        let head: EntryHead = rmp_serde::from_slice(body).map_err(|e| LogError::Decode {
+            path: path.to_path_buf(),
+            offset,
+            reason: e.to_string(),
+        })?;
         let index = head.log_id.index;
         if self.purged.as_ref().is_some_and(|p| index <= p.index) {
             return Ok(());
         }
         if let Some(expected) = self.next_index() {
             if index != expected {
-                return Err(LogError::Gap { path: path.to_path_buf(), expected, found: index });
+                return Err(LogError::Gap {
+                    path: path.to_path_buf(),
+                    expected,
+                    found: index,
+                });
             }
         }
-        self.locs.push_back(Loc { seg, offset, len, log_id: head.log_id });
+        self.locs.push_back(Loc {
+            seg,
+            offset,
+            len,
+            log_id: head.log_id,
+        });
         Ok(())
     }
 
@@ -99,17 +132,24 @@ impl State {
 
     /// The last entry's id, or the purge point if no entry is left.
     pub(crate) fn last_log_id(&self) -> Option<LogIdT> {
-        self.locs.back().map(|l| l.log_id.clone()).or_else(|| self.purged.clone())
+        self.locs.back().map(|l| l.log_id).or(self.purged)
     }
 
     /// Locations of the entries in `[start, end)` that the log holds, at most `bytes_max` of
     /// bodies (but at least one entry), with the file each is in.
     pub(crate) fn locate(&self, start: u64, end: u64, bytes_max: u64) -> Vec<(Arc<File>, Loc)> {
-        let Some(first) = self.locs.front().map(|l| l.log_id.index) else { return Vec::new() };
+        let Some(first) = self.locs.front().map(|l| l.log_id.index) else {
+            return Vec::new();
+        };
         let from = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
         let mut out = Vec::new();
         let mut bytes = 0u64;
-        for loc in self.locs.iter().skip(from).take_while(|l| l.log_id.index < end) {
+        for loc in self
+            .locs
+            .iter()
+            .skip(from)
+            .take_while(|l| l.log_id.index < end)
+        {
             if !out.is_empty() && bytes + u64::from(loc.len) > bytes_max {
                 break;
             }
@@ -131,11 +171,16 @@ impl State {
             let log_id = e.log_id();
             if let Some(exp) = expected {
                 if log_id.index != exp {
-                    return Err(LogError::Gap { path: self.dir.clone(), expected: exp, found: log_id.index });
+                    return Err(LogError::Gap {
+                        path: self.dir.clone(),
+                        expected: exp,
+                        found: log_id.index,
+                    });
                 }
             }
             expected = Some(log_id.index + 1);
-            let body = rmp_serde::to_vec_named(e).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let body = rmp_serde::to_vec_named(e)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
             let at = buf.len() as u64;
             record::encode_into(&mut buf, &body)?;
             placed.push((at, body.len() as u32, log_id));
@@ -150,7 +195,12 @@ impl State {
         seg.len += buf.len() as u64;
         let seq = seg.seq;
         for (at, len, log_id) in placed {
-            self.locs.push_back(Loc { seg: seq, offset: base + at, len, log_id });
+            self.locs.push_back(Loc {
+                seg: seq,
+                offset: base + at,
+                len,
+                log_id,
+            });
         }
         Ok(())
     }
@@ -167,15 +217,28 @@ impl State {
             let seg = segment::create(&self.dir, seq)?;
             self.segments.insert(seq, seg);
         }
-        self.segments.get_mut(&seq).ok_or_else(|| io::Error::other("segment vanished"))
+        self.segments
+            .get_mut(&seq)
+            .ok_or_else(|| io::Error::other("segment vanished"))
     }
 
     /// Remove every entry after `last_index` (all if `None`), durably, newest first so that a
     /// crash part-way leaves a shorter log, never a hole.
     pub(crate) fn truncate_after(&mut self, last_index: Option<u64>) -> Result<(), LogError> {
-        let Some(pos) = self.locs.iter().position(|l| Some(l.log_id.index) > last_index) else { return Ok(()) };
+        let Some(pos) = self
+            .locs
+            .iter()
+            .position(|l| Some(l.log_id.index) > last_index)
+        else {
+            return Ok(());
+        };
         let cut = self.locs[pos].clone();
-        let later: Vec<u64> = self.segments.range(cut.seg + 1..).map(|(s, _)| *s).rev().collect();
+        let later: Vec<u64> = self
+            .segments
+            .range(cut.seg + 1..)
+            .map(|(s, _)| *s)
+            .rev()
+            .collect();
         for seq in &later {
             if let Some(seg) = self.segments.remove(seq) {
                 fs::remove_file(&seg.path)?;
@@ -198,7 +261,11 @@ impl State {
             return Ok(());
         }
         small_file::write(&self.dir.join(PURGED_FILE), &upto, Durability::Synced)?;
-        while self.locs.front().is_some_and(|l| l.log_id.index <= upto.index) {
+        while self
+            .locs
+            .front()
+            .is_some_and(|l| l.log_id.index <= upto.index)
+        {
             self.locs.pop_front();
         }
         self.purged = Some(upto);
@@ -218,13 +285,17 @@ impl State {
 
     pub(crate) fn save_vote(&mut self, vote: &VoteT) -> Result<(), LogError> {
         small_file::write(&self.dir.join(VOTE_FILE), vote, Durability::Synced)?;
-        self.vote = Some(vote.clone());
+        self.vote = Some(*vote);
         Ok(())
     }
 
     /// Record the committed position without fsync: losing it costs only recovery speed.
     pub(crate) fn save_committed(&mut self, committed: Option<LogIdT>) -> Result<(), LogError> {
-        small_file::write(&self.dir.join(COMMITTED_FILE), &committed, Durability::Unsynced)?;
+        small_file::write(
+            &self.dir.join(COMMITTED_FILE),
+            &committed,
+            Durability::Unsynced,
+        )?;
         self.committed = committed;
         Ok(())
     }

@@ -31,7 +31,12 @@ async fn append(log: &mut LogStore, range: std::ops::RangeInclusive<u64>) {
 }
 
 async fn indices(log: &mut LogStore) -> Vec<u64> {
-    log.try_get_log_entries(0..u64::MAX).await.unwrap().iter().map(|e| e.log_id().index).collect()
+    log.try_get_log_entries(0..u64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.log_id().index)
+        .collect()
 }
 
 fn only_segment(state_dir: &Path) -> std::path::PathBuf {
@@ -51,7 +56,12 @@ async fn torn_tail_is_cut_at_open() {
     let seg = only_segment(dir.path());
     let good_len = fs::metadata(&seg).unwrap().len();
     // A header promising 100 bytes followed by only 3: a record cut short by the crash.
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[100, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&[100, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9])
+        .unwrap();
     let mut log = LogStore::open(dir.path()).unwrap();
     assert_eq!(indices(&mut log).await, vec![1, 2, 3]);
     assert_eq!(fs::metadata(&seg).unwrap().len(), good_len);

@@ -37,9 +37,14 @@ impl FakeDb {
 impl Database for FakeDb {
     fn finish_local(&self, proposal: ProposalId, index: LogIndex) -> io::Result<bool> {
         let mut pending = self.pending.lock().unwrap();
-        let Some(pos) = pending.iter().position(|p| *p == proposal) else { return Ok(false) };
+        let Some(pos) = pending.iter().position(|p| *p == proposal) else {
+            return Ok(false);
+        };
         pending.remove(pos);
-        self.calls.lock().unwrap().push(Call::Finish(proposal, index));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Finish(proposal, index));
         Ok(true)
     }
     fn reject_local(&self, proposal: ProposalId) {

@@ -46,7 +46,12 @@ pub(crate) struct CurrentSnapshot {
 
 impl CurrentSnapshot {
     pub(crate) fn to_snapshot(&self, dir: &Path) -> SnapshotT {
-        SnapshotT { meta: self.meta.clone(), snapshot: SnapshotImage { path: dir.join(&self.file) } }
+        SnapshotT {
+            meta: self.meta.clone(),
+            snapshot: SnapshotImage {
+                path: dir.join(&self.file),
+            },
+        }
     }
 }
 
@@ -73,13 +78,22 @@ impl ImageTrailer {
 
     /// Read and verify the trailer of the snapshot file at `path`; returns it and the image length.
     pub fn read(path: &Path) -> Result<(ImageTrailer, u64), SmError> {
-        let bad = |reason: &str| SmError::BadImage { path: path.to_path_buf(), reason: reason.to_string() };
+        let bad = |reason: &str| SmError::BadImage {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        let image_len = len.checked_sub(TRAILER_BYTES).ok_or_else(|| bad("shorter than its trailer"))?;
+        let image_len = len
+            .checked_sub(TRAILER_BYTES)
+            .ok_or_else(|| bad("shorter than its trailer"))?;
         let mut b = [0u8; TRAILER_BYTES as usize];
         file.read_exact_at(&mut b, image_len)?;
-        let word = |r: std::ops::Range<usize>| b[r].iter().rev().fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+        let word = |r: std::ops::Range<usize>| {
+            b[r].iter()
+                .rev()
+                .fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+        };
         if b[0..8] != TRAILER_MAGIC {
             return Err(bad("no snapshot trailer"));
         }
@@ -90,7 +104,10 @@ impl ImageTrailer {
             return Err(bad("unknown trailer version"));
         }
         let last = word(8..16);
-        let trailer = ImageTrailer { last_log_index: (last != u64::MAX).then_some(last), last_write_index: word(16..24) };
+        let trailer = ImageTrailer {
+            last_log_index: (last != u64::MAX).then_some(last),
+            last_write_index: word(16..24),
+        };
         Ok((trailer, image_len))
     }
 }
@@ -121,9 +138,18 @@ fn new_file_name(last_log_index: Option<LogIndex>) -> String {
 }
 
 /// Export the database into a new snapshot file and make it current.
-pub(crate) fn build<D: Database>(state_dir: &Path, db: &D, meta: SnapshotMetaT, last_write_index: LogIndex, prev: Option<&CurrentSnapshot>) -> Result<CurrentSnapshot, SmError> {
+pub(crate) fn build<D: Database>(
+    state_dir: &Path,
+    db: &D,
+    meta: SnapshotMetaT,
+    last_write_index: LogIndex,
+    prev: Option<&CurrentSnapshot>,
+) -> Result<CurrentSnapshot, SmError> {
     let dir = dir_of(state_dir);
-    let trailer = ImageTrailer { last_log_index: meta.last_log_id.as_ref().map(|l| l.index), last_write_index };
+    let trailer = ImageTrailer {
+        last_log_index: meta.last_log_id.as_ref().map(|l| l.index),
+        last_write_index,
+    };
     let file = new_file_name(trailer.last_log_index);
     let path = dir.join(&file);
     db.export_image(&path)?;
@@ -131,11 +157,23 @@ pub(crate) fn build<D: Database>(state_dir: &Path, db: &D, meta: SnapshotMetaT, 
     f.write_all(&trailer.encode())?;
     f.sync_all()?;
     sync_dir(&dir)?;
-    adopt(&dir, CurrentSnapshot { meta, last_write_index, file }, prev)
+    adopt(
+        &dir,
+        CurrentSnapshot {
+            meta,
+            last_write_index,
+            file,
+        },
+        prev,
+    )
 }
 
 /// Make `next` the current snapshot durably, then delete the previous file.
-fn adopt(dir: &Path, next: CurrentSnapshot, prev: Option<&CurrentSnapshot>) -> Result<CurrentSnapshot, SmError> {
+fn adopt(
+    dir: &Path,
+    next: CurrentSnapshot,
+    prev: Option<&CurrentSnapshot>,
+) -> Result<CurrentSnapshot, SmError> {
     small_file::write(&dir.join(CURRENT_FILE), &next, Durability::Synced)?;
     if let Some(prev) = prev.filter(|p| p.file != next.file) {
         match fs::remove_file(dir.join(&prev.file)) {
@@ -150,20 +188,40 @@ fn adopt(dir: &Path, next: CurrentSnapshot, prev: Option<&CurrentSnapshot>) -> R
 /// it into place (rename if it is in our directory, else copy) and make it current, then import
 /// it into the database. `current` is written before the import, so a crash in between is
 /// repaired at start-up by openraft re-installing the current snapshot.
-pub(crate) fn install<D: Database>(state_dir: &Path, db: &D, meta: SnapshotMetaT, src: &Path, prev: Option<&CurrentSnapshot>) -> Result<CurrentSnapshot, SmError> {
+pub(crate) fn install<D: Database>(
+    state_dir: &Path,
+    db: &D,
+    meta: SnapshotMetaT,
+    src: &Path,
+    prev: Option<&CurrentSnapshot>,
+) -> Result<CurrentSnapshot, SmError> {
     let dir = dir_of(state_dir);
     let (trailer, image_len) = ImageTrailer::read(src)?;
     let meta_index = meta.last_log_id.as_ref().map(|l| l.index);
     if trailer.last_log_index != meta_index {
-        let reason = format!("trailer says last index {:?}, meta says {:?}", trailer.last_log_index, meta_index);
-        return Err(SmError::BadImage { path: src.to_path_buf(), reason });
+        let reason = format!(
+            "trailer says last index {:?}, meta says {:?}",
+            trailer.last_log_index, meta_index
+        );
+        return Err(SmError::BadImage {
+            path: src.to_path_buf(),
+            reason,
+        });
     }
     let already_current = prev.is_some_and(|p| dir.join(&p.file) == src);
     let file = match (already_current, prev) {
         (true, Some(p)) => p.file.clone(),
         _ => place(&dir, src, trailer.last_log_index)?,
     };
-    let next = adopt(&dir, CurrentSnapshot { meta, last_write_index: trailer.last_write_index, file }, prev)?;
+    let next = adopt(
+        &dir,
+        CurrentSnapshot {
+            meta,
+            last_write_index: trailer.last_write_index,
+            file,
+        },
+        prev,
+    )?;
     let import = dir.join(IMPORT_FILE);
     copy_prefix(&dir.join(&next.file), &import, image_len)?;
     db.import_image(&import)?;
@@ -191,7 +249,10 @@ fn copy_prefix(src: &Path, dst: &Path, len: u64) -> io::Result<()> {
     let mut output = File::create(dst)?;
     let copied = io::copy(&mut input, &mut output)?;
     if copied != len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot image shorter than expected"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "snapshot image shorter than expected",
+        ));
     }
     output.sync_all()
 }
@@ -205,7 +266,10 @@ mod tests {
     fn trailer_round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
-        let t = ImageTrailer { last_log_index: Some(7), last_write_index: 5 };
+        let t = ImageTrailer {
+            last_log_index: Some(7),
+            last_write_index: 5,
+        };
         let mut bytes = b"sqlite image".to_vec();
         bytes.extend_from_slice(&t.encode());
         fs::write(&p, &bytes).unwrap();
@@ -213,6 +277,9 @@ mod tests {
         let n = bytes.len();
         bytes[n - 20] ^= 1;
         fs::write(&p, &bytes).unwrap();
-        assert!(matches!(ImageTrailer::read(&p), Err(SmError::BadImage { .. })));
+        assert!(matches!(
+            ImageTrailer::read(&p),
+            Err(SmError::BadImage { .. })
+        ));
     }
 }
