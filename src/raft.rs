@@ -1,4 +1,16 @@
 //! Raft: the replicated log of page sets (openraft behind this one module tree).
+//!
+//! - [`types`]: what an entry carries and the openraft type configuration.
+//! - [`log_store`]: the durable, checksummed log.
+//! - [`state_machine`]: applies committed page sets to the database; snapshots.
+//! - [`network`]: openraft's network over our QUIC transport.
 
+pub mod alias;
+pub mod log_store;
 pub mod network;
+pub mod small_file;
+pub mod state_machine;
 pub mod types;
+
+#[cfg(test)]
+mod storage_suite;

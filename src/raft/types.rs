@@ -110,11 +110,12 @@ pub enum ApplyOutcome {
     Conflict,
 }
 
-/// A snapshot's data: a complete database image at a known log position, kept as a file in
+/// A snapshot's data: a complete database image at a known log position (followed by a
+/// 32-byte trailer, see `state_machine/snapshot_store.rs`), kept as a file in
 /// the node's state directory so that neither side holds it whole in memory.
 #[derive(Debug)]
 pub struct SnapshotImage {
-    /// The file holding the image (a valid SQLite database file).
+    /// The file holding the image and its trailer.
     pub path: PathBuf,
 }
 

@@ -1,0 +1,250 @@
+//! The durable Raft log: openraft's `RaftLogStorage` and `RaftLogReader` over segment files in
+//! `<state_dir>/log/`.
+//!
+//! On disk: `<seq>.seg` segment files of checksummed records (one entry each), `vote` and
+//! `purged` (fsynced small files), `committed` (a hint, not fsynced).
+//!
+//! Invariants: an append is one write plus one `fdatasync`, and its `IOFlushed` callback fires
+//! only after that sync; all writes are serialized by the state lock; entries are read from
+//! the files on demand (only their locations are kept in memory); reads never return an entry
+//! that was not durably appended.
+
+mod error;
+mod record;
+mod segment;
+mod state;
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+
+pub use self::error::LogError;
+pub use self::record::RECORD_BODY_BYTES_MAX;
+pub use self::segment::SEGMENT_BYTES_MAX;
+use self::state::State;
+use crate::raft::alias::{EntryT, LogIdT, VoteT};
+use crate::raft::types::TypeConfig;
+
+/// Name of the log directory inside a node's state directory.
+pub const LOG_DIR: &str = "log";
+
+/// Upper bound on entry bodies returned by one `limited_get_log_entries` call, so that feeding a
+/// lagging follower does not load an unbounded part of the log into memory.
+pub const READ_BATCH_BYTES_MAX: u64 = 64 << 20;
+
+/// The log store handed to openraft. Cheap to clone; clones share one log.
+#[derive(Clone, Debug)]
+pub struct LogStore {
+    state: Arc<Mutex<State>>,
+    dir: PathBuf,
+}
+
+/// A read handle on the log (used by replication tasks).
+#[derive(Clone, Debug)]
+pub struct LogReader {
+    state: Arc<Mutex<State>>,
+}
+
+impl LogStore {
+    /// Open (or create) the log in `<state_dir>/log/`, verifying every record and cutting a torn
+    /// tail. Blocking: call it before starting Raft or from a blocking thread.
+    pub fn open(state_dir: &Path) -> Result<LogStore, LogError> {
+        Self::open_with_segment_bytes(state_dir, SEGMENT_BYTES_MAX)
+    }
+
+    /// Like [`LogStore::open`] with a custom segment size bound (tests use a small one).
+    pub fn open_with_segment_bytes(
+        state_dir: &Path,
+        segment_bytes_max: u64,
+    ) -> Result<LogStore, LogError> {
+        let dir = state_dir.join(LOG_DIR);
+        let state = State::open(&dir, segment_bytes_max)?;
+        Ok(LogStore {
+            state: Arc::new(Mutex::new(state)),
+            dir,
+        })
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of segment files currently in use.
+    pub fn segment_count(&self) -> Result<usize, LogError> {
+        let st = self.state.lock().map_err(|_| LogError::Poisoned)?;
+        Ok(st.segment_count())
+    }
+}
+
+/// Run `f` on the state on a blocking thread, so that file I/O never stalls the async runtime.
+async fn with_state<T, F>(state: &Arc<Mutex<State>>, f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut State) -> Result<T, LogError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut st = state.lock().map_err(|_| LogError::Poisoned)?;
+        f(&mut st)
+    })
+    .await;
+    match joined {
+        Ok(result) => result.map_err(io::Error::from),
+        Err(e) => Err(io::Error::other(format!("raft log task failed: {e}"))),
+    }
+}
+
+/// `[start, end)` of a range of log indices.
+fn bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(s) => *s,
+        Bound::Excluded(s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(e) => e.saturating_add(1),
+        Bound::Excluded(e) => *e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+/// Read the entries in `[start, end)`, at most `bytes_max` of bodies (at least one entry).
+async fn read_entries(
+    state: &Arc<Mutex<State>>,
+    start: u64,
+    end: u64,
+    bytes_max: u64,
+) -> io::Result<Vec<EntryT>> {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    with_state(state, move |st| {
+        // Reading under the lock keeps the read atomic with respect to a concurrent truncate or
+        // purge, as openraft requires; appends wait for it, which is why read batches are bounded.
+        let locs = st.locate(start, end, bytes_max);
+        let mut out = Vec::with_capacity(locs.len());
+        for (file, loc) in locs {
+            let body = record::read_indexed(&file, loc.offset, loc.len)?;
+            let entry: EntryT = rmp_serde::from_slice(&body).map_err(|e| LogError::Decode {
+                path: PathBuf::from(format!("segment {}", loc.seg)),
+                offset: loc.offset,
+                reason: e.to_string(),
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
+    })
+    .await
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryT>, io::Error> {
+        let (start, end) = bounds(&range);
+        read_entries(&self.state, start, end, u64::MAX).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteT>, io::Error> {
+        with_state(&self.state, |st| Ok(st.vote)).await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<EntryT>, io::Error> {
+        read_entries(&self.state, start, end, READ_BATCH_BYTES_MAX).await
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryT>, io::Error> {
+        let (start, end) = bounds(&range);
+        read_entries(&self.state, start, end, u64::MAX).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteT>, io::Error> {
+        with_state(&self.state, |st| Ok(st.vote)).await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        with_state(&self.state, |st| {
+            Ok(LogState {
+                last_purged_log_id: st.purged,
+                last_log_id: st.last_log_id(),
+            })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        LogReader {
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    async fn save_vote(&mut self, vote: &VoteT) -> Result<(), io::Error> {
+        let vote = *vote;
+        with_state(&self.state, move |st| st.save_vote(&vote)).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdT>) -> Result<(), io::Error> {
+        with_state(&self.state, move |st| st.save_committed(committed)).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdT>, io::Error> {
+        with_state(&self.state, |st| Ok(st.committed)).await
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryT> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<EntryT> = entries.into_iter().collect();
+        let result = with_state(&self.state, move |st| st.append(&entries)).await;
+        // The append above returns only after its fdatasync, so the flush is complete here.
+        match result {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdT>) -> Result<(), io::Error> {
+        let last_index = last_log_id.map(|l| l.index);
+        with_state(&self.state, move |st| st.truncate_after(last_index)).await
+    }
+
+    async fn purge(&mut self, log_id: LogIdT) -> Result<(), io::Error> {
+        with_state(&self.state, move |st| st.purge(log_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

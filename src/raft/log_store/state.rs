@@ -1,0 +1,307 @@
+//! The log store's state behind its lock: the open segments, the index from log position to
+//! record location, the purge point and the vote. Every method here does blocking file I/O and
+//! runs on a blocking thread.
+//!
+//! Invariants: `locs` holds consecutive log indices, all greater than `purged`; `locs[i]` points
+//! at a checksummed record in `segments`; a mutation is on disk (fsynced) before it is visible
+//! in memory, except `committed`, which is allowed to lag (it is only a hint for recovery).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::entry::RaftEntry;
+use serde::Deserialize;
+
+use super::error::LogError;
+use super::record;
+#[cfg(doc)]
+use super::segment::SEGMENT_BYTES_MAX;
+use super::segment::{self, Segment};
+use crate::raft::alias::{EntryT, LogIdT, VoteT};
+use crate::raft::small_file::{self, sync_dir, Durability};
+
+const VOTE_FILE: &str = "vote";
+const PURGED_FILE: &str = "purged";
+const COMMITTED_FILE: &str = "committed";
+
+/// Where one entry's record is.
+#[derive(Clone, Debug)]
+pub(crate) struct Loc {
+    pub(crate) seg: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) log_id: LogIdT,
+}
+
+/// The part of an encoded entry needed to index it; the payload is skipped, not decoded.
+#[derive(Deserialize)]
+struct EntryHead {
+    log_id: LogIdT,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    dir: PathBuf,
+    /// Size at which a new segment is started ([`SEGMENT_BYTES_MAX`] outside tests).
+    segment_bytes_max: u64,
+    segments: BTreeMap<u64, Segment>,
+    locs: VecDeque<Loc>,
+    pub(crate) purged: Option<LogIdT>,
+    pub(crate) vote: Option<VoteT>,
+    pub(crate) committed: Option<LogIdT>,
+}
+
+impl State {
+    /// Open the log in `dir` (created if missing): scan and verify every segment, cut a torn tail.
+    pub(crate) fn open(dir: &Path, segment_bytes_max: u64) -> Result<State, LogError> {
+        fs::create_dir_all(dir)?;
+        let purged: Option<LogIdT> = small_file::read(&dir.join(PURGED_FILE))?;
+        let vote = small_file::read(&dir.join(VOTE_FILE))?;
+        // A damaged committed hint is dropped: it was written without fsync and only speeds recovery.
+        let committed = small_file::read::<Option<LogIdT>>(&dir.join(COMMITTED_FILE))
+            .ok()
+            .flatten()
+            .flatten();
+        let seqs = segment::list(dir)?;
+        let mut st = State {
+            dir: dir.to_path_buf(),
+            segment_bytes_max,
+            segments: BTreeMap::new(),
+            locs: VecDeque::new(),
+            purged,
+            vote,
+            committed,
+        };
+        for (i, seq) in seqs.iter().enumerate() {
+            let mut seg = segment::open(dir, *seq)?;
+            let newest = i + 1 == seqs.len();
+            let valid_len = segment::scan(&seg, newest, |offset, len, body| {
+                st.index_record(&seg.path, *seq, offset, len, &body)
+            })?;
+            if valid_len < seg.len {
+                segment::truncate(&mut seg, valid_len)?;
+            }
+            st.segments.insert(*seq, seg);
+        }
+        Ok(st)
+    }
+
+    fn index_record(
+        &mut self,
+        path: &Path,
+        seg: u64,
+        offset: u64,
+        len: u32,
+        body: &[u8],
+    ) -> Result<(), LogError> {
+        let head: EntryHead = rmp_serde::from_slice(body).map_err(|e| LogError::Decode {
+            path: path.to_path_buf(),
+            offset,
+            reason: e.to_string(),
+        })?;
+        let index = head.log_id.index;
+        if self.purged.as_ref().is_some_and(|p| index <= p.index) {
+            return Ok(());
+        }
+        if let Some(expected) = self.next_index() {
+            if index != expected {
+                return Err(LogError::Gap {
+                    path: path.to_path_buf(),
+                    expected,
+                    found: index,
+                });
+            }
+        }
+        self.locs.push_back(Loc {
+            seg,
+            offset,
+            len,
+            log_id: head.log_id,
+        });
+        Ok(())
+    }
+
+    /// The index the next appended entry must have, if the log has a position yet.
+    fn next_index(&self) -> Option<u64> {
+        self.last_log_id().map(|l| l.index + 1)
+    }
+
+    /// The last entry's id, or the purge point if no entry is left.
+    pub(crate) fn last_log_id(&self) -> Option<LogIdT> {
+        self.locs.back().map(|l| l.log_id).or(self.purged)
+    }
+
+    /// Locations of the entries in `[start, end)` that the log holds, at most `bytes_max` of
+    /// bodies (but at least one entry), with the file each is in.
+    pub(crate) fn locate(&self, start: u64, end: u64, bytes_max: u64) -> Vec<(Arc<File>, Loc)> {
+        let Some(first) = self.locs.front().map(|l| l.log_id.index) else {
+            return Vec::new();
+        };
+        let from = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for loc in self
+            .locs
+            .iter()
+            .skip(from)
+            .take_while(|l| l.log_id.index < end)
+        {
+            if !out.is_empty() && bytes + u64::from(loc.len) > bytes_max {
+                break;
+            }
+            bytes += u64::from(loc.len);
+            let file = self.segments.get(&loc.seg).map(|s| Arc::clone(&s.file));
+            if let Some(file) = file {
+                out.push((file, loc.clone()));
+            }
+        }
+        out
+    }
+
+    /// Append `entries` with one write and one fdatasync; indexed only once durable.
+    pub(crate) fn append(&mut self, entries: &[EntryT]) -> Result<(), LogError> {
+        let mut buf = Vec::new();
+        let mut placed = Vec::with_capacity(entries.len());
+        let mut expected = self.next_index();
+        for e in entries {
+            let log_id = e.log_id();
+            if let Some(exp) = expected {
+                if log_id.index != exp {
+                    return Err(LogError::Gap {
+                        path: self.dir.clone(),
+                        expected: exp,
+                        found: log_id.index,
+                    });
+                }
+            }
+            expected = Some(log_id.index + 1);
+            let body = rmp_serde::to_vec_named(e)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let at = buf.len() as u64;
+            record::encode_into(&mut buf, &body)?;
+            placed.push((at, body.len() as u32, log_id));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let seg = self.segment_for_append()?;
+        let base = seg.len;
+        seg.file.write_all_at(&buf, base)?;
+        seg.file.sync_data()?;
+        seg.len += buf.len() as u64;
+        let seq = seg.seq;
+        for (at, len, log_id) in placed {
+            self.locs.push_back(Loc {
+                seg: seq,
+                offset: base + at,
+                len,
+                log_id,
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest segment, or a new one if there is none or it has reached its size bound.
+    fn segment_for_append(&mut self) -> io::Result<&mut Segment> {
+        let newest = self.segments.last_key_value().map(|(seq, s)| (*seq, s.len));
+        let seq = match newest {
+            Some((seq, len)) if len < self.segment_bytes_max => seq,
+            Some((seq, _)) => seq + 1,
+            None => 0,
+        };
+        if !self.segments.contains_key(&seq) {
+            let seg = segment::create(&self.dir, seq)?;
+            self.segments.insert(seq, seg);
+        }
+        self.segments
+            .get_mut(&seq)
+            .ok_or_else(|| io::Error::other("segment vanished"))
+    }
+
+    /// Remove every entry after `last_index` (all if `None`), durably, newest first so that a
+    /// crash part-way leaves a shorter log, never a hole.
+    pub(crate) fn truncate_after(&mut self, last_index: Option<u64>) -> Result<(), LogError> {
+        let Some(pos) = self
+            .locs
+            .iter()
+            .position(|l| Some(l.log_id.index) > last_index)
+        else {
+            return Ok(());
+        };
+        let cut = self.locs[pos].clone();
+        let later: Vec<u64> = self
+            .segments
+            .range(cut.seg + 1..)
+            .map(|(s, _)| *s)
+            .rev()
+            .collect();
+        for seq in &later {
+            if let Some(seg) = self.segments.remove(seq) {
+                fs::remove_file(&seg.path)?;
+            }
+        }
+        if !later.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        if let Some(seg) = self.segments.get_mut(&cut.seg) {
+            segment::truncate(seg, cut.offset)?;
+        }
+        self.locs.truncate(pos);
+        Ok(())
+    }
+
+    /// Forget every entry up to and including `upto`: record the purge point durably first, then
+    /// delete the segments that hold only purged entries, oldest first.
+    pub(crate) fn purge(&mut self, upto: LogIdT) -> Result<(), LogError> {
+        if self.purged.as_ref().is_some_and(|p| p.index >= upto.index) {
+            return Ok(());
+        }
+        small_file::write(&self.dir.join(PURGED_FILE), &upto, Durability::Synced)?;
+        while self
+            .locs
+            .front()
+            .is_some_and(|l| l.log_id.index <= upto.index)
+        {
+            self.locs.pop_front();
+        }
+        self.purged = Some(upto);
+        let newest = self.segments.keys().next_back().copied();
+        let keep_from = self.locs.front().map(|l| l.seg).or(newest).unwrap_or(0);
+        let dead: Vec<u64> = self.segments.range(..keep_from).map(|(s, _)| *s).collect();
+        for seq in &dead {
+            if let Some(seg) = self.segments.remove(seq) {
+                fs::remove_file(&seg.path)?;
+            }
+        }
+        if !dead.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn save_vote(&mut self, vote: &VoteT) -> Result<(), LogError> {
+        small_file::write(&self.dir.join(VOTE_FILE), vote, Durability::Synced)?;
+        self.vote = Some(*vote);
+        Ok(())
+    }
+
+    /// Record the committed position without fsync: losing it costs only recovery speed.
+    pub(crate) fn save_committed(&mut self, committed: Option<LogIdT>) -> Result<(), LogError> {
+        small_file::write(
+            &self.dir.join(COMMITTED_FILE),
+            &committed,
+            Durability::Unsynced,
+        )?;
+        self.committed = committed;
+        Ok(())
+    }
+
+    /// Number of segment files (for tests and metrics).
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}

@@ -1,0 +1,33 @@
+//! The contract between the Raft state machine and the node's SQLite files.
+//!
+//! The state machine decides *whether* an entry changes the database (deterministically, the
+//! same on every node); the `Database` implementation decides *how* pages reach SQLite's files.
+
+use std::io;
+use std::path::Path;
+
+use crate::raft::types::{LogIndex, PageSet, ProposalId};
+
+/// The replicated database as the state machine drives it. Implemented by the node over
+/// SQLite's files. All methods may block (file I/O); the state machine calls them from a
+/// blocking thread.
+pub trait Database: Send + Sync + 'static {
+    /// The pages of `proposal` are already in this node's WAL (it proposed them and is
+    /// waiting): make them final. Returns false if this node has no such pending proposal
+    /// (then the caller applies the pages with `apply_pages`).
+    fn finish_local(&self, proposal: ProposalId, index: LogIndex) -> io::Result<bool>;
+    /// Tell a waiting local proposer its entry will not be applied (conflict), so it can roll
+    /// back. A no-op if this node has no such proposal.
+    fn reject_local(&self, proposal: ProposalId);
+    /// Write a committed transaction made elsewhere (append to the WAL). Applying the same page
+    /// set twice must leave the same database (page images are absolute).
+    fn apply_pages(&self, index: LogIndex, pages: &PageSet) -> io::Result<()>;
+    /// Write a consistent image of the database as of everything applied so far to `path` (a
+    /// new file; the caller owns it afterwards).
+    fn export_image(&self, path: &Path) -> io::Result<()>;
+    /// Replace the whole database with the image at `path`, atomically for readers. The file
+    /// stays the caller's: copy from it, do not move or keep it.
+    fn import_image(&self, path: &Path) -> io::Result<()>;
+    /// Make everything applied so far durable.
+    fn sync(&self) -> io::Result<()>;
+}

@@ -1,0 +1,187 @@
+//! State machine tests: the conflict rule, local-vs-remote apply, restart, snapshot round trip.
+
+use std::sync::Arc;
+
+use futures_util::stream;
+use openraft::entry::RaftEntry;
+use openraft::storage::RaftStateMachine;
+use openraft::vote::RaftLeaderIdExt;
+use openraft::{EntryPayload, RaftSnapshotBuilder, RaftTypeConfig};
+
+use super::fake_db::{Call, FakeDb};
+use super::StateMachine;
+use crate::raft::alias::{EntryT, LogIdT};
+use crate::raft::types::{Command, Page, PageSet, ProposalId, TypeConfig};
+
+type LeaderIdT = <TypeConfig as RaftTypeConfig>::LeaderId;
+
+fn log_id(index: u64) -> LogIdT {
+    LogIdT::new(LeaderIdT::new_committed(1, 1), index)
+}
+
+fn write(index: u64, seq: u64, base: u64, page: u32, byte: u8) -> EntryT {
+    let pages = PageSet {
+        page_size: 4,
+        db_size_pages: page,
+        pages: vec![Page {
+            number: page,
+            data: vec![byte; 4],
+        }],
+    };
+    EntryT::new(
+        log_id(index),
+        EntryPayload::Normal(Command::Write {
+            proposal: ProposalId { node: 1, seq },
+            base,
+            pages,
+        }),
+    )
+}
+
+async fn apply(sm: &mut StateMachine<FakeDb>, entries: Vec<EntryT>) {
+    sm.apply(stream::iter(entries.into_iter().map(|e| Ok((e, None)))))
+        .await
+        .unwrap();
+}
+
+// Goal: a write whose base is not the last applied write is a conflict: nothing written, proposer told.
+#[tokio::test]
+async fn base_mismatch_is_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(FakeDb::default());
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    apply(
+        &mut sm,
+        vec![
+            write(1, 10, 0, 1, 0xaa),
+            write(2, 11, 0, 1, 0xbb),
+            write(3, 12, 1, 2, 0xcc),
+        ],
+    )
+    .await;
+    assert_eq!(
+        db.calls(),
+        vec![
+            Call::Apply(1),
+            Call::Reject(ProposalId { node: 1, seq: 11 }),
+            Call::Apply(3)
+        ]
+    );
+    assert_eq!(db.page(1), Some(vec![0xaa; 4]));
+    assert_eq!(sm.applied().last_write_index, 3);
+    assert_eq!(sm.applied().last_applied, Some(log_id(3)));
+}
+
+// Goal: the proposer's own entry is finished locally; only others' entries are applied as pages.
+#[tokio::test]
+async fn finish_local_preferred_over_apply_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(FakeDb::default());
+    db.pending
+        .lock()
+        .unwrap()
+        .push(ProposalId { node: 1, seq: 20 });
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    apply(&mut sm, vec![write(1, 20, 0, 1, 1), write(2, 21, 1, 1, 2)]).await;
+    assert_eq!(
+        db.calls(),
+        vec![
+            Call::Finish(ProposalId { node: 1, seq: 20 }, 1),
+            Call::Apply(2)
+        ]
+    );
+}
+
+// Goal: after persist and reopen the state machine resumes from the recorded applied state.
+#[tokio::test]
+async fn applied_state_restored_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(FakeDb::default());
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    apply(
+        &mut sm,
+        vec![
+            write(1, 1, 0, 1, 1),
+            EntryT::new(log_id(2), EntryPayload::Blank),
+        ],
+    )
+    .await;
+    sm.persist().await.unwrap();
+    let before = sm.applied().clone();
+    drop(sm);
+    let sm = StateMachine::open(dir.path(), db).unwrap();
+    assert_eq!(sm.applied(), &before);
+    assert_eq!(sm.applied().last_write_index, 1);
+}
+
+// Goal: a snapshot built on one node installs on another with the same pages and last_write_index,
+// so both judge the next write alike.
+#[tokio::test]
+async fn snapshot_build_install_round_trip() {
+    let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_l, db_f) = (Arc::new(FakeDb::default()), Arc::new(FakeDb::default()));
+    let mut leader = StateMachine::open(dir_l.path(), Arc::clone(&db_l)).unwrap();
+    apply(
+        &mut leader,
+        vec![
+            write(1, 1, 0, 1, 7),
+            write(2, 2, 1, 2, 8),
+            EntryT::new(log_id(3), EntryPayload::Blank),
+        ],
+    )
+    .await;
+    let snap = leader
+        .try_create_snapshot_builder(true)
+        .await
+        .unwrap()
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
+
+    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f)).unwrap();
+    follower
+        .install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(db_f.page(1), Some(vec![7; 4]));
+    assert_eq!(db_f.page(2), Some(vec![8; 4]));
+    assert_eq!(follower.applied().last_write_index, 2);
+    assert_eq!(follower.applied().last_applied, Some(log_id(3)));
+
+    // The follower's current snapshot survives a restart and still carries last_write_index.
+    drop(follower);
+    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f)).unwrap();
+    let cur = follower
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("current snapshot");
+    assert_eq!(cur.meta, snap.meta);
+    apply(&mut follower, vec![write(4, 3, 2, 3, 9)]).await;
+    assert_eq!(db_f.page(3), Some(vec![9; 4]));
+}
+
+// Goal: an image whose trailer disagrees with the meta is refused and the database is untouched.
+#[tokio::test]
+async fn install_refuses_mismatched_image() {
+    let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db_f = Arc::new(FakeDb::default());
+    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default())).unwrap();
+    apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
+    let mut snap = leader
+        .try_create_snapshot_builder(true)
+        .await
+        .unwrap()
+        .build_snapshot()
+        .await
+        .unwrap();
+    snap.meta.last_log_id = Some(log_id(9));
+    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f)).unwrap();
+    assert!(follower
+        .install_snapshot(&snap.meta, snap.snapshot)
+        .await
+        .is_err());
+    assert_eq!(db_f.page(1), None);
+    assert!(follower.get_current_snapshot().await.unwrap().is_none());
+}
