@@ -11,6 +11,19 @@ use crate::ffi::{api, functions, vfs};
 /// hosts that cannot pass `?vfs=ha` (e.g. better-sqlite3).
 pub const DEFAULT_VFS_ENV: &str = "DQLITE_VFS_DEFAULT";
 
+/// Set this environment variable (e.g. `dqlite_vfs=debug,openraft=info`) to log to stderr.
+pub const LOG_ENV: &str = "DQLITE_VFS_LOG";
+
+fn start_logging() {
+    if let Ok(filter) = std::env::var(LOG_ENV) {
+        // try_init: a host that already installed a subscriber keeps it.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 /// Entry point named after the library file (`libdqlite_vfs.so`).
 ///
 /// # Safety
@@ -24,6 +37,7 @@ pub unsafe extern "C" fn sqlite3_dqlitevfs_init(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the table SQLite passed to this entry point.
         unsafe { api::install(api_table) }?;
+        start_logging();
         let make_default = std::env::var(DEFAULT_VFS_ENV).is_ok_and(|v| v == "1");
         vfs::register(make_default)?;
         // SAFETY: the connection SQLite is loading us into.

@@ -1,28 +1,105 @@
 //! A cluster node: one replicated database, its Raft instance and its QUIC endpoint.
-//! (Being built: this version only reports that clustering is not ready.)
+//!
+//! Nodes are kept per database path in this process, so every connection to one file
+//! shares one node, and several files may each be a node (a whole cluster in one process).
+//! The public functions here are what the `ha_*` SQL functions call.
 
-use std::path::Path;
+mod commit;
+pub mod database;
+mod files;
+mod lifecycle;
+mod membership;
+mod rpc;
+pub mod runtime;
+pub mod state_dir;
+mod status;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::raft::types::NodeId;
 
-/// `ha_init`.
-pub fn init(_db: &Path, _addr: &str) -> Result<NodeId, Error> {
-    Err(Error::Raft("not implemented yet".into()))
+pub use lifecycle::Node;
+
+/// How long `ha_init` and a resume wait for the node to be ready.
+pub const START_DEADLINE: Duration = Duration::from_secs(15);
+/// How long `ha_join` waits to become a voter holding the cluster's data.
+pub const JOIN_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a commit waits for the cluster before its outcome is reported unknown.
+pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long admin calls (status of others, remove, leave) wait.
+pub const ADMIN_DEADLINE: Duration = Duration::from_secs(15);
+
+static NODES: Mutex<Option<HashMap<PathBuf, Arc<Node>>>> = Mutex::new(None);
+
+fn running(db: &Path) -> Option<Arc<Node>> {
+    NODES.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|nodes| nodes.get(db).cloned())
 }
-/// `ha_join`.
-pub fn join(_db: &Path, _addr: &str, _peer: &str) -> Result<NodeId, Error> {
-    Err(Error::Raft("not implemented yet".into()))
+
+fn remember(db: &Path, node: Arc<Node>) {
+    NODES.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(db.to_owned(), node);
 }
-/// `ha_status`.
-pub fn status(_db: &Path) -> Result<serde_json::Value, Error> {
-    Err(Error::NotANode)
+
+fn forget(db: &Path) -> Option<Arc<Node>> {
+    NODES.lock().unwrap_or_else(PoisonError::into_inner).as_mut().and_then(|nodes| nodes.remove(db))
 }
-/// `ha_leave`.
-pub fn leave(_db: &Path) -> Result<(), Error> {
-    Err(Error::NotANode)
+
+/// Serialises starts and stops, so two connections cannot start one database twice.
+static STARTING: Mutex<()> = Mutex::new(());
+
+/// `ha_init(addr)`: makes `db` node 1 of a new cluster, or resumes its node.
+pub fn init(db: &Path, addr: &str) -> Result<NodeId, Error> {
+    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(node) = running(db) {
+        return node.same_address(addr).map(|()| node.id());
+    }
+    let node = lifecycle::init_or_resume(db, addr)?;
+    let id = node.id();
+    remember(db, node);
+    Ok(id)
 }
-/// `ha_remove`.
-pub fn remove(_db: &Path, _id: NodeId) -> Result<(), Error> {
-    Err(Error::NotANode)
+
+/// `ha_join(addr, peer)`: makes `db` a node of the cluster `peer` belongs to, or resumes it.
+pub fn join(db: &Path, addr: &str, peer: &str) -> Result<NodeId, Error> {
+    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(node) = running(db) {
+        return node.same_address(addr).map(|()| node.id());
+    }
+    let node = lifecycle::join_or_resume(db, addr, peer)?;
+    let id = node.id();
+    remember(db, node);
+    Ok(id)
+}
+
+/// `ha_status()`.
+pub fn status(db: &Path) -> Result<serde_json::Value, Error> {
+    match running(db) {
+        Some(node) => Ok(status::of(&node)),
+        None => Err(Error::NotANode),
+    }
+}
+
+/// `ha_leave()`: this node leaves the cluster, then stops.
+pub fn leave(db: &Path) -> Result<(), Error> {
+    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    let node = running(db).ok_or(Error::NotANode)?;
+    membership::leave(&node)?;
+    if let Some(node) = forget(db) {
+        node.stop("left the cluster");
+    }
+    Ok(())
+}
+
+/// `ha_remove(node_id)`: removes another member (from any member).
+pub fn remove(db: &Path, id: NodeId) -> Result<(), Error> {
+    let node = running(db).ok_or(Error::NotANode)?;
+    if id == node.id() {
+        return Err(Error::InvalidArgument(format!(
+            "node {id} is this node: use ha_leave() to remove the node you are connected to"
+        )));
+    }
+    membership::remove(&node, id)
 }

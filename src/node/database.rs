@@ -255,6 +255,10 @@ impl Database for ReplicatedDb {
         self.append(&pages)
     }
 
+    fn set_last_write_index(&self, index: LogIndex) {
+        self.last_write_index.store(index, Ordering::Release);
+    }
+
     fn sync(&self) -> io::Result<()> {
         self.wait_published()?;
         self.files.wal.sync().map_err(|c| other(format!("syncing the WAL: SQLite error {}", c.0)))

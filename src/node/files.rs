@@ -27,6 +27,9 @@ impl DbFiles {
         let db = OwnedFile::open(inner_vfs(), Arc::clone(&name), Which::Database)
             .map_err(|c| code_error("opening", path, c))?;
         let wal = OwnedFile::open(inner_vfs(), name, Which::Wal).map_err(|c| code_error("opening the WAL of", path, c))?;
+        // The VFS attaches a file to the shared memory on its first map; wal-index locks
+        // taken before that fail.
+        db.shm_region(0, true).map_err(|c| code_error("mapping the wal-index of", path, c))?;
         Ok(DbFiles { db, wal })
     }
 

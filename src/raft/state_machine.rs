@@ -73,6 +73,7 @@ impl<D: Database> StateMachine<D> {
         std::fs::create_dir_all(state_dir)?;
         let applied = applied::load(state_dir)?;
         let current = snapshot_store::open(state_dir)?;
+        db.set_last_write_index(applied.last_write_index);
         Ok(StateMachine {
             state_dir: state_dir.to_path_buf(),
             db,
@@ -245,6 +246,7 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
             last_membership: meta.last_membership.clone(),
             last_write_index: cur.last_write_index,
         };
+        self.db.set_last_write_index(cur.last_write_index);
         self.current = Some(cur);
         self.persist().await?;
         Ok(())

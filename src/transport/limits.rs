@@ -9,7 +9,7 @@ use std::time::Duration;
 /// Largest encoded message (after the length prefix) we send or accept from an authenticated
 /// peer. An `AppendEntries` batch of page sets must fit: the node layer bounds transaction size
 /// and openraft's `max_payload_entries` so that it does.
-pub const FRAME_BYTES_MAX: u32 = 64 * 1024 * 1024;
+pub const FRAME_BYTES_MAX: u32 = 512 * 1024 * 1024;
 
 /// Largest message accepted from a peer without a cluster certificate (only `Join` is allowed
 /// then), so that an anonymous peer cannot make us allocate much.

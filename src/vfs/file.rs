@@ -9,11 +9,8 @@ use super::registry::{shared, SharedDb};
 use super::wal_file::WalWriter;
 use crate::ffi::file::{Code, RawFile};
 use crate::ffi::sys::{
-    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY, SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK,
+    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL,
 };
-
-/// The wal-index lock slot SQLite's writers hold (WAL_WRITE_LOCK).
-const WAL_WRITE_LOCK_SLOT: usize = 0;
 
 /// What kind of file SQLite opened, from its open flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +59,8 @@ pub struct HaFile {
     kind: FileKind,
     db: Option<Arc<SharedDb>>,
     wal: Option<WalWriter>,
-    /// The node's own connections (`?ha_internal=1`) may write on any node.
+    /// The node's own connections (`?ha_internal=1`): they only read and checkpoint.
+    #[allow(dead_code)]
     internal: bool,
 }
 
@@ -98,20 +96,9 @@ impl HaFile {
         self.kind == FileKind::Wal && self.db.as_ref().is_some_and(|db| db.replicator().is_some())
     }
 
-    /// `xShmLock`: a local writer on a node that may not write is refused before it touches
-    /// the WAL.
+    /// `xShmLock`: passed through. (Local writes are refused at their first WAL write, not
+    /// at the write lock: SQLite's recovery of the wal-index takes that lock too.)
     pub fn shm_lock(&mut self, slot: usize, count: usize, flags: c_int) -> Result<(), Code> {
-        let takes_write_lock = flags == (SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)
-            && slot <= WAL_WRITE_LOCK_SLOT
-            && slot + count > WAL_WRITE_LOCK_SLOT;
-        if takes_write_lock && !self.internal {
-            if let Some(replicator) = self.db.as_ref().and_then(|db| db.replicator()) {
-                replicator.check_writable().map_err(|error| {
-                    tracing::debug!(%error, "local write refused");
-                    Code(SQLITE_READONLY)
-                })?;
-            }
-        }
         match self.raw.shm_lock(slot, count, flags)? {
             true => Ok(()),
             false => Err(Code(crate::ffi::sys::SQLITE_BUSY)),

@@ -34,15 +34,28 @@ pub struct WalWriter {
     held_back: Option<CommitFrame>,
     /// Header offset of the last commit frame the cluster committed through this handle.
     replicated_commit: Option<u64>,
+    /// A transaction has written frames and not yet been replicated (or failed).
+    in_transaction: bool,
 }
 
 impl WalWriter {
     /// Handles one `xWrite` on the WAL of a node's database.
     pub fn write(&mut self, raw: &RawFile, replicator: &dyn Replicator, data: &[u8], offset: u64) -> Result<(), Code> {
+        let rewrites_committed = self.replicated_commit.is_some_and(|end| offset <= end);
+        if !self.in_transaction && !rewrites_committed {
+            // A local transaction's first write: refuse it cleanly, before anything reaches
+            // the file, if this node may not write.
+            replicator.check_writable().map_err(|error| {
+                tracing::debug!(%error, "local write refused");
+                Code(SQLITE_READONLY)
+            })?;
+            self.in_transaction = true;
+        }
         if offset == 0 && data.len() == WAL_HEADER_BYTES as usize {
             // A new WAL generation: whatever we tracked belongs to the old one.
             *self = WalWriter {
                 page_size: Some(u32::from_be_bytes([data[8], data[9], data[10], data[11]])),
+                in_transaction: true,
                 ..WalWriter::default()
             };
             return raw.write_all_at(data, offset);
@@ -74,6 +87,7 @@ impl WalWriter {
 
     /// The transaction is complete in the file: replicate it.
     fn replicate(&mut self, raw: &RawFile, replicator: &dyn Replicator, commit: CommitFrame) -> Result<(), Code> {
+        self.in_transaction = false;
         match replicator.commit(raw, &commit) {
             Ok(()) => {
                 self.replicated_commit = Some(commit.header_offset);

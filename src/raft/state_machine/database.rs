@@ -30,4 +30,7 @@ pub trait Database: Send + Sync + 'static {
     fn import_image(&self, path: &Path) -> io::Result<()>;
     /// Make everything applied so far durable.
     fn sync(&self) -> io::Result<()>;
+    /// The state machine's `last_write_index` after a restart or a snapshot install (the
+    /// proposer builds on it).
+    fn set_last_write_index(&self, index: LogIndex);
 }

@@ -70,4 +70,6 @@ impl Database for FakeDb {
     fn sync(&self) -> io::Result<()> {
         Ok(())
     }
+
+    fn set_last_write_index(&self, _index: LogIndex) {}
 }

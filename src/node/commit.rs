@@ -1,0 +1,84 @@
+//! The leader's side of a commit: the VFS hands over a transaction SQLite has written to the
+//! WAL; we turn its frames into a page set, propose it, and wait for the cluster.
+//!
+//! Outcomes the caller can tell apart (docs/ARCHITECTURE.md):
+//! - committed: the entry was applied here, which wrote its valid commit-frame header;
+//! - did not happen (not the leader, conflict): SQLite rolls back; retrying is safe;
+//! - outcome unknown (no answer in time): SQLite rolls back locally, but the entry may still
+//!   commit, and then it is applied here like any other entry.
+
+use std::sync::atomic::Ordering;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
+
+use super::database::{LocalCommit, LocalState};
+use super::lifecycle::{members, Node};
+use super::runtime::run_blocking;
+use super::COMMIT_DEADLINE;
+use crate::error::Error;
+use crate::ffi::file::RawFile;
+use crate::raft::types::{ApplyOutcome, Command, ProposalId};
+use crate::vfs::{CommitFrame, Replicator};
+use crate::wal::capture::capture_transaction;
+
+const WAL_HEADER_BYTES: u64 = 32;
+const FRAME_HEADER_BYTES: u64 = 24;
+
+impl Node {
+    fn not_leader(&self) -> Error {
+        let metrics = self.metrics();
+        let leader = metrics
+            .current_leader
+            .and_then(|id| members(self).get(&id).map(|member| (id, member.addr.clone())));
+        Error::NotLeader { leader }
+    }
+}
+
+impl Replicator for Node {
+    fn check_writable(&self) -> Result<(), Error> {
+        if let Some(reason) = self.stopped_reason() {
+            return Err(Error::NodeStopped(reason));
+        }
+        let metrics = self.metrics();
+        // A new leader may write only once it has applied every entry of earlier terms
+        // (its own first entry of this term is applied): local transactions are built on
+        // the local state and must follow everything committed before them.
+        let caught_up = metrics.last_applied.as_ref().is_some_and(|applied| applied.leader_id.term == metrics.current_term);
+        if metrics.state == ServerState::Leader && caught_up {
+            Ok(())
+        } else {
+            Err(self.not_leader())
+        }
+    }
+
+    fn commit(&self, wal: &RawFile, commit: &CommitFrame) -> Result<(), Error> {
+        let before = self.db.index_header()?;
+        let frame_bytes = u64::from(commit.page_size) + FRAME_HEADER_BYTES;
+        let commit_frame = u32::try_from((commit.header_offset - WAL_HEADER_BYTES) / frame_bytes + 1)
+            .map_err(|_| Error::Refused("the WAL is too long".into()))?;
+        let pages = capture_transaction(&super::files::Wal { file: wal }, &before, commit_frame, Some(&commit.header))
+            .map_err(|e| Error::io("reading the transaction from the WAL", std::io::Error::other(e)))?;
+        let proposal = ProposalId { node: self.id(), seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
+        let base = self.db.last_write_index();
+        self.db.begin_local(LocalCommit {
+            proposal,
+            header_offset: commit.header_offset,
+            header: commit.header,
+            commit_frame,
+            state: LocalState::Waiting,
+        });
+        let raft = self.raft.clone();
+        let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, COMMIT_DEADLINE);
+        let final_state = self.db.end_local(proposal);
+        match (outcome, final_state) {
+            (_, Some(LocalState::Finished)) => Ok(()),
+            (Ok(Ok(response)), _) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),
+            (Ok(Ok(_)), _) => Err(Error::Raft("the entry was applied without finishing the local commit".into())),
+            (Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))), _) => Err(self.not_leader()),
+            (Ok(Err(error)), _) => Err(Error::Raft(error.to_string())),
+            (Err(Some(error)), _) => Err(error),
+            (Err(None), _) => Err(Error::OutcomeUnknown { timeout_ms: COMMIT_DEADLINE.as_millis() as u64 }),
+        }
+    }
+}

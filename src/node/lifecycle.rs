@@ -1,0 +1,269 @@
+//! Starting and stopping a node: state directory, owner lock, database files, QUIC endpoint,
+//! Raft; then attaching it to the VFS so local commits go through the cluster.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::database::ReplicatedDb;
+use super::rpc::Handler;
+use super::runtime::run_blocking;
+use super::state_dir::{Identity, OwnerLock, StateDir};
+use super::{membership, START_DEADLINE};
+use crate::error::Error;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::NetworkFactory;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::types::{Member, NodeId, TypeConfig};
+use crate::transport::tls::{ClusterCa, NodeIdentity};
+use crate::transport::{Client, Endpoint};
+use crate::vfs::{self, SharedDb};
+
+/// openraft, as this crate instantiates it.
+pub type RaftNode = openraft::Raft<TypeConfig, StateMachine<ReplicatedDb>>;
+
+/// Raft timing (milliseconds). A heartbeat every 100 ms keeps followers from electing; a
+/// dead leader is replaced after 0.5-1 s of silence plus one election round.
+const HEARTBEAT_MS: u64 = 100;
+const ELECTION_TIMEOUT_MIN_MS: u64 = 500;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
+/// Snapshot after this many entries; keep this many entries behind a snapshot so a briefly
+/// lagging follower catches up from the log rather than a full image.
+const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
+const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
+/// Entries per AppendEntries message (each entry is one transaction's pages).
+const ENTRIES_PER_MESSAGE: u64 = 64;
+
+/// One running node.
+pub struct Node {
+    id: NodeId,
+    addr: String,
+    dir: StateDir,
+    pub(super) db: Arc<ReplicatedDb>,
+    pub(super) raft: RaftNode,
+    pub(super) client: Client,
+    pub(super) ca: ClusterCa,
+    endpoint: Mutex<Option<Endpoint>>,
+    attachment: Mutex<Option<Arc<SharedDb>>>,
+    stopped: Mutex<Option<String>>,
+    pub(super) next_proposal: AtomicU64,
+    pub(super) next_join_id: Mutex<NodeId>,
+    _owner: OwnerLock,
+}
+
+impl Node {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &StateDir {
+        &self.dir
+    }
+
+    /// The latest Raft metrics.
+    pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        use openraft::type_config::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Why the node stopped, if it did.
+    pub fn stopped_reason(&self) -> Option<String> {
+        self.stopped.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Refuses a second start of this database at another address.
+    pub fn same_address(&self, addr: &str) -> Result<(), Error> {
+        if addr == self.addr {
+            Ok(())
+        } else {
+            Err(Error::Refused(format!(
+                "this database is already node {} listening on {}; it cannot also listen on {addr}",
+                self.id, self.addr
+            )))
+        }
+    }
+
+    /// Stops Raft and the endpoint and detaches from the VFS. Idempotent.
+    pub fn stop(&self, reason: &str) {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
+        if let Some(attachment) = self.attachment.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            vfs::detach(&attachment);
+        }
+        let raft = self.raft.clone();
+        let endpoint = self.endpoint.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let stopping = async move {
+            let _ = raft.shutdown().await;
+            if let Some(endpoint) = endpoint {
+                endpoint.shutdown().await;
+            }
+        };
+        if run_blocking(stopping, START_DEADLINE).is_err() {
+            tracing::warn!(node = self.id, "node did not stop cleanly in time");
+        }
+    }
+}
+
+/// `ha_init`: a new cluster of one, or the resumption of this database's node.
+pub fn init_or_resume(db: &Path, addr: &str) -> Result<Arc<Node>, Error> {
+    let dir = StateDir::of(db);
+    if let Some(identity) = live_identity(&dir)? {
+        check_resume_address(&identity, addr)?;
+        return start(db, &identity);
+    }
+    dir.create()?;
+    let ca = ClusterCa::generate().map_err(transport_error)?;
+    ca.save(&dir.tls()).map_err(transport_error)?;
+    NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
+    let identity = Identity { node_id: 1, addr: addr.to_owned(), joined: false, left: false };
+    let node = start(db, &identity)?;
+    if let Err(error) = membership::bootstrap(&node) {
+        node.stop("bootstrap failed");
+        return Err(error);
+    }
+    dir.save_identity(&Identity { joined: true, ..identity })?;
+    Ok(node)
+}
+
+/// `ha_join`: become a member of `peer`'s cluster, or resume this database's node.
+pub fn join_or_resume(db: &Path, addr: &str, peer: &str) -> Result<Arc<Node>, Error> {
+    let dir = StateDir::of(db);
+    if let Some(identity) = live_identity(&dir)? {
+        check_resume_address(&identity, addr)?;
+        let node = start(db, &identity)?;
+        if !identity.joined {
+            membership::finish_join(&node, peer)?;
+            dir.save_identity(&Identity { joined: true, ..identity })?;
+        }
+        return Ok(node);
+    }
+    membership::check_joinable(db)?;
+    let grant = membership::request_id(addr, peer)?;
+    dir.create()?;
+    let ca = ClusterCa::from_pem(&grant.ca_cert_pem, &grant.ca_key_pem).map_err(transport_error)?;
+    ca.save(&dir.tls()).map_err(transport_error)?;
+    NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
+    let identity = Identity { node_id: grant.node_id, addr: addr.to_owned(), joined: false, left: false };
+    dir.save_identity(&identity)?;
+    let node = start(db, &identity)?;
+    if let Err(error) = membership::finish_join(&node, peer) {
+        node.stop("join failed");
+        return Err(error);
+    }
+    dir.save_identity(&Identity { joined: true, ..identity })?;
+    Ok(node)
+}
+
+/// The identity of a node that has not left (a node that left starts over).
+fn live_identity(dir: &StateDir) -> Result<Option<Identity>, Error> {
+    Ok(dir.identity()?.filter(|identity| !identity.left))
+}
+
+fn check_resume_address(identity: &Identity, addr: &str) -> Result<(), Error> {
+    if identity.addr == addr {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "this database is node {} of a cluster, listening on {}; resume it with that address (or ha_leave() first and start a new node)",
+        identity.node_id, identity.addr
+    )))
+}
+
+fn transport_error(error: crate::transport::TransportError) -> Error {
+    Error::Unreachable(error.to_string())
+}
+
+fn raft_config() -> Result<Arc<openraft::Config>, Error> {
+    let config = openraft::Config {
+        cluster_name: "dqlite-vfs".into(),
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
+        max_payload_entries: ENTRIES_PER_MESSAGE,
+        install_snapshot_timeout: 60_000,
+        ..Default::default()
+    };
+    config.validate().map(Arc::new).map_err(|e| Error::Raft(e.to_string()))
+}
+
+/// Starts the node of `db` with `identity`; attaches it to the VFS.
+fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
+    let dir = StateDir::of(db);
+    dir.create()?;
+    let owner = OwnerLock::acquire(&dir)?;
+    let rdb = Arc::new(ReplicatedDb::open(db)?);
+    let ca = ClusterCa::load(&dir.tls()).map_err(transport_error)?;
+    let tls_identity = NodeIdentity::load(&dir.tls()).map_err(transport_error)?;
+    let handler = Arc::new(Handler::default());
+    let (id, addr, root) = (identity.node_id, identity.addr.clone(), dir.root().to_owned());
+    let config = raft_config()?;
+    let (ca_for_bind, db_for_sm, handler_for_bind) = (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler));
+    let started = run_blocking(
+        async move {
+            let endpoint = Endpoint::bind(&addr, &ca_for_bind, &tls_identity, handler_for_bind)
+                .await
+                .map_err(|e| Error::Refused(format!("cannot listen on {addr}: {e} (is the address in use, or not local?)")))?;
+            let opened = tokio::task::spawn_blocking(move || {
+                let log = LogStore::open(&root).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
+                let sm = StateMachine::open(&root, db_for_sm)
+                    .map_err(|e| Error::io("opening the state machine", std::io::Error::other(e)))?;
+                Ok::<_, Error>((log, sm))
+            })
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))?;
+            let (log, sm) = match opened {
+                Ok(opened) => opened,
+                Err(error) => {
+                    endpoint.shutdown().await;
+                    return Err(error);
+                }
+            };
+            let network = NetworkFactory::new(id, endpoint.client());
+            match RaftNode::new(id, config, network, log, sm).await {
+                Ok(raft) => Ok((endpoint, raft)),
+                Err(error) => {
+                    endpoint.shutdown().await;
+                    Err(Error::Raft(error.to_string()))
+                }
+            }
+        },
+        START_DEADLINE,
+    )
+    .map_err(|e| e.unwrap_or_else(|| Error::Unreachable("the node did not start in time".into())))??;
+    let (endpoint, raft) = started;
+    let node = Arc::new(Node {
+        id: identity.node_id,
+        addr: identity.addr.clone(),
+        dir,
+        db: rdb,
+        raft,
+        client: endpoint.client(),
+        ca,
+        endpoint: Mutex::new(Some(endpoint)),
+        attachment: Mutex::new(None),
+        stopped: Mutex::new(None),
+        next_proposal: AtomicU64::new(rand::random::<u32>() as u64),
+        next_join_id: Mutex::new(0),
+        _owner: owner,
+    });
+    handler.attach(&node);
+    let attachment = vfs::attach(db, Arc::clone(&node) as Arc<dyn vfs::Replicator>);
+    *node.attachment.lock().unwrap_or_else(PoisonError::into_inner) = Some(attachment);
+    node.next_proposal.fetch_add(1, Ordering::Relaxed);
+    Ok(node)
+}
+
+/// The members of the cluster as this node knows them.
+pub fn members(node: &Node) -> BTreeMap<NodeId, Member> {
+    let metrics = node.metrics();
+    metrics.membership_config.membership().nodes().map(|(id, member)| (*id, member.clone())).collect()
+}

@@ -1,0 +1,216 @@
+//! Forming and changing the cluster: bootstrap of node 1, the two-step join (get an id,
+//! then become a voter once running), leave and remove. Changes are made by the leader;
+//! any member forwards them there.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use openraft::{ChangeMembers, ServerState};
+
+use super::lifecycle::{members, Node};
+use super::runtime::run_blocking;
+use super::{ADMIN_DEADLINE, JOIN_DEADLINE, START_DEADLINE};
+use crate::error::Error;
+use crate::ffi::connection::{Connection, Through};
+use crate::raft::types::{Member, NodeId};
+use crate::transport::wire::{AdminRequest, AdminResponse, JoinResponse, Request, Response};
+use crate::transport::TransportError;
+
+/// Waits the calling (non-runtime) thread for `future`, mapping a missed deadline.
+fn wait<T: Send + 'static>(
+    future: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    deadline: Duration,
+    what: &str,
+) -> Result<T, Error> {
+    run_blocking(future, deadline)
+        .map_err(|e| e.unwrap_or_else(|| Error::Unreachable(format!("{what}: no answer within {} s", deadline.as_secs()))))?
+}
+
+/// Node 1 of a new cluster: initialise Raft with itself, wait to lead, and put the
+/// database's current contents into a snapshot so later members start from it.
+pub fn bootstrap(node: &Node) -> Result<(), Error> {
+    let raft = node.raft.clone();
+    let me = BTreeMap::from([(node.id(), Member { addr: node.addr().to_owned() })]);
+    wait(
+        async move {
+            raft.initialize(me).await.map_err(|e| Error::Raft(e.to_string()))?;
+            let metrics = raft
+                .wait(Some(START_DEADLINE))
+                .metrics(
+                    |m| m.state == ServerState::Leader && m.last_applied.as_ref().is_some_and(|a| a.leader_id.term == m.current_term),
+                    "lead and apply the first entry of the term",
+                )
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            let applied = metrics.last_applied.map(|id| id.index());
+            raft.trigger().snapshot().await.map_err(|e| Error::Raft(e.to_string()))?;
+            let metrics = raft
+                .wait(Some(START_DEADLINE))
+                .metrics(|m| m.snapshot.is_some() && m.snapshot.map(|s| s.index()) >= applied, "initial snapshot")
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            if let Some(snapshot) = metrics.snapshot {
+                raft.trigger().purge_log(snapshot.index()).await.map_err(|e| Error::Raft(e.to_string()))?;
+            }
+            Ok(())
+        },
+        START_DEADLINE,
+        "starting the cluster",
+    )
+}
+
+/// Refuses to join with a database that already holds tables: joining replaces them.
+pub fn check_joinable(db: &Path) -> Result<(), Error> {
+    let connection = Connection::open(db, Through::HaInternal)?;
+    let tables: u64 = connection
+        .query_text("SELECT count(*) FROM sqlite_schema")?
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if tables > 0 {
+        return Err(Error::Refused(format!(
+            "{} already holds {tables} schema object(s); ha_join would replace them with the cluster's data: join with an empty database file",
+            db.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Step 1 of a join: ask `peer` (trust on first use) for an id and the cluster credentials.
+pub fn request_id(addr: &str, peer: &str) -> Result<JoinResponse, Error> {
+    let (addr, peer) = (addr.to_owned(), peer.to_owned());
+    let peer_for_error = peer.clone();
+    wait(
+        async move {
+            crate::transport::join(&peer, &addr, ADMIN_DEADLINE)
+                .await
+                .map_err(|e| Error::Unreachable(format!("could not join through {peer_for_error}: {e}")))
+        },
+        JOIN_DEADLINE,
+        "joining",
+    )
+}
+
+/// Step 2 of a join: now running with its id, ask the cluster to make this node a voter,
+/// then wait until it holds the cluster's data.
+pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
+    let request = Request::Admin(AdminRequest::AddMember { node_id: node.id(), addr: node.addr().to_owned() });
+    admin_call(node, peer, request, JOIN_DEADLINE)?;
+    let raft = node.raft.clone();
+    let id = node.id();
+    wait(
+        async move {
+            raft.wait(Some(JOIN_DEADLINE))
+                .metrics(
+                    |m| {
+                        let is_voter = m.membership_config.membership().voter_ids().any(|v| v == id);
+                        is_voter && m.last_applied.as_ref().map(|l| l.index()) >= m.local_committed.as_ref().map(|c| c.index())
+                    },
+                    "become a voter",
+                )
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            Ok(())
+        },
+        JOIN_DEADLINE,
+        "waiting to become a voter",
+    )
+}
+
+/// `ha_leave`: remove this node through the leader.
+pub fn leave(node: &Node) -> Result<(), Error> {
+    let request = Request::Admin(AdminRequest::Remove { node_id: node.id() });
+    to_leader(node, request)?;
+    let mut identity = node.state_dir().identity()?.ok_or(Error::NotANode)?;
+    identity.left = true;
+    node.state_dir().save_identity(&identity)
+}
+
+/// `ha_remove`: remove another member through the leader.
+pub fn remove(node: &Node, id: NodeId) -> Result<(), Error> {
+    if !members(node).contains_key(&id) {
+        return Err(Error::InvalidArgument(format!("node {id} is not a member of this cluster (see ha_status())")));
+    }
+    to_leader(node, Request::Admin(AdminRequest::Remove { node_id: id }))
+}
+
+/// Runs an admin request on the leader: here if this node leads, else over the network.
+fn to_leader(node: &Node, request: Request) -> Result<(), Error> {
+    if node.raft.is_leader() {
+        if let Request::Admin(admin) = request {
+            let raft = node.raft.clone();
+            return wait(async move { lead_admin(&raft, admin).await.map(|_| ()) }, ADMIN_DEADLINE, "changing membership");
+        }
+    }
+    let leader = leader_addr(node).ok_or(Error::NotLeader { leader: None })?;
+    admin_call(node, &leader, request, ADMIN_DEADLINE)
+}
+
+fn admin_call(node: &Node, addr: &str, request: Request, deadline: Duration) -> Result<(), Error> {
+    let (client, addr_owned) = (node.client.clone(), addr.to_owned());
+    let response = wait(
+        async move {
+            client.call(&addr_owned, request, deadline).await.map_err(|e| match e {
+                TransportError::Remote { message, .. } => Error::Refused(message),
+                other => Error::Unreachable(format!("{other}")),
+            })
+        },
+        deadline + Duration::from_secs(1),
+        "asking the cluster",
+    )?;
+    match response {
+        Response::Admin(AdminResponse::Done) => Ok(()),
+        other => Err(Error::Raft(format!("unexpected answer from {addr}: {other:?}"))),
+    }
+}
+
+/// The leader's address as this node knows it.
+pub fn leader_addr(node: &Node) -> Option<String> {
+    let leader = node.metrics().current_leader?;
+    members(node).get(&leader).map(|m| m.addr.clone())
+}
+
+/// Leader side of `Join`: a fresh id and the credentials.
+pub fn grant_join(node: &Node) -> Result<JoinResponse, Error> {
+    let members = members(node);
+    let highest = members.keys().copied().max().unwrap_or(0);
+    let mut next = node.next_join_id.lock().unwrap_or_else(PoisonError::into_inner);
+    *next = (*next).max(highest) + 1;
+    Ok(JoinResponse {
+        node_id: *next,
+        ca_cert_pem: node.ca.cert_pem().to_owned(),
+        ca_key_pem: node.ca.key_pem().to_owned(),
+        members,
+    })
+}
+
+/// Leader side of an admin request.
+pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest) -> Result<AdminResponse, Error> {
+    let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
+    match request {
+        AdminRequest::AddMember { node_id, addr } => {
+            raft.add_learner(node_id, Member { addr }, true).await.map_err(|e| raft_error(&e))?;
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+                .await
+                .map_err(|e| raft_error(&e))?;
+        }
+        AdminRequest::Remove { node_id } => {
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            let membership = metrics.membership_config.membership().clone();
+            if membership.voter_ids().any(|v| v == node_id) {
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), false)
+                    .await
+                    .map_err(|e| raft_error(&e))?;
+            } else if membership.nodes().any(|(id, _)| *id == node_id) {
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
+                    .await
+                    .map_err(|e| raft_error(&e))?;
+            } else {
+                return Err(Error::InvalidArgument(format!("node {node_id} is not a member")));
+            }
+        }
+        AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
+    }
+    Ok(AdminResponse::Done)
+}
