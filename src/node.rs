@@ -93,6 +93,13 @@ pub fn leave(db: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// `ha_barrier()`: returns the log index this node has applied up to, at least the
+/// cluster's commit index at the time of the call.
+pub fn barrier(db: &Path) -> Result<u64, Error> {
+    let node = running(db).ok_or(Error::NotANode)?;
+    membership::barrier(&node)
+}
+
 /// `ha_remove(node_id)`: removes another member (from any member).
 pub fn remove(db: &Path, id: NodeId) -> Result<(), Error> {
     let node = running(db).ok_or(Error::NotANode)?;

@@ -54,12 +54,14 @@ pub enum Function {
     Leave,
     /// `ha_remove(node_id)`
     Remove,
+    /// `ha_barrier()`
+    Barrier,
 }
 
 impl Function {
     /// Every function we register.
     pub const ALL: &'static [Function] =
-        &[Function::Init, Function::Join, Function::Status, Function::Leave, Function::Remove];
+        &[Function::Init, Function::Join, Function::Status, Function::Leave, Function::Remove, Function::Barrier];
 
     /// The SQL name.
     pub fn name(self) -> &'static str {
@@ -69,6 +71,7 @@ impl Function {
             Function::Status => "ha_status",
             Function::Leave => "ha_leave",
             Function::Remove => "ha_remove",
+            Function::Barrier => "ha_barrier",
         }
     }
 
@@ -80,6 +83,7 @@ impl Function {
             Function::Status => "ha_status() takes no arguments",
             Function::Leave => "ha_leave() takes no arguments",
             Function::Remove => "ha_remove(node_id): node_id is the integer id of a member",
+            Function::Barrier => "ha_barrier() takes no arguments",
         }
     }
 
@@ -107,6 +111,9 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
         (Function::Remove, [SqlValue::Integer(id)]) => {
             let id = NodeId::try_from(*id).map_err(|_| usage())?;
             node::remove(&db()?, id).map(|()| SqlOutput::Null)
+        }
+        (Function::Barrier, []) => {
+            node::barrier(&db()?).map(|index| SqlOutput::Integer(i64::try_from(index).unwrap_or(i64::MAX)))
         }
         _ => Err(usage()),
     }

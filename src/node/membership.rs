@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use openraft::{ChangeMembers, ServerState};
+use openraft::{ChangeMembers, ReadPolicy, ServerState};
 
 use super::lifecycle::{members, Node};
 use super::runtime::run_blocking;
@@ -148,6 +148,13 @@ fn to_leader(node: &Node, request: Request) -> Result<(), Error> {
 }
 
 fn admin_call(node: &Node, addr: &str, request: Request, deadline: Duration) -> Result<(), Error> {
+    match admin_request(node, addr, request, deadline)? {
+        AdminResponse::Done => Ok(()),
+        other => Err(Error::Raft(format!("unexpected answer from {addr}: {other:?}"))),
+    }
+}
+
+fn admin_request(node: &Node, addr: &str, request: Request, deadline: Duration) -> Result<AdminResponse, Error> {
     let (client, addr_owned) = (node.client.clone(), addr.to_owned());
     let response = wait(
         async move {
@@ -160,9 +167,43 @@ fn admin_call(node: &Node, addr: &str, request: Request, deadline: Duration) -> 
         "asking the cluster",
     )?;
     match response {
-        Response::Admin(AdminResponse::Done) => Ok(()),
+        Response::Admin(answer) => Ok(answer),
         other => Err(Error::Raft(format!("unexpected answer from {addr}: {other:?}"))),
     }
+}
+
+/// `ha_barrier`: waits until this node has applied everything the cluster had committed
+/// when it was called (the leader's read-index), so reads after it are linearizable.
+pub fn barrier(node: &Node) -> Result<u64, Error> {
+    let index = if node.raft.is_leader() {
+        let raft = node.raft.clone();
+        wait(
+            async move {
+                let read = raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| Error::Raft(e.to_string()))?;
+                Ok(read.index())
+            },
+            ADMIN_DEADLINE,
+            "confirming leadership",
+        )?
+    } else {
+        let leader = leader_addr(node).ok_or(Error::NotLeader { leader: None })?;
+        match admin_request(node, &leader, Request::Admin(AdminRequest::ReadIndex), ADMIN_DEADLINE)? {
+            AdminResponse::ReadIndex { index } => index,
+            other => return Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}"))),
+        }
+    };
+    let raft = node.raft.clone();
+    wait(
+        async move {
+            raft.wait(Some(ADMIN_DEADLINE))
+                .applied_index_at_least(Some(index), "apply up to the read index")
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            Ok(index)
+        },
+        ADMIN_DEADLINE + Duration::from_secs(1),
+        "catching up",
+    )
 }
 
 /// The leader's address as this node knows it.
@@ -211,6 +252,10 @@ pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest
             }
         }
         AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
+        AdminRequest::ReadIndex => {
+            let read = raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| raft_error(&e))?;
+            return Ok(AdminResponse::ReadIndex { index: read.index() });
+        }
     }
     Ok(AdminResponse::Done)
 }

@@ -96,6 +96,9 @@ pub enum AdminRequest {
     },
     /// Report what the receiver knows of the cluster.
     Status,
+    /// The leader's linearizable read position: the index a node must have applied for a
+    /// read to see everything committed before this request (Raft's read-index).
+    ReadIndex,
 }
 
 /// Answers to [`AdminRequest`]s.
@@ -103,6 +106,11 @@ pub enum AdminRequest {
 pub enum AdminResponse {
     /// The request was carried out.
     Done,
+    /// Answer to `ReadIndex`.
+    ReadIndex {
+        /// Log index to wait for.
+        index: u64,
+    },
     /// The receiver's view of the cluster.
     Status {
         /// The receiver's id.
