@@ -3,7 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod shell;
+
+use std::net::UdpSocket;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The `libdqlite_vfs.so` built alongside this test binary (target/<profile>/).
 pub fn extension_path() -> PathBuf {
@@ -27,4 +32,25 @@ pub fn scratch_with_extension() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("dqlite-vfs-test").tempdir().expect("temp dir");
     std::fs::copy(extension_path(), dir.path().join("libdqlite_vfs.so")).expect("copy extension");
     dir
+}
+
+/// Where the next [`free_udp_port`] search starts, so tests running in parallel in one
+/// binary never hand out the same port (each test file has its own range).
+static NEXT_PORT: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// A 127.0.0.1 UDP port in `range` that nobody is bound to now (QUIC runs over UDP).
+/// The search starts at an offset derived from our pid so that a rerun, or another checkout
+/// running the same test, tends to pick different ports; it then walks the range round-robin.
+pub fn free_udp_port(range: Range<u16>) -> u16 {
+    let len = u32::from(range.end - range.start);
+    assert!(len > 0, "empty port range");
+    let _ = NEXT_PORT.compare_exchange(u32::MAX, std::process::id() % len, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..len {
+        let offset = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % len;
+        let port = range.start + u16::try_from(offset).expect("offset < range length");
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP port in {range:?}");
 }
