@@ -96,11 +96,11 @@ impl Error {
             Error::NotLeader { .. } => SQLITE_READONLY,
             Error::NodeStopped(_) => SQLITE_READONLY,
             Error::OwnedElsewhere(_) => SQLITE_READONLY_CANTLOCK,
-            Error::Conflict => SQLITE_BUSY_SNAPSHOT,
+            Error::Conflict => SQLITE_IOERR_WRITE,
             Error::OutcomeUnknown { .. } => SQLITE_IOERR_COMMIT_ATOMIC,
             Error::Unreachable(_) => SQLITE_CANTOPEN,
             Error::Refused(_) => SQLITE_ERROR,
-            Error::Raft(_) => SQLITE_ERROR,
+            Error::Raft(_) => SQLITE_IOERR_WRITE,
             Error::Io { .. } => SQLITE_IOERR,
             Error::Sqlite { code, .. } => *code,
         }

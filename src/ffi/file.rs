@@ -25,6 +25,11 @@ impl Code {
     }
 }
 
+/// Largest single read or write we hand the wrapped VFS. SQLite itself never asks for more
+/// than a page plus a frame header, and the unix VFS relies on that (it masks lengths to
+/// 17 bits), so bigger buffers are cut into pieces of this size.
+const IO_CHUNK_BYTES: usize = 64 * 1024;
+
 /// An open file of the underlying VFS.
 pub struct RawFile {
     file: NonNull<sqlite3_file>,
@@ -59,19 +64,25 @@ impl RawFile {
     /// Reads exactly `buf.len()` bytes at `offset`; a short read is an error here.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Code> {
         let read = method!(self, xRead);
-        let len = c_int::try_from(buf.len()).map_err(|_| Code(SQLITE_MISUSE))?;
-        let offset = i64::try_from(offset).map_err(|_| Code(SQLITE_MISUSE))?;
-        // SAFETY: buf is valid for len bytes; file is open.
-        Code::check(unsafe { read(self.as_ptr(), buf.as_mut_ptr().cast(), len, offset) })
+        for (i, chunk) in buf.chunks_mut(IO_CHUNK_BYTES).enumerate() {
+            let len = c_int::try_from(chunk.len()).map_err(|_| Code(SQLITE_MISUSE))?;
+            let at = i64::try_from(offset + (i * IO_CHUNK_BYTES) as u64).map_err(|_| Code(SQLITE_MISUSE))?;
+            // SAFETY: chunk is valid for len bytes; file is open.
+            Code::check(unsafe { read(self.as_ptr(), chunk.as_mut_ptr().cast(), len, at) })?;
+        }
+        Ok(())
     }
 
     /// Writes all of `buf` at `offset`.
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<(), Code> {
         let write = method!(self, xWrite);
-        let len = c_int::try_from(buf.len()).map_err(|_| Code(SQLITE_MISUSE))?;
-        let offset = i64::try_from(offset).map_err(|_| Code(SQLITE_MISUSE))?;
-        // SAFETY: buf is valid for len bytes; file is open.
-        Code::check(unsafe { write(self.as_ptr(), buf.as_ptr().cast(), len, offset) })
+        for (i, chunk) in buf.chunks(IO_CHUNK_BYTES).enumerate() {
+            let len = c_int::try_from(chunk.len()).map_err(|_| Code(SQLITE_MISUSE))?;
+            let at = i64::try_from(offset + (i * IO_CHUNK_BYTES) as u64).map_err(|_| Code(SQLITE_MISUSE))?;
+            // SAFETY: chunk is valid for len bytes; file is open.
+            Code::check(unsafe { write(self.as_ptr(), chunk.as_ptr().cast(), len, at) })?;
+        }
+        Ok(())
     }
 
     /// Current size in bytes.

@@ -177,14 +177,7 @@ fn admin_request(node: &Node, addr: &str, request: Request, deadline: Duration) 
 pub fn barrier(node: &Node) -> Result<u64, Error> {
     let index = if node.raft.is_leader() {
         let raft = node.raft.clone();
-        wait(
-            async move {
-                let read = raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| Error::Raft(e.to_string()))?;
-                Ok(read.index())
-            },
-            ADMIN_DEADLINE,
-            "confirming leadership",
-        )?
+        wait(async move { read_index(&raft).await }, ADMIN_DEADLINE, "confirming leadership")?
     } else {
         let leader = leader_addr(node).ok_or(Error::NotLeader { leader: None })?;
         match admin_request(node, &leader, Request::Admin(AdminRequest::ReadIndex), ADMIN_DEADLINE)? {
@@ -226,6 +219,25 @@ pub fn grant_join(node: &Node) -> Result<JoinResponse, Error> {
     })
 }
 
+/// The leader's read-index. Confirming leadership needs a quorum's answer to a heartbeat;
+/// followers busy with a large entry may miss one round, so retry until the deadline.
+async fn read_index(raft: &super::lifecycle::RaftNode) -> Result<u64, Error> {
+    let deadline = tokio::time::Instant::now() + ADMIN_DEADLINE;
+    loop {
+        match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(read) => return Ok(read.index()),
+            Err(error) if tokio::time::Instant::now() < deadline && raft.is_leader() => {
+                tracing::debug!(%error, "read-index not confirmed yet, retrying");
+                tokio::time::sleep(READ_INDEX_RETRY).await;
+            }
+            Err(error) => return Err(Error::Raft(error.to_string())),
+        }
+    }
+}
+
+/// Pause between read-index attempts.
+const READ_INDEX_RETRY: Duration = Duration::from_millis(50);
+
 /// Leader side of an admin request.
 pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest) -> Result<AdminResponse, Error> {
     let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
@@ -252,10 +264,7 @@ pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest
             }
         }
         AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
-        AdminRequest::ReadIndex => {
-            let read = raft.ensure_linearizable(ReadPolicy::ReadIndex).await.map_err(|e| raft_error(&e))?;
-            return Ok(AdminResponse::ReadIndex { index: read.index() });
-        }
+        AdminRequest::ReadIndex => return Ok(AdminResponse::ReadIndex { index: read_index(raft).await? }),
     }
     Ok(AdminResponse::Done)
 }

@@ -22,7 +22,7 @@ use openraft::raft::{
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 
-use crate::raft::types::{Member, NodeId, SnapshotImage, TypeConfig};
+use crate::raft::types::{Command, Member, NodeId, SnapshotImage, TypeConfig};
 use crate::transport::limits::SNAPSHOT_TRANSFER_TIMEOUT;
 use crate::transport::wire::{Request, Response};
 use crate::transport::{Client, TransportError};
@@ -122,7 +122,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
+        let ttl = option.hard_ttl().max(transfer_time(&rpc));
         match self.call(RPCTypes::AppendEntries, Request::AppendEntries(rpc), ttl).await? {
             Response::AppendEntries(r) => Ok(r),
             other => Err(self.unexpected(RPCTypes::AppendEntries, ttl, &other)),
@@ -189,4 +189,24 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
             other => Err(self.unexpected(RPCTypes::TransferLeader, ttl, &other)),
         }
     }
+}
+
+/// Slowest transfer rate we allow a peer before an AppendEntries counts as timed out.
+/// openraft's own deadline is sized for heartbeats; a batch carrying a large transaction's
+/// pages needs time in proportion to its size, or it would be retried forever.
+const TRANSFER_BYTES_PER_SEC_MIN: u64 = 20 * 1024 * 1024;
+
+/// Time to allow for sending the entries of `rpc` at the slowest acceptable rate.
+fn transfer_time(rpc: &AppendEntriesRequest<TypeConfig>) -> Duration {
+    let bytes: u64 = rpc
+        .entries
+        .iter()
+        .map(|entry| match &entry.payload {
+            openraft::EntryPayload::Normal(Command::Write { pages, .. }) => {
+                pages.pages.iter().map(|p| p.data.len() as u64).sum::<u64>()
+            }
+            _ => 0,
+        })
+        .sum();
+    Duration::from_millis(bytes * 1000 / TRANSFER_BYTES_PER_SEC_MIN)
 }

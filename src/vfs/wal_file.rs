@@ -13,7 +13,7 @@
 
 use super::{CommitFrame, Replicator};
 use crate::ffi::file::{Code, RawFile};
-use crate::ffi::sys::{SQLITE_IOERR_WRITE, SQLITE_READONLY};
+use crate::ffi::sys::SQLITE_READONLY;
 
 const WAL_HEADER_BYTES: u64 = 32;
 const FRAME_HEADER_BYTES: usize = 24;
@@ -95,7 +95,7 @@ impl WalWriter {
             }
             Err(error) => {
                 tracing::warn!(%error, "commit not replicated");
-                Err(Code(if error.is_not_writable() { SQLITE_READONLY } else { SQLITE_IOERR_WRITE }))
+                Err(Code(error.sqlite_code()))
             }
         }
     }
