@@ -8,6 +8,7 @@
 //! - local write transactions are refused unless the node may write ([`Replicator`]).
 
 mod file;
+pub mod owner;
 mod registry;
 mod wal_file;
 

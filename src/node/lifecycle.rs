@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::database::ReplicatedDb;
 use super::rpc::Handler;
 use super::runtime::run_blocking;
-use super::state_dir::{Identity, OwnerLock, StateDir};
+use super::state_dir::{Identity, StateDir};
 use super::{membership, START_DEADLINE};
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
@@ -18,6 +18,7 @@ use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{Member, NodeId, TypeConfig};
 use crate::transport::tls::{ClusterCa, NodeIdentity};
 use crate::transport::{Client, Endpoint};
+use crate::vfs::owner::OwnerLock;
 use crate::vfs::{self, SharedDb};
 
 /// openraft, as this crate instantiates it.
@@ -199,7 +200,7 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
 fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
     let dir = StateDir::of(db);
     dir.create()?;
-    let owner = OwnerLock::acquire(&dir)?;
+    let owner = OwnerLock::acquire(db)?;
     let rdb = Arc::new(ReplicatedDb::open(db)?);
     let ca = ClusterCa::load(&dir.tls()).map_err(transport_error)?;
     let tls_identity = NodeIdentity::load(&dir.tls()).map_err(transport_error)?;

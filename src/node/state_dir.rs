@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <database>-ha/
-//!   owner.lock     flock'ed by the process running the node (one owner per database)
+//!   owner.lock     flock'ed by the process running the node (see `vfs::owner`)
 //!   node.json      this node's identity: id, address, whether it has joined
 //!   tls/           cluster CA and this node's certificate (PEM)
 //!   log/           the Raft log (segments) and vote
@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::raft::types::NodeId;
-
-/// Suffix of the state directory's name.
-pub const STATE_DIR_SUFFIX: &str = "-ha";
+use crate::vfs::owner::state_dir_of;
 
 /// What `node.json` records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,9 +43,7 @@ pub struct StateDir {
 impl StateDir {
     /// The state directory of the database at `db`.
     pub fn of(db: &Path) -> StateDir {
-        let mut name = db.as_os_str().to_owned();
-        name.push(STATE_DIR_SUFFIX);
-        StateDir { root: PathBuf::from(name) }
+        StateDir { root: state_dir_of(db) }
     }
 
     /// The directory itself.
@@ -63,10 +59,6 @@ impl StateDir {
         Ok(())
     }
 
-    /// `owner.lock`.
-    pub fn owner_lock(&self) -> PathBuf {
-        self.root.join("owner.lock")
-    }
     /// `tls/`.
     pub fn tls(&self) -> PathBuf {
         self.root.join("tls")
@@ -113,36 +105,6 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The exclusive claim of one process on a database's node, held while the node runs.
-pub struct OwnerLock {
-    _file: File,
-}
-
-impl OwnerLock {
-    /// Takes the lock, or says which file another process holds.
-    pub fn acquire(dir: &StateDir) -> Result<OwnerLock, Error> {
-        let path = dir.owner_lock();
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(OwnerLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::OwnedElsewhere(path.display().to_string())),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
-        }
-    }
-
-    /// True if another process holds the node of the database at `db`.
-    pub fn held_elsewhere(db: &Path) -> bool {
-        let path = StateDir::of(db).owner_lock();
-        let Ok(file) = File::options().write(true).open(path) else { return false };
-        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,20 +131,5 @@ mod tests {
         fs::write(dir.root().join("node.json"), b"{not json").unwrap();
         let message = dir.identity().unwrap_err().to_string();
         assert!(message.contains("node.json is corrupt"), "{message}");
-    }
-
-    #[test]
-    fn owner_lock_is_exclusive() {
-        // Goal: a second claim on the same database fails while the first is held.
-        let tmp = tempfile::tempdir().unwrap();
-        let db = tmp.path().join("app.db");
-        let dir = StateDir::of(&db);
-        dir.create().unwrap();
-        let first = OwnerLock::acquire(&dir).unwrap();
-        assert!(matches!(OwnerLock::acquire(&dir), Err(Error::OwnedElsewhere(_))));
-        assert!(OwnerLock::held_elsewhere(&db));
-        drop(first);
-        assert!(!OwnerLock::held_elsewhere(&db));
-        assert!(OwnerLock::acquire(&dir).is_ok());
     }
 }

@@ -5,12 +5,19 @@ use std::ffi::c_int;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::owner::check_not_owned_elsewhere;
 use super::registry::{shared, SharedDb};
 use super::wal_file::WalWriter;
 use crate::ffi::file::{Code, RawFile};
 use crate::ffi::sys::{
-    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL,
+    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK,
 };
+
+/// True for the writes that begin every WAL frame or a new WAL (frame headers are 24
+/// bytes, the WAL header 32): checking those catches a transaction before its pages land.
+fn is_wal_header_write(data: &[u8], offset: u64) -> bool {
+    data.len() == 24 || (offset == 0 && data.len() == 32)
+}
 
 /// What kind of file SQLite opened, from its open flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,11 +89,19 @@ impl HaFile {
         self.raw
     }
 
-    /// `xWrite`: WAL writes of a node's database go through the commit protocol.
+    /// `xWrite`: WAL writes of a node's database go through the commit protocol; WAL writes
+    /// to a database whose node runs in another process are refused.
     pub fn write(&mut self, data: &[u8], offset: u64) -> Result<(), Code> {
         let replicator = self.db.as_ref().and_then(|db| db.replicator());
-        match (&mut self.wal, replicator) {
-            (Some(wal), Some(replicator)) => wal.write(&self.raw, replicator.as_ref(), data, offset),
+        match (&mut self.wal, replicator, &self.db) {
+            (Some(wal), Some(replicator), _) => wal.write(&self.raw, replicator.as_ref(), data, offset),
+            (Some(_), None, Some(db)) if is_wal_header_write(data, offset) => {
+                check_not_owned_elsewhere(db.path()).map_err(|error| {
+                    tracing::debug!(%error, "write refused");
+                    Code(SQLITE_READONLY_CANTLOCK)
+                })?;
+                self.raw.write_all_at(data, offset)
+            }
             _ => self.raw.write_all_at(data, offset),
         }
     }
