@@ -8,9 +8,12 @@
 //! values survive) are rendered per column type (I/T/R), sorted per the sort mode, hashed
 //! with MD5 when there are more values than the hash threshold (8 unless the file says
 //! otherwise), and compared with the expected result; queries sharing a label must agree.
+//! As in the reference harness, an error while stepping a query ends its result (such
+//! queries are listed in the summary); an error while preparing it fails the record.
 //! Records for other engines (`skipif sqlite`, `onlyif <other>`) are not run and are counted
 //! apart; any record this test itself skips is listed with its reason in `KNOWN_SKIPS` and in
-//! the printed summary. Run with `--nocapture` to see the summary.
+//! the printed summary. Run with `--nocapture` to see the summary; `SLT_ONLY=<substring>`
+//! runs only the files whose name contains it (for debugging).
 
 mod common;
 mod slt;
@@ -69,6 +72,8 @@ struct FileReport {
     other_engine: usize,
     /// Records skipped through KNOWN_SKIPS: (line, reason).
     skipped: Vec<(usize, &'static str)>,
+    /// Passed queries whose result was ended by a runtime error: (line, message).
+    ended_by_error: Vec<(usize, String)>,
     /// The line of a `halt` that stopped the file early, if any.
     halted_at: Option<usize>,
     seconds: f64,
@@ -84,6 +89,8 @@ impl FileReport {
 struct FileState {
     hash_threshold: usize,
     labels: HashMap<String, String>,
+    /// Queries whose result was ended by a runtime error: (line, message).
+    ended_by_error: Vec<(usize, String)>,
 }
 
 fn run_file(path: &Path, name: &str) -> FileReport {
@@ -91,7 +98,7 @@ fn run_file(path: &Path, name: &str) -> FileReport {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let records = parse_script(name, &text).unwrap_or_else(|why| panic!("{why}"));
     let mut report = FileReport { name: name.to_string(), ..FileReport::default() };
-    let mut state = FileState { hash_threshold: DEFAULT_HASH_THRESHOLD, labels: HashMap::new() };
+    let mut state = FileState { hash_threshold: DEFAULT_HASH_THRESHOLD, labels: HashMap::new(), ended_by_error: Vec::new() };
     let mut cluster = Cluster::start();
     for record in &records {
         if !record.applies_to(ENGINE) {
@@ -113,6 +120,7 @@ fn run_file(path: &Path, name: &str) -> FileReport {
         }
     }
     drop(cluster);
+    report.ended_by_error = state.ended_by_error;
     report.seconds = started.elapsed().as_secs_f64();
     report
 }
@@ -139,7 +147,7 @@ fn run_record(cluster: &mut Cluster, state: &mut FileState, record: &Record) -> 
         Kind::Statement { expect_error, sql } => check_statement(*expect_error, cluster.statement(sql), sql),
         Kind::Query { types, sort, label, sql, expected } => {
             let outcome = cluster.query(sql);
-            match check_query(state, types, *sort, label.as_deref(), expected, outcome) {
+            match check_query(state, record.line, types, *sort, label.as_deref(), expected, outcome) {
                 Ok(()) => RecordResult::Passed,
                 Err(why) => RecordResult::Failed(format!("{why}\n    SQL: {sql}")),
             }
@@ -148,22 +156,31 @@ fn run_record(cluster: &mut Cluster, state: &mut FileState, record: &Record) -> 
 }
 
 fn check_statement(expect_error: bool, outcome: Outcome, sql: &str) -> RecordResult {
-    match (expect_error, outcome) {
-        (false, Ok(_)) | (true, Err(_)) => RecordResult::Passed,
-        (false, Err(error)) => RecordResult::Failed(format!("statement failed: {error}\n    SQL: {sql}")),
-        (true, Ok(_)) => RecordResult::Failed(format!("statement succeeded but an error was expected\n    SQL: {sql}")),
+    match (expect_error, outcome.error) {
+        (false, None) | (true, Some(_)) => RecordResult::Passed,
+        (false, Some(error)) => RecordResult::Failed(format!("statement failed: {}\n    SQL: {sql}", error.message)),
+        (true, None) => RecordResult::Failed(format!("statement succeeded but an error was expected\n    SQL: {sql}")),
     }
 }
 
 fn check_query(
     state: &mut FileState,
+    line: usize,
     types: &str,
     sort: SortMode,
     label: Option<&str>,
     expected: &Expected,
     outcome: Outcome,
 ) -> Result<(), String> {
-    let output = outcome.map_err(|error| format!("query failed: {error}"))?;
+    // Like the reference harness, an error while stepping ends the result (the rows so far
+    // count); it is recorded so the summary lists it. An error while preparing fails the query.
+    if let Some(error) = outcome.error {
+        if !error.while_stepping {
+            return Err(format!("query failed: {}", error.message));
+        }
+        state.ended_by_error.push((line, error.message));
+    }
+    let output = outcome.rows;
     let rows = parse_quote_rows(&output).map_err(|why| format!("unreadable output ({why}): {}", String::from_utf8_lossy(&output)))?;
     let values = rendered_values(&rows, types, sort)?;
     let actual = if values.len() > state.hash_threshold {
@@ -245,6 +262,10 @@ fn print_summary(reports: &[FileReport], seconds: f64) {
         for (line, why) in &r.skipped {
             println!("skipped {}:{line}: {why}", r.name);
         }
+        for (line, message) in &r.ended_by_error {
+            let first_line = message.lines().next().unwrap_or_default();
+            println!("result ended by an error (as the reference harness does) {}:{line}: {first_line}", r.name);
+        }
     }
 }
 
@@ -252,9 +273,14 @@ fn print_summary(reports: &[FileReport], seconds: f64) {
 fn sqllogictest_corpus_passes_on_a_three_node_cluster() {
     let started = Instant::now();
     let dir = corpus_dir();
+    let only = std::env::var("SLT_ONLY").unwrap_or_default();
     let mut reports = Vec::new();
     for path in corpus_files(&dir) {
         let name = path.strip_prefix(&dir).expect("file is in the corpus").to_string_lossy().into_owned();
+        if !name.contains(&only) {
+            continue;
+        }
+        eprintln!("sqllogictest: {name} ...");
         reports.push(run_file(&path, &name));
     }
     print_summary(&reports, started.elapsed().as_secs_f64());

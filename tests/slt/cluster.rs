@@ -16,8 +16,20 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 /// reuse ports just freed.
 static NEXT_PORT_OFFSET: AtomicU16 = AtomicU16::new(0);
 
-/// What one SQL command produced: its output (quote-mode rows), or the shell's error text.
-pub type Outcome = Result<Vec<u8>, String>;
+/// What one SQL command produced: the quote-mode rows printed before any error, and the error.
+#[derive(Debug)]
+pub struct Outcome {
+    pub rows: Vec<u8>,
+    pub error: Option<ShellError>,
+}
+
+#[derive(Debug)]
+pub struct ShellError {
+    /// The statement compiled but failed while stepping (the shell says `Runtime error`).
+    pub while_stepping: bool,
+    /// The shell's message, including any context lines it printed.
+    pub message: String,
+}
 
 pub struct Cluster {
     // Declared before the directory so the shell exits before its files are removed.
@@ -78,29 +90,45 @@ impl Cluster {
     fn sql(&mut self, sql: &str) -> Outcome {
         // A trailing `;` ends the statement for the shell; an extra empty one is harmless.
         let output = self.shell.run(&format!("{sql}\n;"), COMMAND_DEADLINE).unwrap_or_else(|why| panic!("{why}\nSQL: {sql}"));
-        match error_text(&output) {
-            Some(error) => Err(error),
-            None => Ok(output),
-        }
+        split_error(output)
     }
 
     /// A setup or control command that must succeed.
     fn admin(&mut self, command: &str) {
         let output = self.shell.run(command, COMMAND_DEADLINE).unwrap_or_else(|why| panic!("{command}: {why}"));
-        if let Some(error) = error_text(&output) {
-            panic!("{command} failed: {error}");
+        if let Some(error) = split_error(output).error {
+            panic!("{command} failed: {}\n{}", error.message, self.status_of_all_nodes());
         }
+    }
+
+    /// `ha_status()` of every node, for failure messages (best effort, never panics).
+    fn status_of_all_nodes(&mut self) -> String {
+        let mut lines = Vec::new();
+        for connection in 0..3 {
+            let command = format!(".connection {connection}\nSELECT ha_status();");
+            let status = self.shell.run(&command, COMMAND_DEADLINE).map(|out| String::from_utf8_lossy(&out).into_owned());
+            lines.push(format!("node {}: {}", connection + 1, status.unwrap_or_else(|why| why).trim_end()));
+        }
+        lines.join("\n")
     }
 }
 
-/// The shell reports errors as `Parse error near line N: ...`, `Runtime error near line N: ...`
-/// or `Error: ...`. In quote mode no row can start that way (text is quoted).
-fn error_text(output: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(output);
-    let is_error = text.lines().any(|line| {
-        line.starts_with("Parse error") || line.starts_with("Runtime error") || line.starts_with("Error")
-    });
-    is_error.then(|| text.trim_end().to_string())
+/// Splits a command's output at the shell's first error report, which is
+/// `Parse error near line N: ...` (preparing failed), `Runtime error near line N: ...`
+/// (stepping failed, after any rows already printed) or `Error: ...`. In quote mode no row
+/// line can start that way, because text values are quoted.
+fn split_error(output: Vec<u8>) -> Outcome {
+    let mut start = 0;
+    for line in output.split_inclusive(|b| *b == b'\n') {
+        let is_error = [&b"Parse error"[..], b"Runtime error", b"Error"].iter().any(|prefix| line.starts_with(prefix));
+        if is_error {
+            let message = String::from_utf8_lossy(&output[start..]).trim_end().to_string();
+            let error = ShellError { while_stepping: line.starts_with(b"Runtime error"), message };
+            return Outcome { rows: output[..start].to_vec(), error: Some(error) };
+        }
+        start += line.len();
+    }
+    Outcome { rows: output, error: None }
 }
 
 /// Three ports in the reserved range that are free for UDP right now.

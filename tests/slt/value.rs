@@ -170,13 +170,32 @@ fn as_text(cell: &Cell) -> Vec<u8> {
     }
 }
 
-/// SQLite's printf `%.3f`. It rounds halves away from zero, whereas Rust rounds exact
-/// binary halves (e.g. 0.0625) to even; nudge those ties so both agree.
+/// SQLite's printf `%.3f`. Two differences from Rust's formatting matter: SQLite rounds
+/// halves away from zero (Rust rounds exact binary halves such as 0.0625 to even), and it
+/// produces at most 16 significant digits, padding the rest with zeros.
 pub fn format_real_3(r: f64) -> String {
-    let scaled = r.abs() * 1000.0;
-    let is_tie = scaled.is_finite() && scaled.fract() == 0.5;
-    let adjusted = if is_tie { r + r.signum() * 0.0001 } else { r };
-    format!("{adjusted:.3}")
+    const SIGNIFICANT: i32 = 16;
+    if !r.is_finite() {
+        return sqlite_real_text(r);
+    }
+    let (digits, exponent) = significant_digits(r.abs(), SIGNIFICANT as usize);
+    let integer_digits = exponent + 1;
+    if integer_digits + 3 <= SIGNIFICANT {
+        let scaled = r.abs() * 1000.0;
+        let adjusted = if scaled.fract() == 0.5 { r + r.signum() * 0.0001 } else { r };
+        return format!("{adjusted:.3}");
+    }
+    let sign = if r < 0.0 { "-" } else { "" };
+    let padded = format!("{digits:0<width$}", width = (integer_digits + 3) as usize);
+    let (integer, fraction) = padded.split_at(integer_digits as usize);
+    format!("{sign}{integer}.{fraction}")
+}
+
+/// The first `count` significant decimal digits of `r` (rounded) and its decimal exponent.
+fn significant_digits(r: f64, count: usize) -> (String, i32) {
+    let scientific = format!("{:.*e}", count - 1, r);
+    let (mantissa, exponent) = scientific.split_once('e').expect("{:e} has an exponent");
+    (mantissa.replace('.', ""), exponent.parse().expect("exponent is an integer"))
 }
 
 /// SQLite's `%!.15g` text form of a real: 15 significant digits, trailing zeros dropped but
@@ -235,6 +254,10 @@ mod tests {
         assert_eq!(render(&Cell::Int(3), 'R'), "3.000");
         assert_eq!(render(&Cell::Real(0.0625), 'R'), "0.063");
         assert_eq!(render(&Cell::Real(-0.0625), 'R'), "-0.063");
+        assert_eq!(render(&Cell::Int(i64::MIN), 'R'), "-9223372036854776000.000");
+        assert_eq!(render(&Cell::Real(-18446744073709551616.0), 'R'), "-18446744073709550000.000");
+        assert_eq!(render(&Cell::Real(1234567890123.4567), 'R'), "1234567890123.457");
+        assert_eq!(render(&Cell::Real(12345678901234.567), 'R'), "12345678901234.570");
         assert_eq!(render(&Cell::Text(b"12abc".to_vec()), 'I'), "12");
         assert_eq!(render(&Cell::Text(vec![]), 'T'), "(empty)");
         assert_eq!(render(&Cell::Text(b"a\tb".to_vec()), 'T'), "a@b");
