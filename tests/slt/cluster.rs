@@ -42,7 +42,7 @@ pub struct Cluster {
 impl Cluster {
     pub fn start() -> Cluster {
         let dir = crate::common::scratch_with_extension();
-        let shell = Shell::start(&crate::common::sqlite3_shell(), dir.path());
+        let shell = Shell::start(&crate::common::sqlite3_shell(), dir.path(), node_log());
         let mut cluster = Cluster { shell, on_follower: false, follower_stale: false, _dir: dir };
         let [p1, p2, p3] = free_ports();
         let setup = [
@@ -129,6 +129,16 @@ fn split_error(output: Vec<u8>) -> Outcome {
         start += line.len();
     }
     Outcome { rows: output, error: None }
+}
+
+/// For debugging: `SLT_NODE_LOG=<filter>` (e.g. `dqlite_vfs=info,openraft=warn`) appends the
+/// nodes' logs to `$TMPDIR/t40_sqllogictest-nodes.log`.
+fn node_log() -> Option<(&'static str, std::fs::File)> {
+    let filter: &'static str = std::env::var("SLT_NODE_LOG").ok()?.leak();
+    let path = std::env::temp_dir().join("t40_sqllogictest-nodes.log");
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open the node log");
+    eprintln!("node logs go to {}", path.display());
+    Some((filter, file))
 }
 
 /// Three ports in the reserved range that are free for UDP right now.

@@ -18,10 +18,17 @@ pub struct Shell {
 }
 
 impl Shell {
-    /// Starts `sqlite3` in `dir` with no database open yet.
-    pub fn start(shell: &Path, dir: &Path) -> Shell {
+    /// Starts `sqlite3` in `dir` with no database open yet. With `node_log` (a
+    /// `DQLITE_VFS_LOG` filter and a file), the extension logs and its log lines are diverted
+    /// to the file instead of being taken for output.
+    pub fn start(shell: &Path, dir: &Path, node_log: Option<(&str, std::fs::File)>) -> Shell {
         let (reader, writer) = std::io::pipe().expect("pipe for the shell's output");
-        let mut child = Command::new(shell)
+        let mut command = Command::new(shell);
+        let log_file = node_log.map(|(filter, file)| {
+            command.env("DQLITE_VFS_LOG", filter);
+            file
+        });
+        let mut child = command
             .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(writer.try_clone().expect("clone output pipe"))
@@ -29,7 +36,7 @@ impl Shell {
             .spawn()
             .expect("start the sqlite3 shell");
         let stdin = child.stdin.take().expect("shell stdin is piped");
-        Shell { child, stdin: Some(stdin), lines: spawn_line_reader(reader), next_marker: 0 }
+        Shell { child, stdin: Some(stdin), lines: spawn_line_reader(reader, log_file), next_marker: 0 }
     }
 
     /// Sends `input` (one or more complete commands) and returns all output it produced.
@@ -61,8 +68,9 @@ impl Shell {
 }
 
 /// Reads the shell's output on a thread, so the shell never blocks on a full pipe and the
-/// test can wait with a deadline.
-fn spawn_line_reader(reader: std::io::PipeReader) -> Receiver<Vec<u8>> {
+/// test can wait with a deadline. Log lines of the extension (they start with an ANSI escape
+/// or an ISO timestamp) go to `log_file` when one is given.
+fn spawn_line_reader(reader: std::io::PipeReader, mut log_file: Option<std::fs::File>) -> Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(reader);
@@ -71,6 +79,10 @@ fn spawn_line_reader(reader: std::io::PipeReader) -> Receiver<Vec<u8>> {
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
+                    if let Some(file) = log_file.as_mut().filter(|_| is_log_line(&line)) {
+                        let _ = file.write_all(&line);
+                        continue;
+                    }
                     if sender.send(line).is_err() {
                         return;
                     }
@@ -79,6 +91,11 @@ fn spawn_line_reader(reader: std::io::PipeReader) -> Receiver<Vec<u8>> {
         }
     });
     receiver
+}
+
+fn is_log_line(line: &[u8]) -> bool {
+    let timestamp = line.len() > 11 && line[..4].iter().all(u8::is_ascii_digit) && line[4] == b'-' && line[10] == b'T';
+    line.starts_with(b"\x1b[") || timestamp
 }
 
 impl Drop for Shell {
