@@ -43,7 +43,12 @@ impl Cluster {
     pub fn start() -> Cluster {
         let dir = crate::common::scratch_with_extension();
         let shell = Shell::start(&crate::common::sqlite3_shell(), dir.path(), node_log());
-        let mut cluster = Cluster { shell, on_follower: false, follower_stale: false, _dir: dir };
+        let mut cluster = Cluster {
+            shell,
+            on_follower: false,
+            follower_stale: false,
+            _dir: dir,
+        };
         let [p1, p2, p3] = free_ports();
         let setup = [
             ".load ./libdqlite_vfs".to_string(),
@@ -89,15 +94,25 @@ impl Cluster {
 
     fn sql(&mut self, sql: &str) -> Outcome {
         // A trailing `;` ends the statement for the shell; an extra empty one is harmless.
-        let output = self.shell.run(&format!("{sql}\n;"), COMMAND_DEADLINE).unwrap_or_else(|why| panic!("{why}\nSQL: {sql}"));
+        let output = self
+            .shell
+            .run(&format!("{sql}\n;"), COMMAND_DEADLINE)
+            .unwrap_or_else(|why| panic!("{why}\nSQL: {sql}"));
         split_error(output)
     }
 
     /// A setup or control command that must succeed.
     fn admin(&mut self, command: &str) {
-        let output = self.shell.run(command, COMMAND_DEADLINE).unwrap_or_else(|why| panic!("{command}: {why}"));
+        let output = self
+            .shell
+            .run(command, COMMAND_DEADLINE)
+            .unwrap_or_else(|why| panic!("{command}: {why}"));
         if let Some(error) = split_error(output).error {
-            panic!("{command} failed: {}\n{}", error.message, self.status_of_all_nodes());
+            panic!(
+                "{command} failed: {}\n{}",
+                error.message,
+                self.status_of_all_nodes()
+            );
         }
     }
 
@@ -106,8 +121,15 @@ impl Cluster {
         let mut lines = Vec::new();
         for connection in 0..3 {
             let command = format!(".connection {connection}\nSELECT ha_status();");
-            let status = self.shell.run(&command, COMMAND_DEADLINE).map(|out| String::from_utf8_lossy(&out).into_owned());
-            lines.push(format!("node {}: {}", connection + 1, status.unwrap_or_else(|why| why).trim_end()));
+            let status = self
+                .shell
+                .run(&command, COMMAND_DEADLINE)
+                .map(|out| String::from_utf8_lossy(&out).into_owned());
+            lines.push(format!(
+                "node {}: {}",
+                connection + 1,
+                status.unwrap_or_else(|why| why).trim_end()
+            ));
         }
         lines.join("\n")
     }
@@ -120,15 +142,28 @@ impl Cluster {
 fn split_error(output: Vec<u8>) -> Outcome {
     let mut start = 0;
     for line in output.split_inclusive(|b| *b == b'\n') {
-        let is_error = [&b"Parse error"[..], b"Runtime error", b"Error"].iter().any(|prefix| line.starts_with(prefix));
+        let is_error = [&b"Parse error"[..], b"Runtime error", b"Error"]
+            .iter()
+            .any(|prefix| line.starts_with(prefix));
         if is_error {
-            let message = String::from_utf8_lossy(&output[start..]).trim_end().to_string();
-            let error = ShellError { while_stepping: line.starts_with(b"Runtime error"), message };
-            return Outcome { rows: output[..start].to_vec(), error: Some(error) };
+            let message = String::from_utf8_lossy(&output[start..])
+                .trim_end()
+                .to_string();
+            let error = ShellError {
+                while_stepping: line.starts_with(b"Runtime error"),
+                message,
+            };
+            return Outcome {
+                rows: output[..start].to_vec(),
+                error: Some(error),
+            };
         }
         start += line.len();
     }
-    Outcome { rows: output, error: None }
+    Outcome {
+        rows: output,
+        error: None,
+    }
 }
 
 /// For debugging: `SLT_NODE_LOG=<filter>` (e.g. `dqlite_vfs=info,openraft=warn`) appends the
@@ -136,7 +171,11 @@ fn split_error(output: Vec<u8>) -> Outcome {
 fn node_log() -> Option<(&'static str, std::fs::File)> {
     let filter: &'static str = std::env::var("SLT_NODE_LOG").ok()?.leak();
     let path = std::env::temp_dir().join("t40_sqllogictest-nodes.log");
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open the node log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open the node log");
     eprintln!("node logs go to {}", path.display());
     Some((filter, file))
 }

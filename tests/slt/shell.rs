@@ -36,7 +36,12 @@ impl Shell {
             .spawn()
             .expect("start the sqlite3 shell");
         let stdin = child.stdin.take().expect("shell stdin is piped");
-        Shell { child, stdin: Some(stdin), lines: spawn_line_reader(reader, log_file), next_marker: 0 }
+        Shell {
+            child,
+            stdin: Some(stdin),
+            lines: spawn_line_reader(reader, log_file),
+            next_marker: 0,
+        }
     }
 
     /// Sends `input` (one or more complete commands) and returns all output it produced.
@@ -44,7 +49,9 @@ impl Shell {
         self.next_marker += 1;
         let marker = format!("__slt_end_{}__", self.next_marker);
         let stdin = self.stdin.as_mut().expect("shell stdin open");
-        write!(stdin, "{input}\n.print {marker}\n").and_then(|()| stdin.flush()).map_err(|e| format!("write to shell: {e}"))?;
+        write!(stdin, "{input}\n.print {marker}\n")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("write to shell: {e}"))?;
         self.read_until_marker(&marker, deadline)
     }
 
@@ -54,13 +61,21 @@ impl Shell {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.strip_suffix(b"\n").unwrap_or(&line) == marker.as_bytes() => return Ok(output),
+                Ok(line) if line.strip_suffix(b"\n").unwrap_or(&line) == marker.as_bytes() => {
+                    return Ok(output)
+                }
                 Ok(line) => output.extend_from_slice(&line),
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!("no answer within {deadline:?}; output so far: {}", String::from_utf8_lossy(&output)))
+                    return Err(format!(
+                        "no answer within {deadline:?}; output so far: {}",
+                        String::from_utf8_lossy(&output)
+                    ))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(format!("the shell exited; last output: {}", String::from_utf8_lossy(&output)))
+                    return Err(format!(
+                        "the shell exited; last output: {}",
+                        String::from_utf8_lossy(&output)
+                    ))
                 }
             }
         }
@@ -70,7 +85,10 @@ impl Shell {
 /// Reads the shell's output on a thread, so the shell never blocks on a full pipe and the
 /// test can wait with a deadline. Log lines of the extension (they start with an ANSI escape
 /// or an ISO timestamp) go to `log_file` when one is given.
-fn spawn_line_reader(reader: std::io::PipeReader, mut log_file: Option<std::fs::File>) -> Receiver<Vec<u8>> {
+fn spawn_line_reader(
+    reader: std::io::PipeReader,
+    mut log_file: Option<std::fs::File>,
+) -> Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(reader);
@@ -94,7 +112,10 @@ fn spawn_line_reader(reader: std::io::PipeReader, mut log_file: Option<std::fs::
 }
 
 fn is_log_line(line: &[u8]) -> bool {
-    let timestamp = line.len() > 11 && line[..4].iter().all(u8::is_ascii_digit) && line[4] == b'-' && line[10] == b'T';
+    let timestamp = line.len() > 11
+        && line[..4].iter().all(u8::is_ascii_digit)
+        && line[4] == b'-'
+        && line[10] == b'T';
     line.starts_with(b"\x1b[") || timestamp
 }
 

@@ -30,7 +30,12 @@ pub fn parse_quote_rows(output: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
                 rows.push(std::mem::take(&mut row));
                 at = next + 1;
             }
-            Some(other) => return Err(format!("unexpected byte {:?} after a value at {next}", *other as char)),
+            Some(other) => {
+                return Err(format!(
+                    "unexpected byte {:?} after a value at {next}",
+                    *other as char
+                ))
+            }
         }
     }
     Ok(rows)
@@ -48,8 +53,12 @@ fn parse_cell(output: &[u8], at: usize) -> Result<(Cell, usize), String> {
             Ok((Cell::Blob(decode_hex(&hex)?), next))
         }
         _ => {
-            let end = output[at..].iter().position(|b| *b == b',' || *b == b'\n').map_or(output.len(), |n| at + n);
-            let token = std::str::from_utf8(&output[at..end]).map_err(|_| "non-UTF-8 bare token".to_string())?;
+            let end = output[at..]
+                .iter()
+                .position(|b| *b == b',' || *b == b'\n')
+                .map_or(output.len(), |n| at + n);
+            let token = std::str::from_utf8(&output[at..end])
+                .map_err(|_| "non-UTF-8 bare token".to_string())?;
             Ok((parse_bare(token)?, end))
         }
     }
@@ -79,7 +88,10 @@ fn decode_hex(hex: &[u8]) -> Result<Vec<u8>, String> {
     let text = std::str::from_utf8(hex).map_err(|_| "bad blob literal".to_string())?;
     (0..text.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("?"), 16).map_err(|_| format!("bad blob literal {text}")))
+        .map(|i| {
+            u8::from_str_radix(text.get(i..i + 2).unwrap_or("?"), 16)
+                .map_err(|_| format!("bad blob literal {text}"))
+        })
         .collect()
 }
 
@@ -94,7 +106,10 @@ fn parse_bare(token: &str) -> Result<Cell, String> {
     if let Ok(int) = token.parse::<i64>() {
         return Ok(Cell::Int(int));
     }
-    token.parse::<f64>().map(Cell::Real).map_err(|_| format!("unrecognised value {token:?}"))
+    token
+        .parse::<f64>()
+        .map(Cell::Real)
+        .map_err(|_| format!("unrecognised value {token:?}"))
 }
 
 /// Renders a cell for column type `I`, `T` or `R` as the reference harness does: integers via
@@ -115,7 +130,16 @@ fn render_text(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "(empty)".to_string();
     }
-    bytes.iter().map(|b| if (b' '..=b'~').contains(b) { *b as char } else { '@' }).collect()
+    bytes
+        .iter()
+        .map(|b| {
+            if (b' '..=b'~').contains(b) {
+                *b as char
+            } else {
+                '@'
+            }
+        })
+        .collect()
 }
 
 /// `sqlite3_column_int64`: reals truncate toward zero (saturating), text takes its integer prefix.
@@ -139,7 +163,9 @@ fn integer_prefix(bytes: &[u8]) -> i64 {
         _ => (false, text),
     };
     let digits: String = digits.chars().take_while(char::is_ascii_digit).collect();
-    let magnitude: i128 = digits.parse().unwrap_or(if digits.is_empty() { 0 } else { i128::MAX });
+    let magnitude: i128 = digits
+        .parse()
+        .unwrap_or(if digits.is_empty() { 0 } else { i128::MAX });
     let value = if negative { -magnitude } else { magnitude };
     value.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
@@ -157,7 +183,11 @@ fn as_double(cell: &Cell) -> f64 {
 fn real_prefix(bytes: &[u8]) -> f64 {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim_start();
-    (1..=text.len()).rev().filter_map(|n| text.get(..n)).find_map(|prefix| prefix.parse::<f64>().ok()).unwrap_or(0.0)
+    (1..=text.len())
+        .rev()
+        .filter_map(|n| text.get(..n))
+        .find_map(|prefix| prefix.parse::<f64>().ok())
+        .unwrap_or(0.0)
 }
 
 /// `sqlite3_column_text`: integers in decimal, reals as SQLite's `%!.15g`.
@@ -182,7 +212,11 @@ pub fn format_real_3(r: f64) -> String {
     let integer_digits = exponent + 1;
     if integer_digits + 3 <= SIGNIFICANT {
         let scaled = r.abs() * 1000.0;
-        let adjusted = if scaled.fract() == 0.5 { r + r.signum() * 0.0001 } else { r };
+        let adjusted = if scaled.fract() == 0.5 {
+            r + r.signum() * 0.0001
+        } else {
+            r
+        };
         return format!("{adjusted:.3}");
     }
     let sign = if r < 0.0 { "-" } else { "" };
@@ -195,14 +229,21 @@ pub fn format_real_3(r: f64) -> String {
 fn significant_digits(r: f64, count: usize) -> (String, i32) {
     let scientific = format!("{:.*e}", count - 1, r);
     let (mantissa, exponent) = scientific.split_once('e').expect("{:e} has an exponent");
-    (mantissa.replace('.', ""), exponent.parse().expect("exponent is an integer"))
+    (
+        mantissa.replace('.', ""),
+        exponent.parse().expect("exponent is an integer"),
+    )
 }
 
 /// SQLite's `%!.15g` text form of a real: 15 significant digits, trailing zeros dropped but
 /// at least one digit after the point, exponent form below 1e-4 or from 1e15 up.
 pub fn sqlite_real_text(r: f64) -> String {
     if r.is_infinite() {
-        return if r > 0.0 { "Inf".to_string() } else { "-Inf".to_string() };
+        return if r > 0.0 {
+            "Inf".to_string()
+        } else {
+            "-Inf".to_string()
+        };
     }
     if r == 0.0 {
         return "0.0".to_string();
@@ -217,7 +258,10 @@ pub fn sqlite_real_text(r: f64) -> String {
         return format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs());
     }
     let decimals = (14 - exponent) as usize;
-    format!("{sign}{}", trim_fraction(&format!("{:.*}", decimals, r.abs())))
+    format!(
+        "{sign}{}",
+        trim_fraction(&format!("{:.*}", decimals, r.abs()))
+    )
 }
 
 /// Drops trailing zeros after the point but keeps one digit (`%!g` keeps `1.0`).
@@ -242,9 +286,22 @@ mod tests {
         let out = b"1,2.5,'x''y,z'\nNULL,1.0e+20,'\nq'\nX'00ff',-Inf,''\n";
         let rows = parse_quote_rows(out).expect("parses");
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0], vec![Cell::Int(1), Cell::Real(2.5), Cell::Text(b"x'y,z".to_vec())]);
-        assert_eq!(rows[1], vec![Cell::Null, Cell::Real(1e20), Cell::Text(b"\nq".to_vec())]);
-        assert_eq!(rows[2], vec![Cell::Blob(vec![0, 255]), Cell::Real(f64::NEG_INFINITY), Cell::Text(vec![])]);
+        assert_eq!(
+            rows[0],
+            vec![Cell::Int(1), Cell::Real(2.5), Cell::Text(b"x'y,z".to_vec())]
+        );
+        assert_eq!(
+            rows[1],
+            vec![Cell::Null, Cell::Real(1e20), Cell::Text(b"\nq".to_vec())]
+        );
+        assert_eq!(
+            rows[2],
+            vec![
+                Cell::Blob(vec![0, 255]),
+                Cell::Real(f64::NEG_INFINITY),
+                Cell::Text(vec![])
+            ]
+        );
     }
 
     #[test]
@@ -254,10 +311,22 @@ mod tests {
         assert_eq!(render(&Cell::Int(3), 'R'), "3.000");
         assert_eq!(render(&Cell::Real(0.0625), 'R'), "0.063");
         assert_eq!(render(&Cell::Real(-0.0625), 'R'), "-0.063");
-        assert_eq!(render(&Cell::Int(i64::MIN), 'R'), "-9223372036854776000.000");
-        assert_eq!(render(&Cell::Real(-18446744073709551616.0), 'R'), "-18446744073709550000.000");
-        assert_eq!(render(&Cell::Real(1234567890123.4567), 'R'), "1234567890123.457");
-        assert_eq!(render(&Cell::Real(12345678901234.567), 'R'), "12345678901234.570");
+        assert_eq!(
+            render(&Cell::Int(i64::MIN), 'R'),
+            "-9223372036854776000.000"
+        );
+        assert_eq!(
+            render(&Cell::Real(-18446744073709551616.0), 'R'),
+            "-18446744073709550000.000"
+        );
+        assert_eq!(
+            render(&Cell::Real(1234567890123.4567), 'R'),
+            "1234567890123.457"
+        );
+        assert_eq!(
+            render(&Cell::Real(12345678901234.567), 'R'),
+            "12345678901234.570"
+        );
         assert_eq!(render(&Cell::Text(b"12abc".to_vec()), 'I'), "12");
         assert_eq!(render(&Cell::Text(vec![]), 'T'), "(empty)");
         assert_eq!(render(&Cell::Text(b"a\tb".to_vec()), 'T'), "a@b");
