@@ -164,9 +164,14 @@ impl ReplicatedDb {
                 }
             };
             let Some((frame, salts)) = finished else { return Ok(()) };
-            let header = self.index_header().map_err(other)?;
-            // Published, or the WAL has since restarted (so it was published before).
-            if header.max_frame >= frame || header.salts != salts {
+            // SQLite may be writing the header right now (the two copies then differ for a
+            // moment, as readers also see): such a read just means "not yet".
+            let published = match self.index_header() {
+                // Published, or the WAL has since restarted (so it was published before).
+                Ok(header) => header.max_frame >= frame || header.salts != salts,
+                Err(_) => false,
+            };
+            if published {
                 let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 if pending.as_ref().is_some_and(|c| c.state == LocalState::Finished && c.commit_frame == frame) {
                     *pending = None;
