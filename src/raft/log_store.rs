@@ -2,7 +2,8 @@
 //! `<state_dir>/log/`.
 //!
 //! On disk: `<seq>.seg` segment files of checksummed records (one entry each), `vote` and
-//! `purged` (fsynced small files), `committed` (a hint, not fsynced).
+//! `purged` (fsynced small files). The commit index is not stored: openraft learns it
+//! again from the leader (or, alone, on re-election), and re-applying is idempotent.
 //!
 //! Invariants: an append is one write plus one `fdatasync`, and its `IOFlushed` callback fires
 //! only after that sync; all writes are serialized by the state lock; entries are read from
@@ -202,14 +203,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &VoteT) -> Result<(), io::Error> {
         let vote = *vote;
         with_state(&self.state, move |st| st.save_vote(&vote)).await
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogIdT>) -> Result<(), io::Error> {
-        with_state(&self.state, move |st| st.save_committed(committed)).await
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogIdT>, io::Error> {
-        with_state(&self.state, |st| Ok(st.committed)).await
     }
 
     async fn append<I>(

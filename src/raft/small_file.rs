@@ -2,8 +2,8 @@
 //!
 //! Format: `magic (4) | body length u32 LE | crc32 u32 LE of (length || body) | body (rmp-serde)`.
 //! Invariants: a reader sees either the old or the new complete value, never a mix, because
-//! a value is written to `<name>.tmp` and renamed over `<name>`; a value written with
-//! [`Durability::Synced`] survives a crash once `write` returns (file and directory fsynced).
+//! a value is written to `<name>.tmp` and renamed over `<name>`; a value survives a crash
+//! once `write` returns (file and directory fsynced).
 //! A file that fails its checksum is reported as corrupt, never read as a default.
 
 use std::fs::{self, File};
@@ -20,15 +20,6 @@ const HEADER_BYTES: usize = 12;
 /// Largest body we accept: a vote or a membership is far smaller; a bigger length means
 /// corruption, so it is refused before allocating.
 pub(crate) const SMALL_FILE_BODY_BYTES_MAX: usize = 1 << 20;
-
-/// Whether a write must be durable when `write` returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// fsync the file and its directory: the value survives a crash.
-    Synced,
-    /// Atomic replace only: after a crash the file may hold the previous value.
-    Unsynced,
-}
 
 /// Why a small state file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +60,6 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> SmallFileError {
 pub(crate) fn write<T: Serialize>(
     path: &Path,
     value: &T,
-    durability: Durability,
 ) -> Result<(), SmallFileError> {
     let body = rmp_serde::to_vec_named(value).map_err(|e| corrupt(path, format!("encode: {e}")))?;
     if body.len() > SMALL_FILE_BODY_BYTES_MAX {
@@ -88,14 +78,10 @@ pub(crate) fn write<T: Serialize>(
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
     file.write_all(&bytes).map_err(io_err(&tmp))?;
-    if durability == Durability::Synced {
-        file.sync_all().map_err(io_err(&tmp))?;
-    }
+    file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io_err(path))?;
-    if durability == Durability::Synced {
-        sync_parent_dir(path).map_err(io_err(path))?;
-    }
+    sync_parent_dir(path).map_err(io_err(path))?;
     Ok(())
 }
 
@@ -168,7 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("v");
         assert_eq!(read::<u64>(&p).unwrap(), None);
-        write(&p, &42u64, Durability::Synced).unwrap();
+        write(&p, &42u64).unwrap();
         assert_eq!(read::<u64>(&p).unwrap(), Some(42));
     }
 
@@ -177,7 +163,7 @@ mod tests {
     fn flipped_byte_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("v");
-        write(&p, &"hello".to_string(), Durability::Unsynced).unwrap();
+        write(&p, &"hello".to_string()).unwrap();
         let mut bytes = fs::read(&p).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;

@@ -4,7 +4,7 @@
 //!
 //! Invariants: `locs` holds consecutive log indices, all greater than `purged`; `locs[i]` points
 //! at a checksummed record in `segments`; a mutation is on disk (fsynced) before it is visible
-//! in memory, except `committed`, which is allowed to lag (it is only a hint for recovery).
+//! in memory.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
@@ -22,11 +22,10 @@ use super::record;
 use super::segment::SEGMENT_BYTES_MAX;
 use super::segment::{self, Segment};
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
-use crate::raft::small_file::{self, sync_dir, Durability};
+use crate::raft::small_file::{self, sync_dir};
 
 const VOTE_FILE: &str = "vote";
 const PURGED_FILE: &str = "purged";
-const COMMITTED_FILE: &str = "committed";
 
 /// Where one entry's record is.
 #[derive(Clone, Debug)]
@@ -52,7 +51,6 @@ pub(crate) struct State {
     locs: VecDeque<Loc>,
     pub(crate) purged: Option<LogIdT>,
     pub(crate) vote: Option<VoteT>,
-    pub(crate) committed: Option<LogIdT>,
 }
 
 impl State {
@@ -61,11 +59,6 @@ impl State {
         fs::create_dir_all(dir)?;
         let purged: Option<LogIdT> = small_file::read(&dir.join(PURGED_FILE))?;
         let vote = small_file::read(&dir.join(VOTE_FILE))?;
-        // A damaged committed hint is dropped: it was written without fsync and only speeds recovery.
-        let committed = small_file::read::<Option<LogIdT>>(&dir.join(COMMITTED_FILE))
-            .ok()
-            .flatten()
-            .flatten();
         let seqs = segment::list(dir)?;
         let mut st = State {
             dir: dir.to_path_buf(),
@@ -74,7 +67,6 @@ impl State {
             locs: VecDeque::new(),
             purged,
             vote,
-            committed,
         };
         for (i, seq) in seqs.iter().enumerate() {
             let mut seg = segment::open(dir, *seq)?;
@@ -260,7 +252,7 @@ impl State {
         if self.purged.as_ref().is_some_and(|p| p.index >= upto.index) {
             return Ok(());
         }
-        small_file::write(&self.dir.join(PURGED_FILE), &upto, Durability::Synced)?;
+        small_file::write(&self.dir.join(PURGED_FILE), &upto)?;
         while self
             .locs
             .front()
@@ -284,21 +276,11 @@ impl State {
     }
 
     pub(crate) fn save_vote(&mut self, vote: &VoteT) -> Result<(), LogError> {
-        small_file::write(&self.dir.join(VOTE_FILE), vote, Durability::Synced)?;
+        small_file::write(&self.dir.join(VOTE_FILE), vote)?;
         self.vote = Some(*vote);
         Ok(())
     }
 
-    /// Record the committed position without fsync: losing it costs only recovery speed.
-    pub(crate) fn save_committed(&mut self, committed: Option<LogIdT>) -> Result<(), LogError> {
-        small_file::write(
-            &self.dir.join(COMMITTED_FILE),
-            &committed,
-            Durability::Unsynced,
-        )?;
-        self.committed = committed;
-        Ok(())
-    }
 
     /// Number of segment files (for tests and metrics).
     pub(crate) fn segment_count(&self) -> usize {

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::raft::alias::{LogIdT, StoredMembershipT};
-use crate::raft::small_file::{self, Durability, SmallFileError};
+use crate::raft::small_file::{self, SmallFileError};
 use crate::raft::types::LogIndex;
 
 /// File name of the applied state inside the state directory.
@@ -34,5 +34,5 @@ pub(crate) fn load(state_dir: &Path) -> Result<AppliedState, SmallFileError> {
 
 /// Durably record `state`. Call only after the database is synced up to `state.last_applied`.
 pub(crate) fn store(state_dir: &Path, state: &AppliedState) -> Result<(), SmallFileError> {
-    small_file::write(&state_dir.join(APPLIED_FILE), state, Durability::Synced)
+    small_file::write(&state_dir.join(APPLIED_FILE), state)
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::database::Database;
 use super::error::SmError;
 use crate::raft::alias::{SnapshotMetaT, SnapshotT};
-use crate::raft::small_file::{self, sync_dir, Durability};
+use crate::raft::small_file::{self, sync_dir};
 use crate::raft::types::{LogIndex, SnapshotImage};
 
 /// Name of the snapshot directory inside the state directory.
@@ -174,7 +174,7 @@ fn adopt(
     next: CurrentSnapshot,
     prev: Option<&CurrentSnapshot>,
 ) -> Result<CurrentSnapshot, SmError> {
-    small_file::write(&dir.join(CURRENT_FILE), &next, Durability::Synced)?;
+    small_file::write(&dir.join(CURRENT_FILE), &next)?;
     if let Some(prev) = prev.filter(|p| p.file != next.file) {
         match fs::remove_file(dir.join(&prev.file)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
