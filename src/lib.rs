@@ -6,11 +6,13 @@
 //! (frames appended to the follower's WAL) -> SQLite readers. `ffi` and `ext` are the only
 //! places with `unsafe`.
 
-#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
+#[allow(unsafe_code)]
 pub mod ext;
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod node;
 pub mod raft;

@@ -173,7 +173,7 @@ impl ShmRegion {
 
     fn at<T>(&self, byte_offset: usize) -> *mut T {
         assert!(
-            byte_offset % std::mem::align_of::<T>() == 0
+            byte_offset.is_multiple_of(std::mem::align_of::<T>())
                 && byte_offset + std::mem::size_of::<T>() <= Self::SIZE,
             "wal-index access out of bounds or misaligned: {byte_offset}"
         );

@@ -107,7 +107,7 @@ impl WalWriter {
         }
         let page_size = self.page_size(raw)?;
         let frame_bytes = u64::from(page_size) + FRAME_HEADER_BYTES as u64;
-        if (offset - WAL_HEADER_BYTES) % frame_bytes != 0 {
+        if !(offset - WAL_HEADER_BYTES).is_multiple_of(frame_bytes) {
             return Ok(None);
         }
         let mut header = [0u8; FRAME_HEADER_BYTES];

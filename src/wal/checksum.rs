@@ -68,7 +68,7 @@ impl Checksum {
     /// Continues this checksum over `bytes` (length a multiple of 8).
     pub fn extend(self, order: WordOrder, bytes: &[u8]) -> Checksum {
         assert!(
-            bytes.len() % 8 == 0,
+            bytes.len().is_multiple_of(8),
             "WAL checksum input must be 8-byte aligned"
         );
         let [mut s1, mut s2] = self.0;

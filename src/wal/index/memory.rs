@@ -24,7 +24,7 @@ impl MemoryRegion {
 
 impl IndexRegion for MemoryRegion {
     fn load_u32(&self, byte_offset: usize) -> u32 {
-        assert!(byte_offset % 4 == 0, "misaligned u32 offset");
+        assert!(byte_offset.is_multiple_of(4), "misaligned u32 offset");
         self.with(|b| {
             u32::from_ne_bytes([
                 b[byte_offset],
@@ -36,17 +36,17 @@ impl IndexRegion for MemoryRegion {
     }
 
     fn store_u32(&self, byte_offset: usize, value: u32) {
-        assert!(byte_offset % 4 == 0, "misaligned u32 offset");
+        assert!(byte_offset.is_multiple_of(4), "misaligned u32 offset");
         self.with(|b| b[byte_offset..byte_offset + 4].copy_from_slice(&value.to_ne_bytes()));
     }
 
     fn load_u16(&self, byte_offset: usize) -> u16 {
-        assert!(byte_offset % 2 == 0, "misaligned u16 offset");
+        assert!(byte_offset.is_multiple_of(2), "misaligned u16 offset");
         self.with(|b| u16::from_ne_bytes([b[byte_offset], b[byte_offset + 1]]))
     }
 
     fn store_u16(&self, byte_offset: usize, value: u16) {
-        assert!(byte_offset % 2 == 0, "misaligned u16 offset");
+        assert!(byte_offset.is_multiple_of(2), "misaligned u16 offset");
         self.with(|b| b[byte_offset..byte_offset + 2].copy_from_slice(&value.to_ne_bytes()));
     }
 }
