@@ -11,3 +11,16 @@ SELECT ha_remove('two');
 SELECT ha_status(1);
 .open plain-vfs.db
 SELECT ha_status();
+-- Joining with a database that already holds tables is refused: nothing is overwritten.
+.open file:full.db?vfs=ha
+CREATE TABLE mine(a);
+SELECT ha_join('127.0.0.1:17121', '127.0.0.1:17122');
+SELECT count(*) FROM mine;
+-- An address another node already listens on.
+.open file:first.db?vfs=ha
+SELECT ha_init('127.0.0.1:17123');
+.open file:second.db?vfs=ha
+SELECT ha_init('127.0.0.1:17123');
+-- A peer nobody answers at: a clear error after a bounded wait.
+.open file:lonely.db?vfs=ha
+SELECT ha_join('127.0.0.1:17124', '127.0.0.1:17125');

@@ -149,3 +149,34 @@ pub fn installed() -> Option<&'static Api> {
 
 /// `SQLITE_TRANSIENT` as the destructor argument of `sqlite3_result_text`.
 pub const TRANSIENT: Destructor = SQLITE_TRANSIENT;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn old_version() -> c_int {
+        3_030_001
+    }
+
+    #[test]
+    fn hosts_older_than_the_minimum_are_refused_with_a_clear_message() {
+        // Goal: loading into an old SQLite fails with the versions named, before any slot
+        // past `libversion_number` is read (they may not exist in an old host's table).
+        let mut table = [None::<RawFn>; LIBVERSION_NUMBER_SLOT + 1];
+        // SAFETY: a function pointer stored as the generic slot type, as SQLite stores it.
+        table[LIBVERSION_NUMBER_SLOT] =
+            Some(unsafe { std::mem::transmute::<unsafe extern "C" fn() -> c_int, RawFn>(old_version) });
+        // SAFETY: the table is only read up to the version slot for an old version.
+        let error = unsafe { install(table.as_ptr().cast()) }.err().expect("an old host is refused");
+        assert_eq!(error, "dqlite-vfs needs SQLite 3.37.0 or newer; this host has 3.30.1");
+        assert!(installed().is_none(), "nothing is installed after a refusal");
+    }
+
+    #[test]
+    fn a_missing_table_is_refused() {
+        // Goal: a NULL API table is an error, not a crash.
+        // SAFETY: install checks for NULL before reading.
+        let error = unsafe { install(std::ptr::null()) }.err().expect("refused");
+        assert!(error.contains("no SQLite API table"), "{error}");
+    }
+}
