@@ -28,7 +28,8 @@ pub use lifecycle::Node;
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
 /// How long `ha_join` waits to become a voter holding the cluster's data.
 pub const JOIN_DEADLINE: Duration = Duration::from_secs(60);
-/// How long a commit waits for the cluster before its outcome is reported unknown.
+/// How long a commit waits for the cluster before its outcome is reported unknown (plus
+/// time in proportion to its size, see `commit.rs`).
 pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long admin calls (status of others, remove, leave) wait.
 pub const ADMIN_DEADLINE: Duration = Duration::from_secs(15);

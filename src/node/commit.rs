@@ -21,9 +21,20 @@ use crate::ffi::file::RawFile;
 use crate::raft::types::{ApplyOutcome, Command, ProposalId};
 use crate::vfs::{CommitFrame, Replicator};
 use crate::wal::capture::capture_transaction;
+use crate::wal::format::{Salts, WalHeader};
+use crate::wal::index::header::IndexHeader;
 
 const WAL_HEADER_BYTES: u64 = 32;
 const FRAME_HEADER_BYTES: u64 = 24;
+
+/// Slowest replication rate a commit allows before its outcome counts as unknown: a large
+/// transaction gets time in proportion to its size on top of [`COMMIT_DEADLINE`].
+const COMMIT_BYTES_PER_SEC_MIN: u64 = 10 * 1024 * 1024;
+
+fn commit_deadline(pages: &crate::raft::types::PageSet) -> std::time::Duration {
+    let bytes = pages.pages.len() as u64 * u64::from(pages.page_size);
+    COMMIT_DEADLINE + std::time::Duration::from_millis(bytes * 1000 / COMMIT_BYTES_PER_SEC_MIN)
+}
 
 impl Node {
     fn not_leader(&self) -> Error {
@@ -32,6 +43,22 @@ impl Node {
             .current_leader
             .and_then(|id| members(self).get(&id).map(|member| (id, member.addr.clone())));
         Error::NotLeader { leader }
+    }
+}
+
+impl Node {
+    /// The salts of the WAL generation being written: the index's, unless the transaction
+    /// started a new generation (then only the WAL header has them yet).
+    fn wal_generation(&self, wal: &RawFile, before: &IndexHeader) -> Result<Salts, Error> {
+        if before.max_frame > 0 {
+            return Ok(before.salts);
+        }
+        let mut bytes = [0u8; WAL_HEADER_BYTES as usize];
+        wal.read_exact_at(&mut bytes, 0)
+            .map_err(|c| Error::Sqlite { code: c.0, message: "reading the WAL header".into() })?;
+        WalHeader::decode(&bytes)
+            .map(|header| header.salts)
+            .map_err(|e| Error::io("reading the WAL header", std::io::Error::other(e)))
     }
 }
 
@@ -59,6 +86,7 @@ impl Replicator for Node {
             .map_err(|_| Error::Refused("the WAL is too long".into()))?;
         let pages = capture_transaction(&super::files::Wal { file: wal }, &before, commit_frame, Some(&commit.header))
             .map_err(|e| Error::io("reading the transaction from the WAL", std::io::Error::other(e)))?;
+        let salts = self.wal_generation(wal, &before)?;
         let proposal = ProposalId { node: self.id(), seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
         let base = self.db.last_write_index();
         self.db.begin_local(LocalCommit {
@@ -66,11 +94,14 @@ impl Replicator for Node {
             header_offset: commit.header_offset,
             header: commit.header,
             commit_frame,
+            salts,
             state: LocalState::Waiting,
         });
+        let deadline = commit_deadline(&pages);
         let raft = self.raft.clone();
-        let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, COMMIT_DEADLINE);
+        let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, deadline);
         let final_state = self.db.end_local(proposal);
+        tracing::debug!(?proposal, ?final_state, ok = outcome.is_ok(), "commit finished");
         match (outcome, final_state) {
             (_, Some(LocalState::Finished)) => Ok(()),
             (Ok(Ok(response)), _) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),
@@ -78,7 +109,7 @@ impl Replicator for Node {
             (Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))), _) => Err(self.not_leader()),
             (Ok(Err(error)), _) => Err(Error::Raft(error.to_string())),
             (Err(Some(error)), _) => Err(error),
-            (Err(None), _) => Err(Error::OutcomeUnknown { timeout_ms: COMMIT_DEADLINE.as_millis() as u64 }),
+            (Err(None), _) => Err(Error::OutcomeUnknown { timeout_ms: deadline.as_millis() as u64 }),
         }
     }
 }

@@ -56,16 +56,11 @@ pub struct LocalCommit {
     pub header: [u8; 24],
     /// The commit frame's number.
     pub commit_frame: u32,
+    /// The salts of the WAL generation it was written in (the header's own salts may be
+    /// zero until SQLite rewrites them, see `wal/capture.rs`).
+    pub salts: Salts,
     /// Progress.
     pub state: LocalState,
-}
-
-impl LocalCommit {
-    /// The WAL generation the commit was written in.
-    fn salts(&self) -> Salts {
-        let be = |at: usize| u32::from_be_bytes([self.header[at], self.header[at + 1], self.header[at + 2], self.header[at + 3]]);
-        Salts { salt1: be(8), salt2: be(12) }
-    }
 }
 
 /// One node's database.
@@ -128,11 +123,13 @@ impl ReplicatedDb {
 
     /// Registers the local commit about to be proposed.
     pub fn begin_local(&self, commit: LocalCommit) {
+        tracing::debug!(proposal = ?commit.proposal, frame = commit.commit_frame, "local commit begins");
         *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(commit);
     }
 
-    /// The proposer stops waiting: returns the final state of its commit and clears the
-    /// slot, so a later apply of the same entry writes its pages normally.
+    /// The proposer stops waiting: returns the final state of its commit. Unless it finished
+    /// (then the slot stays until SQLite has published it, see `wait_published`), the slot is
+    /// cleared, so a later apply of the same entry writes its pages normally.
     pub fn end_local(&self, proposal: ProposalId) -> Option<LocalState> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         match pending.as_ref() {
@@ -159,7 +156,7 @@ impl ReplicatedDb {
             let finished = {
                 let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 match pending.as_ref() {
-                    Some(commit) if commit.state == LocalState::Finished => Some((commit.commit_frame, commit.salts())),
+                    Some(commit) if commit.state == LocalState::Finished => Some((commit.commit_frame, commit.salts)),
                     _ => None,
                 }
             };
@@ -172,10 +169,6 @@ impl ReplicatedDb {
                 Err(_) => false,
             };
             if published {
-                let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                if pending.as_ref().is_some_and(|c| c.state == LocalState::Finished && c.commit_frame == frame) {
-                    *pending = None;
-                }
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -210,10 +203,12 @@ impl Database for ReplicatedDb {
     fn finish_local(&self, proposal: ProposalId, index: LogIndex) -> io::Result<bool> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(commit) = pending.as_mut().filter(|c| c.proposal == proposal && c.state == LocalState::Waiting) else {
+            tracing::debug!(?proposal, pending = ?pending.as_ref().map(|c| (c.proposal, c.state)), "not a waiting local commit");
             return Ok(false);
         };
         self.files.wal.write_all_at(&commit.header, commit.header_offset).map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
         commit.state = LocalState::Finished;
+        tracing::debug!(?proposal, index, "local commit finished");
         self.last_write_index.store(index, Ordering::Release);
         Ok(true)
     }

@@ -194,7 +194,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
 /// Slowest transfer rate we allow a peer before an AppendEntries counts as timed out.
 /// openraft's own deadline is sized for heartbeats; a batch carrying a large transaction's
 /// pages needs time in proportion to its size, or it would be retried forever.
-const TRANSFER_BYTES_PER_SEC_MIN: u64 = 20 * 1024 * 1024;
+const TRANSFER_BYTES_PER_SEC_MIN: u64 = 10 * 1024 * 1024;
 
 /// Time to allow for sending the entries of `rpc` at the slowest acceptable rate.
 fn transfer_time(rpc: &AppendEntriesRequest<TypeConfig>) -> Duration {

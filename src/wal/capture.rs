@@ -3,27 +3,30 @@
 //! A transaction occupies frames `mxFrame + 1 ..= commit` of the WAL, where `mxFrame` is the
 //! wal-index header's value before it. Those frames may include spilled pages (commit field
 //! 0), pages written twice (the later frame wins) and padding copies of the commit frame
-//! (repeated commit marks with the same page and size). Invariants: every frame is verified
-//! against the salts and the running checksum before it is trusted; reads never go past the
-//! file's end; pages past the committed database size are dropped (they are dead).
+//! (repeated commit marks with the same page and size). Invariants: every frame must carry
+//! the current WAL generation's salts; reads never go past the file's end; pages past the
+//! committed database size are dropped (they are dead).
+//!
+//! Checksums are not verified here: when a transaction overwrote one of its own frames,
+//! SQLite writes the frames after it with zero salts and checksums, and fills them in only
+//! once the commit frame is written, that is after we capture. The frames were written by SQLite in this process a
+//! moment ago, under the write lock we are called with.
 
 use std::collections::BTreeMap;
 
-use super::checksum::{Checksum, WordOrder};
+use super::checksum::Checksum;
 use super::file::WalFile;
 use super::format::{
-    verify_frame, FrameHeader, PageSize, Salts, WalHeader, FRAME_HEADER_BYTES, WAL_HEADER_BYTES,
+    check_frame_identity, FrameHeader, PageSize, Salts, WalHeader, FRAME_HEADER_BYTES, WAL_HEADER_BYTES,
 };
 use super::index::header::IndexHeader;
 use super::WalError;
 use crate::raft::types::{Page, PageSet};
 
-/// What the first frame of the transaction chains from.
+/// The WAL generation the transaction's frames belong to.
 struct ChainStart {
-    order: WordOrder,
     page_size: PageSize,
     salts: Salts,
-    running: Checksum,
 }
 
 /// With `mxFrame` 0 the transaction wrote a fresh WAL header (its salts may not be in the
@@ -41,17 +44,13 @@ fn chain_start<F: WalFile>(file: &F, before: &IndexHeader) -> Result<ChainStart,
         file.read_exact_at(&mut bytes, 0)?;
         let header = WalHeader::decode(&bytes)?;
         return Ok(ChainStart {
-            order: header.order,
             page_size: header.page_size,
             salts: header.salts,
-            running: header.checksum,
         });
     }
     Ok(ChainStart {
-        order: before.order(),
         page_size: PageSize::new(before.page_size)?,
         salts: before.salts,
-        running: before.frame_checksum,
     })
 }
 
@@ -82,7 +81,6 @@ pub fn capture_transaction<F: WalFile>(
         });
     }
     let mut images: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    let mut running = start.running;
     let mut first_commit: Option<FrameHeader> = None;
     let mut buffer = vec![0u8; page_size.frame_bytes() as usize];
     for frame_number in frame_before + 1..=commit_frame {
@@ -92,8 +90,12 @@ pub fn capture_transaction<F: WalFile>(
         if let (true, Some(bytes)) = (frame_number == commit_frame, commit_header) {
             head = *bytes;
         }
-        let frame = verify_frame(start.order, running, start.salts, frame_number, &head, page)?;
-        running = frame.checksum;
+        let frame = match FrameHeader::decode(&head) {
+            // After an in-place overwrite SQLite writes the later frames of the transaction
+            // with zero salts and checksum, and fills them in once the commit frame is out.
+            frame if frame.salts == Salts::default() && frame.checksum == Checksum([0, 0]) && frame.page_number != 0 => frame,
+            _ => check_frame_identity(start.salts, frame_number, &head)?,
+        };
         check_commit_mark(&frame, first_commit.as_ref(), frame_number, commit_frame)?;
         if frame.is_commit() && first_commit.is_none() {
             first_commit = Some(frame);
@@ -183,11 +185,11 @@ mod tests {
             vec![1, 2]
         );
         let wrong = IndexHeader {
-            frame_checksum: Checksum([1, 2]),
+            salts: Salts { salt1: before.salts.salt1 ^ 1, ..before.salts },
             ..before
         };
         let err = capture_transaction(&file, &wrong, 3, None).unwrap_err();
-        assert!(matches!(err, WalError::FrameChecksum { frame_number: 2 }));
+        assert!(matches!(err, WalError::FrameSalt { frame_number: 2 }));
     }
 
     // Goal: bad ranges, short files, misplaced commit marks and bad overrides are typed errors.
@@ -206,9 +208,9 @@ mod tests {
         let mut head = [0u8; 24];
         file.read_exact_at(&mut head, 32 + 536).unwrap();
         assert!(capture_transaction(&file, &empty_before(), 2, Some(&head)).is_ok());
-        head[23] ^= 1;
+        head[8] ^= 1;
         let err = capture_transaction(&file, &empty_before(), 2, Some(&head)).unwrap_err();
-        assert!(matches!(err, WalError::FrameChecksum { frame_number: 2 }));
+        assert!(matches!(err, WalError::FrameSalt { frame_number: 2 }));
         std::fs::write(dir.path().join("g"), [0u8; 600]).unwrap();
         let garbage = open_rw(&dir.path().join("g"));
         let err = capture_transaction(&garbage, &empty_before(), 1, None).unwrap_err();

@@ -215,6 +215,23 @@ impl FrameHeader {
     }
 }
 
+/// Checks what identifies frame `frame_number` as part of the current WAL generation: salts
+/// equal, page number non-zero. Returns the parsed header.
+pub fn check_frame_identity(
+    salts: Salts,
+    frame_number: u32,
+    header_bytes: &[u8; FRAME_HEADER_BYTES],
+) -> Result<FrameHeader, WalError> {
+    let header = FrameHeader::decode(header_bytes);
+    if header.salts != salts {
+        return Err(WalError::FrameSalt { frame_number });
+    }
+    if header.page_number == 0 {
+        return Err(WalError::FramePageZero { frame_number });
+    }
+    Ok(header)
+}
+
 /// Verifies frame `frame_number` the way SQLite's recovery does: salts equal, page number
 /// non-zero, checksum continuing `running`. Returns the parsed header, whose checksum is the
 /// new running checksum.
@@ -226,13 +243,7 @@ pub fn verify_frame(
     header_bytes: &[u8; FRAME_HEADER_BYTES],
     page: &[u8],
 ) -> Result<FrameHeader, WalError> {
-    let header = FrameHeader::decode(header_bytes);
-    if header.salts != salts {
-        return Err(WalError::FrameSalt { frame_number });
-    }
-    if header.page_number == 0 {
-        return Err(WalError::FramePageZero { frame_number });
-    }
+    let header = check_frame_identity(salts, frame_number, header_bytes)?;
     let expected = running
         .extend(order, &header_bytes[..8])
         .extend(order, page);
