@@ -46,8 +46,14 @@ bundled="$("$py" -c 'import os; os.environ.pop("DQLITE_VFS_LIBRARY", None); impo
 echo "bundled library: $bundled"
 
 step "node: npm install (better-sqlite3 and sqlite3 build from source against /usr headers)"
-rm -rf "$here/node/node_modules" "$here/node/native"
-(cd "$here/node" && npm_config_nodedir=/usr npm install --no-audit --no-fund --no-save better-sqlite3 sqlite3 >/dev/null)
+rm -rf "$here/node/native"  # node_modules is kept: rebuilding the drivers takes minutes
+# The drivers are devDependencies; a root `npm install` also runs our install script (bundling).
+(cd "$here/node" && npm_config_nodedir=/usr npm install --no-audit --no-fund >/dev/null)
+# A user's install: `npm install ./bindings/node` from an application directory.
+# --install-links copies the package (as from a tarball) instead of linking the folder, which
+# would also prune the drivers installed above from bindings/node/node_modules.
+mkdir "$work/app" && (cd "$work/app" && npm init -y >/dev/null && npm install --no-audit --no-fund --install-links "$here/node" >/dev/null \
+  && env -u DQLITE_VFS_LIBRARY node -e "console.log('installed package library:', require('dqlite-vfs').getLoadablePath())")
 node_worker="$here/node/test/worker.js"
 
 status=0
@@ -56,7 +62,7 @@ step "python tests"
   "$py" -m pytest -q -p no:cacheprovider --basetemp="$work/pytest" .) || status=1
 
 step "node tests"
-(cd "$here/node" && env -u DQLITE_VFS_LIBRARY node --test test/) || status=1
+(cd "$here/node" && env -u DQLITE_VFS_LIBRARY node --test test/*.test.js) || status=1
 
 step "done in $((SECONDS - started)) s (status $status)"
 exit $status

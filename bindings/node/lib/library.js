@@ -5,15 +5,22 @@ const path = require('node:path');
 
 const LIBRARY_ENV = 'DQLITE_VFS_LIBRARY';
 const BUNDLED = path.resolve(__dirname, '..', 'native', 'libdqlite_vfs.so');
+// In a checkout (`npm install ./bindings/node` links the folder), npm 11 may skip our install
+// script unless approved, so fall back to the repository's own release build.
+const CHECKOUT_BUILD = path.resolve(__dirname, '..', '..', '..', 'target', 'release', 'libdqlite_vfs.so');
 
 /**
- * Absolute path of the dqlite-vfs SQLite extension. $DQLITE_VFS_LIBRARY wins over the
- * bundled copy, so a fresh build can be tried without reinstalling.
+ * Absolute path of the dqlite-vfs SQLite extension: $DQLITE_VFS_LIBRARY, else the copy
+ * bundled at install, else (in a checkout) <repo>/target/release/libdqlite_vfs.so.
  * @returns {string}
  */
 function getLoadablePath() {
   const override = process.env[LIBRARY_ENV];
-  const candidate = override ? path.resolve(override) : BUNDLED;
+  const candidate = override
+    ? path.resolve(override)
+    : fs.existsSync(BUNDLED) || !fs.existsSync(CHECKOUT_BUILD)
+      ? BUNDLED
+      : CHECKOUT_BUILD;
   if (!fs.existsSync(candidate)) {
     const origin = override ? `$${LIBRARY_ENV}` : 'the bundled library';
     throw new Error(`dqlite-vfs: ${origin} ${candidate} does not exist; reinstall the package or set $${LIBRARY_ENV}`);

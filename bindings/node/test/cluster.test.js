@@ -59,6 +59,9 @@ for (const [driver, basePort] of Object.entries(DRIVERS)) {
 
     const restarted = await cluster.add(argv[0]); // same startup call: resumes node 1
     assert.equal(restarted.nodeId, 1);
-    assert.deepEqual(await rows(restarted), [[1, 'one'], [2, 'two'], [3, 'three']]);
+    // Library bug (see the report): right after the resume, ha_barrier() on the ex-leader
+    // fails with "raft: has to forward request to ..." until it learns the new leader.
+    const expected = JSON.stringify([[1, 'one'], [2, 'two'], [3, 'three']]);
+    await waitUntil(async () => JSON.stringify(await rows(restarted)) === expected, REQUEST_TIMEOUT_MS, 'restarted node catching up');
   });
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import python_worker
-from harness import Cluster, NodeError, WorkerNode, leader_among, write_with_retry
+from harness import REQUEST_TIMEOUT, Cluster, NodeError, WorkerNode, leader_among, wait_until, write_with_retry
 
 # Ports 17500-17549 are reserved for the Python tests; each driver gets its own block.
 DRIVERS = {"sqlite3": 17500, "apsw": 17510, "pysqlite3": 17520}
@@ -60,4 +60,7 @@ def test_three_nodes_survive_leader_kill(driver: str, cluster: Cluster, tmp_path
     # The same startup call resumes the killed node; it catches up as a follower.
     restarted = cluster.add(WorkerNode(argv[0]))
     assert restarted.node_id == 1
-    assert rows(restarted) == [[1, "one"], [2, "two"], [3, "three"]]
+    # Library bug (see bindings/README or the report): right after the resume, ha_barrier()
+    # on the ex-leader fails with "raft: has to forward request to ..." until it learns the
+    # new leader, so retry it within a deadline.
+    wait_until(lambda: rows(restarted) == [[1, "one"], [2, "two"], [3, "three"]], REQUEST_TIMEOUT, "restarted node catching up")
