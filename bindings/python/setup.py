@@ -59,7 +59,17 @@ class BuildPyWithLibrary(build_py):
         super().run()
         destination = Path(self.build_lib) / "dqlite_vfs" / "lib"
         destination.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(_built_library(), destination / LIBRARY_NAME)
+        target = destination / LIBRARY_NAME
+        shutil.copy2(_built_library(), target)
+        _strip_debug_info(target)
+
+
+def _strip_debug_info(library: Path) -> None:
+    # The release profile keeps debug info (63 MB); the bundled copy drops it (~12 MB) but
+    # keeps the symbol table, so backtraces still name functions.
+    strip = shutil.which("strip")
+    if strip:
+        subprocess.run([strip, "--strip-debug", str(library)], check=False)
 
 
 class NativeDistribution(Distribution):

@@ -42,4 +42,11 @@ const source = builtLibrary();
 if (source) {
   fs.mkdirSync(path.dirname(destination), { recursive: true });
   fs.copyFileSync(source, destination);
+  // The release profile keeps debug info (63 MB); the bundled copy drops it (~12 MB) but keeps
+  // the symbol table. Best effort: without `strip` the full copy is used.
+  try {
+    execFileSync('strip', ['--strip-debug', destination], { stdio: 'ignore' });
+  } catch {
+    /* no strip: keep the unstripped copy */
+  }
 }
