@@ -59,3 +59,12 @@ def test_driver_names() -> None:
         import apsw
 
         assert _drivers.driver_name(apsw.Connection(":memory:")) == "apsw"
+
+
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "enable_load_extension"), reason="no extension loading")
+def test_second_sqlite_library_is_refused() -> None:
+    # Loading into apsw's SQLite after the stdlib's would crash the process (library bug).
+    apsw = pytest.importorskip("apsw")
+    dqlite_vfs.load(sqlite3.connect(":memory:"))
+    with pytest.raises(dqlite_vfs.DifferentSqliteLibrary, match="already loaded through sqlite3"):
+        dqlite_vfs.load(apsw.Connection(":memory:"))

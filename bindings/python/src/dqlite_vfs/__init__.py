@@ -12,10 +12,11 @@ connection you opened yourself, then open ``file:<path>?vfs=ha`` and call ``ha_i
 """
 
 from ._connect import connect, default_driver, ha_uri
-from ._drivers import ExtensionLoadingUnavailable, load
+from ._drivers import DifferentSqliteLibrary, ExtensionLoadingUnavailable, load
 from ._library import LIBRARY_ENV, loadable_path
 
 __all__ = [
+    "DifferentSqliteLibrary",
     "ExtensionLoadingUnavailable",
     "LIBRARY_ENV",
     "connect",

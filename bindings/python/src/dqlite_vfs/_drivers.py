@@ -6,7 +6,7 @@ them has to be installed for the others to work.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ._library import loadable_path
 
@@ -22,6 +22,16 @@ _NO_LOADING_HINT = (
     "e.g. dqlite_vfs.connect(..., driver=apsw), or a Python built with "
     "--enable-loadable-sqlite-extensions (such as Debian's /usr/bin/python3)"
 )
+
+
+class DifferentSqliteLibrary(RuntimeError):
+    """The extension is already loaded through another driver's SQLite in this process."""
+
+
+# The driver the extension was first loaded through. The extension binds to the first SQLite
+# library that loads it; loading it into a second one in the same process (e.g. stdlib
+# sqlite3, then apsw's bundled SQLite) crashes the process, so we refuse that up front.
+_loaded_with: Optional[str] = None
 
 
 def driver_name(conn: Any) -> str:
@@ -43,12 +53,21 @@ def load(conn: Any) -> None:
     Raises:
         ExtensionLoadingUnavailable: the stdlib sqlite3 cannot load extensions here.
         TypeError: ``conn`` is not a connection of a supported driver.
+        DifferentSqliteLibrary: already loaded through another driver in this process.
     """
+    global _loaded_with
     path = loadable_path()
-    if driver_name(conn) == "apsw":
+    name = driver_name(conn)
+    if _loaded_with is not None and _loaded_with != name:
+        raise DifferentSqliteLibrary(
+            f"dqlite_vfs: already loaded through {_loaded_with} in this process; each driver has "
+            f"its own SQLite library and the extension can serve only one: use {_loaded_with} here too"
+        )
+    if name == "apsw":
         _load_apsw(conn, path)
     else:
         _load_dbapi(conn, path)
+    _loaded_with = name
 
 
 def _load_dbapi(conn: Any, path: str) -> None:
