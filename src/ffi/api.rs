@@ -104,16 +104,16 @@ host_api! {
 }
 
 static API: OnceLock<Api> = OnceLock::new();
+/// Address of the table `API` was copied from: one per SQLite library in the process.
+static API_TABLE: OnceLock<usize> = OnceLock::new();
 
-/// Remembers the host's API. The first table wins: every table one process hands us comes
-/// from the same SQLite library (an extension is loaded into one SQLite).
+/// Remembers the host's API. Each SQLite library has one API table; we serve one library
+/// per process, since our VFS and functions live in the first one that loads us. A second
+/// library (say Python's sqlite3 module and apsw in one process) is refused, not mixed.
 ///
 /// # Safety
 /// `table` must be the non-null API table passed to an extension entry point.
 pub unsafe fn install(table: *const sqlite3_api_routines) -> Result<&'static Api, String> {
-    if let Some(api) = API.get() {
-        return Ok(api);
-    }
     if table.is_null() {
         return Err("no SQLite API table was passed to the extension entry point".into());
     }
@@ -131,8 +131,16 @@ pub unsafe fn install(table: *const sqlite3_api_routines) -> Result<&'static Api
             version % 1_000
         ));
     }
+    if let (Some(api), Some(first)) = (API.get(), API_TABLE.get()) {
+        return if *first == table as usize {
+            Ok(api)
+        } else {
+            Err("this process already loaded dqlite-vfs into another SQLite library; load it into one SQLite library per process".into())
+        };
+    }
     // SAFETY: the table is non-null and of a new enough SQLite (checked just above).
     let api = unsafe { Api::copy_from(table)? };
+    let _ = API_TABLE.set(table as usize);
     Ok(API.get_or_init(|| api))
 }
 
@@ -169,7 +177,35 @@ mod tests {
         // SAFETY: the table is only read up to the version slot for an old version.
         let error = unsafe { install(table.as_ptr().cast()) }.err().expect("an old host is refused");
         assert_eq!(error, "dqlite-vfs needs SQLite 3.37.0 or newer; this host has 3.30.1");
-        assert!(installed().is_none(), "nothing is installed after a refusal");
+    }
+
+    unsafe extern "C" fn new_version() -> c_int {
+        3_040_001
+    }
+
+    unsafe extern "C" fn any_function() {}
+
+    /// A table of a new enough SQLite whose every other slot holds a harmless function.
+    fn fake_table() -> Vec<Option<RawFn>> {
+        let mut table = vec![Some(any_function as RawFn); 300];
+        // SAFETY: a function pointer stored as the generic slot type, as SQLite stores it.
+        table[LIBVERSION_NUMBER_SLOT] =
+            Some(unsafe { std::mem::transmute::<unsafe extern "C" fn() -> c_int, RawFn>(new_version) });
+        table
+    }
+
+    #[test]
+    fn a_second_sqlite_library_is_refused() {
+        // Goal: two SQLite libraries in one process (stdlib sqlite3 and apsw) must not share
+        // our API: the second load fails with a message, the first keeps working.
+        let (first, second) = (fake_table(), fake_table());
+        // SAFETY: fake tables whose slots are never called by install.
+        unsafe { install(first.as_ptr().cast()) }.expect("the first library loads");
+        // SAFETY: as above.
+        assert!(unsafe { install(first.as_ptr().cast()) }.is_ok(), "the same library again is fine");
+        // SAFETY: as above.
+        let error = unsafe { install(second.as_ptr().cast()) }.err().expect("a second library is refused");
+        assert!(error.contains("another SQLite library"), "{error}");
     }
 
     #[test]

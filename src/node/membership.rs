@@ -175,16 +175,7 @@ fn admin_request(node: &Node, addr: &str, request: Request, deadline: Duration) 
 /// `ha_barrier`: waits until this node has applied everything the cluster had committed
 /// when it was called (the leader's read-index), so reads after it are linearizable.
 pub fn barrier(node: &Node) -> Result<u64, Error> {
-    let index = if node.raft.is_leader() {
-        let raft = node.raft.clone();
-        wait(async move { read_index(&raft).await }, ADMIN_DEADLINE, "confirming leadership")?
-    } else {
-        let leader = leader_addr(node).ok_or(Error::NotLeader { leader: None })?;
-        match admin_request(node, &leader, Request::Admin(AdminRequest::ReadIndex), ADMIN_DEADLINE)? {
-            AdminResponse::ReadIndex { index } => index,
-            other => return Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}"))),
-        }
-    };
+    let index = leader_read_index(node)?;
     let raft = node.raft.clone();
     wait(
         async move {
@@ -197,6 +188,36 @@ pub fn barrier(node: &Node) -> Result<u64, Error> {
         ADMIN_DEADLINE + Duration::from_secs(1),
         "catching up",
     )
+}
+
+/// The leader's read-index, here if this node leads, else asked of the leader. A node that
+/// just restarted may still believe it leads an old term, and leadership may move during the
+/// call, so both ways are retried until the deadline.
+fn leader_read_index(node: &Node) -> Result<u64, Error> {
+    let deadline = std::time::Instant::now() + ADMIN_DEADLINE;
+    loop {
+        let attempt = if node.raft.is_leader() {
+            let raft = node.raft.clone();
+            wait(async move { read_index(&raft).await }, ADMIN_DEADLINE, "confirming leadership")
+        } else {
+            match leader_addr(node).filter(|addr| addr != node.addr()) {
+                Some(leader) => match admin_request(node, &leader, Request::Admin(AdminRequest::ReadIndex), ADMIN_DEADLINE) {
+                    Ok(AdminResponse::ReadIndex { index }) => Ok(index),
+                    Ok(other) => Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}"))),
+                    Err(error) => Err(error),
+                },
+                None => Err(Error::NotLeader { leader: None }),
+            }
+        };
+        match attempt {
+            Ok(index) => return Ok(index),
+            Err(error) if std::time::Instant::now() < deadline => {
+                tracing::debug!(%error, "read-index not available yet, retrying");
+                std::thread::sleep(READ_INDEX_RETRY);
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The leader's address as this node knows it.
