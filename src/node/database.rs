@@ -70,6 +70,31 @@ pub struct ReplicatedDb {
     reader: Mutex<Connection>,
     pending: Mutex<Option<LocalCommit>>,
     last_write_index: AtomicU64,
+    /// Where the WAL stands after the last apply (see [`WalPosition`]).
+    position: Mutex<Option<WalPosition>>,
+}
+
+/// A point in this database's WAL history: a generation (its salts) and a commit frame in
+/// it. Everything applied up to a position is in the WAL up to that frame, or was
+/// checkpointed into the database file before the WAL was restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WalPosition {
+    salts: Salts,
+    commit_frame: u32,
+}
+
+impl WalPosition {
+    const BYTES: usize = 12;
+
+    fn encode(self) -> Vec<u8> {
+        [self.salts.salt1, self.salts.salt2, self.commit_frame].iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<WalPosition> {
+        let bytes: &[u8; Self::BYTES] = bytes.try_into().ok()?;
+        let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        Some(WalPosition { salts: Salts { salt1: word(0), salt2: word(4) }, commit_frame: word(8) })
+    }
 }
 
 fn other(error: impl std::fmt::Display) -> io::Error {
@@ -96,6 +121,7 @@ impl ReplicatedDb {
             reader: Mutex::new(reader),
             pending: Mutex::new(None),
             last_write_index: AtomicU64::new(0),
+            position: Mutex::new(None),
         })
     }
 
@@ -183,7 +209,10 @@ impl ReplicatedDb {
         let index = self.files.index();
         let lock = crate::wal::append::acquire_write_lock(&index, WRITE_LOCK_WAIT).map_err(other)?;
         let report = crate::wal::append::append_transaction(&self.files.wal(), &index, pages).map_err(other)?;
+        let header = self.index_header().map_err(other)?;
         drop(lock);
+        *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(WalPosition { salts: header.salts, commit_frame: report.commit_frame });
         if report.commit_frame >= CHECKPOINT_FRAMES {
             self.checkpoint();
         }
@@ -208,6 +237,8 @@ impl Database for ReplicatedDb {
         };
         self.files.wal.write_all_at(&commit.header, commit.header_offset).map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
         commit.state = LocalState::Finished;
+        *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(WalPosition { salts: commit.salts, commit_frame: commit.commit_frame });
         tracing::debug!(?proposal, index, "local commit finished");
         self.last_write_index.store(index, Ordering::Release);
         Ok(true)
@@ -257,6 +288,31 @@ impl Database for ReplicatedDb {
 
     fn set_last_write_index(&self, index: LogIndex) {
         self.last_write_index.store(index, Ordering::Release);
+    }
+
+    fn position(&self) -> io::Result<Vec<u8>> {
+        let recorded = *self.position.lock().unwrap_or_else(PoisonError::into_inner);
+        let position = match recorded {
+            Some(position) => position,
+            None => {
+                self.refresh_index()?;
+                let header = self.index_header().map_err(other)?;
+                WalPosition { salts: header.salts, commit_frame: header.max_frame }
+            }
+        };
+        Ok(position.encode())
+    }
+
+    fn holds(&self, position: &[u8]) -> io::Result<bool> {
+        let Some(position) = WalPosition::decode(position) else { return Ok(false) };
+        let scan = crate::wal::scan::scan(&self.files.wal()).map_err(other)?;
+        Ok(match scan.header {
+            // No committed frame in the WAL: whatever was committed before is in the
+            // database file (a WAL restarts only once fully checkpointed).
+            _ if scan.last_commit_frame == 0 => true,
+            Some(header) => header.salts == position.salts && scan.last_commit_frame >= position.commit_frame,
+            None => true,
+        })
     }
 
     fn sync(&self) -> io::Result<()> {

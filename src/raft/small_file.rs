@@ -56,11 +56,9 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> SmallFileError {
     }
 }
 
-/// Replace the value stored at `path` with `value`.
-pub(crate) fn write<T: Serialize>(
-    path: &Path,
-    value: &T,
-) -> Result<(), SmallFileError> {
+/// The bytes `write` stores for `value` (header and body), for callers that overwrite a
+/// file in place instead (`read` ignores anything after the value).
+pub(crate) fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, SmallFileError> {
     let body = rmp_serde::to_vec_named(value).map_err(|e| corrupt(path, format!("encode: {e}")))?;
     if body.len() > SMALL_FILE_BODY_BYTES_MAX {
         return Err(corrupt(
@@ -74,7 +72,15 @@ pub(crate) fn write<T: Serialize>(
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(&checksum(len, &body).to_le_bytes());
     bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
 
+/// Replace the value stored at `path` with `value`.
+pub(crate) fn write<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), SmallFileError> {
+    let bytes = encode(path, value)?;
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
     file.write_all(&bytes).map_err(io_err(&tmp))?;

@@ -45,6 +45,7 @@ pub struct StateMachine<D: Database> {
     state_dir: PathBuf,
     db: Arc<D>,
     applied: AppliedState,
+    hint_file: Arc<applied::HintFile>,
     current: Option<CurrentSnapshot>,
     unsynced_entries: u64,
     last_sync: Instant,
@@ -71,13 +72,20 @@ impl<D: Database> StateMachine<D> {
     /// applied state and the current snapshot. Blocking.
     pub fn open(state_dir: &Path, db: Arc<D>) -> Result<StateMachine<D>, SmError> {
         std::fs::create_dir_all(state_dir)?;
-        let applied = applied::load(state_dir)?;
+        let mut applied = applied::load(state_dir)?;
+        if let Some(hint) = applied::load_hint(state_dir) {
+            if hint.state.last_applied > applied.last_applied && db.holds(&hint.position)? {
+                applied = hint.state;
+            }
+        }
+        let hint_file = applied::HintFile::open(state_dir)?;
         let current = snapshot_store::open(state_dir)?;
         db.set_last_write_index(applied.last_write_index);
         Ok(StateMachine {
             state_dir: state_dir.to_path_buf(),
             db,
             applied,
+            hint_file: Arc::new(hint_file),
             current,
             unsynced_entries: 0,
             last_sync: Instant::now(),
@@ -111,6 +119,18 @@ impl<D: Database> StateMachine<D> {
             self.persist().await?;
         }
         Ok(())
+    }
+
+    /// Records the applied state and the database's position after an entry (see
+    /// `applied.rs`).
+    async fn store_hint(&mut self) -> Result<(), SmError> {
+        let (db, file, state) = (Arc::clone(&self.db), Arc::clone(&self.hint_file), self.applied.clone());
+        blocking(move || {
+            let position = db.position()?;
+            file.store(&applied::Hint { state, position })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Apply one committed entry and return its outcome.
@@ -151,6 +171,7 @@ impl<D: Database> StateMachine<D> {
         };
         self.applied.last_applied = Some(log_id);
         self.unsynced_entries += 1;
+        self.store_hint().await?;
         Ok(outcome)
     }
 
@@ -249,6 +270,7 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
         self.db.set_last_write_index(cur.last_write_index);
         self.current = Some(cur);
         self.persist().await?;
+        self.store_hint().await?;
         Ok(())
     }
 

@@ -33,4 +33,9 @@ pub trait Database: Send + Sync + 'static {
     /// The state machine's `last_write_index` after a restart or a snapshot install (the
     /// proposer builds on it).
     fn set_last_write_index(&self, index: LogIndex);
+    /// An opaque token for where the database stands after the last apply (for the WAL: its
+    /// generation and last commit frame).
+    fn position(&self) -> io::Result<Vec<u8>>;
+    /// Whether the database, as found at start-up, still holds everything up to `position`.
+    fn holds(&self, position: &[u8]) -> io::Result<bool>;
 }

@@ -23,6 +23,9 @@ pub(crate) struct FakeDb {
     /// Proposals this node is "waiting on" (finish_local returns true for them).
     pub(crate) pending: Mutex<Vec<ProposalId>>,
     pub(crate) calls: Mutex<Vec<Call>>,
+    /// Whether `holds` vouches for any position (as a database that survived a process
+    /// crash would).
+    pub(crate) vouch: std::sync::atomic::AtomicBool,
 }
 
 impl FakeDb {
@@ -72,4 +75,12 @@ impl Database for FakeDb {
     }
 
     fn set_last_write_index(&self, _index: LogIndex) {}
+
+    fn position(&self) -> io::Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    fn holds(&self, _position: &[u8]) -> io::Result<bool> {
+        Ok(self.vouch.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }

@@ -114,6 +114,30 @@ async fn applied_state_restored_after_reopen() {
     assert_eq!(sm.applied().last_write_index, 1);
 }
 
+// Goal: after a crash (applied state not persisted since), the state machine resumes from the
+// per-entry hint when the database still holds that position, and from the durable file when
+// it does not: entries the database already holds are not replayed over newer pages.
+#[tokio::test]
+async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(FakeDb::default());
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    apply(&mut sm, vec![write(1, 1, 0, 1, 1)]).await;
+    sm.persist().await.unwrap();
+    let durable = sm.applied().clone();
+    apply(&mut sm, vec![write(2, 2, 1, 2, 2), EntryT::new(log_id(3), EntryPayload::Blank)]).await;
+    let latest = sm.applied().clone();
+    drop(sm); // a crash: no persist after entries 2 and 3
+
+    let sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    assert_eq!(sm.applied(), &durable, "a database that lost the position: replay from the durable state");
+    drop(sm);
+    db.vouch.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sm = StateMachine::open(dir.path(), db).unwrap();
+    assert_eq!(sm.applied(), &latest, "a database that holds the position: resume after entry 3");
+    assert_eq!(sm.applied().last_write_index, 2);
+}
+
 // Goal: a snapshot built on one node installs on another with the same pages and last_write_index,
 // so both judge the next write alike.
 #[tokio::test]
