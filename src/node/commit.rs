@@ -80,6 +80,7 @@ impl Replicator for Node {
     }
 
     fn commit(&self, wal: &RawFile, commit: &CommitFrame) -> Result<(), Error> {
+        let started = std::time::Instant::now();
         let before = self.db.index_header()?;
         let frame_bytes = u64::from(commit.page_size) + FRAME_HEADER_BYTES;
         let commit_frame = u32::try_from((commit.header_offset - WAL_HEADER_BYTES) / frame_bytes + 1)
@@ -101,7 +102,7 @@ impl Replicator for Node {
         let raft = self.raft.clone();
         let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, deadline);
         let final_state = self.db.end_local(proposal);
-        tracing::debug!(?proposal, ?final_state, ok = outcome.is_ok(), "commit finished");
+        tracing::debug!(?proposal, ?final_state, ok = outcome.is_ok(), elapsed_us = started.elapsed().as_micros() as u64, "commit finished");
         match (outcome, final_state) {
             (_, Some(LocalState::Finished)) => Ok(()),
             (Ok(Ok(response)), _) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),

@@ -74,7 +74,12 @@ async fn answer(node: &Node, request: Request) -> Response {
     let raft = &node.raft;
     let failed = |e: &dyn std::fmt::Display| error_response(e.to_string(), true);
     match request {
-        Request::AppendEntries(rpc) => raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries),
+        Request::AppendEntries(rpc) => {
+            let (started, entries) = (std::time::Instant::now(), rpc.entries.len());
+            let response = raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries);
+            tracing::trace!(entries, elapsed_us = started.elapsed().as_micros() as u64, "append_entries answered");
+            response
+        }
         Request::Vote(rpc) => raft.vote(rpc).await.map_or_else(|e| failed(&e), Response::Vote),
         Request::PreVote(rpc) => raft.pre_vote(rpc).await.map_or_else(|e| failed(&e), Response::PreVote),
         Request::TransferLeader(rpc) => match raft.handle_transfer_leader(rpc).await {

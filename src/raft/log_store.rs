@@ -5,8 +5,8 @@
 //! `purged` (fsynced small files). The commit index is not stored: openraft learns it
 //! again from the leader (or, alone, on re-election), and re-applying is idempotent.
 //!
-//! Invariants: an append is one write plus one `fdatasync`, and its `IOFlushed` callback fires
-//! only after that sync; all writes are serialized by the state lock; entries are read from
+//! Invariants: an append is one write, made durable by one `fdatasync` in the background
+//! (`syncer`), and its `IOFlushed` callback fires only after that sync; all writes are serialized by the state lock; entries are read from
 //! the files on demand (only their locations are kept in memory); reads never return an entry
 //! that was not durably appended.
 
@@ -14,6 +14,7 @@ mod error;
 mod record;
 mod segment;
 mod state;
+mod syncer;
 
 use std::fmt::Debug;
 use std::io;
@@ -28,6 +29,7 @@ pub use self::error::LogError;
 pub use self::record::RECORD_BODY_BYTES_MAX;
 pub use self::segment::SEGMENT_BYTES_MAX;
 use self::state::State;
+use self::syncer::Syncer;
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::types::TypeConfig;
 
@@ -43,6 +45,7 @@ pub const READ_BATCH_BYTES_MAX: u64 = 64 << 20;
 pub struct LogStore {
     state: Arc<Mutex<State>>,
     dir: PathBuf,
+    syncer: Syncer,
 }
 
 /// A read handle on the log (used by replication tasks).
@@ -68,6 +71,7 @@ impl LogStore {
         Ok(LogStore {
             state: Arc::new(Mutex::new(state)),
             dir,
+            syncer: Syncer::start()?,
         })
     }
 
@@ -215,10 +219,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<EntryT> = entries.into_iter().collect();
-        let result = with_state(&self.state, move |st| st.append(&entries)).await;
-        // The append above returns only after its fdatasync, so the flush is complete here.
-        match result {
-            Ok(()) => {
+        match with_state(&self.state, move |st| st.append(&entries)).await {
+            // Written, not yet durable: the syncer fires the callback after fdatasync.
+            Ok(Some(file)) => {
+                self.syncer.submit(file, callback);
+                Ok(())
+            }
+            Ok(None) => {
                 callback.io_completed(Ok(()));
                 Ok(())
             }

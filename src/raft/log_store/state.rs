@@ -155,7 +155,9 @@ impl State {
     }
 
     /// Append `entries` with one write and one fdatasync; indexed only once durable.
-    pub(crate) fn append(&mut self, entries: &[EntryT]) -> Result<(), LogError> {
+    /// Writes `entries` after the last one; returns the file to sync for them to be durable
+    /// (None when there was nothing to write). Readers see them at once.
+    pub(crate) fn append(&mut self, entries: &[EntryT]) -> Result<Option<Arc<File>>, LogError> {
         let mut buf = Vec::new();
         let mut placed = Vec::with_capacity(entries.len());
         let mut expected = self.next_index();
@@ -178,14 +180,13 @@ impl State {
             placed.push((at, body.len() as u32, log_id));
         }
         if buf.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let seg = self.segment_for_append()?;
         let base = seg.len;
         seg.file.write_all_at(&buf, base)?;
-        seg.file.sync_data()?;
         seg.len += buf.len() as u64;
-        let seq = seg.seq;
+        let (seq, file) = (seg.seq, Arc::clone(&seg.file));
         for (at, len, log_id) in placed {
             self.locs.push_back(Loc {
                 seg: seq,
@@ -194,7 +195,7 @@ impl State {
                 log_id,
             });
         }
-        Ok(())
+        Ok(Some(file))
     }
 
     /// The newest segment, or a new one if there is none or it has reached its size bound.
