@@ -95,7 +95,6 @@ host_api! {
     extended_errcode @ 166: fn(*mut sqlite3) -> c_int;
     wal_autocheckpoint @ 173: fn(*mut sqlite3, c_int) -> c_int;
     db_filename @ 180: fn(*mut sqlite3, *const c_char) -> *const c_char;
-    uri_parameter @ 189: fn(*const c_char, *const c_char) -> *const c_char;
     auto_extension @ 192: fn(Option<RawFn>) -> c_int;
     filename_database @ 246: fn(*const c_char) -> *const c_char;
     filename_wal @ 248: fn(*const c_char) -> *const c_char;

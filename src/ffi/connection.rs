@@ -21,8 +21,8 @@ unsafe impl Send for Connection {}
 /// Which VFS a node connection goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Through {
-    /// `ha`, marked internal: allowed to write even on a follower (checkpoints).
-    HaInternal,
+    /// `ha`: the node's own view of its database (checks, checkpoints, snapshot copies).
+    Ha,
     /// The wrapped default VFS: for snapshot image files, which are not nodes.
     Plain,
 }
@@ -137,7 +137,7 @@ fn file_uri(path: &Path, through: Through) -> Result<CString, Error> {
         }
     }
     match through {
-        Through::HaInternal => uri.push_str("?vfs=ha&ha_internal=1"),
+        Through::Ha => uri.push_str("?vfs=ha"),
         Through::Plain => {
             // SAFETY: the wrapped VFS is registered for the process lifetime; its name is a C string.
             let name = unsafe { CStr::from_ptr(super::vfs::inner_vfs().as_ref().zName) };

@@ -197,12 +197,7 @@ unsafe extern "C" fn x_open(
         }
         // SAFETY: `name` is NULL or a NUL-terminated string valid during the call.
         let path = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
-        let kind = FileKind::from_flags(flags);
-        // SAFETY: a main-database name from SQLite carries its URI parameters.
-        let internal = kind == FileKind::MainDb
-            && !name.is_null()
-            && !unsafe { (host().uri_parameter)(name, c"ha_internal".as_ptr()) }.is_null();
-        let logic = Box::into_raw(Box::new(HaFile::open(path, kind, raw, internal)));
+        let logic = Box::into_raw(Box::new(HaFile::open(path, FileKind::from_flags(flags), raw)));
         // SAFETY: initialising our slot; from now on SQLite calls our methods.
         unsafe {
             (*slot).logic = logic;

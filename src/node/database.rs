@@ -105,7 +105,7 @@ impl ReplicatedDb {
     /// Opens the database at `path` for the node, making sure it is a non-empty WAL-mode
     /// database (SQLite deletes the WAL of an empty database file on open).
     pub fn open(path: &Path) -> Result<ReplicatedDb, Error> {
-        let reader = Connection::open(path, Through::HaInternal)?;
+        let reader = Connection::open(path, Through::Ha)?;
         let mode = reader.query_text("PRAGMA journal_mode=WAL")?;
         if mode.as_deref() != Some("wal") {
             return Err(Error::Refused(format!(

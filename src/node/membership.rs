@@ -63,7 +63,7 @@ pub fn bootstrap(node: &Node) -> Result<(), Error> {
 
 /// Refuses to join with a database that already holds tables: joining replaces them.
 pub fn check_joinable(db: &Path) -> Result<(), Error> {
-    let connection = Connection::open(db, Through::HaInternal)?;
+    let connection = Connection::open(db, Through::Ha)?;
     let tables: u64 = connection
         .query_text("SELECT count(*) FROM sqlite_schema")?
         .and_then(|n| n.parse().ok())

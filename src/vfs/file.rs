@@ -66,14 +66,11 @@ pub struct HaFile {
     kind: FileKind,
     db: Option<Arc<SharedDb>>,
     wal: Option<WalWriter>,
-    /// The node's own connections (`?ha_internal=1`): they only read and checkpoint.
-    #[allow(dead_code)]
-    internal: bool,
 }
 
 impl HaFile {
     /// Wraps a file the wrapped VFS just opened at `path`.
-    pub fn open(path: Option<String>, kind: FileKind, raw: RawFile, internal: bool) -> HaFile {
+    pub fn open(path: Option<String>, kind: FileKind, raw: RawFile) -> HaFile {
         let db_path = match (kind, path) {
             (FileKind::MainDb, Some(path)) => Some(PathBuf::from(path)),
             (FileKind::Wal, Some(path)) => path.strip_suffix("-wal").map(PathBuf::from),
@@ -81,7 +78,7 @@ impl HaFile {
         };
         let db = db_path.map(|path| shared(&path));
         let wal = (kind == FileKind::Wal).then(WalWriter::default);
-        HaFile { raw, kind, db, wal, internal }
+        HaFile { raw, kind, db, wal }
     }
 
     /// Gives back the wrapped file, for closing.
