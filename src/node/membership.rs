@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 
 use super::lifecycle::{members, Node};
@@ -259,30 +260,52 @@ async fn read_index(raft: &super::lifecycle::RaftNode) -> Result<u64, Error> {
 /// Pause between read-index attempts.
 const READ_INDEX_RETRY: Duration = Duration::from_millis(50);
 
+/// Pause between attempts of a membership change that found another one in progress.
+const CHANGE_RETRY: Duration = Duration::from_millis(50);
+
+/// Runs one membership change, retrying while another is still being committed (two nodes
+/// joining at once, say): openraft allows one change at a time.
+async fn change<F, Fut>(what: &str, mut attempt: F) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<openraft::raft::ClientWriteResponse<crate::raft::types::TypeConfig>, RaftError<crate::raft::types::TypeConfig, ClientWriteError<crate::raft::types::TypeConfig>>>>,
+{
+    let deadline = tokio::time::Instant::now() + ADMIN_DEADLINE;
+    loop {
+        match attempt().await {
+            Ok(_) => return Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(_))))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(CHANGE_RETRY).await;
+            }
+            Err(error) => return Err(Error::Raft(format!("{what}: {error}"))),
+        }
+    }
+}
+
 /// Leader side of an admin request.
 pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest) -> Result<AdminResponse, Error> {
-    let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
     match request {
         AdminRequest::AddMember { node_id, addr } => {
-            raft.add_learner(node_id, Member { addr }, true).await.map_err(|e| raft_error(&e))?;
-            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-                .await
-                .map_err(|e| raft_error(&e))?;
+            let member = Member { addr };
+            change("adding a learner", || raft.add_learner(node_id, member.clone(), true)).await?;
+            change("making it a voter", || {
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            })
+            .await?;
         }
         AdminRequest::Remove { node_id } => {
             let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
             let membership = metrics.membership_config.membership().clone();
-            if membership.voter_ids().any(|v| v == node_id) {
-                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), false)
-                    .await
-                    .map_err(|e| raft_error(&e))?;
+            let removal = if membership.voter_ids().any(|v| v == node_id) {
+                ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
             } else if membership.nodes().any(|(id, _)| *id == node_id) {
-                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
-                    .await
-                    .map_err(|e| raft_error(&e))?;
+                ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
             } else {
                 return Err(Error::InvalidArgument(format!("node {node_id} is not a member")));
-            }
+            };
+            change("removing the node", || raft.change_membership(removal.clone(), false)).await?;
         }
         AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
         AdminRequest::ReadIndex => return Ok(AdminResponse::ReadIndex { index: read_index(raft).await? }),
