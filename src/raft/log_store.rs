@@ -75,6 +75,11 @@ impl LogStore {
         })
     }
 
+    /// A read handle sharing this log.
+    fn reader(&self) -> LogReader {
+        LogReader { state: Arc::clone(&self.state) }
+    }
+
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -176,12 +181,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<EntryT>, io::Error> {
-        let (start, end) = bounds(&range);
-        read_entries(&self.state, start, end, u64::MAX).await
+        self.reader().try_get_log_entries(range).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteT>, io::Error> {
-        with_state(&self.state, |st| Ok(st.vote)).await
+        self.reader().read_vote().await
     }
 }
 
@@ -199,9 +203,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader {
-            state: Arc::clone(&self.state),
-        }
+        self.reader()
     }
 
     async fn save_vote(&mut self, vote: &VoteT) -> Result<(), io::Error> {
