@@ -32,8 +32,7 @@ const FRAME_HEADER_BYTES: u64 = 24;
 const COMMIT_BYTES_PER_SEC_MIN: u64 = 10 * 1024 * 1024;
 
 fn commit_deadline(pages: &crate::raft::types::PageSet) -> std::time::Duration {
-    let bytes = pages.pages.len() as u64 * u64::from(pages.page_size);
-    COMMIT_DEADLINE + std::time::Duration::from_millis(bytes * 1000 / COMMIT_BYTES_PER_SEC_MIN)
+    COMMIT_DEADLINE + std::time::Duration::from_millis(pages.bytes() * 1000 / COMMIT_BYTES_PER_SEC_MIN)
 }
 
 impl Node {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::database::ReplicatedDb;
 use super::rpc::Handler;
-use super::runtime::run_blocking;
+use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
 use super::{membership, START_DEADLINE};
 use crate::error::Error;
@@ -211,7 +211,7 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
     let (id, addr, root) = (identity.node_id, identity.addr.clone(), dir.root().to_owned());
     let config = raft_config()?;
     let (ca_for_bind, db_for_sm, handler_for_bind) = (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler));
-    let started = run_blocking(
+    let started = wait(
         async move {
             let endpoint = Endpoint::bind(&addr, &ca_for_bind, &tls_identity, handler_for_bind)
                 .await
@@ -241,8 +241,8 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
             }
         },
         START_DEADLINE,
-    )
-    .map_err(|e| e.unwrap_or_else(|| Error::Unreachable("the node did not start in time".into())))??;
+        "starting the node",
+    )?;
     let (endpoint, raft) = started;
     let node = Arc::new(Node {
         id: identity.node_id,

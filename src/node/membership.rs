@@ -11,23 +11,13 @@ use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 
 use super::lifecycle::{members, Node};
-use super::runtime::run_blocking;
+use super::runtime::wait;
 use super::{ADMIN_DEADLINE, JOIN_DEADLINE, START_DEADLINE};
 use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
 use crate::raft::types::{Member, NodeId};
 use crate::transport::wire::{AdminRequest, AdminResponse, JoinResponse, Request, Response};
 use crate::transport::TransportError;
-
-/// Waits the calling (non-runtime) thread for `future`, mapping a missed deadline.
-fn wait<T: Send + 'static>(
-    future: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
-    deadline: Duration,
-    what: &str,
-) -> Result<T, Error> {
-    run_blocking(future, deadline)
-        .map_err(|e| e.unwrap_or_else(|| Error::Unreachable(format!("{what}: no answer within {} s", deadline.as_secs()))))?
-}
 
 /// Node 1 of a new cluster: initialise Raft with itself, wait to lead, and put the
 /// database's current contents into a snapshot so later members start from it.

@@ -63,3 +63,15 @@ where
         }
     }
 }
+
+/// [`run_blocking`] for fallible work: a missed deadline becomes an `Unreachable` error that
+/// names `what` was being waited for.
+pub fn wait<T: Send + 'static>(
+    future: impl Future<Output = Result<T, Error>> + Send + 'static,
+    deadline: Duration,
+    what: &str,
+) -> Result<T, Error> {
+    run_blocking(future, deadline).map_err(|e| {
+        e.unwrap_or_else(|| Error::Unreachable(format!("{what}: no answer within {} s", deadline.as_secs())))
+    })?
+}

@@ -10,8 +10,7 @@
 //!   snapshots/     the newest snapshot image and its metadata
 //! ```
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -87,22 +86,9 @@ impl StateDir {
     /// Writes `node.json` durably (temp file, fsync, rename, fsync of the directory).
     pub fn save_identity(&self, identity: &Identity) -> Result<(), Error> {
         let bytes = serde_json::to_vec_pretty(identity).map_err(|e| Error::io("encoding node.json", std::io::Error::other(e)))?;
-        write_durably(&self.root.join("node.json"), &bytes)
+        crate::raft::small_file::replace(&self.root.join("node.json"), &bytes)
+            .map_err(|e| Error::io("writing node.json", e.into()))
     }
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new content.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
-    let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
-    let mut file = File::create(&tmp).map_err(|e| io("creating", e))?;
-    file.write_all(bytes).map_err(|e| io("writing", e))?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    fs::rename(&tmp, path).map_err(|e| io("renaming into", e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory of", e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

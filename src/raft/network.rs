@@ -202,9 +202,7 @@ fn transfer_time(rpc: &AppendEntriesRequest<TypeConfig>) -> Duration {
         .entries
         .iter()
         .map(|entry| match &entry.payload {
-            openraft::EntryPayload::Normal(Command::Write { pages, .. }) => {
-                pages.pages.iter().map(|p| p.data.len() as u64).sum::<u64>()
-            }
+            openraft::EntryPayload::Normal(Command::Write { pages, .. }) => pages.bytes(),
             _ => 0,
         })
         .sum();

@@ -80,10 +80,15 @@ pub(crate) fn write<T: Serialize>(
     path: &Path,
     value: &T,
 ) -> Result<(), SmallFileError> {
-    let bytes = encode(path, value)?;
+    replace(path, &encode(path, value)?)
+}
+
+/// Replace the content of `path` with `bytes` so that a crash leaves the old or the new
+/// content, never a mix: temp file, fsync, rename, fsync of the directory.
+pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<(), SmallFileError> {
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(&bytes).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io_err(path))?;

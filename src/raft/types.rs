@@ -58,6 +58,13 @@ pub struct PageSet {
     pub pages: Vec<Page>,
 }
 
+impl PageSet {
+    /// Bytes of page data it carries (what replicating it costs).
+    pub fn bytes(&self) -> u64 {
+        self.pages.iter().map(|page| page.data.len() as u64).sum()
+    }
+}
+
 /// Identifies one commit attempt of one node, so that the node which proposed an entry can
 /// recognise it when it is applied (its pages are already in its own WAL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
