@@ -37,5 +37,7 @@ pub fn of(node: &Node) -> Value {
             .collect::<Vec<_>>(),
         "state_dir": node.state_dir().root().display().to_string(),
         "stopped_reason": node.stopped_reason(),
+        "snapshot_transfers": node.client.transfers().in_flight(),
+        "last_snapshot_transfer": node.client.transfers().last_ended(),
     })
 }
