@@ -85,6 +85,12 @@ impl LogStore {
         &self.dir
     }
 
+    /// Bytes the log takes on disk (its segments' records).
+    pub fn bytes_on_disk(&self) -> Result<u64, LogError> {
+        let st = self.state.lock().map_err(|_| LogError::Poisoned)?;
+        Ok(st.bytes_on_disk())
+    }
+
     /// Number of segment files currently in use.
     pub fn segment_count(&self) -> Result<usize, LogError> {
         let st = self.state.lock().map_err(|_| LogError::Poisoned)?;

@@ -283,6 +283,11 @@ impl State {
     }
 
 
+    /// Bytes of records in the segment files.
+    pub(crate) fn bytes_on_disk(&self) -> u64 {
+        self.segments.values().map(|segment| segment.len).sum()
+    }
+
     /// Number of segment files (for tests and metrics).
     pub(crate) fn segment_count(&self) -> usize {
         self.segments.len()
