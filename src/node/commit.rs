@@ -122,6 +122,7 @@ impl Replicator for Node {
             salts,
             state: LocalState::Waiting,
         });
+        tracing::trace!(target: "dqlite_vfs::latency", ?proposal, bytes = pages.bytes(), "captured");
         let deadline = commit_deadline(&pages);
         let raft = self.raft.clone();
         let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, deadline);
