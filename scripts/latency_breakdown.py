@@ -30,7 +30,9 @@ def events(path, who):
         message = match.group(3)
         label = re.split(r"\s\w+=", " " + message, maxsplit=1)[0].strip()
         peer = re.search(r"\b(?:to|from)=(\d+)", message)
-        yield stamp, f"{who}: {label}" + (f" ({peer.group(1)})" if peer else "")
+        index = re.search(r"\b(?:last_index|index)=(\S+)", message)
+        index = index.group(1) if index else None
+        yield stamp, f"{who}: {label}" + (f" ({peer.group(1)})" if peer else ""), index
 
 
 def main():
@@ -39,12 +41,18 @@ def main():
     for n, path in enumerate(followers, start=2):
         stream.extend(events(path, f"n{n}"))
     stream.sort()
-    offsets, order, start = {}, [], None
+    offsets, order, start, index = {}, [], None, None
     seen = set()
-    for stamp, label in stream:
+    for stamp, label, event_index in stream:
         if label == "leader: captured":
-            start, seen = stamp, set()
-        if start is None or label in seen:
+            start, seen, index = stamp, set(), None
+        if label == "leader: log written" and index is None:
+            index = event_index
+        # Heartbeats, commit-index updates and the previous commit's late steps are not
+        # this commit's: keep only events that name this commit's log index.
+        if event_index is not None and event_index != index:
+            continue
+        if start is None or label in seen or (event_index is None and label != "leader: captured" and "commit" not in label):
             continue
         seen.add(label)
         if label not in offsets:
