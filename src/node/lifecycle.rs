@@ -241,6 +241,9 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
         // Send new entries to followers while the leader's own fsync runs, so the two
         // fsyncs of a commit overlap instead of adding up.
         broadcast_submitted_on_append: Some(true),
+        // A node that was partitioned away or restarted asks first whether it could win before
+        // raising its term, so coming back never deposes a healthy leader.
+        enable_pre_vote: Some(true),
         ..Default::default()
     };
     config.validate().map(Arc::new).map_err(|e| Error::Raft(e.to_string()))

@@ -159,6 +159,10 @@ impl Client {
             .map_err(|e| unreachable(addr, e))?;
         match timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
+            // QUIC gives up on a silent peer after its idle timeout, before our own deadline.
+            Ok(Err(quinn::ConnectionError::TimedOut)) => {
+                Err(unreachable(addr, "no answer to the handshake (is a node running at that address?)"))
+            }
             Ok(Err(e)) => Err(unreachable(addr, e)),
             Err(_) => Err(unreachable(addr, "handshake timed out")),
         }

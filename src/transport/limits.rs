@@ -28,11 +28,14 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 128;
 /// Connections the server keeps open at once; more are refused.
 pub const CONNECTIONS_MAX: usize = 256;
 
-/// A connection with no traffic at all for this long is dropped by QUIC.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no traffic at all for this long is dropped by QUIC, and the next call
+/// dials again. A peer that was killed and restarted on the same port never closes its old
+/// connection (and cannot reset it), so this is how long the leader keeps talking into the
+/// void before it reaches the new process: it bounds a restarted node's catch-up delay.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Keep-alive pings, a few seconds under [`IDLE_TIMEOUT`], keep an idle peer connection open.
-pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(3);
+/// Keep-alive pings, well under [`IDLE_TIMEOUT`], keep a live but quiet connection open.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Deadline of a QUIC handshake (both sides) and of resolving a peer's host name.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
