@@ -27,6 +27,13 @@ pub enum Error {
         /// The leader, if known: id and address.
         leader: Option<(NodeId, String)>,
     },
+    /// This node leads, but has not heard from a majority lately: it may be cut off, and a
+    /// commit could not complete; refused before anything was written.
+    #[error("this node leads but has not heard from a majority for {silent_ms} ms (cut off from the cluster?): nothing was written; retry, or write on the other side's leader")]
+    LostQuorum {
+        /// Time since a majority last acknowledged this leader.
+        silent_ms: u64,
+    },
     /// The node was stopped (left the cluster or failed).
     #[error("the node of this database is stopped: {0}")]
     NodeStopped(String),
@@ -85,7 +92,7 @@ impl Error {
 
     /// True if the error means "this node may not write" (as opposed to a failure).
     pub fn is_not_writable(&self) -> bool {
-        matches!(self, Error::NotLeader { .. } | Error::NodeStopped(_) | Error::OwnedElsewhere(_))
+        matches!(self, Error::NotLeader { .. } | Error::LostQuorum { .. } | Error::NodeStopped(_) | Error::OwnedElsewhere(_))
     }
 
     /// The SQLite result code that reports this error.
@@ -96,6 +103,7 @@ impl Error {
             Error::NotANode => SQLITE_ERROR,
             Error::NotLeader { .. } => SQLITE_READONLY,
             Error::NodeStopped(_) => SQLITE_READONLY,
+            Error::LostQuorum { .. } => SQLITE_READONLY,
             Error::OwnedElsewhere(_) => SQLITE_READONLY_CANTLOCK,
             Error::Conflict => SQLITE_IOERR_WRITE,
             Error::NotCommitted(_) => SQLITE_IOERR_WRITE,

@@ -81,6 +81,33 @@ fn may_write(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) ->
         && metrics.last_applied.as_ref().is_some_and(|applied| applied.leader_id.term == metrics.current_term)
 }
 
+/// How long a leader may go without a majority's acknowledgement before it refuses new
+/// writes: the longest election timeout, after which the others may well have elected
+/// someone else. Heartbeats go every 100 ms, so a connected leader never comes close.
+const QUORUM_SILENCE_MAX: std::time::Duration = std::time::Duration::from_millis(super::lifecycle::ELECTION_TIMEOUT_MAX_MS);
+
+/// For a leader of several voters: how long since a majority last acknowledged it, if that
+/// is too long (`None`: in contact, or alone, where its own log is the majority).
+fn quorum_silence(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -> Option<std::time::Duration> {
+    if metrics.membership_config.membership().voter_ids().count() <= 1 {
+        return None;
+    }
+    let silent = metrics.last_quorum_acked.as_ref().map(|acked| openraft::Instant::elapsed(&**acked));
+    match silent {
+        Some(silent) if silent <= QUORUM_SILENCE_MAX => None,
+        Some(silent) => Some(silent),
+        None => Some(QUORUM_SILENCE_MAX),
+    }
+}
+
+/// A leader may write only while a majority keeps acknowledging it (see [`quorum_silence`]).
+fn in_contact(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -> Result<(), Error> {
+    match quorum_silence(metrics) {
+        Some(silent) => Err(Error::LostQuorum { silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX) }),
+        None => Ok(()),
+    }
+}
+
 impl Replicator for Node {
     fn check_writable(&self) -> Result<(), Error> {
         if let Some(reason) = self.stopped_reason() {
@@ -88,7 +115,7 @@ impl Replicator for Node {
         }
         let metrics = self.metrics();
         if may_write(&metrics) {
-            return Ok(());
+            return in_contact(&metrics);
         }
         if metrics.state != ServerState::Leader {
             return Err(self.not_leader());
@@ -106,7 +133,7 @@ impl Replicator for Node {
             NEW_LEADER_WAIT,
         );
         match waited {
-            Ok(true) => Ok(()),
+            Ok(true) => in_contact(&self.metrics()),
             _ => Err(self.not_leader()),
         }
     }

@@ -29,7 +29,7 @@ pub type RaftNode = openraft::Raft<TypeConfig, StateMachine<ReplicatedDb>>;
 /// dead leader is replaced after 0.5-1 s of silence plus one election round.
 const HEARTBEAT_MS: u64 = 100;
 const ELECTION_TIMEOUT_MIN_MS: u64 = 500;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
+pub(super) const ELECTION_TIMEOUT_MAX_MS: u64 = 1000;
 /// Snapshot after this many entries; keep this many entries behind a snapshot so a briefly
 /// lagging follower catches up from the log rather than a full image.
 const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;

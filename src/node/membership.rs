@@ -162,11 +162,18 @@ async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<
         return Err(Error::InvalidArgument(format!("node {to} is not a voter: only voters can lead")));
     }
     raft.trigger().transfer_leader(to).await.map_err(|e| Error::Raft(e.to_string()))?;
-    raft.wait(Some(TRANSFER_DEADLINE))
-        .metrics(|m| m.current_leader == Some(to), "hand leadership over")
-        .await
-        .map_err(|e| Error::Raft(format!("leadership did not move to node {to} in time: {e}")))?;
-    Ok(())
+    let moved = raft.wait(Some(TRANSFER_DEADLINE)).metrics(|m| m.current_leader == Some(to), "hand leadership over").await;
+    match moved {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            Err(Error::Unreachable(format!(
+                "leadership did not move to node {to} within {} s (the leader is now {}): retry",
+                TRANSFER_DEADLINE.as_secs(),
+                metrics.current_leader.map_or("unknown".to_string(), |id| format!("node {id}"))
+            )))
+        }
+    }
 }
 
 /// Runs an admin request on the leader: here if this node leads, else over the network.

@@ -42,7 +42,9 @@ impl Endpoint {
         let addr = resolve(listen).await?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_config(ca, identity)?));
         server.transport_config(transport_config()?);
-        let quic = quinn::Endpoint::server(server, addr)?;
+        let socket = std::net::UdpSocket::bind(addr)?;
+        let endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+        let quic = quinn::Endpoint::new(endpoint_config, Some(server), socket, Arc::new(quinn::TokioRuntime))?;
         let client = Client::new(quic.clone(), quic_client_config(client_config(ca, identity)?)?);
         let accept_task = tokio::spawn(accept_loop(quic.clone(), handler, client.transfers().clone()));
         tracing::info!(addr = %quic.local_addr()?, "transport endpoint bound");
