@@ -27,13 +27,15 @@ pub struct Ctx {
     /// Parent of every deployment's directory.
     pub scratch: PathBuf,
     pub env: Vec<(OsString, OsString)>,
+    /// Leave every deployment's directory (databases, host logs) in place.
+    pub keep: bool,
     next_port: Cell<u16>,
 }
 
 impl Ctx {
-    pub fn new(command: HostCommand, library: PathBuf, scratch: PathBuf) -> Ctx {
+    pub fn new(command: HostCommand, library: PathBuf, scratch: PathBuf, keep: bool) -> Ctx {
         let env = std::env::var_os("DQLITE_VFS_LOG").map(|v| vec![("DQLITE_VFS_LOG".into(), v)]).unwrap_or_default();
-        Ctx { command, library, scratch, env, next_port: Cell::new(0) }
+        Ctx { command, library, scratch, env, keep, next_port: Cell::new(0) }
     }
 
     /// `count` free ports, moving on through the range so consecutive clusters differ.
@@ -93,7 +95,10 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn start(ctx: &Ctx, mode: Mode) -> Result<Deployment> {
-        let dir = tempfile::Builder::new().prefix("bench-").tempdir_in(&ctx.scratch).context("scratch directory")?;
+        let dir = tempfile::Builder::new().prefix("bench-").disable_cleanup(ctx.keep).tempdir_in(&ctx.scratch).context("scratch directory")?;
+        if ctx.keep {
+            eprintln!("bench: {} runs in {} (kept)", mode.label(), dir.path().display());
+        }
         match mode {
             Mode::Plain => {
                 let host = HostProcess::spawn(&ctx.bare_host(dir.path(), "plain", true))?;
@@ -106,6 +111,7 @@ impl Deployment {
                     ports: ctx.ports(n)?,
                     env: ctx.env.clone(),
                     parent_dir: Some(dir.path().to_path_buf()),
+                    keep_dir: ctx.keep,
                 };
                 let cluster = Cluster::start(&config)?;
                 let leader = cluster.leader(Duration::from_secs(10))?;

@@ -6,6 +6,7 @@
 //! the `ha-host` crate), so `cargo run -p bench` needs no other binary.
 
 mod deploy;
+mod probe;
 mod report;
 mod stats;
 mod workloads;
@@ -42,6 +43,9 @@ struct Args {
     /// Directory for the databases (default: the system's temporary directory).
     #[arg(long)]
     scratch: Option<PathBuf>,
+    /// Keep every deployment's directory (databases, state, host logs) after the run.
+    #[arg(long)]
+    keep: bool,
 }
 
 fn main() {
@@ -75,7 +79,7 @@ fn run(args: Args) -> Result<()> {
     }
     let library = library.canonicalize().context("extension path")?;
     let scratch = args.scratch.unwrap_or_else(std::env::temp_dir);
-    let ctx = Ctx::new(HostCommand::self_exec(HOST_SUBCOMMAND)?, library, scratch);
+    let ctx = Ctx::new(HostCommand::self_exec(HOST_SUBCOMMAND)?, library, scratch, args.keep);
     let selected: Vec<u8> = if args.only.is_empty() { (1..=7).collect() } else { args.only.clone() };
     if let Some(bad) = selected.iter().find(|id| !(1..=7).contains(*id)) {
         bail!("no workload {bad}: workloads are 1 to 7");
@@ -90,6 +94,12 @@ fn run(args: Args) -> Result<()> {
     }
     let table = report::table(&outcomes);
     println!("{table}");
+    println!(
+        "machine: {} x {}; fdatasync of 4 KiB in {}: p50 {:.2} ms, p99 {:.2} ms; load average at start {}",
+        context["cpus"], context["cpu"].as_str().unwrap_or("?"), ctx.scratch.display(),
+        context["fdatasync_4k_p50_ms"].as_f64().unwrap_or(0.0), context["fdatasync_4k_p99_ms"].as_f64().unwrap_or(0.0),
+        context["loadavg_at_start"].as_str().unwrap_or("?")
+    );
     let mut context = context;
     context["quick"] = json!(args.quick);
     context["sizes"] = json!(format!("{sizes:?}"));
@@ -108,6 +118,8 @@ fn preflight(ctx: &Ctx) -> Result<serde_json::Value> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let (fsync_p50, fsync_p99) = probe::fsync_ms(dir.path())?;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     Ok(json!({
         "sqlite_version": version.first().map(|row| row[0].clone()),
         "cpu": model,
@@ -115,5 +127,8 @@ fn preflight(ctx: &Ctx) -> Result<serde_json::Value> {
         "kernel": kernel.trim(),
         "library": ctx.library.display().to_string(),
         "scratch": ctx.scratch.display().to_string(),
+        "fdatasync_4k_p50_ms": fsync_p50,
+        "fdatasync_4k_p99_ms": fsync_p99,
+        "loadavg_at_start": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     }))
 }

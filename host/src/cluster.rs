@@ -28,6 +28,8 @@ pub struct ClusterConfig {
     pub env: Vec<(OsString, OsString)>,
     /// Where the cluster's temporary directory is made (None: the system's).
     pub parent_dir: Option<PathBuf>,
+    /// Leave the directory (databases, state, host logs) in place for a post-mortem.
+    pub keep_dir: bool,
 }
 
 /// Errors of cluster operations.
@@ -60,7 +62,7 @@ impl Cluster {
     /// Starts `config.ports.len()` nodes and waits until every one is a voter.
     pub fn start(config: &ClusterConfig) -> Result<Cluster, ClusterError> {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("ha-cluster-");
+        builder.prefix("ha-cluster-").disable_cleanup(config.keep_dir);
         let dir = match &config.parent_dir {
             Some(parent) => builder.tempdir_in(parent),
             None => builder.tempdir(),

@@ -85,7 +85,7 @@ fn plain_host_serves_the_protocol() {
 #[test]
 fn three_hosts_fail_over() {
     let ports = free_udp_ports(PORTS, 3, 0).expect("3 free ports in 17690-17699");
-    let config = ClusterConfig { command: host_command(), extension: extension(), ports, env: Vec::new(), parent_dir: None };
+    let config = ClusterConfig { command: host_command(), extension: extension(), ports, env: Vec::new(), parent_dir: None, keep_dir: false };
     let mut cluster = Cluster::start(&config).expect("start 3 nodes");
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
     let schema = vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"), Statement::new("INSERT INTO t VALUES (1, 'before')")];
