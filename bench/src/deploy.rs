@@ -158,6 +158,15 @@ impl Deployment {
         self.sync_followers()
     }
 
+    /// CPU time used so far by every host of the deployment, summed.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let mut total = self.writer()?.cpu_time()?;
+        for follower in self.followers()? {
+            total += follower.cpu_time()?;
+        }
+        Ok(total)
+    }
+
     /// `ha_barrier()` on every follower.
     pub fn sync_followers(&self) -> Result<()> {
         for follower in self.followers()? {

@@ -309,6 +309,22 @@ impl HostProcess {
         self.proc_status_kib("VmRSS:")
     }
 
+    /// CPU time (user plus system, all threads) the process has used so far.
+    pub fn cpu_time(&self) -> Result<Duration, HostError> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let text = std::fs::read_to_string(&path).map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
+        // Fields after the command name (which may hold spaces, so split after its ')'):
+        // state is field 3, utime and stime are fields 14 and 15 (proc(5)).
+        let rest = text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+            return Err(self.protocol(&format!("no utime/stime in {path}")));
+        };
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().and_then(|t| u64::try_from(t).ok()).unwrap_or(100);
+        Ok(Duration::from_micros((user + system) * 1_000_000 / per_second.max(1)))
+    }
+
     fn proc_status_kib(&self, field: &str) -> Result<u64, HostError> {
         let path = format!("/proc/{}/status", self.child.id());
         let text = std::fs::read_to_string(&path).map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
