@@ -41,7 +41,8 @@ impl Ctx {
     /// `count` free ports, moving on through the range so consecutive clusters differ.
     fn ports(&self, count: usize) -> Result<Vec<u16>> {
         let hint = self.next_port.get();
-        let ports = free_udp_ports(PORTS, count, hint).with_context(|| format!("{count} free UDP ports in {PORTS:?}"))?;
+        let ports =
+            free_udp_ports(PORTS, count, hint).with_context(|| format!("{count} free UDP ports in {PORTS:?}"))?;
         let step = u16::try_from(count).unwrap_or(1);
         self.next_port.set(hint.wrapping_add(step) % (PORTS.end - PORTS.start));
         Ok(ports)
@@ -49,7 +50,8 @@ impl Ctx {
 
     /// A host spec in `dir` (not a node): plain SQLite, or the extension without a node.
     pub fn bare_host(&self, dir: &std::path::Path, name: &str, plain: bool) -> HostSpec {
-        let mut spec = HostSpec::new(name, &self.command, Some(&self.library), &dir.join(format!("{name}.db")), Vec::new());
+        let mut spec =
+            HostSpec::new(name, &self.command, Some(&self.library), &dir.join(format!("{name}.db")), Vec::new());
         spec.plain = plain;
         spec.env = self.env.clone();
         spec
@@ -95,7 +97,11 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn start(ctx: &Ctx, mode: Mode) -> Result<Deployment> {
-        let dir = tempfile::Builder::new().prefix("bench-").disable_cleanup(ctx.keep).tempdir_in(&ctx.scratch).context("scratch directory")?;
+        let dir = tempfile::Builder::new()
+            .prefix("bench-")
+            .disable_cleanup(ctx.keep)
+            .tempdir_in(&ctx.scratch)
+            .context("scratch directory")?;
         if ctx.keep {
             eprintln!("bench: {} runs in {} (kept)", mode.label(), dir.path().display());
         }
@@ -151,7 +157,9 @@ impl Deployment {
         loop {
             match writer.exec("main", statements.clone(), true) {
                 Ok(_) => break,
-                Err(error) if Instant::now() < until && retryable(&error) => std::thread::sleep(Duration::from_millis(50)),
+                Err(error) if Instant::now() < until && retryable(&error) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Err(error) => return Err(error).context("setup on the writer"),
             }
         }

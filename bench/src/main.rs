@@ -85,7 +85,11 @@ fn run(args: Args) -> Result<()> {
         bail!("no workload {bad}: workloads are 1 to 7");
     }
     let context = preflight(&ctx)?;
-    eprintln!("bench: {} run of workloads {selected:?}; library {}", if args.quick { "quick" } else { "full" }, ctx.library.display());
+    eprintln!(
+        "bench: {} run of workloads {selected:?}; library {}",
+        if args.quick { "quick" } else { "full" },
+        ctx.library.display()
+    );
     let sizes = Sizes::new(args.quick);
     let mut known = Known::default();
     let mut outcomes = Vec::new();
@@ -96,8 +100,11 @@ fn run(args: Args) -> Result<()> {
     println!("{table}");
     println!(
         "machine: {} x {}; fdatasync of 4 KiB in {}: p50 {:.2} ms, p99 {:.2} ms; load average at start {}",
-        context["cpus"], context["cpu"].as_str().unwrap_or("?"), ctx.scratch.display(),
-        context["fdatasync_4k_p50_ms"].as_f64().unwrap_or(0.0), context["fdatasync_4k_p99_ms"].as_f64().unwrap_or(0.0),
+        context["cpus"],
+        context["cpu"].as_str().unwrap_or("?"),
+        ctx.scratch.display(),
+        context["fdatasync_4k_p50_ms"].as_f64().unwrap_or(0.0),
+        context["fdatasync_4k_p99_ms"].as_f64().unwrap_or(0.0),
         context["loadavg_at_start"].as_str().unwrap_or("?")
     );
     let mut context = context;
@@ -113,10 +120,14 @@ fn run(args: Args) -> Result<()> {
 /// Starts one host with the extension to check it loads, and describes the machine.
 fn preflight(ctx: &Ctx) -> Result<serde_json::Value> {
     let dir = tempfile::Builder::new().prefix("bench-preflight-").tempdir_in(&ctx.scratch)?;
-    let host = HostProcess::spawn(&ctx.bare_host(dir.path(), "preflight", false)).context("starting a host with the extension")?;
+    let host = HostProcess::spawn(&ctx.bare_host(dir.path(), "preflight", false))
+        .context("starting a host with the extension")?;
     let version = host.query("SELECT sqlite_version()")?;
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let (fsync_p50, fsync_p99) = probe::fsync_ms(dir.path())?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

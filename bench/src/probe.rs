@@ -16,7 +16,8 @@ const SYNCS: usize = 200;
 /// p50 and p99 of fdatasync after a 4 KiB append, in ms.
 pub fn fsync_ms(dir: &Path) -> Result<(f64, f64)> {
     let path = dir.join("fsync-probe");
-    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).context("fsync probe file")?;
+    let mut file =
+        OpenOptions::new().create(true).truncate(true).write(true).open(&path).context("fsync probe file")?;
     let block = [0x5au8; 4096];
     let mut latencies_us = Vec::with_capacity(SYNCS);
     for _ in 0..SYNCS {

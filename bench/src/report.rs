@@ -105,7 +105,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
     let mut lines: Vec<[String; 8]> = vec![header.map(String::from)];
     for outcome in outcomes {
         for (i, row) in outcome.rows.iter().enumerate() {
-            let (id, name) = if i == 0 { (outcome.id.to_string(), outcome.name.to_owned()) } else { (String::new(), String::new()) };
+            let (id, name) =
+                if i == 0 { (outcome.id.to_string(), outcome.name.to_owned()) } else { (String::new(), String::new()) };
             lines.push([
                 id,
                 name,
@@ -124,7 +125,13 @@ pub fn table(outcomes: &[Outcome]) -> String {
         let cells: Vec<String> = line
             .iter()
             .enumerate()
-            .map(|(c, text)| if (3..6).contains(&c) { format!("{text:>w$}", w = widths[c]) } else { format!("{text:<w$}", w = widths[c]) })
+            .map(|(c, text)| {
+                if (3..6).contains(&c) {
+                    format!("{text:>w$}", w = widths[c])
+                } else {
+                    format!("{text:<w$}", w = widths[c])
+                }
+            })
             .collect();
         let _ = writeln!(out, "{}", cells.join(" | ").trim_end());
         if n == 0 {
@@ -165,7 +172,8 @@ pub fn json(outcomes: &[Outcome], context: Value) -> Value {
             json!({ "id": o.id, "name": o.name, "rows": rows, "notes": o.notes })
         })
         .collect();
-    let judged: Vec<Option<bool>> = outcomes.iter().flat_map(|o| o.rows.iter()).filter_map(|r| r.target.as_ref().map(|t| t.met)).collect();
+    let judged: Vec<Option<bool>> =
+        outcomes.iter().flat_map(|o| o.rows.iter()).filter_map(|r| r.target.as_ref().map(|t| t.met)).collect();
     json!({
         "context": context,
         "workloads": workloads,

@@ -33,9 +33,27 @@ pub struct Sizes {
 impl Sizes {
     pub fn new(quick: bool) -> Sizes {
         if quick {
-            Sizes { serial_commits: 300, batch_transactions: 20, writers_ms: 1_000, large_mib: 8, read_table_rows: 2_000, reads_ms: 1_000, catchup_rows: 5_000, idle_settle_ms: 500 }
+            Sizes {
+                serial_commits: 300,
+                batch_transactions: 20,
+                writers_ms: 1_000,
+                large_mib: 8,
+                read_table_rows: 2_000,
+                reads_ms: 1_000,
+                catchup_rows: 5_000,
+                idle_settle_ms: 500,
+            }
         } else {
-            Sizes { serial_commits: 5_000, batch_transactions: 300, writers_ms: 5_000, large_mib: 64, read_table_rows: 10_000, reads_ms: 5_000, catchup_rows: 100_000, idle_settle_ms: 3_000 }
+            Sizes {
+                serial_commits: 5_000,
+                batch_transactions: 300,
+                writers_ms: 5_000,
+                large_mib: 64,
+                read_table_rows: 10_000,
+                reads_ms: 5_000,
+                catchup_rows: 100_000,
+                idle_settle_ms: 3_000,
+            }
         }
     }
 }
@@ -62,7 +80,12 @@ pub fn run(id: u8, ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcom
 }
 
 /// Runs `measure` on a fresh deployment of each mode in order; a failure becomes a note.
-pub fn each_mode(ctx: &Ctx, modes: &[Mode], outcome: &mut Outcome, mut measure: impl FnMut(Mode, &mut Deployment) -> Result<()>) {
+pub fn each_mode(
+    ctx: &Ctx,
+    modes: &[Mode],
+    outcome: &mut Outcome,
+    mut measure: impl FnMut(Mode, &mut Deployment) -> Result<()>,
+) {
     for &mode in modes {
         eprintln!("[{} {}] {}: starting", outcome.id, outcome.name, mode.label());
         let result = Deployment::start(ctx, mode).and_then(|mut deployment| measure(mode, &mut deployment));
@@ -78,7 +101,16 @@ pub fn each_mode(ctx: &Ctx, modes: &[Mode], outcome: &mut Outcome, mut measure: 
 
 /// A `repeat` of `statements` on connection `conn`, `count` units (bounded by `duration_ms`).
 pub fn repeat(conn: &str, statements: Vec<Statement>, count: u64, tx: bool) -> RepeatSpec {
-    RepeatSpec { conn: conn.into(), statements, count, duration_ms: None, tx, latencies: false, seed: 42, stop_on_error: false }
+    RepeatSpec {
+        conn: conn.into(),
+        statements,
+        count,
+        duration_ms: None,
+        tx,
+        latencies: false,
+        seed: 42,
+        stop_on_error: false,
+    }
 }
 
 /// A deadline for waiting on a `repeat`: its own bound plus a margin for slow machines.
@@ -94,6 +126,7 @@ pub fn failures_note(mode: Mode, what: &str, report: &ha_host::protocol::RepeatR
     if report.units_failed == 0 {
         return None;
     }
-    let errors: Vec<String> = report.errors.iter().map(|e| format!("{} x extended {:?} ({})", e.count, e.extended, e.message)).collect();
+    let errors: Vec<String> =
+        report.errors.iter().map(|e| format!("{} x extended {:?} ({})", e.count, e.extended, e.message)).collect();
     Some(format!("{}: {what}: {} failed: {}", mode.label(), report.units_failed, errors.join("; ")))
 }

@@ -72,7 +72,11 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, port) in config.ports.iter().enumerate() {
             let addr = format!("127.0.0.1:{port}");
-            let startup = if i == 0 { format!("SELECT ha_init('{addr}')") } else { format!("SELECT ha_join('{addr}', '{first}')") };
+            let startup = if i == 0 {
+                format!("SELECT ha_init('{addr}')")
+            } else {
+                format!("SELECT ha_join('{addr}', '{first}')")
+            };
             let name = format!("n{}", i + 1);
             let db = dir.path().join(format!("{name}.db"));
             let mut spec = HostSpec::new(&name, &config.command, Some(&config.extension), &db, vec![startup]);
@@ -162,7 +166,12 @@ impl Cluster {
         })
     }
 
-    fn poll<T>(&self, what: &str, deadline: Duration, mut check: impl FnMut(&[Option<Value>]) -> Option<T>) -> Result<T, ClusterError> {
+    fn poll<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut(&[Option<Value>]) -> Option<T>,
+    ) -> Result<T, ClusterError> {
         let until = Instant::now() + deadline;
         loop {
             let statuses = self.statuses();

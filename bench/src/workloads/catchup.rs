@@ -28,7 +28,8 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         let cluster = deployment.cluster.as_mut().context("a cluster")?;
         let follower = cluster.followers(leader)[0];
         cluster.kill(follower);
-        let insert = Statement::with_params("INSERT INTO c(v) VALUES (?)", vec![json!(ROW_TEXT)]).times(u32::try_from(BATCH)?);
+        let insert =
+            Statement::with_params("INSERT INTO c(v) VALUES (?)", vec![json!(ROW_TEXT)]).times(u32::try_from(BATCH)?);
         let mut spec = repeat("main", vec![insert], rows / BATCH, true);
         spec.stop_on_error = true;
         let report = cluster.node(leader)?.repeat(spec, repeat_deadline(Duration::from_secs(60)))?;
@@ -44,7 +45,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         total.set(mode, total_s);
         ready.set(mode, ready_s);
         rate.set(mode, rows as f64 / total_s);
-        notes.push(format!("leader wrote {rows} rows while the follower was down at {:.0} rows/s", rows as f64 / (report.elapsed_us as f64 / 1e6)));
+        notes.push(format!(
+            "leader wrote {rows} rows while the follower was down at {:.0} rows/s",
+            rows as f64 / (report.elapsed_us as f64 / 1e6)
+        ));
         Ok(())
     });
     outcome.rows = vec![total, ready, rate];

@@ -35,7 +35,8 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         let writer = deployment.writer()?;
         let followers = deployment.followers()?;
         let before_kib = writer.rss_kib()?;
-        let insert = Statement::with_params("INSERT INTO b VALUES (?, ?)", vec![json!({"$seq": 1}), json!({"$blob": MIB})]);
+        let insert =
+            Statement::with_params("INSERT INTO b VALUES (?, ?)", vec![json!({"$seq": 1}), json!({"$blob": MIB})]);
         let unit = vec![insert.times(u32::try_from(sizes.large_mib).context("size")?)];
         let mut spec = repeat("main", unit, 1, true);
         spec.stop_on_error = true;
@@ -50,7 +51,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
             let until = Instant::now() + APPLY_DEADLINE;
             let mut waiting: Vec<_> = followers.clone();
             while !waiting.is_empty() {
-                anyhow::ensure!(Instant::now() < until, "followers did not apply index {target} within {APPLY_DEADLINE:?}");
+                anyhow::ensure!(
+                    Instant::now() < until,
+                    "followers did not apply index {target} within {APPLY_DEADLINE:?}"
+                );
                 let mut still = Vec::new();
                 for follower in waiting {
                     if follower.status()?["applied_index"].as_u64().unwrap_or(0) < target {
@@ -66,7 +70,8 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         everywhere.set(mode, megabytes / started.elapsed().as_secs_f64());
         let peak = writer.peak_rss_kib()?;
         writer_peak.set(mode, mib(peak));
-        let mut growth = format!("{}: writer RSS {:.0} MiB before, peak {:.0} MiB", mode.label(), mib(before_kib), mib(peak));
+        let mut growth =
+            format!("{}: writer RSS {:.0} MiB before, peak {:.0} MiB", mode.label(), mib(before_kib), mib(peak));
         if !followers.is_empty() {
             let peaks = followers.iter().map(|f| f.peak_rss_kib()).collect::<Result<Vec<_>, _>>()?;
             let max = peaks.iter().copied().max().unwrap_or(0);
@@ -81,6 +86,9 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     everywhere.target(">= 100 MB/s", met);
     outcome.rows = vec![everywhere, committed, writer_peak, follower_peak];
     outcome.notes.extend(notes);
-    outcome.notes.push(format!("{} x 1 MiB pseudo-random blobs in one BEGIN IMMEDIATE..COMMIT; MB = 10^6 bytes", sizes.large_mib));
+    outcome.notes.push(format!(
+        "{} x 1 MiB pseudo-random blobs in one BEGIN IMMEDIATE..COMMIT; MB = 10^6 bytes",
+        sizes.large_mib
+    ));
     Ok(outcome)
 }

@@ -30,7 +30,8 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
             Statement::new("CREATE TABLE w(id INTEGER PRIMARY KEY, v TEXT)"),
         ])?;
         let writer = deployment.writer()?;
-        let fill = Statement::with_params("INSERT INTO r(v) VALUES (?)", vec![json!(ROW_TEXT)]).times(u32::try_from(FILL_BATCH)?);
+        let fill = Statement::with_params("INSERT INTO r(v) VALUES (?)", vec![json!(ROW_TEXT)])
+            .times(u32::try_from(FILL_BATCH)?);
         let mut spec = repeat("main", vec![fill], rows / FILL_BATCH, true);
         spec.stop_on_error = true;
         writer.repeat(spec, repeat_deadline(Duration::from_secs(10)))?;
@@ -51,7 +52,12 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
             (read, write.join().map_err(|_| anyhow!("writer thread panicked")))
         });
         let (read_report, write_report) = (read_report?, write_report??);
-        anyhow::ensure!(read_report.rows == read_report.units_ok, "a point read found no row ({} rows for {} reads)", read_report.rows, read_report.units_ok);
+        anyhow::ensure!(
+            read_report.rows == read_report.units_ok,
+            "a point read found no row ({} rows for {} reads)",
+            read_report.rows,
+            read_report.units_ok
+        );
         reads.set(mode, per_second(read_report.units_ok, read_report.elapsed_us));
         writes.set(mode, per_second(write_report.units_ok, write_report.elapsed_us));
         notes.extend(failures_note(mode, "reads", &read_report));
@@ -62,6 +68,9 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     reads.target(">= 0.90x plain", met);
     outcome.rows = vec![reads, writes];
     outcome.notes.extend(notes);
-    outcome.notes.push(format!("{rows} rows; one reader connection for {} ms; plain and 1 node read on the writer's host", sizes.reads_ms));
+    outcome.notes.push(format!(
+        "{rows} rows; one reader connection for {} ms; plain and 1 node read on the writer's host",
+        sizes.reads_ms
+    ));
     Ok(outcome)
 }

@@ -62,7 +62,10 @@ pub fn serial(ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
     p99.target("<= 2 ms", met);
     outcome.rows = vec![rate, p50, p99, cpu];
     outcome.notes.extend(notes);
-    outcome.notes.push(format!("{} timed commits after {WARM_UP} warm-up commits, one connection, ~40-byte rows", sizes.serial_commits));
+    outcome.notes.push(format!(
+        "{} timed commits after {WARM_UP} warm-up commits, one connection, ~40-byte rows",
+        sizes.serial_commits
+    ));
     Ok(outcome)
 }
 
@@ -90,6 +93,9 @@ pub fn batches(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     rate.target(">= 100,000 rows/s", met);
     outcome.rows = vec![rate, p50];
     outcome.notes.extend(notes);
-    outcome.notes.push(format!("{} transactions of {ROWS_PER_TRANSACTION} single-row INSERTs (BEGIN IMMEDIATE..COMMIT)", sizes.batch_transactions));
+    outcome.notes.push(format!(
+        "{} transactions of {ROWS_PER_TRANSACTION} single-row INSERTs (BEGIN IMMEDIATE..COMMIT)",
+        sizes.batch_transactions
+    ));
     Ok(outcome)
 }

@@ -28,20 +28,30 @@ pub fn run(ctx: &Ctx, sizes: &Sizes, known: &Known) -> Result<Outcome> {
             let handles: Vec<_> = (0..WRITERS)
                 .map(|w| {
                     scope.spawn(move || {
-                        let insert = Statement::with_params("INSERT INTO t(writer, v) VALUES (?, ?)", vec![json!(w), json!(ROW_TEXT)]);
+                        let insert = Statement::with_params(
+                            "INSERT INTO t(writer, v) VALUES (?, ?)",
+                            vec![json!(w), json!(ROW_TEXT)],
+                        );
                         let mut spec = repeat(&format!("w{w}"), vec![insert], 10_000_000, false);
                         spec.duration_ms = Some(sizes.writers_ms);
                         Ok(writer.repeat(spec, repeat_deadline(Duration::from_millis(sizes.writers_ms)))?)
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().map_err(|_| anyhow!("writer thread panicked")).and_then(|r| r)).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow!("writer thread panicked")).and_then(|r| r))
+                .collect()
         });
         let reports = reports.into_iter().collect::<Result<Vec<_>>>()?;
         let commits: u64 = reports.iter().map(|r| r.units_ok).sum();
         let elapsed_us = reports.iter().map(|r| r.elapsed_us).max().unwrap_or(0);
         let errors = reports.iter().flat_map(|r| r.errors.iter());
-        let (busy_count, other_count) = errors.fold((0, 0), |(b, o), e| if e.code == Some(codes::SQLITE_BUSY) { (b + e.count, o) } else { (b, o + e.count) });
+        let (busy_count, other_count) =
+            errors.fold(
+                (0, 0),
+                |(b, o), e| if e.code == Some(codes::SQLITE_BUSY) { (b + e.count, o) } else { (b, o + e.count) },
+            );
         rate.set(mode, per_second(commits, elapsed_us));
         busy.set(mode, busy_count as f64);
         other.set(mode, other_count as f64);
