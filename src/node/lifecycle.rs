@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::database::ReplicatedDb;
+use super::options::{Role, StartOptions};
 use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
-use super::{membership, START_DEADLINE};
+use super::{compaction, membership, START_DEADLINE};
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
@@ -40,9 +41,13 @@ const ENTRIES_PER_MESSAGE: u64 = 64;
 pub struct Node {
     id: NodeId,
     addr: String,
+    advertise: Option<String>,
+    learner: bool,
     dir: StateDir,
     pub(super) db: Arc<ReplicatedDb>,
     pub(super) raft: RaftNode,
+    pub(super) log: LogStore,
+    pub(super) log_bytes_max: u64,
     pub(super) client: Client,
     pub(super) ca: ClusterCa,
     endpoint: Mutex<Option<Endpoint>>,
@@ -60,8 +65,18 @@ impl Node {
     }
 
     /// The address it listens on.
-    pub fn addr(&self) -> &str {
+    pub fn listen_addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The address other members reach it at: the advertised one, else the listen address.
+    pub fn member_addr(&self) -> &str {
+        self.advertise.as_deref().unwrap_or(&self.addr)
+    }
+
+    /// Whether it joined as a non-voting member.
+    pub fn is_learner(&self) -> bool {
+        self.learner
     }
 
     /// The state directory.
@@ -113,18 +128,30 @@ impl Node {
 }
 
 /// `ha_init`: a new cluster of one, or the resumption of this database's node.
-pub fn init_or_resume(db: &Path, addr: &str) -> Result<Arc<Node>, Error> {
+pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
+    if options.role == Role::Learner {
+        return Err(Error::InvalidArgument(
+            "the first node of a cluster must be a voter: learners join an existing cluster with ha_join(addr, peer, 'learner')".into(),
+        ));
+    }
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
-        check_resume_address(&identity, addr)?;
-        return start(db, &identity);
+        check_resume(&identity, addr, options)?;
+        return start(db, &identity, options);
     }
     dir.create()?;
     let ca = ClusterCa::generate().map_err(transport_error)?;
     ca.save(&dir.tls()).map_err(transport_error)?;
     NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
-    let identity = Identity { node_id: 1, addr: addr.to_owned(), joined: false, left: false };
-    let node = start(db, &identity)?;
+    let identity = Identity {
+        node_id: 1,
+        addr: addr.to_owned(),
+        advertise: options.advertise.clone(),
+        learner: false,
+        joined: false,
+        left: false,
+    };
+    let node = start(db, &identity, options)?;
     if let Err(error) = membership::bootstrap(&node) {
         node.stop("bootstrap failed");
         return Err(error);
@@ -134,11 +161,11 @@ pub fn init_or_resume(db: &Path, addr: &str) -> Result<Arc<Node>, Error> {
 }
 
 /// `ha_join`: become a member of `peer`'s cluster, or resume this database's node.
-pub fn join_or_resume(db: &Path, addr: &str, peer: &str) -> Result<Arc<Node>, Error> {
+pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
-        check_resume_address(&identity, addr)?;
-        let node = start(db, &identity)?;
+        check_resume(&identity, addr, options)?;
+        let node = start(db, &identity, options)?;
         if !identity.joined {
             membership::finish_join(&node, peer)?;
             dir.save_identity(&Identity { joined: true, ..identity })?;
@@ -146,14 +173,22 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str) -> Result<Arc<Node>, Er
         return Ok(node);
     }
     membership::check_joinable(db)?;
-    let grant = membership::request_id(addr, peer)?;
+    let member_addr = options.advertise.as_deref().unwrap_or(addr);
+    let grant = membership::request_id(member_addr, peer)?;
     dir.create()?;
     let ca = ClusterCa::from_pem(&grant.ca_cert_pem, &grant.ca_key_pem).map_err(transport_error)?;
     ca.save(&dir.tls()).map_err(transport_error)?;
     NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
-    let identity = Identity { node_id: grant.node_id, addr: addr.to_owned(), joined: false, left: false };
+    let identity = Identity {
+        node_id: grant.node_id,
+        addr: addr.to_owned(),
+        advertise: options.advertise.clone(),
+        learner: options.role == Role::Learner,
+        joined: false,
+        left: false,
+    };
     dir.save_identity(&identity)?;
-    let node = start(db, &identity)?;
+    let node = start(db, &identity, options)?;
     if let Err(error) = membership::finish_join(&node, peer) {
         node.stop("join failed");
         return Err(error);
@@ -167,14 +202,26 @@ fn live_identity(dir: &StateDir) -> Result<Option<Identity>, Error> {
     Ok(dir.identity()?.filter(|identity| !identity.left))
 }
 
-fn check_resume_address(identity: &Identity, addr: &str) -> Result<(), Error> {
-    if identity.addr == addr {
-        return Ok(());
+/// A resume must name the node as it was made: the same listen address, and options that are
+/// either left out (the stored ones apply) or the same.
+fn check_resume(identity: &Identity, addr: &str, options: &StartOptions) -> Result<(), Error> {
+    if identity.addr != addr {
+        return Err(Error::Refused(format!(
+            "this database is node {} of a cluster, listening on {}; resume it with that address (or ha_leave() first and start a new node)",
+            identity.node_id, identity.addr
+        )));
     }
-    Err(Error::Refused(format!(
-        "this database is node {} of a cluster, listening on {}; resume it with that address (or ha_leave() first and start a new node)",
-        identity.node_id, identity.addr
-    )))
+    if options.advertise.is_some() && options.advertise != identity.advertise {
+        return Err(Error::Refused(format!(
+            "this database is node {} of a cluster, advertised as {}; resume it with the same advertised address",
+            identity.node_id,
+            identity.advertise.as_deref().unwrap_or(&identity.addr)
+        )));
+    }
+    if options.role == Role::Learner && !identity.learner {
+        return Err(Error::Refused(format!("this database is node {}, a voter; it cannot resume as a learner", identity.node_id)));
+    }
+    Ok(())
 }
 
 fn transport_error(error: crate::transport::TransportError) -> Error {
@@ -200,7 +247,8 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
 }
 
 /// Starts the node of `db` with `identity`; attaches it to the VFS.
-fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
+fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<Node>, Error> {
+    let log_bytes_max = options.log_bytes_max.unwrap_or(super::LOG_BYTES_MAX_DEFAULT);
     let dir = StateDir::of(db);
     dir.create()?;
     let owner = OwnerLock::acquire(db)?;
@@ -217,7 +265,7 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
                 .await
                 .map_err(|e| Error::Refused(format!("cannot listen on {addr}: {e} (is the address in use, or not local?)")))?;
             let opened = tokio::task::spawn_blocking(move || {
-                let log = LogStore::open(&root).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
+                let log = LogStore::open_with_segment_bytes(&root, compaction::segment_bytes_for(log_bytes_max)).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
                 let sm = StateMachine::open(&root, db_for_sm)
                     .map_err(|e| Error::io("opening the state machine", std::io::Error::other(e)))?;
                 Ok::<_, Error>((log, sm))
@@ -232,8 +280,11 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
                 }
             };
             let network = NetworkFactory::new(id, endpoint.client());
-            match RaftNode::new(id, config, network, log, sm).await {
-                Ok(raft) => Ok((endpoint, raft)),
+            match RaftNode::new(id, config, network, log.clone(), sm).await {
+                Ok(raft) => {
+                    compaction::spawn(raft.clone(), log.clone(), log_bytes_max);
+                    Ok((endpoint, raft, log))
+                }
                 Err(error) => {
                     endpoint.shutdown().await;
                     Err(Error::Raft(error.to_string()))
@@ -243,13 +294,17 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
         START_DEADLINE,
         "starting the node",
     )?;
-    let (endpoint, raft) = started;
+    let (endpoint, raft, log) = started;
     let node = Arc::new(Node {
         id: identity.node_id,
         addr: identity.addr.clone(),
+        advertise: identity.advertise.clone(),
+        learner: identity.learner,
         dir,
         db: rdb,
         raft,
+        log,
+        log_bytes_max,
         client: endpoint.client(),
         ca,
         endpoint: Mutex::new(Some(endpoint)),
