@@ -5,5 +5,9 @@
 #![deny(unsafe_code)]
 
 mod linearizability;
+mod proxy;
+
+/// A node's Raft id, as `ha_status()` reports it.
+pub type NodeId = u64;
 
 fn main() {}
