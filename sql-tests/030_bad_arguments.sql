@@ -9,6 +9,14 @@ SELECT ha_init('127.0.0.1:0');
 SELECT ha_join('127.0.0.1:7002');
 SELECT ha_remove('two');
 SELECT ha_status(1);
+SELECT ha_transfer('two');
+SELECT ha_last_error(1);
+-- Options: a misspelt key or role is refused, not ignored; a first node cannot be a learner.
+SELECT ha_init('127.0.0.1:7001', 'leader');
+SELECT ha_init('127.0.0.1:7001', '{"advertize":"127.0.0.1:7101"}');
+SELECT ha_init('127.0.0.1:7001', '{"advertise":"127.0.0.1"}');
+SELECT ha_init('127.0.0.1:7001', 'learner');
+SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001', 7);
 .open plain-vfs.db
 SELECT ha_status();
 -- Joining with a database that already holds tables is refused: nothing is overwritten.

@@ -34,14 +34,15 @@ pub enum Error {
     #[error("the node of this database runs in another process (owner lock {0} is held): this process may read but not write")]
     OwnedElsewhere(String),
     /// The transaction was built on an outdated state; nothing changed, retry.
-    #[error("the transaction conflicted with one committed before it; nothing was written, retry it")]
+    #[error("commit did not happen: the transaction conflicted with one committed before it; nothing was written, retrying is safe")]
     Conflict,
-    /// The commit was proposed but not confirmed in time: it may or may not be committed.
-    #[error("commit outcome unknown: no confirmation from the cluster within {timeout_ms} ms (it may still be applied)")]
-    OutcomeUnknown {
-        /// How long we waited.
-        timeout_ms: u64,
-    },
+    /// The cluster refused the commit before it could take effect (leadership moved, the
+    /// node is shutting down): nothing changed, retrying is safe.
+    #[error("commit did not happen: {0}; nothing was written, retrying is safe")]
+    NotCommitted(String),
+    /// The commit was proposed but its fate is not known: it may or may not be committed.
+    #[error("commit outcome unknown: {0}; it may still be committed, so check before retrying")]
+    OutcomeUnknown(String),
     /// The cluster could not be reached or did not answer.
     #[error("{0}")]
     Unreachable(String),
@@ -97,7 +98,8 @@ impl Error {
             Error::NodeStopped(_) => SQLITE_READONLY,
             Error::OwnedElsewhere(_) => SQLITE_READONLY_CANTLOCK,
             Error::Conflict => SQLITE_IOERR_WRITE,
-            Error::OutcomeUnknown { .. } => SQLITE_IOERR_COMMIT_ATOMIC,
+            Error::NotCommitted(_) => SQLITE_IOERR_WRITE,
+            Error::OutcomeUnknown(_) => SQLITE_IOERR_COMMIT_ATOMIC,
             Error::Unreachable(_) => SQLITE_CANTOPEN,
             Error::Refused(_) => SQLITE_ERROR,
             Error::Raft(_) => SQLITE_IOERR_WRITE,

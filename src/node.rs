@@ -9,6 +9,7 @@ pub mod database;
 mod files;
 mod lifecycle;
 mod membership;
+mod options;
 mod rpc;
 pub mod runtime;
 pub mod state_dir;
@@ -23,6 +24,7 @@ use crate::error::Error;
 use crate::raft::types::NodeId;
 
 pub use lifecycle::Node;
+pub use options::{Role, StartOptions};
 
 /// How long `ha_init` and a resume wait for the node to be ready.
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
@@ -51,25 +53,26 @@ fn forget(db: &Path) -> Option<Arc<Node>> {
 /// Serialises starts and stops, so two connections cannot start one database twice.
 static STARTING: Mutex<()> = Mutex::new(());
 
-/// `ha_init(addr)`: makes `db` node 1 of a new cluster, or resumes its node.
-pub fn init(db: &Path, addr: &str) -> Result<NodeId, Error> {
+/// `ha_init(addr [, options])`: makes `db` node 1 of a new cluster, or resumes its node.
+pub fn init(db: &Path, addr: &str, options: &StartOptions) -> Result<NodeId, Error> {
     let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(node) = running(db) {
         return node.same_address(addr).map(|()| node.id());
     }
-    let node = lifecycle::init_or_resume(db, addr)?;
+    let node = lifecycle::init_or_resume(db, addr, options)?;
     let id = node.id();
     remember(db, node);
     Ok(id)
 }
 
-/// `ha_join(addr, peer)`: makes `db` a node of the cluster `peer` belongs to, or resumes it.
-pub fn join(db: &Path, addr: &str, peer: &str) -> Result<NodeId, Error> {
+/// `ha_join(addr, peer [, options])`: makes `db` a node of the cluster `peer` belongs to, or
+/// resumes it.
+pub fn join(db: &Path, addr: &str, peer: &str, options: &StartOptions) -> Result<NodeId, Error> {
     let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(node) = running(db) {
         return node.same_address(addr).map(|()| node.id());
     }
-    let node = lifecycle::join_or_resume(db, addr, peer)?;
+    let node = lifecycle::join_or_resume(db, addr, peer, options)?;
     let id = node.id();
     remember(db, node);
     Ok(id)
@@ -110,4 +113,11 @@ pub fn remove(db: &Path, id: NodeId) -> Result<(), Error> {
         )));
     }
     membership::remove(&node, id)
+}
+
+/// `ha_transfer(node_id)`: hands leadership to voter `id` (from any member); returns once
+/// `id` leads.
+pub fn transfer(db: &Path, id: NodeId) -> Result<(), Error> {
+    let node = running(db).ok_or(Error::NotANode)?;
+    membership::transfer(&node, id)
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::node;
+use crate::node::{self, StartOptions};
 use crate::raft::types::NodeId;
 
 /// A SQL argument value.
@@ -44,9 +44,9 @@ pub struct Caller {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 pub enum Function {
-    /// `ha_init(addr)`
+    /// `ha_init(addr [, options])`
     Init = 1,
-    /// `ha_join(addr, peer)`
+    /// `ha_join(addr, peer [, options])`
     Join,
     /// `ha_status()`
     Status,
@@ -56,12 +56,24 @@ pub enum Function {
     Remove,
     /// `ha_barrier()`
     Barrier,
+    /// `ha_transfer(node_id)`
+    Transfer,
+    /// `ha_last_error()`
+    LastError,
 }
 
 impl Function {
     /// Every function we register.
-    pub const ALL: &'static [Function] =
-        &[Function::Init, Function::Join, Function::Status, Function::Leave, Function::Remove, Function::Barrier];
+    pub const ALL: &'static [Function] = &[
+        Function::Init,
+        Function::Join,
+        Function::Status,
+        Function::Leave,
+        Function::Remove,
+        Function::Barrier,
+        Function::Transfer,
+        Function::LastError,
+    ];
 
     /// The SQL name.
     pub fn name(self) -> &'static str {
@@ -72,18 +84,22 @@ impl Function {
             Function::Leave => "ha_leave",
             Function::Remove => "ha_remove",
             Function::Barrier => "ha_barrier",
+            Function::Transfer => "ha_transfer",
+            Function::LastError => "ha_last_error",
         }
     }
 
     /// The usage line shown when the arguments are wrong.
     fn usage(self) -> &'static str {
         match self {
-            Function::Init => "ha_init(addr): addr is 'host:port' to listen on, e.g. ha_init('127.0.0.1:7001')",
-            Function::Join => "ha_join(addr, peer): addr is 'host:port' to listen on, peer the 'host:port' of any member",
+            Function::Init => "ha_init(addr [, options]): addr is 'host:port' to listen on, e.g. ha_init('127.0.0.1:7001'); options a JSON object such as '{\"advertise\":\"10.0.0.5:7001\"}'",
+            Function::Join => "ha_join(addr, peer [, options]): addr is 'host:port' to listen on, peer the 'host:port' of any member; options 'learner' or a JSON object such as '{\"role\":\"learner\",\"advertise\":\"10.0.0.5:7002\"}'",
             Function::Status => "ha_status() takes no arguments",
             Function::Leave => "ha_leave() takes no arguments",
             Function::Remove => "ha_remove(node_id): node_id is the integer id of a member",
             Function::Barrier => "ha_barrier() takes no arguments",
+            Function::Transfer => "ha_transfer(node_id): node_id is the integer id of a voter to lead next",
+            Function::LastError => "ha_last_error() takes no arguments",
         }
     }
 
@@ -98,13 +114,14 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
     let usage = || Error::InvalidArgument(format!("wrong arguments: {}", function.usage()));
     let db = || node_database(function, caller);
     match (function, args) {
-        (Function::Init, [SqlValue::Text(addr)]) => {
-            let addr = parse_addr(addr)?;
-            Ok(id_output(node::init(&db()?, &addr)?))
+        (Function::Init, [SqlValue::Text(addr), options @ ..]) if options.len() <= 1 => {
+            let (addr, options) = (parse_addr(addr)?, parse_options(options.first(), &usage)?);
+            Ok(id_output(node::init(&db()?, &addr, &options)?))
         }
-        (Function::Join, [SqlValue::Text(addr), SqlValue::Text(peer)]) => {
+        (Function::Join, [SqlValue::Text(addr), SqlValue::Text(peer), options @ ..]) if options.len() <= 1 => {
             let (addr, peer) = (parse_addr(addr)?, parse_addr(peer)?);
-            Ok(id_output(node::join(&db()?, &addr, &peer)?))
+            let options = parse_options(options.first(), &usage)?;
+            Ok(id_output(node::join(&db()?, &addr, &peer, &options)?))
         }
         (Function::Status, []) => Ok(SqlOutput::Text(node::status(&db()?)?.to_string())),
         (Function::Leave, []) => node::leave(&db()?).map(|()| SqlOutput::Null),
@@ -115,6 +132,11 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
         (Function::Barrier, []) => {
             node::barrier(&db()?).map(|index| SqlOutput::Integer(i64::try_from(index).unwrap_or(i64::MAX)))
         }
+        (Function::Transfer, [SqlValue::Integer(id)]) => {
+            let id = NodeId::try_from(*id).map_err(|_| usage())?;
+            node::transfer(&db()?, id).map(|()| SqlOutput::Null)
+        }
+        (Function::LastError, []) => Ok(crate::vfs::last_error::message().map_or(SqlOutput::Null, SqlOutput::Text)),
         _ => Err(usage()),
     }
 }
@@ -133,6 +155,19 @@ fn node_database(function: Function, caller: &Caller) -> Result<PathBuf, Error> 
         ))),
         (Some(_), false) => Err(Error::NotThroughHa { function: function.name() }),
     }
+}
+
+/// The optional options argument: absent or NULL means the defaults.
+fn parse_options(value: Option<&SqlValue>, usage: &dyn Fn() -> Error) -> Result<StartOptions, Error> {
+    let options = match value {
+        None | Some(SqlValue::Null) => StartOptions::default(),
+        Some(SqlValue::Text(text)) => StartOptions::parse(text)?,
+        Some(_) => return Err(usage()),
+    };
+    if let Some(advertise) = &options.advertise {
+        parse_addr(advertise)?;
+    }
+    Ok(options)
 }
 
 /// Checks a `host:port` address; names are resolved, so `localhost:7001` works.

@@ -8,6 +8,7 @@
 //! - local write transactions are refused unless the node may write ([`Replicator`]).
 
 mod file;
+pub mod last_error;
 pub mod owner;
 mod registry;
 mod wal_file;

@@ -61,20 +61,45 @@ impl Node {
     }
 }
 
+/// How long a write on a leader elected a moment ago waits for it to apply its first entry
+/// of the term (one round trip and an fsync, normally) before being refused.
+const NEW_LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A leader may take local writes once it has applied every entry of earlier terms, which it
+/// knows when its own first entry of this term is applied: local transactions are built on
+/// the local state and must follow everything committed before them.
+fn may_write(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -> bool {
+    metrics.state == ServerState::Leader
+        && metrics.last_applied.as_ref().is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+}
+
 impl Replicator for Node {
     fn check_writable(&self) -> Result<(), Error> {
         if let Some(reason) = self.stopped_reason() {
             return Err(Error::NodeStopped(reason));
         }
         let metrics = self.metrics();
-        // A new leader may write only once it has applied every entry of earlier terms
-        // (its own first entry of this term is applied): local transactions are built on
-        // the local state and must follow everything committed before them.
-        let caught_up = metrics.last_applied.as_ref().is_some_and(|applied| applied.leader_id.term == metrics.current_term);
-        if metrics.state == ServerState::Leader && caught_up {
-            Ok(())
-        } else {
-            Err(self.not_leader())
+        if may_write(&metrics) {
+            return Ok(());
+        }
+        if metrics.state != ServerState::Leader {
+            return Err(self.not_leader());
+        }
+        // Just elected (after a failover or ha_transfer): wait for the first entry rather
+        // than fail a write that would succeed a millisecond later.
+        let raft = self.raft.clone();
+        let waited = run_blocking(
+            async move {
+                raft.wait(Some(NEW_LEADER_WAIT))
+                    .metrics(|m| may_write(m) || m.state != ServerState::Leader, "apply the term's first entry")
+                    .await
+                    .is_ok_and(|m| may_write(&m))
+            },
+            NEW_LEADER_WAIT,
+        );
+        match waited {
+            Ok(true) => Ok(()),
+            _ => Err(self.not_leader()),
         }
     }
 
@@ -102,14 +127,19 @@ impl Replicator for Node {
         let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, deadline);
         let final_state = self.db.end_local(proposal);
         tracing::debug!(?proposal, ?final_state, ok = outcome.is_ok(), elapsed_us = started.elapsed().as_micros() as u64, "commit finished");
+        // Only errors raised before the entry was proposed mean "did not happen"; once it is in
+        // the log, anything short of its application here leaves its fate open.
         match (outcome, final_state) {
             (_, Some(LocalState::Finished)) => Ok(()),
             (Ok(Ok(response)), _) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),
-            (Ok(Ok(_)), _) => Err(Error::Raft("the entry was applied without finishing the local commit".into())),
+            (Ok(Ok(_)), _) => Err(Error::OutcomeUnknown("the entry was applied without finishing the local commit".into())),
             (Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))), _) => Err(self.not_leader()),
-            (Ok(Err(error)), _) => Err(Error::Raft(error.to_string())),
+            (Ok(Err(error)), _) => Err(Error::OutcomeUnknown(format!("the cluster dropped the proposed entry ({error})"))),
             (Err(Some(error)), _) => Err(error),
-            (Err(None), _) => Err(Error::OutcomeUnknown { timeout_ms: deadline.as_millis() as u64 }),
+            (Err(None), _) => Err(Error::OutcomeUnknown(format!(
+                "no confirmation from the cluster within {} ms",
+                deadline.as_millis()
+            ))),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::database::ReplicatedDb;
+use super::options::{Role, StartOptions};
 use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
@@ -40,6 +41,8 @@ const ENTRIES_PER_MESSAGE: u64 = 64;
 pub struct Node {
     id: NodeId,
     addr: String,
+    advertise: Option<String>,
+    learner: bool,
     dir: StateDir,
     pub(super) db: Arc<ReplicatedDb>,
     pub(super) raft: RaftNode,
@@ -60,8 +63,18 @@ impl Node {
     }
 
     /// The address it listens on.
-    pub fn addr(&self) -> &str {
+    pub fn listen_addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The address other members reach it at: the advertised one, else the listen address.
+    pub fn member_addr(&self) -> &str {
+        self.advertise.as_deref().unwrap_or(&self.addr)
+    }
+
+    /// Whether it joined as a non-voting member.
+    pub fn is_learner(&self) -> bool {
+        self.learner
     }
 
     /// The state directory.
@@ -113,17 +126,29 @@ impl Node {
 }
 
 /// `ha_init`: a new cluster of one, or the resumption of this database's node.
-pub fn init_or_resume(db: &Path, addr: &str) -> Result<Arc<Node>, Error> {
+pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
+    if options.role == Role::Learner {
+        return Err(Error::InvalidArgument(
+            "the first node of a cluster must be a voter: learners join an existing cluster with ha_join(addr, peer, 'learner')".into(),
+        ));
+    }
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
-        check_resume_address(&identity, addr)?;
+        check_resume(&identity, addr, options)?;
         return start(db, &identity);
     }
     dir.create()?;
     let ca = ClusterCa::generate().map_err(transport_error)?;
     ca.save(&dir.tls()).map_err(transport_error)?;
     NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
-    let identity = Identity { node_id: 1, addr: addr.to_owned(), joined: false, left: false };
+    let identity = Identity {
+        node_id: 1,
+        addr: addr.to_owned(),
+        advertise: options.advertise.clone(),
+        learner: false,
+        joined: false,
+        left: false,
+    };
     let node = start(db, &identity)?;
     if let Err(error) = membership::bootstrap(&node) {
         node.stop("bootstrap failed");
@@ -134,10 +159,10 @@ pub fn init_or_resume(db: &Path, addr: &str) -> Result<Arc<Node>, Error> {
 }
 
 /// `ha_join`: become a member of `peer`'s cluster, or resume this database's node.
-pub fn join_or_resume(db: &Path, addr: &str, peer: &str) -> Result<Arc<Node>, Error> {
+pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
-        check_resume_address(&identity, addr)?;
+        check_resume(&identity, addr, options)?;
         let node = start(db, &identity)?;
         if !identity.joined {
             membership::finish_join(&node, peer)?;
@@ -146,12 +171,20 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str) -> Result<Arc<Node>, Er
         return Ok(node);
     }
     membership::check_joinable(db)?;
-    let grant = membership::request_id(addr, peer)?;
+    let member_addr = options.advertise.as_deref().unwrap_or(addr);
+    let grant = membership::request_id(member_addr, peer)?;
     dir.create()?;
     let ca = ClusterCa::from_pem(&grant.ca_cert_pem, &grant.ca_key_pem).map_err(transport_error)?;
     ca.save(&dir.tls()).map_err(transport_error)?;
     NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
-    let identity = Identity { node_id: grant.node_id, addr: addr.to_owned(), joined: false, left: false };
+    let identity = Identity {
+        node_id: grant.node_id,
+        addr: addr.to_owned(),
+        advertise: options.advertise.clone(),
+        learner: options.role == Role::Learner,
+        joined: false,
+        left: false,
+    };
     dir.save_identity(&identity)?;
     let node = start(db, &identity)?;
     if let Err(error) = membership::finish_join(&node, peer) {
@@ -167,14 +200,26 @@ fn live_identity(dir: &StateDir) -> Result<Option<Identity>, Error> {
     Ok(dir.identity()?.filter(|identity| !identity.left))
 }
 
-fn check_resume_address(identity: &Identity, addr: &str) -> Result<(), Error> {
-    if identity.addr == addr {
-        return Ok(());
+/// A resume must name the node as it was made: the same listen address, and options that are
+/// either left out (the stored ones apply) or the same.
+fn check_resume(identity: &Identity, addr: &str, options: &StartOptions) -> Result<(), Error> {
+    if identity.addr != addr {
+        return Err(Error::Refused(format!(
+            "this database is node {} of a cluster, listening on {}; resume it with that address (or ha_leave() first and start a new node)",
+            identity.node_id, identity.addr
+        )));
     }
-    Err(Error::Refused(format!(
-        "this database is node {} of a cluster, listening on {}; resume it with that address (or ha_leave() first and start a new node)",
-        identity.node_id, identity.addr
-    )))
+    if options.advertise.is_some() && options.advertise != identity.advertise {
+        return Err(Error::Refused(format!(
+            "this database is node {} of a cluster, advertised as {}; resume it with the same advertised address",
+            identity.node_id,
+            identity.advertise.as_deref().unwrap_or(&identity.addr)
+        )));
+    }
+    if options.role == Role::Learner && !identity.learner {
+        return Err(Error::Refused(format!("this database is node {}, a voter; it cannot resume as a learner", identity.node_id)));
+    }
+    Ok(())
 }
 
 fn transport_error(error: crate::transport::TransportError) -> Error {
@@ -247,6 +292,8 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
     let node = Arc::new(Node {
         id: identity.node_id,
         addr: identity.addr.clone(),
+        advertise: identity.advertise.clone(),
+        learner: identity.learner,
         dir,
         db: rdb,
         raft,

@@ -23,7 +23,7 @@ use crate::transport::TransportError;
 /// database's current contents into a snapshot so later members start from it.
 pub fn bootstrap(node: &Node) -> Result<(), Error> {
     let raft = node.raft.clone();
-    let me = BTreeMap::from([(node.id(), Member { addr: node.addr().to_owned() })]);
+    let me = BTreeMap::from([(node.id(), Member { addr: node.member_addr().to_owned() })]);
     wait(
         async move {
             raft.initialize(me).await.map_err(|e| Error::Raft(e.to_string()))?;
@@ -86,7 +86,8 @@ pub fn request_id(addr: &str, peer: &str) -> Result<JoinResponse, Error> {
 /// Step 2 of a join: now running with its id, ask the cluster to make this node a voter,
 /// then wait until it holds the cluster's data.
 pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
-    let request = Request::Admin(AdminRequest::AddMember { node_id: node.id(), addr: node.addr().to_owned() });
+    let learner = node.is_learner();
+    let request = Request::Admin(AdminRequest::AddMember { node_id: node.id(), addr: node.member_addr().to_owned(), learner });
     admin_call(node, peer, request, JOIN_DEADLINE)?;
     let raft = node.raft.clone();
     let id = node.id();
@@ -95,17 +96,22 @@ pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
             raft.wait(Some(JOIN_DEADLINE))
                 .metrics(
                     |m| {
-                        let is_voter = m.membership_config.membership().voter_ids().any(|v| v == id);
-                        is_voter && m.last_applied.as_ref().map(|l| l.index()) >= m.local_committed.as_ref().map(|c| c.index())
+                        let membership = m.membership_config.membership();
+                        let joined = if learner {
+                            membership.learner_ids().any(|l| l == id)
+                        } else {
+                            membership.voter_ids().any(|v| v == id)
+                        };
+                        joined && m.last_applied.as_ref().map(|l| l.index()) >= m.local_committed.as_ref().map(|c| c.index())
                     },
-                    "become a voter",
+                    "become a member",
                 )
                 .await
                 .map_err(|e| Error::Raft(e.to_string()))?;
             Ok(())
         },
         JOIN_DEADLINE,
-        "waiting to become a voter",
+        "waiting to become a member holding the cluster's data",
     )
 }
 
@@ -124,6 +130,43 @@ pub fn remove(node: &Node, id: NodeId) -> Result<(), Error> {
         return Err(Error::InvalidArgument(format!("node {id} is not a member of this cluster (see ha_status())")));
     }
     to_leader(node, Request::Admin(AdminRequest::Remove { node_id: id }))
+}
+
+/// `ha_transfer`: hands leadership to voter `id`, through the leader.
+pub fn transfer(node: &Node, id: NodeId) -> Result<(), Error> {
+    let metrics = node.metrics();
+    if metrics.current_leader == Some(id) {
+        return Ok(());
+    }
+    if !metrics.membership_config.membership().voter_ids().any(|v| v == id) {
+        return Err(Error::InvalidArgument(format!(
+            "node {id} is not a voter of this cluster (see ha_status()): only voters can lead"
+        )));
+    }
+    to_leader(node, Request::Admin(AdminRequest::Transfer { node_id: id }))
+}
+
+/// How long the leader waits for `ha_transfer`'s target to take over. If the target does not,
+/// the old leader has stopped heartbeats and the followers elect someone within their
+/// election timeout.
+const TRANSFER_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Leader side of `ha_transfer`: openraft stops proposing here and tells `to` to campaign at
+/// once; returns when `to` leads.
+async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<(), Error> {
+    let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+    if metrics.current_leader == Some(to) {
+        return Ok(());
+    }
+    if !metrics.membership_config.membership().voter_ids().any(|v| v == to) {
+        return Err(Error::InvalidArgument(format!("node {to} is not a voter: only voters can lead")));
+    }
+    raft.trigger().transfer_leader(to).await.map_err(|e| Error::Raft(e.to_string()))?;
+    raft.wait(Some(TRANSFER_DEADLINE))
+        .metrics(|m| m.current_leader == Some(to), "hand leadership over")
+        .await
+        .map_err(|e| Error::Raft(format!("leadership did not move to node {to} in time: {e}")))?;
+    Ok(())
 }
 
 /// Runs an admin request on the leader: here if this node leads, else over the network.
@@ -191,7 +234,7 @@ fn leader_read_index(node: &Node) -> Result<u64, Error> {
             let raft = node.raft.clone();
             wait(async move { read_index(&raft).await }, ADMIN_DEADLINE, "confirming leadership")
         } else {
-            match leader_addr(node).filter(|addr| addr != node.addr()) {
+            match leader_addr(node).filter(|addr| addr != node.member_addr()) {
                 Some(leader) => match admin_request(node, &leader, Request::Admin(AdminRequest::ReadIndex), ADMIN_DEADLINE) {
                     Ok(AdminResponse::ReadIndex { index }) => Ok(index),
                     Ok(other) => Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}"))),
@@ -277,14 +320,17 @@ where
 /// Leader side of an admin request.
 pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest) -> Result<AdminResponse, Error> {
     match request {
-        AdminRequest::AddMember { node_id, addr } => {
+        AdminRequest::AddMember { node_id, addr, learner } => {
             let member = Member { addr };
             change("adding a learner", || raft.add_learner(node_id, member.clone(), true)).await?;
-            change("making it a voter", || {
-                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-            })
-            .await?;
+            if !learner {
+                change("making it a voter", || {
+                    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+                })
+                .await?;
+            }
         }
+        AdminRequest::Transfer { node_id } => transfer_here(raft, node_id).await?,
         AdminRequest::Remove { node_id } => {
             let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
             let membership = metrics.membership_config.membership().clone();

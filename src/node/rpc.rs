@@ -108,7 +108,7 @@ async fn forward(node: &Node, request: Request) -> Response {
     let Some(leader) = leader_addr(node) else {
         return error_response("no leader is known right now; retry in a moment", true);
     };
-    if leader == node.addr() {
+    if leader == node.member_addr() {
         return error_response("leadership is changing; retry in a moment", true);
     }
     match node.client.call(&leader, request, ADMIN_DEADLINE).await {

@@ -26,6 +26,12 @@ pub struct Identity {
     pub node_id: NodeId,
     /// The address it listens on.
     pub addr: String,
+    /// The address other members reach it at, when not `addr` (NAT, a proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    /// A non-voting member: it replicates but does not count for quorum.
+    #[serde(default)]
+    pub learner: bool,
     /// False between receiving an id from the cluster and becoming a member.
     pub joined: bool,
     /// The node left the cluster (`ha_leave`): the database is a plain one again.
@@ -102,7 +108,14 @@ mod tests {
         let dir = StateDir::of(&tmp.path().join("app.db"));
         assert_eq!(dir.identity().unwrap(), None);
         dir.create().unwrap();
-        let identity = Identity { node_id: 3, addr: "127.0.0.1:7003".into(), joined: true, left: false };
+        let identity = Identity {
+            node_id: 3,
+            addr: "127.0.0.1:7003".into(),
+            advertise: Some("127.0.0.1:8003".into()),
+            learner: true,
+            joined: true,
+            left: false,
+        };
         dir.save_identity(&identity).unwrap();
         assert_eq!(dir.identity().unwrap(), Some(identity));
         assert!(dir.root().ends_with("app.db-ha"));

@@ -21,7 +21,8 @@ pub fn of(node: &Node) -> Value {
     let leader_addr = metrics.current_leader.and_then(|id| members.get(&id)).map(|m| m.addr.clone());
     json!({
         "node_id": node.id(),
-        "addr": node.addr(),
+        "addr": node.member_addr(),
+        "listen_addr": node.listen_addr(),
         "role": role,
         "term": metrics.current_term,
         "leader_id": metrics.current_leader,

@@ -86,8 +86,11 @@ pub enum AdminRequest {
     AddMember {
         /// The id `Join` assigned.
         node_id: NodeId,
-        /// Its address.
+        /// The address members reach it at.
         addr: String,
+        /// Keep it a non-voting member (a read replica that does not count for quorum).
+        #[serde(default)]
+        learner: bool,
     },
     /// Remove a member from the cluster.
     Remove {
@@ -96,6 +99,11 @@ pub enum AdminRequest {
     },
     /// Report what the receiver knows of the cluster.
     Status,
+    /// Hand leadership to this voter (answered once it leads, or with an error).
+    Transfer {
+        /// The voter to lead next.
+        node_id: NodeId,
+    },
     /// The leader's linearizable read position: the index a node must have applied for a
     /// read to see everything committed before this request (Raft's read-index).
     ReadIndex,

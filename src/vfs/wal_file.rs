@@ -13,7 +13,6 @@
 
 use super::{CommitFrame, Replicator};
 use crate::ffi::file::{Code, RawFile};
-use crate::ffi::sys::SQLITE_READONLY;
 
 const WAL_HEADER_BYTES: u64 = 32;
 const FRAME_HEADER_BYTES: usize = 24;
@@ -45,9 +44,11 @@ impl WalWriter {
         if !self.in_transaction && !rewrites_committed {
             // A local transaction's first write: refuse it cleanly, before anything reaches
             // the file, if this node may not write.
+            super::last_error::clear();
             replicator.check_writable().map_err(|error| {
                 tracing::debug!(%error, "local write refused");
-                Code(SQLITE_READONLY)
+                super::last_error::record(&error);
+                Code(error.sqlite_code())
             })?;
             self.in_transaction = true;
         }
@@ -95,6 +96,7 @@ impl WalWriter {
             }
             Err(error) => {
                 tracing::warn!(%error, "commit not replicated");
+                super::last_error::record(&error);
                 Err(Code(error.sqlite_code()))
             }
         }

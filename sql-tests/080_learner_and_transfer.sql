@@ -1,0 +1,34 @@
+-- Goal: a learner replicates but neither votes nor leads; ha_transfer hands leadership to
+-- the voter named, and the old leader then refuses writes with a message saying who leads;
+-- a node can listen on one address and be reached at another (advertise).
+.load ./libdqlite_vfs
+.open file:n1.db?vfs=ha
+SELECT ha_init('127.0.0.1:17161');
+CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+INSERT INTO t(v) VALUES ('before');
+.connection 1
+.open file:n2.db?vfs=ha
+SELECT ha_join('127.0.0.1:17162', '127.0.0.1:17161', '{"advertise":"localhost:17162"}');
+.connection 2
+.open file:n3.db?vfs=ha
+SELECT ha_join('127.0.0.1:17163', '127.0.0.1:17161', 'learner');
+SELECT json_extract(ha_status(), '$.role');
+SELECT ha_barrier() > 0;
+SELECT v FROM t;
+SELECT json_extract(value, '$.id'), json_extract(value, '$.addr'), json_extract(value, '$.voter')
+  FROM json_each(ha_status(), '$.members');
+-- A learner cannot be made leader.
+SELECT ha_transfer(3);
+-- Hand leadership to node 2, asked from node 3 (the request goes to the leader).
+SELECT ha_transfer(2);
+.connection 1
+SELECT json_extract(ha_status(), '$.role');
+SELECT json_extract(ha_status(), '$.listen_addr'), json_extract(ha_status(), '$.addr');
+INSERT INTO t(v) VALUES ('after the transfer');
+.connection 0
+SELECT json_extract(ha_status(), '$.role');
+SELECT ha_last_error() IS NULL;
+INSERT INTO t(v) VALUES ('refused');
+SELECT ha_last_error();
+SELECT ha_barrier() > 0;
+SELECT v FROM t ORDER BY id;
