@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing need on a fresh Debian machine: the Rust toolchain is
-# expected (rustup); the stock sqlite3 shell is the host the SQL tests drive.
+# expected (rustup); the stock sqlite3 shell is the host the SQL tests drive, and libsqlite3-dev
+# lets ha-host link the same system SQLite.
 set -euo pipefail
 missing=()
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+# The ha-host process (host/) links rusqlite against the system libsqlite3, the same library
+# the shell uses: the extension refuses a second SQLite library in one process.
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || missing+=(libsqlite3-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
