@@ -47,7 +47,6 @@ pub struct SlotState {
     pub slot: Slot,
     pub raft_id: Option<NodeId>,
     pub spec: HostSpec,
-    pub real_addr: SocketAddr,
     pub proxy_addr: SocketAddr,
     pub health: Health,
     pub process: Option<HostProcess>,
@@ -59,7 +58,6 @@ pub struct SlotState {
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub slot: Slot,
-    pub raft_id: Option<NodeId>,
     pub control_addr: SocketAddr,
 }
 
@@ -85,10 +83,6 @@ impl Cluster {
 
     pub fn lock(&self) -> MutexGuard<'_, Vec<SlotState>> {
         self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.config.dir
     }
 
     /// Makes a new slot, registers it with the proxy and starts its node: `ha_init` for the
@@ -119,7 +113,6 @@ impl Cluster {
             slot,
             raft_id: None,
             spec,
-            real_addr,
             proxy_addr,
             health: Health::Killed,
             process: None,
@@ -211,7 +204,7 @@ impl Cluster {
         self.lock()
             .iter()
             .filter_map(|state| {
-                Some(Endpoint { slot: state.slot, raft_id: state.raft_id, control_addr: state.control_addr? })
+                Some(Endpoint { slot: state.slot, control_addr: state.control_addr? })
             })
             .collect()
     }
