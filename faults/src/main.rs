@@ -231,6 +231,7 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
         history,
         faults: nemesis.counts.iter().map(|(kind, count)| (kind.label().to_owned(), *count)).collect(),
         failovers_ms: report::failover_ms(history, &nemesis.leader_kills),
+        elections_ms: nemesis.elections_ms.clone(),
         proxy: cluster.proxy.stats(),
         notes: &findings.notes,
         violations: &findings.violations,

@@ -34,6 +34,8 @@ const QUIET_MS: std::ops::Range<u64> = 1_000..3_000;
 const LEADER_DEADLINE: Duration = Duration::from_secs(30);
 /// Deadline of an admin request (`ha_remove`, `ha_transfer`: 15 s each in the node).
 const ADMIN_DEADLINE: Duration = Duration::from_secs(25);
+/// How often the election watch polls the surviving nodes.
+const ELECTION_POLL: Duration = Duration::from_millis(50);
 /// Restart attempts of a killed node before the run counts it as an error.
 const RESTART_TRIES: u32 = 3;
 
@@ -107,13 +109,15 @@ pub struct Nemesis {
     pub counts: BTreeMap<FaultKind, u64>,
     /// When the leader was SIGKILLed, and which slot it was (for failover times).
     pub leader_kills: Vec<(u64, Slot)>,
+    /// Time from each leader SIGKILL until another node said it leads, in ms.
+    pub elections_ms: Vec<f64>,
     /// Actions that failed (a restart or a join that did not work): reported as errors.
     pub errors: Vec<String>,
 }
 
 impl Nemesis {
     pub fn new(cluster: Arc<Cluster>, history: Arc<History>, rng: StdRng, nodes: usize) -> Self {
-        Nemesis { cluster, history, rng, nodes, counts: BTreeMap::new(), leader_kills: Vec::new(), errors: Vec::new() }
+        Nemesis { cluster, history, rng, nodes, counts: BTreeMap::new(), leader_kills: Vec::new(), elections_ms: Vec::new(), errors: Vec::new() }
     }
 
     fn sleep_ms(&mut self, range: std::ops::Range<u64>, until: Instant) {
@@ -129,14 +133,14 @@ impl Nemesis {
             if Instant::now() >= until {
                 break;
             }
-            if let Err(error) = self.round(until) {
+            if let Err(error) = self.round() {
                 self.history.event(format!("round skipped: {error:#}"), &[]);
             }
         }
     }
 
     /// One round: choose one fault (or two on five nodes), hold, heal.
-    fn round(&mut self, until: Instant) -> anyhow::Result<()> {
+    fn round(&mut self) -> anyhow::Result<()> {
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
         let max_faulty = (self.nodes - 1) / 2;
         let first = *ALL.choose(&mut self.rng).ok_or_else(|| anyhow!("no faults"))?;
@@ -166,7 +170,11 @@ impl Nemesis {
                 hold = PAUSE_MS;
             }
         }
-        self.sleep_ms(hold, until + Duration::from_secs(10));
+        let hold_until = Instant::now() + Duration::from_millis(self.rng.random_range(hold));
+        if used.first() == Some(&leader) && matches!(active.first(), Some(Active::Killed(_))) {
+            self.watch_election(leader, hold_until);
+        }
+        std::thread::sleep(hold_until.saturating_duration_since(Instant::now()));
         for fault in active {
             self.heal(fault);
         }
@@ -174,6 +182,27 @@ impl Nemesis {
             self.errors.push(format!("after healing {used:?}: {error}"));
         }
         Ok(())
+    }
+
+    /// After the leader's SIGKILL: polls the others until one says it leads (or the hold
+    /// ends), and records how long that took.
+    fn watch_election(&mut self, killed: Slot, hold_until: Instant) {
+        let Some(&(killed_at, _)) = self.leader_kills.last() else { return };
+        while Instant::now() < hold_until {
+            for (slot, _, health) in self.cluster.members() {
+                if slot == killed || health != Health::Up {
+                    continue;
+                }
+                if self.cluster.status(slot).is_ok_and(|status| status["role"] == "leader") {
+                    let elected_ms = (self.history.now_us().saturating_sub(killed_at)) as f64 / 1000.0;
+                    self.history.event(format!("new leader elected {elected_ms:.0} ms after the kill"), &[slot]);
+                    self.elections_ms.push(elected_ms);
+                    return;
+                }
+            }
+            std::thread::sleep(ELECTION_POLL);
+        }
+        self.history.event("no new leader before the old one restarts", &[]);
     }
 
     /// A running follower (healthy, not the leader, not already used this round).

@@ -40,6 +40,7 @@ pub struct Summary<'a> {
     pub history: &'a History,
     pub faults: Vec<(String, u64)>,
     pub failovers_ms: Vec<f64>,
+    pub elections_ms: Vec<f64>,
     pub proxy: (u64, u64),
     pub notes: &'a [String],
     pub violations: &'a [String],
@@ -69,12 +70,15 @@ impl Summary<'_> {
         for (kind, count) in &self.faults {
             let _ = writeln!(text, "  {kind:<30} {count:>4}");
         }
-        match median_max(&self.failovers_ms) {
-            Some((median, max)) => {
-                let _ = writeln!(text, "failover after leader SIGKILL: {} times, median {median:.0} ms, max {max:.0} ms", self.failovers_ms.len());
-            }
-            None => {
-                let _ = writeln!(text, "failover after leader SIGKILL: not measured (no leader kill this run)");
+        for (what, values) in [("kill -> first commit on a new leader", &self.failovers_ms), ("kill -> a new leader elected", &self.elections_ms)] {
+            match median_max(values) {
+                Some((median, max)) => {
+                    let all: Vec<String> = values.iter().map(|ms| format!("{ms:.0}")).collect();
+                    let _ = writeln!(text, "failover, {what}: {} times, median {median:.0} ms, max {max:.0} ms (all: {})", values.len(), all.join(", "));
+                }
+                None => {
+                    let _ = writeln!(text, "failover, {what}: not measured (no leader kill this run)");
+                }
             }
         }
         let _ = writeln!(text, "proxy: {} datagrams forwarded, {} dropped by cuts", self.proxy.0, self.proxy.1);
