@@ -65,6 +65,9 @@ struct Args {
     /// Where the run directory is made (default: the system's temp directory).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Only these faults (comma-separated); default: all of them.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    faults: Vec<nemesis::FaultKind>,
     /// Keep the run directory even when the run passes.
     #[arg(long)]
     keep: bool,
@@ -190,8 +193,9 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
         threads.push(std::thread::Builder::new().name(name.into()).spawn(move || body(&mut worker))?);
     }
 
+    let kinds = if args.faults.is_empty() { nemesis::ALL.to_vec() } else { args.faults.clone() };
     let workload_start = Instant::now();
-    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), StdRng::seed_from_u64(seed), usize::from(args.nodes));
+    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), StdRng::seed_from_u64(seed), usize::from(args.nodes), kinds);
     nemesis.run(workload_start + args.duration);
     history.event("healing everything", &[]);
     nemesis.heal_all();

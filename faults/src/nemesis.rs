@@ -39,7 +39,7 @@ const ELECTION_POLL: Duration = Duration::from_millis(50);
 /// Restart attempts of a killed node before the run counts it as an error.
 const RESTART_TRIES: u32 = 3;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum FaultKind {
     KillLeader,
     KillFollower,
@@ -79,7 +79,7 @@ impl FaultKind {
     }
 }
 
-const ALL: [FaultKind; 10] = [
+pub const ALL: [FaultKind; 10] = [
     FaultKind::KillLeader,
     FaultKind::KillFollower,
     FaultKind::PauseLeader,
@@ -103,6 +103,8 @@ pub struct Nemesis {
     cluster: Arc<Cluster>,
     history: Arc<History>,
     rng: StdRng,
+    /// The kinds this run may inject.
+    kinds: Vec<FaultKind>,
     /// Members the run started with: the faulty budget is a minority of it.
     nodes: usize,
     /// Faults injected, by kind.
@@ -116,8 +118,8 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    pub fn new(cluster: Arc<Cluster>, history: Arc<History>, rng: StdRng, nodes: usize) -> Self {
-        Nemesis { cluster, history, rng, nodes, counts: BTreeMap::new(), leader_kills: Vec::new(), elections_ms: Vec::new(), errors: Vec::new() }
+    pub fn new(cluster: Arc<Cluster>, history: Arc<History>, rng: StdRng, nodes: usize, kinds: Vec<FaultKind>) -> Self {
+        Nemesis { cluster, history, rng, kinds, nodes, counts: BTreeMap::new(), leader_kills: Vec::new(), elections_ms: Vec::new(), errors: Vec::new() }
     }
 
     fn sleep_ms(&mut self, range: std::ops::Range<u64>, until: Instant) {
@@ -143,10 +145,10 @@ impl Nemesis {
     fn round(&mut self) -> anyhow::Result<()> {
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
         let max_faulty = (self.nodes - 1) / 2;
-        let first = *ALL.choose(&mut self.rng).ok_or_else(|| anyhow!("no faults"))?;
+        let first = *self.kinds.choose(&mut self.rng).ok_or_else(|| anyhow!("no faults"))?;
         let mut kinds = vec![first];
         if max_faulty >= 2 && first.combinable() && self.rng.random_bool(0.5) {
-            let combinable: Vec<FaultKind> = ALL.iter().copied().filter(|k| k.combinable() && !(k.targets_leader() && first.targets_leader())).collect();
+            let combinable: Vec<FaultKind> = self.kinds.iter().copied().filter(|k| k.combinable() && !(k.targets_leader() && first.targets_leader())).collect();
             if let Some(second) = combinable.choose(&mut self.rng) {
                 kinds.push(*second);
             }
