@@ -38,6 +38,9 @@ use crate::workload::{Shared, Worker};
 /// A node's Raft id, as `ha_status()` reports it.
 pub type NodeId = u64;
 
+/// A workload thread's body: runs operations until told to stop.
+type WorkloadBody = fn(&mut Worker);
+
 /// The subcommand that runs a node host (this same executable).
 const HOST_SUBCOMMAND: &str = "host";
 /// How long the cluster may take to form at the start.
@@ -178,7 +181,7 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
     println!("cluster of {} nodes ready in {:.1} s", args.nodes, started.elapsed().as_secs_f64());
 
     let shared = Arc::new(Shared { cluster: Arc::clone(cluster), history: Arc::clone(history), stop: Default::default() });
-    let workloads: [(&str, fn(&mut Worker)); 6] = [
+    let workloads: [(&str, WorkloadBody); 6] = [
         ("bank-transfer", workload::bank::transfers),
         ("bank-read", workload::bank::reads),
         ("unique", workload::unique::inserts),
@@ -205,6 +208,25 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
     }
     let duration_s = workload_start.elapsed().as_secs_f64();
 
+    let findings = finish(cluster, history, &mut nemesis);
+    let summary = report::Summary {
+        seed,
+        nodes: usize::from(args.nodes),
+        duration_s,
+        history,
+        faults: nemesis.counts.iter().map(|(kind, count)| (kind.label().to_owned(), *count)).collect(),
+        failovers_ms: report::failover_ms(history, &nemesis.leader_kills),
+        elections_ms: nemesis.elections_ms.clone(),
+        proxy: cluster.proxy.stats(),
+        notes: &findings.notes,
+        violations: &findings.violations,
+    };
+    println!("{}", summary.render());
+    Ok(findings.violations.is_empty())
+}
+
+/// After the faults: restart every node, wait for convergence, check every invariant.
+fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis) -> checks::Findings {
     history.event("restarting every node (SIGKILL, start)", &[]);
     let slots: Vec<_> = cluster.members().into_iter().map(|member| member.0).collect();
     for &slot in &slots {
@@ -228,20 +250,7 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
     for error in &nemesis.errors {
         findings.violations.push(format!("nemesis: {error}"));
     }
-    let summary = report::Summary {
-        seed,
-        nodes: usize::from(args.nodes),
-        duration_s,
-        history,
-        faults: nemesis.counts.iter().map(|(kind, count)| (kind.label().to_owned(), *count)).collect(),
-        failovers_ms: report::failover_ms(history, &nemesis.leader_kills),
-        elections_ms: nemesis.elections_ms.clone(),
-        proxy: cluster.proxy.stats(),
-        notes: &findings.notes,
-        violations: &findings.violations,
-    };
-    println!("{}", summary.render());
-    Ok(findings.violations.is_empty())
+    findings
 }
 
 /// Node 1 makes the cluster and the tables; the others join through the proxy, one by one.

@@ -198,3 +198,28 @@ pub fn classify(error: &HostError) -> Outcome {
 pub fn statement(sql: &str, params: Vec<Value>) -> Statement {
     Statement::with_params(sql, params)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ha_host::protocol::SqlError;
+
+    fn sql_error(code: i32, extended: i32) -> HostError {
+        HostError::Sql { name: "n1".into(), error: SqlError { code: Some(code), extended: Some(extended), message: String::new() } }
+    }
+
+    #[test]
+    fn error_codes_map_to_outcomes() {
+        // Not the leader, another owner, refused by raft, busy: did not happen.
+        for (code, extended) in [(8, 8), (8, 520), (10, 778), (5, 5), (5, 517)] {
+            assert_eq!(classify(&sql_error(code, extended)), Outcome::Failed { code: i64::from(extended) }, "{extended}");
+        }
+        // Outcome unknown, and anything unexpected, may have happened.
+        assert_eq!(classify(&sql_error(10, 7690)), Outcome::Unknown { reason: "code 7690".into() });
+        assert_eq!(classify(&sql_error(1, 1)), Outcome::Unknown { reason: "code 1".into() });
+        let lost = HostError::Io { name: "n1".into(), detail: "connection closed".into() };
+        assert_eq!(classify(&lost), Outcome::Unknown { reason: "no answer".into() });
+        let late = HostError::Timeout { name: "n1".into(), deadline: OP_DEADLINE };
+        assert_eq!(classify(&late), Outcome::Unknown { reason: "no answer".into() });
+    }
+}
