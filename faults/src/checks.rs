@@ -284,3 +284,47 @@ fn check_files(cluster: &Cluster, endpoints: &[Endpoint], findings: &mut Finding
         findings.notes.push(format!("database files byte-identical after checkpoint on {} nodes", hashes.len()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Op;
+
+    fn insert(history: &History, key: i64, outcome: Outcome) {
+        history.record(Op {
+            id: u64::try_from(key).unwrap(),
+            worker: "unique".into(),
+            node: 0,
+            invoke_us: 0,
+            complete_us: 1,
+            kind: OpKind::Insert { key },
+            outcome,
+            message: None,
+        });
+    }
+
+    #[test]
+    fn lost_refused_and_phantom_keys_are_violations() {
+        let history = History::new();
+        insert(&history, 1, Outcome::Ok);
+        insert(&history, 2, Outcome::Failed { code: 8 });
+        insert(&history, 3, Outcome::Unknown { reason: "timeout".into() });
+        insert(&history, 5, Outcome::Ok);
+        let key_of = |kind: &OpKind| match kind {
+            OpKind::Insert { key } => Some(*key),
+            _ => None,
+        };
+        let mut findings = Findings::default();
+        let present: BTreeSet<i64> = [2, 3, 4, 5].into();
+        check_keys("n1", "unique insert", &present, &history, key_of, &mut findings);
+        assert_eq!(findings.violations.len(), 3, "{:?}", findings.violations);
+        assert!(findings.violations[0].contains("1 acknowledged unique inserts lost, e.g. keys [1]"));
+        assert!(findings.violations[1].contains("reported as did-not-happen are present"));
+        assert!(findings.violations[2].contains("never attempted, e.g. [4]"));
+
+        // An unknown outcome may go either way; acknowledged ones present: no violation.
+        let mut findings = Findings::default();
+        check_keys("n1", "unique insert", &[1, 5].into(), &history, key_of, &mut findings);
+        assert!(findings.violations.is_empty(), "{:?}", findings.violations);
+    }
+}
