@@ -25,8 +25,6 @@ use crate::NodeId;
 /// Slot index: the proxy's identity of a node.
 pub type Slot = u64;
 
-/// Most slots one run may make (initial nodes plus replacements); each takes two ports.
-pub const SLOTS_MAX: u64 = 60;
 /// How long a status request may take before the node counts as not answering.
 pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
 /// Pause between polls while waiting for the cluster.
@@ -67,6 +65,9 @@ pub struct ClusterConfig {
     pub extension: PathBuf,
     pub dir: PathBuf,
     pub port_base: u16,
+    /// Most slots the run may make (initial nodes plus replacements): each takes two ports
+    /// from `port_base` on.
+    pub slots_max: u64,
     pub log_filter: Option<String>,
 }
 
@@ -89,8 +90,8 @@ impl Cluster {
     /// first, else `ha_join` through `peer` (a member's proxy address). Returns the slot.
     pub fn add_node(&self, peer: Option<SocketAddr>) -> anyhow::Result<Slot> {
         let slot = self.lock().len() as Slot;
-        if slot >= SLOTS_MAX {
-            bail!("no more node slots (at most {SLOTS_MAX} per run)");
+        if slot >= self.config.slots_max {
+            bail!("no more node slots (at most {} per run)", self.config.slots_max);
         }
         let port = |offset: u64| -> anyhow::Result<u16> {
             u16::try_from(u64::from(self.config.port_base) + slot * 2 + offset).context("port out of range")
@@ -120,6 +121,11 @@ impl Cluster {
         });
         self.start(slot)?;
         Ok(slot)
+    }
+
+    /// Whether another node may still be added.
+    pub fn has_free_slot(&self) -> bool {
+        (self.lock().len() as u64) < self.config.slots_max
     }
 
     /// Starts (or restarts) a slot's host: the same startup SQL resumes the node.

@@ -59,9 +59,13 @@ struct Args {
     /// Cluster size: 3 (one fault at a time) or 5 (up to two at once).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
     nodes: u8,
-    /// First UDP port; a run uses two per node slot (real and proxy), at most 120.
+    /// First UDP port of the run's range.
     #[arg(long, default_value_t = 17700)]
     port_base: u16,
+    /// Size of the run's UDP port range: two per node slot (real and proxy), so this bounds
+    /// the initial nodes plus the replacements that membership faults add.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(10..))]
+    ports: u16,
     /// The extension; default: libdqlite_vfs.so next to this executable.
     #[arg(long)]
     extension: Option<PathBuf>,
@@ -147,6 +151,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         extension,
         dir: run_dir.clone(),
         port_base: args.port_base,
+        slots_max: u64::from(args.ports / 2),
         log_filter: args.node_log.clone(),
     };
     let cluster = Arc::new(Cluster::new(config, proxy));

@@ -309,6 +309,9 @@ impl Nemesis {
     /// Removes a follower from the membership (`ha_remove` on the leader), retires its
     /// process and files, then joins a fresh node through the leader.
     fn replace_follower(&mut self, leader: Slot) -> anyhow::Result<()> {
+        if !self.cluster.has_free_slot() {
+            bail!("no free node slot (ports) for a replacement node");
+        }
         let follower = self.follower(leader, &[]).ok_or_else(|| anyhow!("no follower"))?;
         let raft_id = self.cluster.members().iter().find(|m| m.0 == follower).and_then(|m| m.1).ok_or_else(|| anyhow!("follower id unknown"))?;
         *self.counts.entry(FaultKind::Membership).or_default() += 1;
