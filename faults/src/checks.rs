@@ -27,8 +27,10 @@ use crate::workload::{bank, register};
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(90);
 /// Deadline of one check query.
 const QUERY_DEADLINE: Duration = Duration::from_secs(60);
-/// States the linearizability search may explore per key.
+/// States the linearizability search may explore per key, and the memory its seen-set may
+/// take (each state is a bitset over the key's operations).
 const SEARCH_STATES_MAX: u64 = 5_000_000;
+const SEARCH_BYTES_MAX: u64 = 400 << 20;
 /// Violations of one kind listed before the rest are counted.
 const EXAMPLES_MAX: usize = 5;
 
@@ -240,7 +242,9 @@ fn check_registers(history: &History, final_reads: &[(i64, RegisterEntry)], find
     }
     for (key, entries) in per_key {
         let count = entries.len();
-        match check_register(&entries, None, SEARCH_STATES_MAX) {
+        let state_bytes = (count as u64).div_ceil(64) * 8 + 64;
+        let states_max = (SEARCH_BYTES_MAX / state_bytes).clamp(10_000, SEARCH_STATES_MAX);
+        match check_register(&entries, None, states_max) {
             Verdict::Linearizable => findings.notes.push(format!("register key {key}: {count} operations, linearizable")),
             Verdict::Violation { stuck_ids } => findings.violation(format!(
                 "register key {key}: not linearizable ({count} operations); no valid order can place ops {stuck_ids:?} (id 0 = final read)"
