@@ -155,7 +155,7 @@ impl Cluster {
         let mut slots = self.lock();
         if let Some(state) = slots.get_mut(slot as usize) {
             if let Some(mut process) = state.process.take() {
-                // A paused process must be resumed to die promptly? SIGKILL works on stopped ones.
+                // SIGKILL ends a stopped (SIGSTOPped) process too.
                 process.kill();
             }
             state.control_addr = None;

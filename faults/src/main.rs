@@ -4,7 +4,7 @@
 //!
 //! Exit status: 0 when every invariant held, 1 on a violation (the history and nemesis log
 //! are written to the run directory, which is kept), 2 when the run itself could not be made
-//! (a cluster that would not start).
+//! (a cluster that would not start), 3 when the watchdog ended a run that did not finish.
 
 #![deny(unsafe_code)]
 
@@ -43,6 +43,9 @@ type WorkloadBody = fn(&mut Worker);
 
 /// The subcommand that runs a node host (this same executable).
 const HOST_SUBCOMMAND: &str = "host";
+/// How long the end of a run (heal, restart, converge, check) may take before the watchdog
+/// ends the process: every step has its own deadline, so reaching this is a bug in the suite.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(600);
 /// How long the cluster may take to form at the start.
 const SETUP_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -156,6 +159,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     };
     let cluster = Arc::new(Cluster::new(config, proxy));
     let history = Arc::new(History::new());
+    start_watchdog(args.duration + WATCHDOG_SLACK, seed, Arc::clone(&history), run_dir.join("history.jsonl"))?;
     let outcome = run_in(args, seed, &cluster, &history);
     cluster.kill_all();
     let passed = match outcome {
@@ -178,6 +182,18 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         println!("FAILED: replay with --seed {seed} --nodes {} --duration {}s", args.nodes, args.duration.as_secs());
     }
     Ok(passed)
+}
+
+/// Ends the process (status 3) if the run outlives `limit`, after saving the history. The
+/// node hosts exit by themselves when their stdin (held by this process) closes.
+fn start_watchdog(limit: Duration, seed: u64, history: Arc<History>, path: PathBuf) -> anyhow::Result<()> {
+    std::thread::Builder::new().name("watchdog".into()).spawn(move || {
+        std::thread::sleep(limit);
+        let _ = history.write_to(&path);
+        eprintln!("fault suite: still running after {limit:?}; giving up (seed {seed}); history: {}", path.display());
+        std::process::exit(3);
+    })?;
+    Ok(())
 }
 
 fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>) -> anyhow::Result<bool> {
