@@ -52,7 +52,16 @@ impl Summary<'_> {
         let _ = writeln!(text, "== fault suite summary ==");
         let _ = writeln!(text, "seed {}  nodes {}  workload+faults {:.1} s", self.seed, self.nodes, self.duration_s);
         let mut by_kind: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
         for op in self.history.ops() {
+            let reason = match &op.outcome {
+                Outcome::Ok => None,
+                Outcome::Failed { code } => Some(format!("did not happen, code {code}")),
+                Outcome::Unknown { reason } => Some(format!("unknown, {reason}")),
+            };
+            if let Some(reason) = reason {
+                *reasons.entry(reason).or_default() += 1;
+            }
             let slot = match op.outcome {
                 Outcome::Ok => 0,
                 Outcome::Failed { .. } => 1,
@@ -66,6 +75,8 @@ impl Summary<'_> {
         }
         let total: u64 = by_kind.values().map(|counts| counts.iter().sum::<u64>()).sum();
         let _ = writeln!(text, "  {:<20} {total:>7}", "total");
+        let reasons: Vec<String> = reasons.iter().map(|(reason, count)| format!("{reason}: {count}")).collect();
+        let _ = writeln!(text, "  failures by cause (code -1: host unreachable): {}", reasons.join("; "));
         let _ = writeln!(text, "faults:");
         for (kind, count) in &self.faults {
             let _ = writeln!(text, "  {kind:<30} {count:>4}");
