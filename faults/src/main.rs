@@ -46,6 +46,8 @@ const HOST_SUBCOMMAND: &str = "host";
 /// How long the end of a run (heal, restart, converge, check) may take before the watchdog
 /// ends the process: every step has its own deadline, so reaching this is a bug in the suite.
 const WATCHDOG_SLACK: Duration = Duration::from_secs(600);
+/// How often a progress line is printed.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
 /// How long the cluster may take to form at the start.
 const SETUP_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -184,6 +186,43 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     Ok(passed)
 }
 
+/// Every [`PROGRESS_INTERVAL`], one line on stderr: operations so far by outcome, members
+/// and the leader, so a long soak can be watched.
+fn start_progress(shared: Arc<Shared>) {
+    let spawned = std::thread::Builder::new().name("progress".into()).spawn(move || {
+        let mut waited = Duration::ZERO;
+        while !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            waited += Duration::from_secs(1);
+            if waited < PROGRESS_INTERVAL {
+                continue;
+            }
+            waited = Duration::ZERO;
+            let mut counts = [0u64; 3];
+            for op in shared.history.ops() {
+                counts[match op.outcome {
+                    history::Outcome::Ok => 0,
+                    history::Outcome::Failed { .. } => 1,
+                    history::Outcome::Unknown { .. } => 2,
+                }] += 1;
+            }
+            let members: Vec<String> = shared.cluster.members().iter().map(|(slot, id, health)| format!("n{}(id {id:?}, {health:?})", slot + 1)).collect();
+            let leader = shared.cluster.leader().map(|slot| format!("n{}", slot + 1));
+            eprintln!(
+                "[progress {:>8.3}s] ops ok {} / did not happen {} / unknown {}; members {}; leader {leader:?}",
+                shared.history.now_us() as f64 / 1e6,
+                counts[0],
+                counts[1],
+                counts[2],
+                members.join(" ")
+            );
+        }
+    });
+    if let Err(error) = spawned {
+        eprintln!("no progress lines: {error}");
+    }
+}
+
 /// Ends the process (status 3) if the run outlives `limit`, after saving the history. The
 /// node hosts exit by themselves when their stdin (held by this process) closes.
 fn start_watchdog(limit: Duration, seed: u64, history: Arc<History>, path: PathBuf) -> anyhow::Result<()> {
@@ -217,6 +256,7 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
         threads.push(std::thread::Builder::new().name(name.into()).spawn(move || body(&mut worker))?);
     }
 
+    start_progress(Arc::clone(&shared));
     let kinds = if args.faults.is_empty() { nemesis::ALL.to_vec() } else { args.faults.clone() };
     let workload_start = Instant::now();
     let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), StdRng::seed_from_u64(seed), usize::from(args.nodes), kinds);
