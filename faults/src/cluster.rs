@@ -259,17 +259,32 @@ impl Cluster {
         votes.first().and_then(|(id, _)| self.slot_of(*id))
     }
 
-    /// Waits until a member says it is the leader, at most `deadline`.
+    /// Waits until a member says it is the leader, at most `deadline`. The error quotes what
+    /// each member said last.
     pub fn wait_for_leader(&self, deadline: Duration) -> anyhow::Result<Slot> {
         let start = Instant::now();
         loop {
+            let mut seen = Vec::new();
             for (slot, _, health) in self.members() {
-                if health == Health::Up && self.status(slot).is_ok_and(|status| status["role"] == "leader") {
-                    return Ok(slot);
+                if health != Health::Up {
+                    seen.push(format!("n{}: {health:?}", slot + 1));
+                    continue;
+                }
+                match self.status(slot) {
+                    Ok(status) if status["role"] == "leader" => return Ok(slot),
+                    Ok(status) => seen.push(format!(
+                        "n{}: {} term {} leader {} applied {}",
+                        slot + 1,
+                        status["role"],
+                        status["term"],
+                        status["leader_id"],
+                        status["applied_index"]
+                    )),
+                    Err(error) => seen.push(format!("n{}: {error:#}", slot + 1)),
                 }
             }
             if start.elapsed() > deadline {
-                bail!("no leader within {deadline:?}");
+                bail!("no leader within {deadline:?}; last seen: {}", seen.join("; "));
             }
             std::thread::sleep(POLL);
         }
