@@ -37,6 +37,9 @@ const EXAMPLES_MAX: usize = 5;
 #[derive(Default)]
 pub struct Findings {
     pub violations: Vec<String>,
+    /// The cluster was not available when it should have been (no leader after a heal, a
+    /// restart or a join that failed): no data is at risk, but a guarantee is broken.
+    pub availability: Vec<String>,
     pub notes: Vec<String>,
 }
 

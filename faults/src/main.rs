@@ -80,12 +80,22 @@ struct Args {
     /// Only these faults (comma-separated); default: all of them.
     #[arg(long, value_enum, value_delimiter = ',')]
     faults: Vec<nemesis::FaultKind>,
+    /// Whether availability problems (no leader 30 s after a heal, a failed restart or join)
+    /// fail the run like safety violations do, or are only reported.
+    #[arg(long, value_enum, default_value = "fail")]
+    availability: Availability,
     /// Keep the run directory even when the run passes.
     #[arg(long)]
     keep: bool,
     /// `DQLITE_VFS_LOG` filter for the nodes (their logs go to nN.db.log in the run dir).
     #[arg(long)]
     node_log: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Availability {
+    Fail,
+    Warn,
 }
 
 /// Parses `90s`, `30m`, `2h`, `500ms` or a bare number of seconds.
@@ -281,9 +291,11 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
         proxy: cluster.proxy.stats(),
         notes: &findings.notes,
         violations: &findings.violations,
+        availability: &findings.availability,
     };
     println!("{}", summary.render());
-    Ok(findings.violations.is_empty())
+    let available = findings.availability.is_empty() || args.availability == Availability::Warn;
+    Ok(findings.violations.is_empty() && available)
 }
 
 /// After the faults: restart every node, wait for convergence, check every invariant.
@@ -309,7 +321,7 @@ fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis) -> checks
         Err(error) => findings.violations.push(format!("{error:#}")),
     }
     for error in &nemesis.errors {
-        findings.violations.push(format!("nemesis: {error}"));
+        findings.availability.push(format!("nemesis: {error}"));
     }
     findings
 }

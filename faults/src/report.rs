@@ -44,6 +44,7 @@ pub struct Summary<'a> {
     pub proxy: (u64, u64),
     pub notes: &'a [String],
     pub violations: &'a [String],
+    pub availability: &'a [String],
 }
 
 impl Summary<'_> {
@@ -95,6 +96,14 @@ impl Summary<'_> {
         let _ = writeln!(text, "proxy: {} datagrams forwarded, {} dropped by cuts", self.proxy.0, self.proxy.1);
         for note in self.notes {
             let _ = writeln!(text, "note: {note}");
+        }
+        if self.availability.is_empty() {
+            let _ = writeln!(text, "availability problems: none");
+        } else {
+            let _ = writeln!(text, "availability problems: {}", self.availability.len());
+            for problem in self.availability {
+                let _ = writeln!(text, "  - {problem}");
+            }
         }
         if self.violations.is_empty() {
             let _ = writeln!(text, "violations: none");
