@@ -13,6 +13,8 @@ SELECT ha_join('127.0.0.1:17162', '127.0.0.1:17161', '{"advertise":"localhost:17
 .open file:n3.db?vfs=ha
 SELECT ha_join('127.0.0.1:17163', '127.0.0.1:17161', 'learner');
 SELECT json_extract(ha_status(), '$.role');
+-- It started from the leader's snapshot, streamed in chunks: ha_status() reports the transfer.
+SELECT json_extract(ha_status(), '$.last_snapshot_transfer.direction', '$.last_snapshot_transfer.completed', '$.snapshot_transfers');
 SELECT ha_barrier() > 0;
 SELECT v FROM t;
 SELECT json_extract(value, '$.id'), json_extract(value, '$.addr'), json_extract(value, '$.voter')

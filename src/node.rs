@@ -5,6 +5,7 @@
 //! The public functions here are what the `ha_*` SQL functions call.
 
 mod commit;
+mod compaction;
 pub mod database;
 mod files;
 mod lifecycle;
@@ -24,7 +25,7 @@ use crate::error::Error;
 use crate::raft::types::NodeId;
 
 pub use lifecycle::Node;
-pub use options::{Role, StartOptions};
+pub use options::{Role, StartOptions, LOG_BYTES_MAX_DEFAULT};
 
 /// How long `ha_init` and a resume wait for the node to be ready.
 pub const START_DEADLINE: Duration = Duration::from_secs(15);

@@ -5,6 +5,7 @@
 //! - [`endpoint`]: one UDP socket per node, serving requests and making calls.
 //! - [`client`] / [`server`]: the calling and answering halves of an endpoint.
 //! - `snapshot`: streaming a snapshot image file to a peer and back into a file.
+//! - [`progress`]: the snapshot transfers in flight, for `ha_status()`.
 //! - [`limits`]: every size and wait bound of this module tree.
 //!
 //! Invariants: every RPC other than `Join` is answered only for a peer that presented a
@@ -15,6 +16,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod limits;
+pub mod progress;
 pub mod server;
 mod snapshot;
 pub mod tls;

@@ -8,13 +8,15 @@
 //!   commit, and then it is applied here like any other entry.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ServerState;
 
 use super::database::{LocalCommit, LocalState};
 use super::lifecycle::{members, Node};
-use super::runtime::run_blocking;
+use super::runtime::{self, run_blocking};
 use super::COMMIT_DEADLINE;
 use crate::error::Error;
 use crate::ffi::file::RawFile;
@@ -23,6 +25,12 @@ use crate::vfs::{CommitFrame, Replicator};
 use crate::wal::capture::capture_transaction;
 use crate::wal::format::{Salts, WalHeader};
 use crate::wal::index::header::IndexHeader;
+
+/// What openraft answers a proposal.
+type WriteResult = Result<
+    openraft::raft::ClientWriteResponse<crate::raft::types::TypeConfig>,
+    RaftError<crate::raft::types::TypeConfig, ClientWriteError<crate::raft::types::TypeConfig>>,
+>;
 
 const WAL_HEADER_BYTES: u64 = 32;
 const FRAME_HEADER_BYTES: u64 = 24;
@@ -122,24 +130,32 @@ impl Replicator for Node {
             salts,
             state: LocalState::Waiting,
         });
+        tracing::trace!(target: "dqlite_vfs::latency", ?proposal, bytes = pages.bytes(), "captured");
         let deadline = commit_deadline(&pages);
-        let raft = self.raft.clone();
-        let outcome = run_blocking(async move { raft.client_write(Command::Write { proposal, base, pages }).await }, deadline);
+        // The apply settles the commit (`finish_local`) and wakes this thread directly; Raft's
+        // own answer matters only when it fails before that.
+        let answer: Arc<Mutex<Option<WriteResult>>> = Arc::default();
+        let (raft, db, slot) = (self.raft.clone(), Arc::clone(&self.db), Arc::clone(&answer));
+        runtime::handle()?.spawn(async move {
+            let result = raft.client_write(Command::Write { proposal, base, pages }).await;
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+            db.wake_local();
+        });
+        let answered = || answer.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+        self.db.wait_local(proposal, Instant::now() + deadline, answered);
         let final_state = self.db.end_local(proposal);
-        tracing::debug!(?proposal, ?final_state, ok = outcome.is_ok(), elapsed_us = started.elapsed().as_micros() as u64, "commit finished");
+        let outcome = answer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        tracing::debug!(?proposal, ?final_state, answered = outcome.is_some(), elapsed_us = started.elapsed().as_micros() as u64, "commit finished");
         // Only errors raised before the entry was proposed mean "did not happen"; once it is in
         // the log, anything short of its application here leaves its fate open.
-        match (outcome, final_state) {
-            (_, Some(LocalState::Finished)) => Ok(()),
-            (Ok(Ok(response)), _) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),
-            (Ok(Ok(_)), _) => Err(Error::OutcomeUnknown("the entry was applied without finishing the local commit".into())),
-            (Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))), _) => Err(self.not_leader()),
-            (Ok(Err(error)), _) => Err(Error::OutcomeUnknown(format!("the cluster dropped the proposed entry ({error})"))),
-            (Err(Some(error)), _) => Err(error),
-            (Err(None), _) => Err(Error::OutcomeUnknown(format!(
-                "no confirmation from the cluster within {} ms",
-                deadline.as_millis()
-            ))),
+        match (final_state, outcome) {
+            (Some(LocalState::Finished), _) => Ok(()),
+            (Some(LocalState::Rejected), _) => Err(Error::Conflict),
+            (_, Some(Ok(response))) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),
+            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown("the entry was applied without finishing the local commit".into())),
+            (_, Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => Err(self.not_leader()),
+            (_, Some(Err(error))) => Err(Error::OutcomeUnknown(format!("the cluster dropped the proposed entry ({error})"))),
+            (_, None) => Err(Error::OutcomeUnknown(format!("no confirmation from the cluster within {} ms", deadline.as_millis()))),
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::files::DbFiles;
@@ -69,6 +69,9 @@ pub struct ReplicatedDb {
     files: DbFiles,
     reader: Mutex<Connection>,
     pending: Mutex<Option<LocalCommit>>,
+    /// Signalled when the pending commit settles or its proposal is answered, so the
+    /// committing thread wakes straight from the apply rather than through the runtime.
+    settled: Condvar,
     last_write_index: AtomicU64,
     /// Where the WAL stands after the last apply (see [`WalPosition`]).
     position: Mutex<Option<WalPosition>>,
@@ -120,6 +123,7 @@ impl ReplicatedDb {
             files,
             reader: Mutex::new(reader),
             pending: Mutex::new(None),
+            settled: Condvar::new(),
             last_write_index: AtomicU64::new(0),
             position: Mutex::new(None),
         })
@@ -151,6 +155,27 @@ impl ReplicatedDb {
     pub fn begin_local(&self, commit: LocalCommit) {
         tracing::debug!(proposal = ?commit.proposal, frame = commit.commit_frame, "local commit begins");
         *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(commit);
+    }
+
+    /// Waits until the local commit `proposal` is no longer waiting, `answered()` holds (Raft
+    /// answered its proposal; see [`ReplicatedDb::wake_local`]), or `until` passes.
+    pub fn wait_local(&self, proposal: ProposalId, until: Instant, answered: impl Fn() -> bool) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let waiting = pending.as_ref().is_some_and(|c| c.proposal == proposal && c.state == LocalState::Waiting);
+            let now = Instant::now();
+            if !waiting || answered() || now >= until {
+                return;
+            }
+            pending = self.settled.wait_timeout(pending, until - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    /// Wakes the thread in [`ReplicatedDb::wait_local`]; call after making `answered()` true.
+    /// Taking the lock first means the waiter either saw the answer or is already waiting.
+    pub fn wake_local(&self) {
+        let _pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        self.settled.notify_all();
     }
 
     /// The proposer stops waiting: returns the final state of its commit. Unless it finished
@@ -237,6 +262,7 @@ impl Database for ReplicatedDb {
         };
         self.files.wal.write_all_at(&commit.header, commit.header_offset).map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
         commit.state = LocalState::Finished;
+        self.settled.notify_all();
         *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(WalPosition { salts: commit.salts, commit_frame: commit.commit_frame });
         tracing::debug!(?proposal, index, "local commit finished");
@@ -248,6 +274,7 @@ impl Database for ReplicatedDb {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(commit) = pending.as_mut().filter(|c| c.proposal == proposal) {
             commit.state = LocalState::Rejected;
+            self.settled.notify_all();
         }
     }
 

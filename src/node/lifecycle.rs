@@ -11,7 +11,7 @@ use super::options::{Role, StartOptions};
 use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
-use super::{membership, START_DEADLINE};
+use super::{compaction, membership, START_DEADLINE};
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
@@ -46,6 +46,8 @@ pub struct Node {
     dir: StateDir,
     pub(super) db: Arc<ReplicatedDb>,
     pub(super) raft: RaftNode,
+    pub(super) log: LogStore,
+    pub(super) log_bytes_max: u64,
     pub(super) client: Client,
     pub(super) ca: ClusterCa,
     endpoint: Mutex<Option<Endpoint>>,
@@ -135,7 +137,7 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
         check_resume(&identity, addr, options)?;
-        return start(db, &identity);
+        return start(db, &identity, options);
     }
     dir.create()?;
     let ca = ClusterCa::generate().map_err(transport_error)?;
@@ -149,7 +151,7 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
         joined: false,
         left: false,
     };
-    let node = start(db, &identity)?;
+    let node = start(db, &identity, options)?;
     if let Err(error) = membership::bootstrap(&node) {
         node.stop("bootstrap failed");
         return Err(error);
@@ -163,7 +165,7 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
         check_resume(&identity, addr, options)?;
-        let node = start(db, &identity)?;
+        let node = start(db, &identity, options)?;
         if !identity.joined {
             membership::finish_join(&node, peer)?;
             dir.save_identity(&Identity { joined: true, ..identity })?;
@@ -186,7 +188,7 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
         left: false,
     };
     dir.save_identity(&identity)?;
-    let node = start(db, &identity)?;
+    let node = start(db, &identity, options)?;
     if let Err(error) = membership::finish_join(&node, peer) {
         node.stop("join failed");
         return Err(error);
@@ -245,7 +247,8 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
 }
 
 /// Starts the node of `db` with `identity`; attaches it to the VFS.
-fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
+fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<Node>, Error> {
+    let log_bytes_max = options.log_bytes_max.unwrap_or(super::LOG_BYTES_MAX_DEFAULT);
     let dir = StateDir::of(db);
     dir.create()?;
     let owner = OwnerLock::acquire(db)?;
@@ -262,7 +265,7 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
                 .await
                 .map_err(|e| Error::Refused(format!("cannot listen on {addr}: {e} (is the address in use, or not local?)")))?;
             let opened = tokio::task::spawn_blocking(move || {
-                let log = LogStore::open(&root).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
+                let log = LogStore::open_with_segment_bytes(&root, compaction::segment_bytes_for(log_bytes_max)).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
                 let sm = StateMachine::open(&root, db_for_sm)
                     .map_err(|e| Error::io("opening the state machine", std::io::Error::other(e)))?;
                 Ok::<_, Error>((log, sm))
@@ -277,8 +280,11 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
                 }
             };
             let network = NetworkFactory::new(id, endpoint.client());
-            match RaftNode::new(id, config, network, log, sm).await {
-                Ok(raft) => Ok((endpoint, raft)),
+            match RaftNode::new(id, config, network, log.clone(), sm).await {
+                Ok(raft) => {
+                    compaction::spawn(raft.clone(), log.clone(), log_bytes_max);
+                    Ok((endpoint, raft, log))
+                }
                 Err(error) => {
                     endpoint.shutdown().await;
                     Err(Error::Raft(error.to_string()))
@@ -288,7 +294,7 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
         START_DEADLINE,
         "starting the node",
     )?;
-    let (endpoint, raft) = started;
+    let (endpoint, raft, log) = started;
     let node = Arc::new(Node {
         id: identity.node_id,
         addr: identity.addr.clone(),
@@ -297,6 +303,8 @@ fn start(db: &Path, identity: &Identity) -> Result<Arc<Node>, Error> {
         dir,
         db: rdb,
         raft,
+        log,
+        log_bytes_max,
         client: endpoint.client(),
         ca,
         endpoint: Mutex::new(Some(endpoint)),

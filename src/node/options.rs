@@ -27,7 +27,16 @@ pub struct StartOptions {
     /// Voter (default) or learner.
     #[serde(default)]
     pub role: Role,
+    /// Bound on the Raft log's size on disk for this run (default [`LOG_BYTES_MAX_DEFAULT`]):
+    /// past it, the node snapshots and drops the log the snapshot covers.
+    pub log_bytes_max: Option<u64>,
 }
+
+/// Default bound on the Raft log's size on disk.
+pub const LOG_BYTES_MAX_DEFAULT: u64 = 256 << 20;
+
+/// Smallest accepted bound: below a few segments' worth the node would snapshot constantly.
+pub const LOG_BYTES_MAX_MIN: u64 = 16 << 20;
 
 impl StartOptions {
     /// Parses the SQL argument: a JSON object, or a bare role name.
@@ -49,8 +58,13 @@ impl StartOptions {
                     )))
                 }
             };
-            StartOptions { advertise: None, role }
+            StartOptions { role, ..StartOptions::default() }
         };
+        if options.log_bytes_max.is_some_and(|bytes| bytes < LOG_BYTES_MAX_MIN) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid options '{text}': log_bytes_max must be at least {LOG_BYTES_MAX_MIN} (16 MiB)"
+            )));
+        }
         Ok(options)
     }
 }
@@ -65,7 +79,8 @@ mod tests {
         assert_eq!(StartOptions::parse("learner").unwrap().role, Role::Learner);
         assert_eq!(StartOptions::parse(" voter ").unwrap(), StartOptions::default());
         let options = StartOptions::parse(r#"{"advertise":"127.0.0.1:9001","role":"learner"}"#).unwrap();
-        assert_eq!(options, StartOptions { advertise: Some("127.0.0.1:9001".into()), role: Role::Learner });
+        assert_eq!(options, StartOptions { advertise: Some("127.0.0.1:9001".into()), role: Role::Learner, log_bytes_max: None });
+        assert_eq!(StartOptions::parse(r#"{"log_bytes_max":67108864}"#).unwrap().log_bytes_max, Some(64 << 20));
     }
 
     #[test]
@@ -76,6 +91,7 @@ mod tests {
             (r#"{"advertize":"127.0.0.1:1"}"#, "unknown field `advertize`"),
             (r#"{"role":"boss"}"#, "unknown variant `boss`"),
             ("{not json", "invalid options"),
+            (r#"{"log_bytes_max":1000}"#, "at least"),
         ] {
             let message = StartOptions::parse(bad).unwrap_err().to_string();
             assert!(message.contains(why), "{bad}: {message}");

@@ -75,9 +75,10 @@ async fn answer(node: &Node, request: Request) -> Response {
     let failed = |e: &dyn std::fmt::Display| error_response(e.to_string(), true);
     match request {
         Request::AppendEntries(rpc) => {
-            let (started, entries) = (std::time::Instant::now(), rpc.entries.len());
+            let last_index = rpc.entries.last().map(|e| e.log_id.index);
+            tracing::trace!(target: "dqlite_vfs::latency", node = node.id(), last_index, "append_entries received");
             let response = raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries);
-            tracing::trace!(entries, elapsed_us = started.elapsed().as_micros() as u64, "append_entries answered");
+            tracing::trace!(target: "dqlite_vfs::latency", node = node.id(), last_index, "append_entries answered");
             response
         }
         Request::Vote(rpc) => raft.vote(rpc).await.map_or_else(|e| failed(&e), Response::Vote),

@@ -31,11 +31,15 @@ pub fn of(node: &Node) -> Value {
         "applied_index": metrics.last_applied.map(|a| a.index()),
         "last_log_index": metrics.last_log_index,
         "snapshot_index": metrics.snapshot.map(|s| s.index()),
+        "log_bytes": node.log.bytes_on_disk().ok(),
+        "log_bytes_max": node.log_bytes_max,
         "members": members
             .iter()
             .map(|(id, member)| json!({"id": id, "addr": member.addr, "voter": voters.contains(id)}))
             .collect::<Vec<_>>(),
         "state_dir": node.state_dir().root().display().to_string(),
         "stopped_reason": node.stopped_reason(),
+        "snapshot_transfers": node.client.transfers().in_flight(),
+        "last_snapshot_transfer": node.client.transfers().last_ended(),
     })
 }

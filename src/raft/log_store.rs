@@ -11,6 +11,7 @@
 //! that was not durably appended.
 
 mod error;
+mod recent;
 mod record;
 mod segment;
 mod state;
@@ -85,10 +86,27 @@ impl LogStore {
         &self.dir
     }
 
+    /// Bytes the log takes on disk (its segments' records).
+    pub fn bytes_on_disk(&self) -> Result<u64, LogError> {
+        let st = self.state.lock().map_err(|_| LogError::Poisoned)?;
+        Ok(st.bytes_on_disk())
+    }
+
     /// Number of segment files currently in use.
     pub fn segment_count(&self) -> Result<usize, LogError> {
         let st = self.state.lock().map_err(|_| LogError::Poisoned)?;
         Ok(st.segment_count())
+    }
+}
+
+/// Appends up to this many bytes of page data are written on the calling task.
+const INLINE_APPEND_BYTES_MAX: u64 = 256 << 10;
+
+/// The page bytes an entry carries (the bulk of its encoding).
+fn payload_bytes(entry: &EntryT) -> u64 {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(crate::raft::types::Command::Write { pages, .. }) => pages.bytes(),
+        _ => 0,
     }
 }
 
@@ -134,6 +152,13 @@ async fn read_entries(
 ) -> io::Result<Vec<EntryT>> {
     if start >= end {
         return Ok(Vec::new());
+    }
+    // Fresh entries (replication right after an append) come from memory, without waiting for
+    // the lock if an append or a long read holds it.
+    if let Ok(st) = state.try_lock() {
+        if let Some(entries) = st.recent.get(start, end, bytes_max) {
+            return Ok(entries);
+        }
     }
     with_state(state, move |st| {
         // Reading under the lock keeps the read atomic with respect to a concurrent truncate or
@@ -221,10 +246,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<EntryT> = entries.into_iter().collect();
-        match with_state(&self.state, move |st| st.append(&entries)).await {
+        let last_index = entries.last().map(|e| e.log_id.index);
+        // A small append is one short write: cheaper here than the hand-over to a blocking
+        // thread, which would sit on every commit's path.
+        let small = entries.iter().map(payload_bytes).sum::<u64>() <= INLINE_APPEND_BYTES_MAX;
+        let inline = if small { self.state.try_lock().ok().map(|mut st| st.append(&entries)) } else { None };
+        let written = match inline {
+            Some(result) => result.map_err(io::Error::from),
+            None => with_state(&self.state, move |st| st.append(&entries)).await,
+        };
+        match written {
             // Written, not yet durable: the syncer fires the callback after fdatasync.
             Ok(Some(file)) => {
-                self.syncer.submit(file, callback);
+                tracing::trace!(target: "dqlite_vfs::latency", last_index, "log written");
+                self.syncer.submit(file, callback, last_index);
                 Ok(())
             }
             Ok(None) => {

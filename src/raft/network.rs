@@ -123,8 +123,13 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let ttl = option.hard_ttl().max(transfer_time(&rpc));
+        let last_index = rpc.entries.last().map(|e| e.log_id.index);
+        tracing::trace!(target: "dqlite_vfs::latency", to = self.target, last_index, "append_entries sent");
         match self.call(RPCTypes::AppendEntries, Request::AppendEntries(rpc), ttl).await? {
-            Response::AppendEntries(r) => Ok(r),
+            Response::AppendEntries(r) => {
+                tracing::trace!(target: "dqlite_vfs::latency", from = self.target, last_index, "append_entries acknowledged");
+                Ok(r)
+            }
             other => Err(self.unexpected(RPCTypes::AppendEntries, ttl, &other)),
         }
     }

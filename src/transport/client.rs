@@ -20,6 +20,7 @@ use tokio::time::{timeout, Instant};
 
 use crate::raft::types::TypeConfig;
 use crate::transport::error::TransportError;
+use crate::transport::progress::SnapshotTransfers;
 use crate::transport::limits::{
     CONNECT_TIMEOUT, FRAME_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN, SNAPSHOT_TRANSFER_TIMEOUT,
 };
@@ -40,6 +41,8 @@ struct Inner {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
     peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Peer>>>>,
+    /// Snapshot transfers of this endpoint, both ways (the server side records into it too).
+    transfers: SnapshotTransfers,
 }
 
 /// What we know of one peer address.
@@ -52,7 +55,13 @@ struct Peer {
 
 impl Client {
     pub(crate) fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
-        Client { inner: Arc::new(Inner { endpoint, config, peers: Mutex::new(HashMap::new()) }) }
+        let transfers = SnapshotTransfers::default();
+        Client { inner: Arc::new(Inner { endpoint, config, peers: Mutex::new(HashMap::new()), transfers }) }
+    }
+
+    /// The snapshot transfers of this endpoint.
+    pub fn transfers(&self) -> &SnapshotTransfers {
+        &self.inner.transfers
     }
 
     /// Sends `request` to the peer at `addr` (`host:port`) and waits for its response, all
@@ -92,7 +101,7 @@ impl Client {
         let transfer = async {
             let conn = self.connection(addr).await?;
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
-            snapshot::send(&mut send, header, path).await?;
+            snapshot::send(&mut send, header, path, (&self.inner.transfers, addr)).await?;
             let _ = send.finish();
             read_frame::<_, Response>(&mut recv, FRAME_BYTES_MAX).await.map_err(TransportError::from)
         };

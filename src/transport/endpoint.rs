@@ -44,7 +44,7 @@ impl Endpoint {
         server.transport_config(transport_config()?);
         let quic = quinn::Endpoint::server(server, addr)?;
         let client = Client::new(quic.clone(), quic_client_config(client_config(ca, identity)?)?);
-        let accept_task = tokio::spawn(accept_loop(quic.clone(), handler));
+        let accept_task = tokio::spawn(accept_loop(quic.clone(), handler, client.transfers().clone()));
         tracing::info!(addr = %quic.local_addr()?, "transport endpoint bound");
         Ok(Endpoint { quic, client, accept_task })
     }

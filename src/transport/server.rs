@@ -21,6 +21,7 @@ use crate::raft::types::{SnapshotImage, TypeConfig};
 use crate::transport::limits::{
     CONNECTIONS_MAX, CONNECT_TIMEOUT, FRAME_BYTES_MAX, HANDLER_TIMEOUT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_FRAME_BYTES_MAX,
 };
+use crate::transport::progress::SnapshotTransfers;
 use crate::transport::snapshot;
 use crate::transport::wire::{read_frame, write_frame, Request, Response, StreamOpen};
 
@@ -47,19 +48,19 @@ pub trait RpcHandler: Send + Sync + 'static {
 }
 
 /// Accepts connections until the endpoint is closed.
-pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcHandler>) {
+pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
     while let Some(incoming) = endpoint.accept().await {
         if endpoint.open_connections() >= CONNECTIONS_MAX {
             tracing::warn!(peer = %incoming.remote_address(), "too many connections, refusing");
             incoming.refuse();
             continue;
         }
-        tokio::spawn(serve_connection(incoming, handler.clone()));
+        tokio::spawn(serve_connection(incoming, handler.clone(), transfers.clone()));
     }
     tracing::debug!("accept loop ended");
 }
 
-async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler>) {
+async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
     let peer = incoming.remote_address();
     let connecting = match incoming.accept() {
         Ok(connecting) => connecting,
@@ -75,7 +76,7 @@ async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::spawn(serve_stream(send, recv, authenticated, handler.clone()));
+                tokio::spawn(serve_stream(send, recv, authenticated, handler.clone(), (transfers.clone(), peer.to_string())));
             }
             Err(e) => return tracing::debug!(%peer, error = %e, "connection closed"),
         }
@@ -90,7 +91,13 @@ fn is_authenticated(conn: &Connection) -> bool {
         .is_some_and(|chain| !chain.is_empty())
 }
 
-async fn serve_stream(mut send: SendStream, mut recv: RecvStream, authenticated: bool, handler: Arc<dyn RpcHandler>) {
+async fn serve_stream(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    authenticated: bool,
+    handler: Arc<dyn RpcHandler>,
+    (transfers, peer): (SnapshotTransfers, String),
+) {
     let max = if authenticated { FRAME_BYTES_MAX } else { UNAUTHENTICATED_FRAME_BYTES_MAX };
     let open = match timeout(REQUEST_READ_TIMEOUT, read_frame::<_, StreamOpen>(&mut recv, max)).await {
         Ok(Ok(open)) => open,
@@ -103,7 +110,7 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, authenticated:
     };
     let response = match open {
         StreamOpen::Rpc(request) => answer(authenticated, request, handler.as_ref()).await,
-        StreamOpen::Snapshot(header) if authenticated => snapshot::receive(header, &mut recv, handler.as_ref()).await,
+        StreamOpen::Snapshot(header) if authenticated => snapshot::receive(header, &mut recv, handler.as_ref(), (&transfers, &peer)).await,
         StreamOpen::Snapshot(_) => refuse_unauthenticated(),
     };
     match timeout(REQUEST_READ_TIMEOUT, write_frame(&mut send, &response)).await {

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::raft::types::SnapshotImage;
+use crate::transport::progress::{Direction, SnapshotTransfers};
 use crate::transport::error::TransportError;
 use crate::transport::limits::{HANDLER_TIMEOUT, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT};
 use crate::transport::server::RpcHandler;
@@ -27,10 +28,12 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
     stream: &mut W,
     mut header: SnapshotHeader,
     path: &Path,
+    progress: (&SnapshotTransfers, &str),
 ) -> Result<(), TransportError> {
     let mut file = File::open(path).await?;
     header.size_bytes = file.metadata().await?.len();
     let size_bytes = header.size_bytes;
+    let transfer = progress.0.start(Direction::Sending, progress.1, size_bytes);
     write_bounded(stream, &StreamOpen::Snapshot(header)).await?;
     let mut crc = crc32fast::Hasher::new();
     let mut sent_bytes = 0u64;
@@ -43,12 +46,15 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
         crc.update(&buf[..n]);
         sent_bytes += n as u64;
         write_bounded(stream, &SnapshotFrame::Chunk(buf[..n].to_vec())).await?;
+        transfer.advance(n as u64);
     }
     if sent_bytes != size_bytes {
         // The image changed while being sent: it is not the snapshot the header describes.
         return Err(TransportError::Snapshot(format!("image changed while sending: {sent_bytes} != {size_bytes} bytes")));
     }
-    write_bounded(stream, &SnapshotFrame::End { size_bytes, crc32: crc.finalize() }).await
+    write_bounded(stream, &SnapshotFrame::End { size_bytes, crc32: crc.finalize() }).await?;
+    transfer.finish();
+    Ok(())
 }
 
 async fn write_bounded<W: AsyncWrite + Unpin, T: serde::Serialize>(stream: &mut W, msg: &T) -> Result<(), TransportError> {
@@ -60,10 +66,16 @@ async fn write_bounded<W: AsyncWrite + Unpin, T: serde::Serialize>(stream: &mut 
 
 /// Receives the chunks following `header` into a fresh file and installs it; the result is
 /// the response to send back.
-pub(crate) async fn receive(header: SnapshotHeader, stream: &mut quinn::RecvStream, handler: &dyn RpcHandler) -> Response {
+pub(crate) async fn receive(
+    header: SnapshotHeader,
+    stream: &mut quinn::RecvStream,
+    handler: &dyn RpcHandler,
+    progress: (&SnapshotTransfers, &str),
+) -> Response {
     let path = handler.incoming_snapshot_path();
     let SnapshotHeader { vote, meta, size_bytes } = header;
-    if let Err(e) = receive_file(stream, size_bytes, &path).await {
+    let transfer = progress.0.start(Direction::Receiving, progress.1, size_bytes);
+    if let Err(e) = receive_file(stream, size_bytes, &path, |n| transfer.advance(n)).await {
         tracing::warn!(error = %e, path = %path.display(), "snapshot transfer failed");
         if let Err(rm) = tokio::fs::remove_file(&path).await {
             tracing::debug!(error = %rm, "cannot remove partial snapshot");
@@ -72,13 +84,21 @@ pub(crate) async fn receive(header: SnapshotHeader, stream: &mut quinn::RecvStre
     }
     let install = handler.install_snapshot(vote, meta, SnapshotImage { path });
     match timeout(HANDLER_TIMEOUT, install).await {
-        Ok(Ok(response)) => Response::Snapshot(response),
+        Ok(Ok(response)) => {
+            transfer.finish();
+            Response::Snapshot(response)
+        }
         Ok(Err(message)) => Response::Error { message, retryable: true },
         Err(_) => Response::Error { message: "snapshot installation timed out".into(), retryable: true },
     }
 }
 
-async fn receive_file(stream: &mut quinn::RecvStream, size_bytes: u64, path: &Path) -> Result<(), TransportError> {
+async fn receive_file(
+    stream: &mut quinn::RecvStream,
+    size_bytes: u64,
+    path: &Path,
+    advance: impl Fn(u64),
+) -> Result<(), TransportError> {
     if size_bytes > SNAPSHOT_BYTES_MAX {
         return Err(TransportError::Snapshot(format!("image of {size_bytes} bytes exceeds {SNAPSHOT_BYTES_MAX}")));
     }
@@ -97,6 +117,7 @@ async fn receive_file(stream: &mut quinn::RecvStream, size_bytes: u64, path: &Pa
                 }
                 crc.update(&data);
                 file.write_all(&data).await?;
+                advance(data.len() as u64);
             }
             SnapshotFrame::End { size_bytes: end_size, crc32 } => {
                 if end_size != size_bytes || received_bytes != size_bytes {

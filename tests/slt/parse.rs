@@ -5,6 +5,8 @@
 //! comments. A record may be preceded by `skipif <engine>` / `onlyif <engine>` lines.
 
 /// How the rows of a query result are ordered before comparison.
+// The variants carry sqllogictest's own names (nosort, rowsort, valuesort).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortMode {
     NoSort,

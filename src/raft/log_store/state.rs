@@ -17,6 +17,7 @@ use openraft::entry::RaftEntry;
 use serde::Deserialize;
 
 use super::error::LogError;
+use super::recent::RecentEntries;
 use super::record;
 #[cfg(doc)]
 use super::segment::SEGMENT_BYTES_MAX;
@@ -51,6 +52,8 @@ pub(crate) struct State {
     locs: VecDeque<Loc>,
     pub(crate) purged: Option<LogIdT>,
     pub(crate) vote: Option<VoteT>,
+    /// The newest entries, decoded (a suffix of `locs`).
+    pub(crate) recent: RecentEntries,
 }
 
 impl State {
@@ -67,6 +70,7 @@ impl State {
             locs: VecDeque::new(),
             purged,
             vote,
+            recent: RecentEntries::default(),
         };
         for (i, seq) in seqs.iter().enumerate() {
             let mut seg = segment::open(dir, *seq)?;
@@ -187,6 +191,9 @@ impl State {
         seg.file.write_all_at(&buf, base)?;
         seg.len += buf.len() as u64;
         let (seq, file) = (seg.seq, Arc::clone(&seg.file));
+        for (entry, (_, len, _)) in entries.iter().zip(&placed) {
+            self.recent.push(entry, u64::from(*len));
+        }
         for (at, len, log_id) in placed {
             self.locs.push_back(Loc {
                 seg: seq,
@@ -244,6 +251,7 @@ impl State {
             segment::truncate(seg, cut.offset)?;
         }
         self.locs.truncate(pos);
+        self.recent.truncate_after(last_index);
         Ok(())
     }
 
@@ -262,6 +270,7 @@ impl State {
             self.locs.pop_front();
         }
         self.purged = Some(upto);
+        self.recent.purge(upto.index);
         let newest = self.segments.keys().next_back().copied();
         let keep_from = self.locs.front().map(|l| l.seg).or(newest).unwrap_or(0);
         let dead: Vec<u64> = self.segments.range(..keep_from).map(|(s, _)| *s).collect();
@@ -282,6 +291,11 @@ impl State {
         Ok(())
     }
 
+
+    /// Bytes of records in the segment files.
+    pub(crate) fn bytes_on_disk(&self) -> u64 {
+        self.segments.values().map(|segment| segment.len).sum()
+    }
 
     /// Number of segment files (for tests and metrics).
     pub(crate) fn segment_count(&self) -> usize {

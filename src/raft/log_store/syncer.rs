@@ -18,6 +18,8 @@ use crate::raft::types::TypeConfig;
 struct Request {
     file: Arc<File>,
     callback: IOFlushed<TypeConfig>,
+    /// For latency traces only.
+    last_index: Option<u64>,
 }
 
 /// The sending side; the thread ends when every clone is dropped.
@@ -44,8 +46,8 @@ impl Syncer {
     }
 
     /// Queues `file` (just written) for a sync; `callback` fires once it is durable.
-    pub(crate) fn submit(&self, file: Arc<File>, callback: IOFlushed<TypeConfig>) {
-        if let Err(mpsc::SendError(RequestBox(request))) = self.requests.send(RequestBox(Request { file, callback })) {
+    pub(crate) fn submit(&self, file: Arc<File>, callback: IOFlushed<TypeConfig>, last_index: Option<u64>) {
+        if let Err(mpsc::SendError(RequestBox(request))) = self.requests.send(RequestBox(Request { file, callback, last_index })) {
             // The thread is gone (it only ends when every sender is dropped, so this cannot
             // happen while we hold one); sync here rather than lose the notification.
             let result = request.file.sync_data();
@@ -73,6 +75,7 @@ fn run(receiver: Receiver<RequestBox>) {
                 None => Ok(()),
                 Some(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
             };
+            tracing::trace!(target: "dqlite_vfs::latency", last_index = request.last_index, "log synced");
             request.callback.io_completed(result);
         }
     }

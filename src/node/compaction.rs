@@ -1,0 +1,59 @@
+//! Keeps the Raft log's size on disk under its bound. openraft snapshots by entry count, but
+//! entries here are transactions of any size, so a count alone bounds nothing: this task
+//! watches the bytes, and past the bound snapshots the applied state and drops the log the
+//! snapshot covers. A follower that later needs dropped entries gets the snapshot instead.
+
+use std::time::Duration;
+
+use openraft::ServerState;
+
+use super::lifecycle::RaftNode;
+use crate::raft::log_store::{LogStore, SEGMENT_BYTES_MAX};
+
+/// How often the log's size is checked.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Segment files are deleted whole, so they must be a fraction of the bound for dropping the
+/// covered log to bring the size under it.
+pub fn segment_bytes_for(log_bytes_max: u64) -> u64 {
+    (log_bytes_max / 4).clamp(1 << 20, SEGMENT_BYTES_MAX)
+}
+
+/// Starts the watch on the current runtime; it ends when Raft shuts down.
+pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let reading = log.clone();
+            // The size sits behind the log's lock, which an append of a large entry may hold.
+            let bytes = match tokio::task::spawn_blocking(move || reading.bytes_on_disk()).await {
+                Ok(Ok(bytes)) => bytes,
+                _ => return,
+            };
+            if bytes <= bytes_max {
+                continue;
+            }
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            if metrics.state == ServerState::Shutdown {
+                return;
+            }
+            let applied = metrics.last_applied.map(|id| id.index());
+            let snapshot = metrics.snapshot.map(|id| id.index());
+            let triggered = match snapshot {
+                Some(snapshot) if Some(snapshot) >= applied => {
+                    tracing::info!(bytes, bytes_max, upto = snapshot, "raft log over its bound: dropping what the snapshot covers");
+                    raft.trigger().purge_log(snapshot).await
+                }
+                _ => {
+                    tracing::info!(bytes, bytes_max, "raft log over its bound: snapshotting");
+                    raft.trigger().snapshot().await
+                }
+            };
+            if triggered.is_err() {
+                return;
+            }
+        }
+    });
+}
