@@ -28,6 +28,8 @@ pub struct ClusterConfig {
     pub env: Vec<(OsString, OsString)>,
     /// Where the cluster's temporary directory is made (None: the system's).
     pub parent_dir: Option<PathBuf>,
+    /// Leave the directory (databases, state, host logs) in place for a post-mortem.
+    pub keep_dir: bool,
 }
 
 /// Errors of cluster operations.
@@ -60,7 +62,7 @@ impl Cluster {
     /// Starts `config.ports.len()` nodes and waits until every one is a voter.
     pub fn start(config: &ClusterConfig) -> Result<Cluster, ClusterError> {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("ha-cluster-");
+        builder.prefix("ha-cluster-").disable_cleanup(config.keep_dir);
         let dir = match &config.parent_dir {
             Some(parent) => builder.tempdir_in(parent),
             None => builder.tempdir(),
@@ -70,7 +72,11 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, port) in config.ports.iter().enumerate() {
             let addr = format!("127.0.0.1:{port}");
-            let startup = if i == 0 { format!("SELECT ha_init('{addr}')") } else { format!("SELECT ha_join('{addr}', '{first}')") };
+            let startup = if i == 0 {
+                format!("SELECT ha_init('{addr}')")
+            } else {
+                format!("SELECT ha_join('{addr}', '{first}')")
+            };
             let name = format!("n{}", i + 1);
             let db = dir.path().join(format!("{name}.db"));
             let mut spec = HostSpec::new(&name, &config.command, Some(&config.extension), &db, vec![startup]);
@@ -160,7 +166,12 @@ impl Cluster {
         })
     }
 
-    fn poll<T>(&self, what: &str, deadline: Duration, mut check: impl FnMut(&[Option<Value>]) -> Option<T>) -> Result<T, ClusterError> {
+    fn poll<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        mut check: impl FnMut(&[Option<Value>]) -> Option<T>,
+    ) -> Result<T, ClusterError> {
         let until = Instant::now() + deadline;
         loop {
             let statuses = self.statuses();

@@ -111,7 +111,13 @@ pub struct HostSpec {
 
 impl HostSpec {
     /// A host of `db` with the extension loaded and the given startup SQL; logs to `DB.log`.
-    pub fn new(name: &str, command: &HostCommand, extension: Option<&Path>, db: &Path, startup: Vec<String>) -> HostSpec {
+    pub fn new(
+        name: &str,
+        command: &HostCommand,
+        extension: Option<&Path>,
+        db: &Path,
+        startup: Vec<String>,
+    ) -> HostSpec {
         let mut log = db.as_os_str().to_owned();
         log.push(".log");
         HostSpec {
@@ -141,7 +147,11 @@ impl HostProcess {
     /// Starts the host and waits (at most [`READY_DEADLINE`]) for its ready line.
     pub fn spawn(spec: &HostSpec) -> Result<HostProcess, HostError> {
         let name = spec.name.clone();
-        let log = OpenOptions::new().create(true).append(true).open(&spec.log).map_err(|source| HostError::Spawn { name: name.clone(), source })?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .map_err(|source| HostError::Spawn { name: name.clone(), source })?;
         let mut command = Command::new(&spec.command.program);
         command.args(&spec.command.prefix_args).arg("--db").arg(&spec.db);
         if let Some(extension) = &spec.extension {
@@ -167,17 +177,27 @@ impl HostProcess {
             let _ = sender.send(lines.next());
             for _ in lines {}
         });
-        let mut process = HostProcess { spec: spec.clone(), child, _stdin: stdin, addr: SocketAddr::from(([127, 0, 0, 1], 0)), startup: Value::Null };
+        let mut process = HostProcess {
+            spec: spec.clone(),
+            child,
+            _stdin: stdin,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            startup: Value::Null,
+        };
         let line = match ready.recv_timeout(READY_DEADLINE) {
             Ok(Some(Ok(line))) => line,
             Ok(_) => return Err(process.not_ready("exited before its ready line")),
             Err(_) => return Err(process.not_ready(&format!("no ready line within {READY_DEADLINE:?}"))),
         };
-        let ready: Value = serde_json::from_str(&line).map_err(|e| process.not_ready(&format!("ready line {line:?}: {e}")))?;
+        let ready: Value =
+            serde_json::from_str(&line).map_err(|e| process.not_ready(&format!("ready line {line:?}: {e}")))?;
         if ready["ready"] != json!(true) {
             return Err(process.not_ready(&format!("{}", ready["error"])));
         }
-        let port = ready["port"].as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| process.not_ready(&format!("no port in {line}")))?;
+        let port = ready["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| process.not_ready(&format!("no port in {line}")))?;
         process.addr = SocketAddr::from(([127, 0, 0, 1], port));
         process.startup = ready["startup"].clone();
         Ok(process)
@@ -188,7 +208,12 @@ impl HostProcess {
         let text = std::fs::read_to_string(&self.spec.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-        HostError::NotReady { name: self.spec.name.clone(), detail: detail.to_owned(), log: self.spec.log.display().to_string(), tail }
+        HostError::NotReady {
+            name: self.spec.name.clone(),
+            detail: detail.to_owned(),
+            log: self.spec.log.display().to_string(),
+            tail,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -265,7 +290,8 @@ impl HostProcess {
 
     fn signal(&self, signal: Signal) -> Result<(), HostError> {
         let pid = i32::try_from(self.child.id()).map_err(|_| self.protocol("pid out of range"))?;
-        kill(Pid::from_raw(pid), signal).map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{signal}: {e}") })
+        kill(Pid::from_raw(pid), signal)
+            .map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{signal}: {e}") })
     }
 
     /// SIGKILL and reap: the process gets no chance to shut down cleanly.
@@ -309,9 +335,31 @@ impl HostProcess {
         self.proc_status_kib("VmRSS:")
     }
 
+    /// CPU time (user plus system, all threads) the process has used so far.
+    pub fn cpu_time(&self) -> Result<Duration, HostError> {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
+        // Fields after the command name (which may hold spaces, so split after its ')'):
+        // state is field 3, utime and stime are fields 14 and 15 (proc(5)).
+        let rest = text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        let (Some(user), Some(system)) = (ticks(11), ticks(12)) else {
+            return Err(self.protocol(&format!("no utime/stime in {path}")));
+        };
+        let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(100);
+        Ok(Duration::from_micros((user + system) * 1_000_000 / per_second.max(1)))
+    }
+
     fn proc_status_kib(&self, field: &str) -> Result<u64, HostError> {
         let path = format!("/proc/{}/status", self.child.id());
-        let text = std::fs::read_to_string(&path).map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
         text.lines()
             .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
@@ -349,7 +397,8 @@ impl Client {
     pub fn request(&mut self, request: &Request, deadline: Duration) -> Result<Value, HostError> {
         let name = self.name.clone();
         let io = |e: std::io::Error| HostError::Io { name: name.clone(), detail: e.to_string() };
-        let line = serde_json::to_string(request).map_err(|e| HostError::Protocol { name: self.name.clone(), detail: e.to_string() })?;
+        let line = serde_json::to_string(request)
+            .map_err(|e| HostError::Protocol { name: self.name.clone(), detail: e.to_string() })?;
         self.writer.set_write_timeout(Some(deadline)).map_err(io)?;
         writeln!(self.writer, "{line}").and_then(|()| self.writer.flush()).map_err(io)?;
         let until = Instant::now() + deadline;
@@ -370,7 +419,8 @@ impl Client {
                 Err(e) => return Err(io(e)),
             }
         }
-        let answer: Value = serde_json::from_str(&answer).map_err(|e| HostError::Protocol { name: self.name.clone(), detail: format!("{e}: {answer}") })?;
+        let answer: Value = serde_json::from_str(&answer)
+            .map_err(|e| HostError::Protocol { name: self.name.clone(), detail: format!("{e}: {answer}") })?;
         if answer["ok"] == json!(true) {
             return Ok(answer);
         }

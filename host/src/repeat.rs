@@ -74,7 +74,9 @@ fn compile_param(value: &Value) -> Result<Param, SqlError> {
             }
             if let Some(len) = map.get("$blob") {
                 return match len.as_u64() {
-                    Some(n) if n <= BLOB_BYTES_MAX => Ok(Param::Blob(usize::try_from(n).map_err(|_| SqlError::host("blob size"))?)),
+                    Some(n) if n <= BLOB_BYTES_MAX => {
+                        Ok(Param::Blob(usize::try_from(n).map_err(|_| SqlError::host("blob size"))?))
+                    }
                     _ => Err(SqlError::host(format!("$blob needs a size up to {BLOB_BYTES_MAX}"))),
                 };
             }
@@ -135,7 +137,12 @@ pub fn run(conn: &Connection, spec: &RepeatSpec) -> Result<RepeatReport, SqlErro
                 report.units_failed += 1;
                 errors
                     .entry(error.extended)
-                    .or_insert_with(|| ErrorCount { code: error.code, extended: error.extended, count: 0, message: error.message })
+                    .or_insert_with(|| ErrorCount {
+                        code: error.code,
+                        extended: error.extended,
+                        count: 0,
+                        message: error.message,
+                    })
                     .count += 1;
                 if spec.stop_on_error {
                     break;

@@ -69,7 +69,8 @@ impl Host {
             Request::Status => {
                 let text = self.scalar(ADMIN_CONNECTION, "SELECT ha_status()")?;
                 let text = text.as_str().ok_or_else(|| (SqlError::host("ha_status() is not text"), None))?;
-                let status = serde_json::from_str(text).map_err(|e| (SqlError::host(format!("ha_status(): {e}")), None))?;
+                let status =
+                    serde_json::from_str(text).map_err(|e| (SqlError::host(format!("ha_status(): {e}")), None))?;
                 answer.insert("status".into(), status);
             }
             Request::Barrier => {
@@ -158,7 +159,8 @@ fn start(config: &HostConfig) -> Result<Started, SqlError> {
             last = value;
         }
     }
-    let listener = TcpListener::bind(("127.0.0.1", config.port)).map_err(|e| SqlError::host(format!("bind 127.0.0.1:{}: {e}", config.port)))?;
+    let listener = TcpListener::bind(("127.0.0.1", config.port))
+        .map_err(|e| SqlError::host(format!("bind 127.0.0.1:{}: {e}", config.port)))?;
     Ok((listener, (host, last)))
 }
 
@@ -201,7 +203,9 @@ fn serve_client(host: &Host, stream: TcpStream) {
 fn answer(host: &Host, line: &str) -> (Value, bool) {
     let request: Request = match serde_json::from_str(line) {
         Ok(request) => request,
-        Err(e) => return (json!({ "ok": false, "error": error_json(&SqlError::host(format!("bad request: {e}"))) }), false),
+        Err(e) => {
+            return (json!({ "ok": false, "error": error_json(&SqlError::host(format!("bad request: {e}"))) }), false)
+        }
     };
     let shutdown = matches!(request, Request::Shutdown);
     let answer = match host.handle(request) {

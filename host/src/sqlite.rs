@@ -126,7 +126,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 fn from_hex(hex: &str) -> Result<Vec<u8>, SqlError> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(SqlError::host("odd-length $hex"));
     }
     (0..hex.len())
@@ -147,7 +147,8 @@ pub fn run_statement(conn: &Connection, statement: &Statement) -> Result<Value, 
         if rows_out.len() == ROWS_MAX {
             return Err(SqlError::host(format!("more than {ROWS_MAX} rows")));
         }
-        let values = (0..width).map(|i| row.get_ref(i).map(to_json)).collect::<Result<Vec<_>, _>>().map_err(sql_error)?;
+        let values =
+            (0..width).map(|i| row.get_ref(i).map(to_json)).collect::<Result<Vec<_>, _>>().map_err(sql_error)?;
         rows_out.push(Value::Array(values));
     }
     drop(rows);

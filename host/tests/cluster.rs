@@ -39,7 +39,9 @@ fn write_until(host: &HostProcess, statements: Vec<Statement>, deadline: Duratio
     loop {
         match host.exec("main", statements.clone(), true) {
             Ok(_) => return Ok(()),
-            Err(error) if Instant::now() < until && error.sql().is_some_and(|e| matches!(e.extended, Some(8 | 778))) => {
+            Err(error)
+                if Instant::now() < until && error.sql().is_some_and(|e| matches!(e.extended, Some(8 | 778))) =>
+            {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(error) => return Err(error),
@@ -54,9 +56,22 @@ fn plain_host_serves_the_protocol() {
     spec.plain = true;
     let host = HostProcess::spawn(&spec).expect("start a plain host");
     host.exec("main", vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")], false).expect("create");
-    let insert = Statement::with_params("INSERT INTO t VALUES (?, ?)", vec![json!({"$seq": 1}), json!({"$blob": 100})]).times(10);
+    let insert = Statement::with_params("INSERT INTO t VALUES (?, ?)", vec![json!({"$seq": 1}), json!({"$blob": 100})])
+        .times(10);
     let report = host
-        .repeat(RepeatSpec { conn: "w1".into(), statements: vec![insert], count: 5, duration_ms: None, tx: true, latencies: true, seed: 1, stop_on_error: false }, Duration::from_secs(30))
+        .repeat(
+            RepeatSpec {
+                conn: "w1".into(),
+                statements: vec![insert],
+                count: 5,
+                duration_ms: None,
+                tx: true,
+                latencies: true,
+                seed: 1,
+                stop_on_error: false,
+            },
+            Duration::from_secs(30),
+        )
         .expect("repeat");
     assert_eq!((report.units_ok, report.units_failed, report.latencies_us.len()), (5, 0, 5));
     let rows = host.query("SELECT count(*), min(id), max(id), sum(length(v)) FROM t").expect("count");
@@ -74,7 +89,11 @@ fn plain_host_serves_the_protocol() {
     assert_eq!(host.repeat(reads, Duration::from_secs(30)).expect("reads").rows, 100);
     // A duplicate key: SQLITE_CONSTRAINT_PRIMARYKEY (1555), and the transaction rolled back.
     let error = host
-        .exec("main", vec![Statement::new("INSERT INTO t VALUES (51, NULL)"), Statement::new("INSERT INTO t VALUES (1, NULL)")], true)
+        .exec(
+            "main",
+            vec![Statement::new("INSERT INTO t VALUES (51, NULL)"), Statement::new("INSERT INTO t VALUES (1, NULL)")],
+            true,
+        )
         .expect_err("duplicate key");
     let sql = error.sql().expect("an SQLite error");
     assert_eq!((sql.code, sql.extended), (Some(19), Some(1555)));
@@ -85,27 +104,48 @@ fn plain_host_serves_the_protocol() {
 #[test]
 fn three_hosts_fail_over() {
     let ports = free_udp_ports(PORTS, 3, 0).expect("3 free ports in 17690-17699");
-    let config = ClusterConfig { command: host_command(), extension: extension(), ports, env: Vec::new(), parent_dir: None };
+    let config = ClusterConfig {
+        command: host_command(),
+        extension: extension(),
+        ports,
+        env: Vec::new(),
+        parent_dir: None,
+        keep_dir: false,
+    };
     let mut cluster = Cluster::start(&config).expect("start 3 nodes");
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
-    let schema = vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"), Statement::new("INSERT INTO t VALUES (1, 'before')")];
-    write_until(cluster.node(leader).expect("leader runs"), schema, Duration::from_secs(10)).expect("write on the leader");
+    let schema = vec![
+        Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"),
+        Statement::new("INSERT INTO t VALUES (1, 'before')"),
+    ];
+    write_until(cluster.node(leader).expect("leader runs"), schema, Duration::from_secs(10))
+        .expect("write on the leader");
     let follower = cluster.followers(leader)[0];
     let node = cluster.node(follower).expect("follower runs");
     node.barrier().expect("barrier on a follower");
     assert_eq!(node.query("SELECT v FROM t WHERE id = 1").expect("read"), vec![json!(["before"])]);
-    let refused = node.exec("main", vec![Statement::new("INSERT INTO t VALUES (2, 'follower')")], false).expect_err("follower write");
-    assert_eq!(refused.sql().and_then(|e| e.code), Some(8), "a follower refuses writes with SQLITE_READONLY: {refused}");
+    let refused = node
+        .exec("main", vec![Statement::new("INSERT INTO t VALUES (2, 'follower')")], false)
+        .expect_err("follower write");
+    assert_eq!(
+        refused.sql().and_then(|e| e.code),
+        Some(8),
+        "a follower refuses writes with SQLITE_READONLY: {refused}"
+    );
 
     let killed_at = Instant::now();
     cluster.kill(leader);
     let new_leader = cluster.leader(FAILOVER_DEADLINE).expect("a new leader");
     assert_ne!(new_leader, leader);
     let insert = vec![Statement::new("INSERT INTO t VALUES (3, 'after')")];
-    write_until(cluster.node(new_leader).expect("new leader runs"), insert, FAILOVER_DEADLINE).expect("write on the new leader");
+    write_until(cluster.node(new_leader).expect("new leader runs"), insert, FAILOVER_DEADLINE)
+        .expect("write on the new leader");
     eprintln!("new leader n{} took a write {:?} after the SIGKILL", new_leader + 1, killed_at.elapsed());
     let other = cluster.followers(new_leader)[0];
     let node = cluster.node(other).expect("survivor runs");
     node.barrier().expect("barrier on the surviving follower");
-    assert_eq!(node.query("SELECT id, v FROM t ORDER BY id").expect("read"), vec![json!([1, "before"]), json!([3, "after"])]);
+    assert_eq!(
+        node.query("SELECT id, v FROM t ORDER BY id").expect("read"),
+        vec![json!([1, "before"]), json!([3, "after"])]
+    );
 }
