@@ -273,12 +273,13 @@ impl Cluster {
                 match self.status(slot) {
                     Ok(status) if status["role"] == "leader" => return Ok(slot),
                     Ok(status) => seen.push(format!(
-                        "n{}: {} term {} leader {} applied {}",
+                        "n{}: {} term {} leader {} applied {} stopped_reason {}",
                         slot + 1,
                         status["role"],
                         status["term"],
                         status["leader_id"],
-                        status["applied_index"]
+                        status["applied_index"],
+                        status["stopped_reason"]
                     )),
                     Err(error) => seen.push(format!("n{}: {error:#}", slot + 1)),
                 }

@@ -174,15 +174,16 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     start_watchdog(args.duration + WATCHDOG_SLACK, seed, Arc::clone(&history), run_dir.join("history.jsonl"))?;
     let outcome = run_in(args, seed, &cluster, &history);
     cluster.kill_all();
-    let passed = match outcome {
-        Ok(passed) => passed,
+    let verdict = match outcome {
+        Ok(verdict) => verdict,
         Err(error) => {
             let _ = history.write_to(&run_dir.join("history.jsonl"));
             eprintln!("run directory kept: {}", run_dir.display());
             return Err(error);
         }
     };
-    if passed && !args.keep {
+    let passed = verdict.passed;
+    if verdict.clean && !args.keep {
         std::fs::remove_dir_all(&run_dir).with_context(|| format!("remove {}", run_dir.display()))?;
     } else {
         let path = run_dir.join("history.jsonl");
@@ -245,7 +246,14 @@ fn start_watchdog(limit: Duration, seed: u64, history: Arc<History>, path: PathB
     Ok(())
 }
 
-fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>) -> anyhow::Result<bool> {
+/// How a run ended: `passed` decides the exit status; a run that is not `clean` (even one that
+/// passed because availability problems only warn) keeps its directory for a post-mortem.
+struct Verdict {
+    passed: bool,
+    clean: bool,
+}
+
+fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     setup_cluster(cluster, usize::from(args.nodes))?;
     println!("cluster of {} nodes ready in {:.1} s", args.nodes, started.elapsed().as_secs_f64());
@@ -295,7 +303,7 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
     };
     println!("{}", summary.render());
     let available = findings.availability.is_empty() || args.availability == Availability::Warn;
-    Ok(findings.violations.is_empty() && available)
+    Ok(Verdict { passed: findings.violations.is_empty() && available, clean: findings.violations.is_empty() && findings.availability.is_empty() })
 }
 
 /// After the faults: restart every node, wait for convergence, check every invariant.
