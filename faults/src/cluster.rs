@@ -1,0 +1,320 @@
+//! The cluster under test: one `ha-host` process per node slot, each binding its real QUIC port
+//! and advertising a port of the [`Proxy`], so every datagram between members passes the proxy.
+//!
+//! A slot is a place for one node: its ports, its database and its process. Its index is the
+//! identity the proxy cuts by; the Raft node id is learnt from the host's startup result (a
+//! replacement node gets a new slot and a new Raft id). Slots are never reused.
+//!
+//! Invariants: a slot's process handle is `Some` exactly while its process may be running;
+//! every process is SIGKILLed when the cluster drops (and exits by itself if we die: its stdin
+//! closes).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use ha_host::process::{HostCommand, HostProcess, HostSpec};
+use ha_host::protocol::Request;
+use serde_json::Value;
+
+use crate::proxy::Proxy;
+use crate::NodeId;
+
+/// Slot index: the proxy's identity of a node.
+pub type Slot = u64;
+
+/// How long a status request may take before the node counts as not answering.
+pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
+/// Pause between polls while waiting for the cluster.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The health the nemesis gave a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Up,
+    Killed,
+    Paused,
+    /// Removed from the membership; its process is gone for good.
+    Removed,
+}
+
+/// One node slot.
+pub struct SlotState {
+    pub slot: Slot,
+    pub raft_id: Option<NodeId>,
+    pub spec: HostSpec,
+    pub proxy_addr: SocketAddr,
+    pub health: Health,
+    pub process: Option<HostProcess>,
+    /// Where a worker reaches the host (changes at every restart).
+    pub control_addr: Option<SocketAddr>,
+}
+
+/// A slot as the workloads see it.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub slot: Slot,
+    pub control_addr: SocketAddr,
+}
+
+/// How to start hosts.
+pub struct ClusterConfig {
+    pub command: HostCommand,
+    pub extension: PathBuf,
+    pub dir: PathBuf,
+    pub port_base: u16,
+    /// Most slots the run may make (initial nodes plus replacements): each takes two ports
+    /// from `port_base` on.
+    pub slots_max: u64,
+    pub log_filter: Option<String>,
+}
+
+pub struct Cluster {
+    config: ClusterConfig,
+    pub proxy: Proxy,
+    slots: Mutex<Vec<SlotState>>,
+}
+
+impl Cluster {
+    pub fn new(config: ClusterConfig, proxy: Proxy) -> Self {
+        Cluster { config, proxy, slots: Mutex::default() }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Vec<SlotState>> {
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes a new slot, registers it with the proxy and starts its node: `ha_init` for the
+    /// first, else `ha_join` through `peer` (a member's proxy address). Returns the slot.
+    pub fn add_node(&self, peer: Option<SocketAddr>) -> anyhow::Result<Slot> {
+        let slot = self.lock().len() as Slot;
+        if slot >= self.config.slots_max {
+            bail!("no more node slots (at most {} per run)", self.config.slots_max);
+        }
+        let port = |offset: u64| -> anyhow::Result<u16> {
+            u16::try_from(u64::from(self.config.port_base) + slot * 2 + offset).context("port out of range")
+        };
+        let real_addr = SocketAddr::from(([127, 0, 0, 1], port(0)?));
+        let proxy_addr = SocketAddr::from(([127, 0, 0, 1], port(1)?));
+        self.proxy.add_node(slot, proxy_addr, real_addr)?;
+        let options = format!(r#"{{"advertise":"{proxy_addr}"}}"#);
+        let startup = match peer {
+            None => format!("SELECT ha_init('{real_addr}', '{options}')"),
+            Some(peer) => format!("SELECT ha_join('{real_addr}', '{peer}', '{options}')"),
+        };
+        let name = format!("n{}", slot + 1);
+        let db = self.config.dir.join(format!("{name}.db"));
+        let mut spec = HostSpec::new(&name, &self.config.command, Some(&self.config.extension), &db, vec![startup]);
+        if let Some(filter) = &self.config.log_filter {
+            spec.env.push(("DQLITE_VFS_LOG".into(), filter.into()));
+        }
+        self.lock().push(SlotState {
+            slot,
+            raft_id: None,
+            spec,
+            proxy_addr,
+            health: Health::Killed,
+            process: None,
+            control_addr: None,
+        });
+        self.start(slot)?;
+        Ok(slot)
+    }
+
+    /// Whether another node may still be added.
+    pub fn has_free_slot(&self) -> bool {
+        (self.lock().len() as u64) < self.config.slots_max
+    }
+
+    /// Starts (or restarts) a slot's host: the same startup SQL resumes the node.
+    pub fn start(&self, slot: Slot) -> anyhow::Result<()> {
+        let spec = {
+            let slots = self.lock();
+            let state = slots.get(slot as usize).ok_or_else(|| anyhow!("no slot {slot}"))?;
+            if state.process.is_some() {
+                bail!("slot {slot} is already running");
+            }
+            state.spec.clone()
+        };
+        // Spawning waits for the node to be ready (a join can take a while): not under the lock.
+        let process = HostProcess::spawn(&spec).with_context(|| format!("start {}", spec.name))?;
+        let raft_id = process.startup_result().as_u64();
+        let mut slots = self.lock();
+        let state = &mut slots[slot as usize];
+        state.raft_id = raft_id.or(state.raft_id);
+        state.control_addr = Some(process.control_addr());
+        state.process = Some(process);
+        state.health = Health::Up;
+        Ok(())
+    }
+
+    /// SIGKILL, leaving the slot to be restarted.
+    pub fn kill(&self, slot: Slot) {
+        let mut slots = self.lock();
+        if let Some(state) = slots.get_mut(slot as usize) {
+            if let Some(mut process) = state.process.take() {
+                // SIGKILL ends a stopped (SIGSTOPped) process too.
+                process.kill();
+            }
+            state.control_addr = None;
+            if state.health != Health::Removed {
+                state.health = Health::Killed;
+            }
+        }
+    }
+
+    pub fn pause(&self, slot: Slot) -> anyhow::Result<()> {
+        let mut slots = self.lock();
+        let state = slots.get_mut(slot as usize).ok_or_else(|| anyhow!("no slot {slot}"))?;
+        let process = state.process.as_ref().ok_or_else(|| anyhow!("slot {slot} not running"))?;
+        process.stop()?;
+        state.health = Health::Paused;
+        Ok(())
+    }
+
+    pub fn resume(&self, slot: Slot) -> anyhow::Result<()> {
+        let mut slots = self.lock();
+        let state = slots.get_mut(slot as usize).ok_or_else(|| anyhow!("no slot {slot}"))?;
+        if let Some(process) = state.process.as_ref() {
+            process.cont()?;
+            state.health = Health::Up;
+        }
+        Ok(())
+    }
+
+    /// Marks a slot removed (after `ha_remove`), kills it and deletes its files.
+    pub fn retire(&self, slot: Slot) {
+        self.kill(slot);
+        let db = {
+            let mut slots = self.lock();
+            let Some(state) = slots.get_mut(slot as usize) else { return };
+            state.health = Health::Removed;
+            state.spec.db.clone()
+        };
+        remove_node_files(&db);
+    }
+
+    /// Every slot that is a member (not removed), with its health.
+    pub fn members(&self) -> Vec<(Slot, Option<NodeId>, Health)> {
+        self.lock()
+            .iter()
+            .filter(|state| state.health != Health::Removed)
+            .map(|state| (state.slot, state.raft_id, state.health))
+            .collect()
+    }
+
+    /// Slots whose process runs (paused ones included: the workloads cannot tell).
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.lock()
+            .iter()
+            .filter_map(|state| {
+                Some(Endpoint { slot: state.slot, control_addr: state.control_addr? })
+            })
+            .collect()
+    }
+
+    pub fn slot_of(&self, raft_id: NodeId) -> Option<Slot> {
+        self.lock().iter().find(|state| state.raft_id == Some(raft_id) && state.health != Health::Removed).map(|s| s.slot)
+    }
+
+    pub fn proxy_addr(&self, slot: Slot) -> Option<SocketAddr> {
+        self.lock().get(slot as usize).map(|state| state.proxy_addr)
+    }
+
+    pub fn db_path(&self, slot: Slot) -> Option<PathBuf> {
+        self.lock().get(slot as usize).map(|state| state.spec.db.clone())
+    }
+
+    /// `ha_status()` of a running slot, within [`STATUS_DEADLINE`].
+    pub fn status(&self, slot: Slot) -> anyhow::Result<Value> {
+        let endpoint = self.endpoints().into_iter().find(|e| e.slot == slot).ok_or_else(|| anyhow!("slot {slot} not running"))?;
+        let mut client = ha_host::process::Client::connect(&format!("n{}", slot + 1), endpoint.control_addr)?;
+        let answer = client.request(&Request::Status, STATUS_DEADLINE)?;
+        Ok(answer["status"].clone())
+    }
+
+    /// The slot of the leader that the answering members agree on, if any.
+    pub fn leader(&self) -> Option<Slot> {
+        let mut votes: Vec<(NodeId, u64)> = Vec::new();
+        for (slot, _, health) in self.members() {
+            if health != Health::Up {
+                continue;
+            }
+            let Ok(status) = self.status(slot) else { continue };
+            if status["role"] == "leader" {
+                if let Some(id) = status["node_id"].as_u64() {
+                    return self.slot_of(id);
+                }
+            }
+            if let Some(id) = status["leader_id"].as_u64() {
+                match votes.iter_mut().find(|(leader, _)| *leader == id) {
+                    Some((_, count)) => *count += 1,
+                    None => votes.push((id, 1)),
+                }
+            }
+        }
+        votes.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+        votes.first().and_then(|(id, _)| self.slot_of(*id))
+    }
+
+    /// Waits until a member says it is the leader, at most `deadline`. The error quotes what
+    /// each member said last.
+    pub fn wait_for_leader(&self, deadline: Duration) -> anyhow::Result<Slot> {
+        let start = Instant::now();
+        loop {
+            let mut seen = Vec::new();
+            for (slot, _, health) in self.members() {
+                if health != Health::Up {
+                    seen.push(format!("n{}: {health:?}", slot + 1));
+                    continue;
+                }
+                match self.status(slot) {
+                    Ok(status) if status["role"] == "leader" => return Ok(slot),
+                    Ok(status) => seen.push(format!(
+                        "n{}: {} term {} leader {} applied {} stopped_reason {}",
+                        slot + 1,
+                        status["role"],
+                        status["term"],
+                        status["leader_id"],
+                        status["applied_index"],
+                        status["stopped_reason"]
+                    )),
+                    Err(error) => seen.push(format!("n{}: {error:#}", slot + 1)),
+                }
+            }
+            if start.elapsed() > deadline {
+                bail!("no leader within {deadline:?}; last seen: {}", seen.join("; "));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILLs every process (at the end of the run, or on drop).
+    pub fn kill_all(&self) {
+        let slots: Vec<Slot> = self.lock().iter().map(|state| state.slot).collect();
+        for slot in slots {
+            self.kill(slot);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// Deletes a node's database, WAL, shared memory, log and state directory.
+fn remove_node_files(db: &Path) {
+    let name = db.as_os_str().to_owned();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = name.clone();
+        path.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(path));
+    }
+    let mut dir = name.clone();
+    dir.push("-ha");
+    let _ = std::fs::remove_dir_all(PathBuf::from(dir));
+}
