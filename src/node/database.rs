@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::files::DbFiles;
+use super::files::{DbFiles, Index};
+use crate::wal::append::WriteLock;
 use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
 use crate::raft::state_machine::Database;
@@ -27,6 +28,8 @@ use crate::wal::index::SharedIndex;
 
 /// How long an apply waits for the WAL write lock (a local writer may hold it briefly).
 const WRITE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How often a blocked apply looks for a local commit to refuse (see `take_write_lock`).
+const WRITE_LOCK_RETRY: Duration = Duration::from_millis(20);
 /// How long an export or sync waits for SQLite to publish a finished local commit.
 const PUBLISH_WAIT: Duration = Duration::from_secs(5);
 /// A follower checkpoints once its WAL holds this many frames (SQLite's own default).
@@ -232,7 +235,7 @@ impl ReplicatedDb {
     fn append(&self, pages: &PageSet) -> io::Result<()> {
         self.refresh_index()?;
         let index = self.files.index();
-        let lock = crate::wal::append::acquire_write_lock(&index, WRITE_LOCK_WAIT).map_err(other)?;
+        let lock = self.take_write_lock(&index)?;
         let report = crate::wal::append::append_transaction(&self.files.wal(), &index, pages).map_err(other)?;
         let header = self.index_header().map_err(other)?;
         drop(lock);
@@ -242,6 +245,32 @@ impl ReplicatedDb {
             self.checkpoint();
         }
         Ok(())
+    }
+
+    /// Takes the WAL write lock for an apply. The holder may be a local transaction waiting for
+    /// its own entry, which sits in the log behind the one being applied: it would wait for
+    /// us while we wait for it. Its entry is built on a base older than this one, so the state
+    /// machine will refuse it anyway: it is told so now (a conflict), SQLite rolls it back and
+    /// releases the lock.
+    fn take_write_lock<'a>(&self, index: &'a Index<'a>) -> io::Result<WriteLock<'a, Index<'a>>> {
+        let deadline = Instant::now() + WRITE_LOCK_WAIT;
+        loop {
+            match crate::wal::append::acquire_write_lock(index, WRITE_LOCK_RETRY) {
+                Ok(lock) => return Ok(lock),
+                Err(crate::wal::error::WalError::WriteLockBusy) if Instant::now() < deadline => self.doom_waiting_local(),
+                Err(error) => return Err(other(error)),
+            }
+        }
+    }
+
+    /// Settles a waiting local commit as rejected (see [`ReplicatedDb::take_write_lock`]).
+    fn doom_waiting_local(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(commit) = pending.as_mut().filter(|c| c.state == LocalState::Waiting) {
+            tracing::info!(proposal = ?commit.proposal, "local commit superseded by an earlier entry; refusing it");
+            commit.state = LocalState::Rejected;
+            self.settled.notify_all();
+        }
     }
 
     /// Copies the WAL into the database file as far as readers allow (SQLite's PASSIVE

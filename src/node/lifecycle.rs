@@ -90,9 +90,11 @@ impl Node {
         self.raft.metrics().borrow_watched().clone()
     }
 
-    /// Why the node stopped, if it did.
+    /// Why the node stopped, if it did: stopped on purpose, or Raft stopped on a fatal error
+    /// (a storage failure, say), after which this node neither votes nor applies.
     pub fn stopped_reason(&self) -> Option<String> {
-        self.stopped.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        let stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        stopped.or_else(|| self.metrics().running_state.err().map(|fatal| format!("raft stopped: {fatal}")))
     }
 
     /// Refuses a second start of this database at another address.
