@@ -12,7 +12,6 @@ pub mod last_error;
 pub mod owner;
 mod registry;
 mod wal_file;
-mod write_queue;
 
 pub use file::{FileKind, HaFile, PragmaDecision};
 pub use registry::{attach, detach, SharedDb};

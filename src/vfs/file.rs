@@ -10,11 +10,8 @@ use super::registry::{shared, SharedDb};
 use super::wal_file::WalWriter;
 use crate::ffi::file::{Code, RawFile};
 use crate::ffi::sys::{
-    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK, SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK,
+    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK,
 };
-
-/// The wal-index lock slot of the WAL write lock (WAL_WRITE_LOCK in SQLite's wal.c).
-const WAL_WRITE_LOCK_SLOT: usize = 0;
 
 /// True for the writes that begin every WAL frame or a new WAL (frame headers are 24
 /// bytes, the WAL header 32): checking those catches a transaction before its pages land.
@@ -94,7 +91,7 @@ impl HaFile {
     pub fn write(&mut self, data: &[u8], offset: u64) -> Result<(), Code> {
         let replicator = self.db.as_ref().and_then(|db| db.replicator());
         match (&mut self.wal, replicator, &self.db) {
-            (Some(wal), Some(replicator), Some(db)) => wal.write(&self.raw, replicator.as_ref(), &db.write_queue, data, offset),
+            (Some(wal), Some(replicator), _) => wal.write(&self.raw, replicator.as_ref(), data, offset),
             (Some(_), None, Some(db)) if is_wal_header_write(data, offset) => {
                 check_not_owned_elsewhere(db.path()).map_err(|error| {
                     tracing::debug!(%error, "write refused");
@@ -111,24 +108,10 @@ impl HaFile {
         self.kind == FileKind::Wal && self.db.as_ref().is_some_and(|db| db.replicator().is_some())
     }
 
-    /// `xShmLock`: passed through, except that on a node's database the WAL write lock is
-    /// taken through the database's [`write_queue`](super::write_queue). (Local writes are
-    /// refused at their first WAL write, not at the write lock: SQLite's recovery of the
-    /// wal-index takes that lock too.)
+    /// `xShmLock`: passed through. (Local writes are refused at their first WAL write, not
+    /// at the write lock: SQLite's recovery of the wal-index takes that lock too.)
     pub fn shm_lock(&mut self, slot: usize, count: usize, flags: c_int) -> Result<(), Code> {
-        let write_lock = slot == WAL_WRITE_LOCK_SLOT && count == 1 && flags & SQLITE_SHM_EXCLUSIVE != 0;
-        let queue = self.db.as_ref().filter(|db| write_lock && db.replicator().is_some()).map(|db| &db.write_queue);
-        let raw = &self.raw;
-        let taken = match queue {
-            Some(queue) if flags & SQLITE_SHM_LOCK != 0 => queue.acquire(|| raw.shm_lock(slot, count, flags))?,
-            Some(queue) => {
-                let released = raw.shm_lock(slot, count, flags)?;
-                queue.released();
-                released
-            }
-            None => raw.shm_lock(slot, count, flags)?,
-        };
-        match taken {
+        match self.raw.shm_lock(slot, count, flags)? {
             true => Ok(()),
             false => Err(Code(crate::ffi::sys::SQLITE_BUSY)),
         }

@@ -8,15 +8,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
-use super::write_queue::WriteQueue;
 use super::Replicator;
 
 /// What all open files of one database share.
 pub struct SharedDb {
     path: PathBuf,
     replicator: RwLock<Option<Arc<dyn Replicator>>>,
-    /// This process's connections waiting for the WAL write lock.
-    pub(super) write_queue: WriteQueue,
 }
 
 impl SharedDb {
@@ -41,7 +38,7 @@ pub fn shared(path: &Path) -> Arc<SharedDb> {
         return existing;
     }
     map.retain(|_, weak| weak.strong_count() > 0);
-    let created = Arc::new(SharedDb { path: path.to_owned(), replicator: RwLock::new(None), write_queue: WriteQueue::default() });
+    let created = Arc::new(SharedDb { path: path.to_owned(), replicator: RwLock::new(None) });
     map.insert(path.to_owned(), Arc::downgrade(&created));
     created
 }

@@ -11,7 +11,6 @@
 //!
 //! Frame layout: https://www.sqlite.org/fileformat2.html#walformat
 
-use super::write_queue::WriteQueue;
 use super::{CommitFrame, Replicator};
 use crate::ffi::file::{Code, RawFile};
 
@@ -40,14 +39,7 @@ pub struct WalWriter {
 
 impl WalWriter {
     /// Handles one `xWrite` on the WAL of a node's database.
-    pub fn write(
-        &mut self,
-        raw: &RawFile,
-        replicator: &dyn Replicator,
-        queue: &WriteQueue,
-        data: &[u8],
-        offset: u64,
-    ) -> Result<(), Code> {
+    pub fn write(&mut self, raw: &RawFile, replicator: &dyn Replicator, data: &[u8], offset: u64) -> Result<(), Code> {
         let rewrites_committed = self.replicated_commit.is_some_and(|end| offset <= end);
         if !self.in_transaction && !rewrites_committed {
             // A local transaction's first write: refuse it cleanly, before anything reaches
@@ -86,10 +78,7 @@ impl WalWriter {
             .is_some_and(|held| offset == held.header_offset + FRAME_HEADER_BYTES as u64);
         raw.write_all_at(data, offset)?;
         match self.held_back.take() {
-            Some(commit) if completes_held_back => {
-                queue.committing();
-                self.replicate(raw, replicator, commit)
-            }
+            Some(commit) if completes_held_back => self.replicate(raw, replicator, commit),
             held_back => {
                 self.held_back = held_back;
                 Ok(())
