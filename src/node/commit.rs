@@ -110,10 +110,10 @@ fn in_contact(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -
 
 impl Replicator for Node {
     fn check_writable(&self) -> Result<(), Error> {
-        if let Some(reason) = self.stopped_reason() {
+        let metrics = self.metrics();
+        if let Some(reason) = self.stopped_reason(&metrics) {
             return Err(Error::NodeStopped(reason));
         }
-        let metrics = self.metrics();
         if may_write(&metrics) {
             return in_contact(&metrics);
         }

@@ -92,9 +92,10 @@ impl Node {
 
     /// Why the node stopped, if it did: stopped on purpose, or Raft stopped on a fatal error
     /// (a storage failure, say), after which this node neither votes nor applies.
-    pub fn stopped_reason(&self) -> Option<String> {
+    /// `metrics` are this node's latest (callers usually hold them already).
+    pub fn stopped_reason(&self, metrics: &openraft::RaftMetrics<TypeConfig>) -> Option<String> {
         let stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        stopped.or_else(|| self.metrics().running_state.err().map(|fatal| format!("raft stopped: {fatal}")))
+        stopped.or_else(|| metrics.running_state.as_ref().err().map(|fatal| format!("raft stopped: {fatal}")))
     }
 
     /// Refuses a second start of this database at another address.

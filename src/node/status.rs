@@ -11,7 +11,8 @@ pub fn of(node: &Node) -> Value {
     let membership = metrics.membership_config.membership().clone();
     let voters: Vec<_> = membership.voter_ids().collect();
     let members = members(node);
-    let role = match (node.stopped_reason(), metrics.state) {
+    let stopped_reason = node.stopped_reason(&metrics);
+    let role = match (&stopped_reason, metrics.state) {
         (Some(_), _) | (None, ServerState::Shutdown) => "stopped",
         (None, ServerState::Leader) => "leader",
         (None, ServerState::Follower) => "follower",
@@ -38,7 +39,7 @@ pub fn of(node: &Node) -> Value {
             .map(|(id, member)| json!({"id": id, "addr": member.addr, "voter": voters.contains(id)}))
             .collect::<Vec<_>>(),
         "state_dir": node.state_dir().root().display().to_string(),
-        "stopped_reason": node.stopped_reason(),
+        "stopped_reason": stopped_reason,
         "snapshot_transfers": node.client.transfers().in_flight(),
         "last_snapshot_transfer": node.client.transfers().last_ended(),
     })

@@ -6,9 +6,11 @@
 //! again from the leader (or, alone, on re-election), and re-applying is idempotent.
 //!
 //! Invariants: an append is one write, made durable by one `fdatasync` in the background
-//! (`syncer`), and its `IOFlushed` callback fires only after that sync; all writes are serialized by the state lock; entries are read from
-//! the files on demand (only their locations are kept in memory); reads never return an entry
-//! that was not durably appended.
+//! (`syncer`), and its `IOFlushed` callback fires only after that sync; all writes are
+//! serialized by the state lock. Entries are readable as soon as they are written (openraft
+//! replicates them while the leader's own sync runs, and counts the leader's vote only after
+//! the callback); the newest are served decoded from memory (`recent`), older ones from the
+//! files, whose locations alone are kept in memory.
 
 mod error;
 mod recent;
