@@ -134,16 +134,26 @@ pub fn remove(node: &Node, id: NodeId) -> Result<(), Error> {
 
 /// `ha_transfer`: hands leadership to voter `id`, through the leader.
 pub fn transfer(node: &Node, id: NodeId) -> Result<(), Error> {
-    let metrics = node.metrics();
-    if metrics.current_leader == Some(id) {
-        return Ok(());
+    if transfer_needed(&node.metrics(), id)? {
+        to_leader(node, Request::Admin(AdminRequest::Transfer { node_id: id }))
+    } else {
+        Ok(())
     }
-    if !metrics.membership_config.membership().voter_ids().any(|v| v == id) {
+}
+
+/// Whether leadership must move to `to`: not if it already leads; an error if it cannot lead.
+/// Checked where `ha_transfer` is called (no round trip for a bad call) and again on the
+/// leader, whose membership is the one that counts.
+fn transfer_needed(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>, to: NodeId) -> Result<bool, Error> {
+    if metrics.current_leader == Some(to) {
+        return Ok(false);
+    }
+    if !metrics.membership_config.membership().voter_ids().any(|v| v == to) {
         return Err(Error::InvalidArgument(format!(
-            "node {id} is not a voter of this cluster (see ha_status()): only voters can lead"
+            "node {to} is not a voter of this cluster (see ha_status()): only voters can lead"
         )));
     }
-    to_leader(node, Request::Admin(AdminRequest::Transfer { node_id: id }))
+    Ok(true)
 }
 
 /// How long the leader waits for `ha_transfer`'s target to take over. If the target does not,
@@ -155,11 +165,8 @@ const TRANSFER_DEADLINE: Duration = Duration::from_secs(5);
 /// once; returns when `to` leads.
 async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<(), Error> {
     let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
-    if metrics.current_leader == Some(to) {
+    if !transfer_needed(&metrics, to)? {
         return Ok(());
-    }
-    if !metrics.membership_config.membership().voter_ids().any(|v| v == to) {
-        return Err(Error::InvalidArgument(format!("node {to} is not a voter: only voters can lead")));
     }
     raft.trigger().transfer_leader(to).await.map_err(|e| Error::Raft(e.to_string()))?;
     let moved = raft.wait(Some(TRANSFER_DEADLINE)).metrics(|m| m.current_leader == Some(to), "hand leadership over").await;
