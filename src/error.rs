@@ -108,7 +108,8 @@ impl Error {
             Error::Conflict => SQLITE_IOERR_WRITE,
             Error::NotCommitted(_) => SQLITE_IOERR_WRITE,
             Error::OutcomeUnknown(_) => SQLITE_IOERR_COMMIT_ATOMIC,
-            Error::Unreachable(_) => SQLITE_CANTOPEN,
+            // Not CANTOPEN: the database file is fine, the network is not.
+            Error::Unreachable(_) => SQLITE_IOERR,
             Error::Refused(_) => SQLITE_ERROR,
             Error::Raft(_) => SQLITE_IOERR_WRITE,
             Error::Io { .. } => SQLITE_IOERR,

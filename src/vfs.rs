@@ -38,6 +38,11 @@ pub trait Replicator: Send + Sync + 'static {
     /// follower, a stopped node, another process owns the database).
     fn check_writable(&self) -> Result<(), Error>;
 
+    /// A local connection is about to take the WAL write lock. A node that has just become
+    /// the leader waits here, holding no lock, until it may write: it must first apply the
+    /// entries of earlier terms, and each of those apply needs that very lock.
+    fn before_write_lock(&self);
+
     /// SQLite has written every frame of a transaction, ending with `commit` (whose valid
     /// header is not yet in the file). Returns once the cluster has committed it, with the
     /// valid header written, or fails and leaves the transaction invisible to recovery.

@@ -83,7 +83,7 @@ fn may_write(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) ->
 
 /// How long a leader may go without a majority's acknowledgement before it refuses new
 /// writes: the longest election timeout, after which the others may well have elected
-/// someone else. Heartbeats go every 100 ms, so a connected leader never comes close.
+/// someone else. Heartbeats go every 50 ms, so a connected leader never comes close.
 const QUORUM_SILENCE_MAX: std::time::Duration = std::time::Duration::from_millis(super::lifecycle::ELECTION_TIMEOUT_MAX_MS);
 
 /// For a leader of several voters: how long since a majority last acknowledged it, if that
@@ -117,25 +117,33 @@ impl Replicator for Node {
         if may_write(&metrics) {
             return in_contact(&metrics);
         }
-        if metrics.state != ServerState::Leader {
-            return Err(self.not_leader());
+        if metrics.state == ServerState::Leader {
+            // Only a transaction that took the write lock before this node was elected gets
+            // here: the others waited in `before_write_lock`.
+            return Err(Error::NotCommitted("this node became the leader a moment ago and is still applying earlier entries".into()));
+        }
+        Err(self.not_leader())
+    }
+
+    fn before_write_lock(&self) {
+        let metrics = self.metrics();
+        if metrics.state != ServerState::Leader || may_write(&metrics) {
+            return;
         }
         // Just elected (after a failover or ha_transfer): wait for the first entry rather
-        // than fail a write that would succeed a millisecond later.
+        // than fail a write that would succeed a moment later. Whatever the wait ends with,
+        // the first WAL write's `check_writable` decides.
         let raft = self.raft.clone();
-        let waited = run_blocking(
+        let started = Instant::now();
+        let _ = run_blocking(
             async move {
                 raft.wait(Some(NEW_LEADER_WAIT))
                     .metrics(|m| may_write(m) || m.state != ServerState::Leader, "apply the term's first entry")
                     .await
-                    .is_ok_and(|m| may_write(&m))
             },
             NEW_LEADER_WAIT,
         );
-        match waited {
-            Ok(true) => in_contact(&self.metrics()),
-            _ => Err(self.not_leader()),
-        }
+        tracing::debug!(waited_us = started.elapsed().as_micros() as u64, "new leader ready for local writes");
     }
 
     fn commit(&self, wal: &RawFile, commit: &CommitFrame) -> Result<(), Error> {

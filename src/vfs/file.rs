@@ -10,8 +10,11 @@ use super::registry::{shared, SharedDb};
 use super::wal_file::WalWriter;
 use crate::ffi::file::{Code, RawFile};
 use crate::ffi::sys::{
-    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK,
+    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK, SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK,
 };
+
+/// The wal-index lock slot of SQLite's WAL write lock (walformat: slot 0 of eight).
+const WAL_WRITE_LOCK_SLOT: usize = 0;
 
 /// True for the writes that begin every WAL frame or a new WAL (frame headers are 24
 /// bytes, the WAL header 32): checking those catches a transaction before its pages land.
@@ -108,9 +111,15 @@ impl HaFile {
         self.kind == FileKind::Wal && self.db.as_ref().is_some_and(|db| db.replicator().is_some())
     }
 
-    /// `xShmLock`: passed through. (Local writes are refused at their first WAL write, not
+    /// `xShmLock`: passed through, after letting a just-elected leader get ready when the
+    /// WAL write lock is asked for. (Local writes are refused at their first WAL write, not
     /// at the write lock: SQLite's recovery of the wal-index takes that lock too.)
     pub fn shm_lock(&mut self, slot: usize, count: usize, flags: c_int) -> Result<(), Code> {
+        if slot == WAL_WRITE_LOCK_SLOT && flags == SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE {
+            if let Some(replicator) = self.db.as_ref().and_then(|db| db.replicator()) {
+                replicator.before_write_lock();
+            }
+        }
         match self.raw.shm_lock(slot, count, flags)? {
             true => Ok(()),
             false => Err(Code(crate::ffi::sys::SQLITE_BUSY)),
