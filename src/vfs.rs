@@ -11,6 +11,7 @@ mod file;
 pub mod last_error;
 pub mod owner;
 mod registry;
+mod shm_locks;
 mod wal_file;
 
 pub use file::{FileKind, HaFile, PragmaDecision};
@@ -34,13 +35,15 @@ pub struct CommitFrame {
 /// What the VFS needs from the node that owns a database. Implemented by the node layer;
 /// the VFS never reaches into Raft itself.
 pub trait Replicator: Send + Sync + 'static {
-    /// May a local connection begin a write transaction now? `Err` explains why not (a
-    /// follower, a stopped node, another process owns the database).
+    /// May a local connection write now? Asked when it takes the WAL write lock for a write
+    /// transaction, and again at its first WAL write (leadership may have moved in between).
+    /// `Err` explains why not (a follower, a stopped node, a leader cut off).
     fn check_writable(&self) -> Result<(), Error>;
 
-    /// A local connection is about to take the WAL write lock. A node that has just become
-    /// the leader waits here, holding no lock, until it may write: it must first apply the
-    /// entries of earlier terms, and each of those apply needs that very lock.
+    /// A local connection is about to take the WAL write lock for a write transaction. A
+    /// node that has just become the leader waits here, holding no lock, until it may write:
+    /// it must first apply the entries of earlier terms, and each of those applies needs that
+    /// very lock. [`Replicator::check_writable`] then decides.
     fn before_write_lock(&self);
 
     /// SQLite has written every frame of a transaction, ending with `commit` (whose valid

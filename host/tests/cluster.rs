@@ -149,3 +149,49 @@ fn three_hosts_fail_over() {
         vec![json!([1, "before"]), json!([3, "after"])]
     );
 }
+
+/// Applying the leader's entries on a follower needs the WAL write lock, so the follower's own
+/// connections must not be able to sit on it: `BEGIN IMMEDIATE` there is refused at once
+/// (SQLITE_READONLY, as any write on a follower), and a long read transaction holds up
+/// nothing: it keeps its snapshot while the follower applies 8 s of writes behind it.
+#[test]
+fn a_follower_connection_cannot_hold_up_replication() {
+    let ports = free_udp_ports(PORTS, 3, 5).expect("3 free ports in 17690-17699");
+    let config = ClusterConfig {
+        command: host_command(),
+        extension: extension(),
+        ports,
+        env: Vec::new(),
+        parent_dir: None,
+        keep_dir: false,
+    };
+    let cluster = Cluster::start(&config).expect("start 3 nodes");
+    let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
+    let schema = vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")];
+    write_until(cluster.node(leader).expect("leader runs"), schema, Duration::from_secs(10)).expect("schema");
+    let follower = cluster.followers(leader)[0];
+    let node = cluster.node(follower).expect("follower runs");
+    node.barrier().expect("barrier on the follower");
+    let refused = node.exec("writer", vec![Statement::new("BEGIN IMMEDIATE")], false).expect_err("BEGIN IMMEDIATE on a follower");
+    assert_eq!(refused.sql().and_then(|e| e.extended), Some(8), "refused as read-only: {refused}");
+    let snapshot = node
+        .exec("reader", vec![Statement::new("BEGIN"), Statement::new("SELECT count(*) FROM t")], false)
+        .expect("a read transaction on the follower");
+    assert_eq!(snapshot.last().map(|r| r["rows"].clone()), Some(json!([[0]])));
+
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut rows = 0;
+    while Instant::now() < until {
+        rows += 1;
+        let insert = vec![Statement::with_params("INSERT INTO t VALUES (?, 'x')", vec![json!(rows)])];
+        write_until(cluster.node(leader).expect("leader runs"), insert, Duration::from_secs(5)).expect("write on the leader");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = node.status().expect("follower status");
+    assert_eq!(status["role"], "follower", "{status}");
+    let still = node.exec("reader", vec![Statement::new("SELECT count(*) FROM t")], false).expect("read in the snapshot");
+    assert_eq!(still[0]["rows"], json!([[0]]), "the read transaction keeps its snapshot");
+    node.exec("reader", vec![Statement::new("COMMIT")], false).expect("end the read transaction");
+    node.barrier().expect("barrier");
+    assert_eq!(node.query("SELECT count(*) FROM t").expect("count"), vec![json!([rows])]);
+}

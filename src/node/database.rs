@@ -26,8 +26,11 @@ use crate::wal::format::Salts;
 use crate::wal::index::header::{read_header, IndexHeader};
 use crate::wal::index::SharedIndex;
 
-/// How long an apply waits for the WAL write lock (a local writer may hold it briefly).
-const WRITE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long an apply waits for the WAL write lock before the node gives up (and stops). Local
+/// write transactions take the lock only where the node may write, and one waiting for its
+/// own entry is refused (`take_write_lock`); what remains are local checkpoints and wal-index
+/// recoveries, which hold it at most for their connection's busy timeout.
+const WRITE_LOCK_WAIT: Duration = Duration::from_secs(60);
 /// How often a blocked apply looks for a local commit to refuse (see `take_write_lock`).
 const WRITE_LOCK_RETRY: Duration = Duration::from_millis(20);
 /// How long an export or sync waits for SQLite to publish a finished local commit.
@@ -253,11 +256,18 @@ impl ReplicatedDb {
     /// machine will refuse it anyway: it is told so now (a conflict), SQLite rolls it back and
     /// releases the lock.
     fn take_write_lock<'a>(&self, index: &'a Index<'a>) -> io::Result<WriteLock<'a, Index<'a>>> {
-        let deadline = Instant::now() + WRITE_LOCK_WAIT;
+        let started = Instant::now();
+        let mut warned = false;
         loop {
             match crate::wal::append::acquire_write_lock(index, WRITE_LOCK_RETRY) {
                 Ok(lock) => return Ok(lock),
-                Err(crate::wal::error::WalError::WriteLockBusy) if Instant::now() < deadline => self.doom_waiting_local(),
+                Err(crate::wal::error::WalError::WriteLockBusy) if started.elapsed() < WRITE_LOCK_WAIT => {
+                    self.doom_waiting_local();
+                    if !warned && started.elapsed() >= Duration::from_secs(1) {
+                        tracing::warn!("applying waits for the WAL write lock, held by a local checkpoint or recovery");
+                        warned = true;
+                    }
+                }
                 Err(error) => return Err(other(error)),
             }
         }

@@ -7,14 +7,10 @@ use std::sync::Arc;
 
 use super::owner::check_not_owned_elsewhere;
 use super::registry::{shared, SharedDb};
+use super::shm_locks::{self, ShmLocks};
 use super::wal_file::WalWriter;
 use crate::ffi::file::{Code, RawFile};
-use crate::ffi::sys::{
-    SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK, SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK,
-};
-
-/// The wal-index lock slot of SQLite's WAL write lock (walformat: slot 0 of eight).
-const WAL_WRITE_LOCK_SLOT: usize = 0;
+use crate::ffi::sys::{SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK};
 
 /// True for the writes that begin every WAL frame or a new WAL (frame headers are 24
 /// bytes, the WAL header 32): checking those catches a transaction before its pages land.
@@ -69,6 +65,7 @@ pub struct HaFile {
     kind: FileKind,
     db: Option<Arc<SharedDb>>,
     wal: Option<WalWriter>,
+    locks: ShmLocks,
 }
 
 impl HaFile {
@@ -81,7 +78,7 @@ impl HaFile {
         };
         let db = db_path.map(|path| shared(&path));
         let wal = (kind == FileKind::Wal).then(WalWriter::default);
-        HaFile { raw, kind, db, wal }
+        HaFile { raw, kind, db, wal, locks: ShmLocks::default() }
     }
 
     /// Gives back the wrapped file, for closing.
@@ -111,17 +108,28 @@ impl HaFile {
         self.kind == FileKind::Wal && self.db.as_ref().is_some_and(|db| db.replicator().is_some())
     }
 
-    /// `xShmLock`: passed through, after letting a just-elected leader get ready when the
-    /// WAL write lock is asked for. (Local writes are refused at their first WAL write, not
-    /// at the write lock: SQLite's recovery of the wal-index takes that lock too.)
+    /// `xShmLock`: passed through, except the WAL write lock for a write transaction, which
+    /// a node that may not write refuses right there (a follower is a read replica:
+    /// `BEGIN IMMEDIATE` fails at once, and no idle transaction can hold up the apply of the
+    /// leader's entries, which needs that lock). A leader elected a moment ago first gets
+    /// ready. Recovery of the wal-index and checkpoints take the write lock too, and pass.
     pub fn shm_lock(&mut self, slot: usize, count: usize, flags: c_int) -> Result<(), Code> {
-        if slot == WAL_WRITE_LOCK_SLOT && flags == SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE {
+        if self.locks.classify(slot, flags) == shm_locks::Request::BeginWrite {
             if let Some(replicator) = self.db.as_ref().and_then(|db| db.replicator()) {
+                super::last_error::clear();
                 replicator.before_write_lock();
+                replicator.check_writable().map_err(|error| {
+                    tracing::debug!(%error, "write transaction refused");
+                    super::last_error::record(&error);
+                    Code(error.sqlite_code())
+                })?;
             }
         }
         match self.raw.shm_lock(slot, count, flags)? {
-            true => Ok(()),
+            true => {
+                self.locks.granted(slot, count, flags);
+                Ok(())
+            }
             false => Err(Code(crate::ffi::sys::SQLITE_BUSY)),
         }
     }
