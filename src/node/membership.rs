@@ -184,16 +184,40 @@ async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<
 }
 
 /// Runs an admin request on the leader: here if this node leads, else over the network.
+/// While leadership moves (no leader known, or the one asked has just lost it) the request
+/// cannot have been carried out, so it is tried again until the deadline.
 fn to_leader(node: &Node, request: Request) -> Result<(), Error> {
-    if node.raft.is_leader() {
-        if let Request::Admin(admin) = request {
-            let raft = node.raft.clone();
-            return wait(async move { lead_admin(&raft, admin).await.map(|_| ()) }, ADMIN_DEADLINE, "changing membership");
+    let deadline = std::time::Instant::now() + ADMIN_DEADLINE;
+    loop {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        let attempt = match (&request, node.raft.is_leader()) {
+            (Request::Admin(admin), true) => {
+                let (raft, admin) = (node.raft.clone(), admin.clone());
+                wait(async move { lead_admin(&raft, admin).await.map(|_| ()) }, remaining, "changing membership")
+            }
+            _ => match leader_addr(node) {
+                Some(leader) => admin_call(node, &leader, request.clone(), remaining),
+                None => Err(Error::NotLeader { leader: None }),
+            },
+        };
+        match attempt {
+            Err(Error::NotLeader { .. }) if std::time::Instant::now() + LEADER_CHANGE_RETRY < deadline => {
+                tracing::debug!("leadership is moving; asking the leader again");
+                std::thread::sleep(LEADER_CHANGE_RETRY);
+            }
+            Err(Error::NotLeader { .. }) => {
+                return Err(Error::Unreachable(format!(
+                    "no leader took the request within {} s (leadership kept changing, or no majority is up): retry",
+                    ADMIN_DEADLINE.as_secs()
+                )))
+            }
+            other => return other,
         }
     }
-    let leader = leader_addr(node).ok_or(Error::NotLeader { leader: None })?;
-    admin_call(node, &leader, request, ADMIN_DEADLINE)
 }
+
+/// Pause before asking again for a leader that was changing.
+const LEADER_CHANGE_RETRY: Duration = Duration::from_millis(100);
 
 fn admin_call(node: &Node, addr: &str, request: Request, deadline: Duration) -> Result<(), Error> {
     match admin_request(node, addr, request, deadline)? {
@@ -207,6 +231,9 @@ fn admin_request(node: &Node, addr: &str, request: Request, deadline: Duration) 
     let response = wait(
         async move {
             client.call(&addr_owned, request, deadline).await.map_err(|e| match e {
+                // The one retryable answer to an admin request: the node asked has no leader
+                // to give it to (see `node/rpc.rs`); nothing was done.
+                TransportError::Remote { retryable: true, .. } => Error::NotLeader { leader: None },
                 TransportError::Remote { message, .. } => Error::Refused(message),
                 other => Error::Unreachable(format!("{other}")),
             })
@@ -326,6 +353,7 @@ where
             {
                 tokio::time::sleep(CHANGE_RETRY).await;
             }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => return Err(Error::NotLeader { leader: None }),
             Err(error) => return Err(Error::Raft(format!("{what}: {error}"))),
         }
     }

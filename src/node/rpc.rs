@@ -93,10 +93,12 @@ async fn answer(node: &Node, request: Request) -> Response {
             }
             match request {
                 Request::Join { .. } => grant_join(node).map_or_else(|e| error_response(e.to_string(), false), Response::Join),
+                // Only "not the leader (any more)" is retryable: the caller may then ask again
+                // without risking doing it twice.
                 Request::Admin(admin) => match lead_admin(raft, admin).await {
                     Ok(done) => Response::Admin(done),
-                    Err(Error::InvalidArgument(message)) => error_response(message, false),
-                    Err(e) => failed(&e),
+                    Err(Error::NotLeader { .. }) => error_response("leadership is changing; retry in a moment", true),
+                    Err(e) => error_response(e.to_string(), false),
                 },
                 _ => error_response("unreachable request kind", false),
             }
@@ -114,6 +116,7 @@ async fn forward(node: &Node, request: Request) -> Response {
     }
     match node.client.call(&leader, request, ADMIN_DEADLINE).await {
         Ok(response) => response,
-        Err(e) => error_response(format!("could not reach the leader at {leader}: {e}"), true),
+        // Not retryable: the leader may have carried the request out before the answer was lost.
+        Err(e) => error_response(format!("could not reach the leader at {leader}: {e}"), false),
     }
 }
