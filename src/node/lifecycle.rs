@@ -237,6 +237,10 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
     let config = openraft::Config {
         cluster_name: "dqlite-vfs".into(),
         heartbeat_interval: HEARTBEAT_MS,
+        // No heartbeat to a follower that acknowledged an append within the last interval:
+        // under writes the appends prove the leader alive, and a heartbeat would be one more
+        // RPC per follower per 50 ms.
+        heartbeat_min_interval: Some(HEARTBEAT_MS),
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
