@@ -13,9 +13,11 @@ pub mod owner;
 mod registry;
 mod shm_locks;
 mod wal_file;
+mod write_turns;
 
 pub use file::{FileKind, HaFile, PragmaDecision};
 pub use registry::{attach, detach, SharedDb};
+pub use write_turns::sleep_in_line;
 
 use crate::error::Error;
 use crate::ffi::file::RawFile;

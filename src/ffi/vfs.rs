@@ -151,7 +151,19 @@ delegate_vfs!(x_dl_error, xDlError, (n: c_int, out: *mut c_char) -> (), ());
 delegate_vfs!(x_dl_sym, xDlSym, (h: *mut c_void, sym: *const c_char) -> Option<unsafe extern "C" fn()>, None);
 delegate_vfs!(x_dl_close, xDlClose, (h: *mut c_void) -> (), ());
 delegate_vfs!(x_randomness, xRandomness, (n: c_int, out: *mut c_char) -> c_int, 0);
-delegate_vfs!(x_sleep, xSleep, (micros: c_int) -> c_int, 0);
+delegate_vfs!(x_sleep_wrapped, xSleep, (micros: c_int) -> c_int, 0);
+
+/// `xSleep`, called by SQLite's busy handler: a connection waiting its turn at a node's WAL
+/// write lock wakes when the lock is released (see `vfs::write_turns`); any other sleep is
+/// the wrapped VFS's.
+unsafe extern "C" fn x_sleep(vfs: *mut sqlite3_vfs, micros: c_int) -> c_int {
+    let max = std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+    if catch_unwind(|| crate::vfs::sleep_in_line(max)).unwrap_or(false) {
+        return micros;
+    }
+    // SAFETY: SQLite calls us with our own VFS; same arguments passed on.
+    unsafe { x_sleep_wrapped(vfs, micros) }
+}
 delegate_vfs!(x_current_time, xCurrentTime, (out: *mut f64) -> c_int, SQLITE_ERROR);
 delegate_vfs!(x_get_last_error, xGetLastError, (n: c_int, out: *mut c_char) -> c_int, 0);
 delegate_vfs!(x_current_time_int64, xCurrentTimeInt64, (out: *mut sqlite3_int64) -> c_int, SQLITE_ERROR);

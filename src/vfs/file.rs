@@ -8,9 +8,10 @@ use std::sync::Arc;
 use super::owner::check_not_owned_elsewhere;
 use super::registry::{shared, SharedDb};
 use super::shm_locks::{self, ShmLocks};
+use super::write_turns::{self, Ticket, WriteTurns};
 use super::wal_file::WalWriter;
 use crate::ffi::file::{Code, RawFile};
-use crate::ffi::sys::{SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK};
+use crate::ffi::sys::{SQLITE_BUSY, SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK};
 
 /// True for the writes that begin every WAL frame or a new WAL (frame headers are 24
 /// bytes, the WAL header 32): checking those catches a transaction before its pages land.
@@ -66,6 +67,8 @@ pub struct HaFile {
     db: Option<Arc<SharedDb>>,
     wal: Option<WalWriter>,
     locks: ShmLocks,
+    /// This connection's place in its database's line for the write lock.
+    ticket: Ticket,
 }
 
 impl HaFile {
@@ -78,7 +81,7 @@ impl HaFile {
         };
         let db = db_path.map(|path| shared(&path));
         let wal = (kind == FileKind::Wal).then(WalWriter::default);
-        HaFile { raw, kind, db, wal, locks: ShmLocks::default() }
+        HaFile { raw, kind, db, wal, locks: ShmLocks::default(), ticket: write_turns::new_ticket() }
     }
 
     /// Gives back the wrapped file, for closing.
@@ -108,30 +111,62 @@ impl HaFile {
         self.kind == FileKind::Wal && self.db.as_ref().is_some_and(|db| db.replicator().is_some())
     }
 
-    /// `xShmLock`: passed through, except the WAL write lock for a write transaction, which
-    /// a node that may not write refuses right there (a follower is a read replica:
-    /// `BEGIN IMMEDIATE` fails at once, and no idle transaction can hold up the apply of the
-    /// leader's entries, which needs that lock). A leader elected a moment ago first gets
-    /// ready. Recovery of the wal-index and checkpoints take the write lock too, and pass.
+    /// `xShmLock`: passed through, except the WAL write lock for a write transaction on a
+    /// node's database:
+    /// - a node that may not write refuses it right there (a follower is a read replica:
+    ///   `BEGIN IMMEDIATE` fails at once, and no idle transaction can hold up the apply of
+    ///   the leader's entries, which needs that lock); a leader elected a moment ago first
+    ///   gets ready;
+    /// - on the leader, connections take turns ([`WriteTurns`](super::write_turns)), so that
+    ///   several writers share the lock fairly instead of starving in SQLite's busy handler.
+    ///
+    /// Recovery of the wal-index and checkpoints take the write lock too, and pass.
     pub fn shm_lock(&mut self, slot: usize, count: usize, flags: c_int) -> Result<(), Code> {
-        if self.locks.classify(slot, flags) == shm_locks::Request::BeginWrite {
-            if let Some(replicator) = self.db.as_ref().and_then(|db| db.replicator()) {
-                super::last_error::clear();
-                replicator.before_write_lock();
-                replicator.check_writable().map_err(|error| {
-                    tracing::debug!(%error, "write transaction refused");
-                    super::last_error::record(&error);
-                    Code(error.sqlite_code())
-                })?;
+        let turns = match self.locks.classify(slot, flags) {
+            shm_locks::Request::BeginWrite => self.before_write_transaction()?,
+            shm_locks::Request::Other => None,
+        };
+        if let Some(turns) = &turns {
+            if !turns.may_try(self.ticket) {
+                turns.wait_in_line(self.ticket);
+                return Err(Code(SQLITE_BUSY));
             }
         }
         match self.raw.shm_lock(slot, count, flags)? {
             true => {
                 self.locks.granted(slot, count, flags);
+                if let Some(turns) = turns {
+                    turns.took_lock(self.ticket);
+                }
+                if shm_locks::releases_write_lock(slot, flags) {
+                    if let Some(db) = &self.db {
+                        db.turns().released();
+                    }
+                }
                 Ok(())
             }
-            false => Err(Code(crate::ffi::sys::SQLITE_BUSY)),
+            false => {
+                if let Some(turns) = turns {
+                    turns.wait_in_line(self.ticket);
+                }
+                Err(Code(SQLITE_BUSY))
+            }
         }
+    }
+
+    /// A write transaction asks for the WAL write lock: `Err` if this node may not write,
+    /// else the line to take a turn in (None: not a node's database).
+    fn before_write_transaction(&self) -> Result<Option<Arc<WriteTurns>>, Code> {
+        let Some(db) = &self.db else { return Ok(None) };
+        let Some(replicator) = db.replicator() else { return Ok(None) };
+        super::last_error::clear();
+        replicator.before_write_lock();
+        replicator.check_writable().map_err(|error| {
+            tracing::debug!(%error, "write transaction refused");
+            super::last_error::record(&error);
+            Code(error.sqlite_code())
+        })?;
+        Ok(Some(Arc::clone(db.turns())))
     }
 
     /// `SQLITE_FCNTL_PRAGMA`: refuses settings that would stop replication working.

@@ -8,18 +8,25 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
+use super::write_turns::WriteTurns;
 use super::Replicator;
 
 /// What all open files of one database share.
 pub struct SharedDb {
     path: PathBuf,
     replicator: RwLock<Option<Arc<dyn Replicator>>>,
+    turns: Arc<WriteTurns>,
 }
 
 impl SharedDb {
     /// The node replicating this database, if any.
     pub fn replicator(&self) -> Option<Arc<dyn Replicator>> {
         self.replicator.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The line of this process's connections waiting for the WAL write lock.
+    pub fn turns(&self) -> &Arc<WriteTurns> {
+        &self.turns
     }
 
     /// The database's full path.
@@ -38,7 +45,7 @@ pub fn shared(path: &Path) -> Arc<SharedDb> {
         return existing;
     }
     map.retain(|_, weak| weak.strong_count() > 0);
-    let created = Arc::new(SharedDb { path: path.to_owned(), replicator: RwLock::new(None) });
+    let created = Arc::new(SharedDb { path: path.to_owned(), replicator: RwLock::new(None), turns: Arc::default() });
     map.insert(path.to_owned(), Arc::downgrade(&created));
     created
 }

@@ -55,6 +55,11 @@ impl ShmLocks {
     }
 }
 
+/// Does this request release the WAL write lock?
+pub fn releases_write_lock(slot: usize, flags: c_int) -> bool {
+    slot == WRITE_LOCK_SLOT && flags == SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
