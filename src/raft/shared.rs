@@ -5,7 +5,9 @@
 //! - [`encode`] gives the message as [`Chunks`]: the encoder's own bytes, and each page image
 //!   as a reference to the entry's bytes. The log store streams them into its file, the
 //!   transport hands them to QUIC; neither builds the whole message in one buffer.
-//! - [`decode`] of a received buffer makes page images slices of that buffer.
+//! - [`decode`] of a received buffer makes page images slices of that buffer. A slice keeps
+//!   the whole buffer alive: the entries of one received frame share it until the last of
+//!   them is dropped, which is why small buffers are decoded with copies instead.
 //!
 //! How: while [`encode`] runs, [`PageData`](super::page_data::PageData) offers its bytes to
 //! the encoder's writer (a thread-local slot) just before serializing them; the writer takes

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use super::error::LogError;
 use super::recent::RecentEntries;
 use super::record;
-use crate::raft::shared;
 #[cfg(doc)]
 use super::segment::SEGMENT_BYTES_MAX;
 use super::segment::{self, Segment};
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
+use crate::raft::shared;
 use crate::raft::small_file::{self, sync_dir};
 
 const VOTE_FILE: &str = "vote";
