@@ -2,6 +2,7 @@
 //! entries here are transactions of any size, so a count alone bounds nothing: this task
 //! watches the bytes, and past the bound snapshots the applied state and drops the log the
 //! snapshot covers. A follower that later needs dropped entries gets the snapshot instead.
+//! The same tick lets the log store drop its in-memory copy of a large entry once applied.
 
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let applied = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).last_applied;
+            if let Some(applied) = applied {
+                log.release_applied(applied.index());
+            }
             let reading = log.clone();
             // The size sits behind the log's lock, which an append of a large entry may hold.
             let bytes = match tokio::task::spawn_blocking(move || reading.bytes_on_disk()).await {

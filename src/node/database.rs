@@ -21,7 +21,7 @@ use crate::wal::append::WriteLock;
 use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
 use crate::raft::state_machine::Database;
-use crate::raft::types::{LogIndex, Page, PageSet, ProposalId};
+use crate::raft::types::{LogIndex, Page, PageData, PageSet, ProposalId};
 use crate::wal::format::Salts;
 use crate::wal::index::header::{read_header, IndexHeader};
 use crate::wal::index::SharedIndex;
@@ -389,7 +389,8 @@ impl Database for ReplicatedDb {
 
 /// Reads a database image file into a page set of all its pages.
 fn read_image(path: &Path) -> io::Result<PageSet> {
-    let bytes = std::fs::read(path)?;
+    // The pages are slices of the one buffer the file is read into.
+    let bytes = bytes::Bytes::from(std::fs::read(path)?);
     if bytes.len() < 100 {
         return Err(other(format!("snapshot image {} is too short to be a database ({} bytes)", path.display(), bytes.len())));
     }
@@ -405,7 +406,7 @@ fn read_image(path: &Path) -> io::Result<PageSet> {
     let pages = bytes
         .chunks_exact(page_size as usize)
         .enumerate()
-        .map(|(i, data)| Page { number: i as u32 + 1, data: data.to_vec() })
+        .map(|(i, data)| Page { number: i as u32 + 1, data: PageData::from(bytes.slice_ref(data)) })
         .collect();
     Ok(PageSet { page_size, db_size_pages: count as u32, pages })
 }

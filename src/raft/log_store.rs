@@ -10,7 +10,10 @@
 //! serialized by the state lock. Entries are readable as soon as they are written (openraft
 //! replicates them while the leader's own sync runs, and counts the leader's vote only after
 //! the callback); the newest are served decoded from memory (`recent`), older ones from the
-//! files, whose locations alone are kept in memory.
+//! files, whose locations alone are kept in memory. An entry is encoded straight into its
+//! segment through a bounded buffer, its page images shared with the entry (see
+//! [`shared`](crate::raft::shared)), and one read from a file is decoded with its page images
+//! sliced from the buffer read, so neither direction holds an entry twice.
 
 mod error;
 mod recent;
@@ -34,6 +37,7 @@ pub use self::segment::SEGMENT_BYTES_MAX;
 use self::state::State;
 use self::syncer::Syncer;
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
+use crate::raft::shared;
 use crate::raft::types::TypeConfig;
 
 /// Name of the log directory inside a node's state directory.
@@ -99,6 +103,15 @@ impl LogStore {
         let st = self.state.lock().map_err(|_| LogError::Poisoned)?;
         Ok(st.segment_count())
     }
+
+    /// Lets the in-memory copy of a newest entry larger than the recent entries' bound go once
+    /// this node has applied it (`applied`): it was kept only so that replicating and applying
+    /// it read no file. Does nothing if the log is busy; the caller tries again later.
+    pub fn release_applied(&self, applied: u64) {
+        if let Ok(mut st) = self.state.try_lock() {
+            st.recent.release_applied(applied);
+        }
+    }
 }
 
 /// Appends up to this many bytes of page data are written on the calling task.
@@ -163,13 +176,17 @@ async fn read_entries(
         }
     }
     with_state(state, move |st| {
+        // The lock may have been held by the append of the very entries asked for.
+        if let Some(entries) = st.recent.get(start, end, bytes_max) {
+            return Ok(entries);
+        }
         // Reading under the lock keeps the read atomic with respect to a concurrent truncate or
         // purge, as openraft requires; appends wait for it, which is why read batches are bounded.
         let locs = st.locate(start, end, bytes_max);
         let mut out = Vec::with_capacity(locs.len());
         for (file, loc) in locs {
             let body = record::read_indexed(&file, loc.offset, loc.len)?;
-            let entry: EntryT = rmp_serde::from_slice(&body).map_err(|e| LogError::Decode {
+            let entry: EntryT = shared::decode(&body).map_err(|e| LogError::Decode {
                 path: PathBuf::from(format!("segment {}", loc.seg)),
                 offset: loc.offset,
                 reason: e.to_string(),

@@ -2,13 +2,15 @@
 //! carries, who a member is, and the openraft type configuration that ties them together.
 //!
 //! Everything here crosses the wire (rmp-serde) and the disk (the Raft log), so field order
-//! and names are part of the format. Page images use `serde_bytes` so they encode as one
-//! binary blob instead of an array of integers.
+//! and names are part of the format. Page images are [`PageData`]: one binary blob each on
+//! the wire and on disk, shared (not copied) by everything in memory that holds the entry.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+pub use super::page_data::PageData;
 
 /// A node's id in its cluster. Node 1 is the node that ran `ha_init`.
 pub type NodeId = u64;
@@ -35,8 +37,7 @@ pub struct Page {
     /// 1-based SQLite page number.
     pub number: u32,
     /// The page's full content; its length is the transaction's page size.
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    pub data: PageData,
 }
 
 impl fmt::Debug for Page {

@@ -15,7 +15,10 @@ use tokio::time::timeout;
 
 use crate::transport::client::{resolve, Client};
 use crate::transport::error::TransportError;
-use crate::transport::limits::{IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SHUTDOWN_TIMEOUT, STREAMS_PER_CONNECTION_MAX};
+use crate::transport::limits::{
+    IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SHUTDOWN_TIMEOUT, SOCKET_BUFFER_BYTES, STREAMS_PER_CONNECTION_MAX,
+    UDP_PAYLOAD_BYTES_MAX,
+};
 use crate::transport::server::{accept_loop, RpcHandler};
 use crate::transport::tls::{client_config, join_client_config, server_config, ClusterCa, NodeIdentity};
 use crate::transport::wire::{JoinResponse, Request, Response};
@@ -42,7 +45,7 @@ impl Endpoint {
         let addr = resolve(listen).await?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_config(ca, identity)?));
         server.transport_config(transport_config()?);
-        let socket = std::net::UdpSocket::bind(addr)?;
+        let socket = with_large_buffers(std::net::UdpSocket::bind(addr)?);
         let endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
         let quic = quinn::Endpoint::new(endpoint_config, Some(server), socket, Arc::new(quinn::TokioRuntime))?;
         let client = Client::new(quic.clone(), quic_client_config(client_config(ca, identity)?)?);
@@ -76,11 +79,28 @@ async fn close(quic: &quinn::Endpoint) {
     }
 }
 
-/// Settings shared by both directions: bounded streams, keep-alive under the idle timeout.
+/// `socket` with kernel buffers of [`SOCKET_BUFFER_BYTES`], as far as the system allows (a
+/// smaller buffer only costs speed, so a refusal is not an error).
+fn with_large_buffers(socket: std::net::UdpSocket) -> std::net::UdpSocket {
+    let socket = socket2::Socket::from(socket);
+    if let Err(error) = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!(%error, "cannot enlarge the UDP receive buffer");
+    }
+    if let Err(error) = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
+        tracing::debug!(%error, "cannot enlarge the UDP send buffer");
+    }
+    socket.into()
+}
+
+/// Settings shared by both directions: bounded streams, keep-alive under the idle timeout,
+/// datagrams as large as the path allows.
 fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
     let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| TransportError::TlsConfig(e.to_string()))?;
     let mut config = quinn::TransportConfig::default();
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(UDP_PAYLOAD_BYTES_MAX);
     config
+        .mtu_discovery_config(Some(mtu))
         .max_concurrent_bidi_streams(STREAMS_PER_CONNECTION_MAX.into())
         .max_concurrent_uni_streams(0u32.into())
         .max_idle_timeout(Some(idle))

@@ -15,6 +15,19 @@ pub const FRAME_BYTES_MAX: u32 = 512 * 1024 * 1024;
 /// then), so that an anonymous peer cannot make us allocate much.
 pub const UNAUTHENTICATED_FRAME_BYTES_MAX: u32 = 64 * 1024;
 
+/// Largest UDP payload QUIC's path-MTU discovery may try (the most UDP allows). On loopback
+/// and on jumbo-frame networks a large transaction then travels in a few thousand datagrams
+/// instead of tens of thousands, each costing system calls, encryption setup and an ack on
+/// both sides; where the path is smaller, discovery settles on what gets through (quinn
+/// documents any bound as safe).
+pub const UDP_PAYLOAD_BYTES_MAX: u16 = 65_527;
+
+/// Kernel buffer asked for the endpoint's UDP socket, each direction. The default (208 KiB on
+/// Linux) holds three of the large datagrams above: a large transaction arriving in a burst
+/// overflowed it, and every datagram dropped there made QUIC retransmit and shrink its
+/// congestion window. The kernel caps the request at `net.core.rmem_max` / `wmem_max`.
+pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
 /// Size of one snapshot chunk read from the image file and sent as one frame.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 

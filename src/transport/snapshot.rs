@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::raft::types::SnapshotImage;
@@ -17,14 +17,14 @@ use crate::transport::progress::{Direction, SnapshotTransfers};
 use crate::transport::error::TransportError;
 use crate::transport::limits::{HANDLER_TIMEOUT, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT};
 use crate::transport::server::RpcHandler;
-use crate::transport::wire::{read_frame, write_frame, Response, SnapshotFrame, SnapshotHeader, StreamOpen};
+use crate::transport::wire::{read_frame, write_frame, FrameSink, Response, SnapshotFrame, SnapshotHeader, StreamOpen};
 
 /// Bound on one chunk frame: a chunk plus generous room for the encoding's overhead.
 const CHUNK_FRAME_BYTES_MAX: u32 = SNAPSHOT_CHUNK_BYTES as u32 + 1024;
 
 /// Sends the header, then the file at `path` in chunks, then the end marker. Each write must
 /// make progress within [`SNAPSHOT_CHUNK_TIMEOUT`].
-pub(crate) async fn send<W: AsyncWrite + Unpin>(
+pub(crate) async fn send<W: FrameSink>(
     stream: &mut W,
     mut header: SnapshotHeader,
     path: &Path,
@@ -57,7 +57,7 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn write_bounded<W: AsyncWrite + Unpin, T: serde::Serialize>(stream: &mut W, msg: &T) -> Result<(), TransportError> {
+async fn write_bounded<W: FrameSink, T: serde::Serialize>(stream: &mut W, msg: &T) -> Result<(), TransportError> {
     timeout(SNAPSHOT_CHUNK_TIMEOUT, write_frame(stream, msg))
         .await
         .map_err(|_| TransportError::timeout("snapshot chunk send", SNAPSHOT_CHUNK_TIMEOUT))??;

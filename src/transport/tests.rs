@@ -101,7 +101,7 @@ fn vote() -> VoteOf<TypeConfig> {
 }
 
 fn write_entry() -> EntryOf<TypeConfig> {
-    let pages = PageSet { page_size: 4096, db_size_pages: 2, pages: vec![Page { number: 2, data: vec![0xab; 4096] }] };
+    let pages = PageSet { page_size: 4096, db_size_pages: 2, pages: vec![Page { number: 2, data: vec![0xab; 4096].into() }] };
     let command = Command::Write { proposal: ProposalId { node: 1, seq: 9 }, base: 4, pages };
     let log_id = LogIdOf::<TypeConfig>::new(LeaderId { term: 3, node_id: 1 }, 5);
     EntryOf::<TypeConfig> { log_id, payload: EntryPayload::Normal(command) }

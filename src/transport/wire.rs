@@ -5,6 +5,11 @@
 //! allocated, so a peer cannot make us allocate more than that bound; decoding never panics and
 //! every failure is a [`FrameError`].
 //!
+//! Page images are not copied on either side: a frame is written as the encoder's chunks with
+//! the images by reference, and a received frame, read whole into one buffer, is decoded with
+//! its images as slices of that buffer (see [`shared`]). A node thus holds a replicated
+//! transaction once, not once per copy made on the way.
+//!
 //! A stream opens with one [`StreamOpen`] frame:
 //! - `Rpc(request)`: the server answers with one [`Response`] frame and finishes the stream.
 //! - `Snapshot(header)`: the client then sends [`SnapshotFrame::Chunk`] frames of at most
@@ -19,10 +24,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
     VoteRequest, VoteResponse,
 };
+use std::future::Future;
+
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::raft::shared;
 use crate::raft::types::{Member, NodeId, TypeConfig};
 use crate::transport::limits::FRAME_BYTES_MAX;
 
@@ -235,17 +244,29 @@ impl std::fmt::Debug for SnapshotFrame {
     }
 }
 
+/// Bodies up to this size are sent as one chunk with their prefix (one small copy); larger
+/// ones as the encoder's chunks, page images by reference.
+const SINGLE_CHUNK_BYTES_MAX: usize = 64 << 10;
+
 /// Encodes `msg` as one frame (prefix included), refusing frames over [`FRAME_BYTES_MAX`].
-pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let mut buf = vec![0u8; PREFIX_BYTES];
-    rmp_serde::encode::write_named(&mut buf, msg)?;
-    let body = buf.len() - PREFIX_BYTES;
-    let len = u32::try_from(body)
+/// The frame is a list of chunks: page images are not copied (see [`shared`]).
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<Bytes>, FrameError> {
+    let body = shared::encode(msg)?;
+    let len = u32::try_from(body.len())
         .ok()
         .filter(|len| *len <= FRAME_BYTES_MAX)
-        .ok_or(FrameError::TooLarge { len: body as u64, max: FRAME_BYTES_MAX })?;
-    buf[..PREFIX_BYTES].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+        .ok_or(FrameError::TooLarge { len: body.len() as u64, max: FRAME_BYTES_MAX })?;
+    if body.len() <= SINGLE_CHUNK_BYTES_MAX {
+        let mut buf = Vec::with_capacity(PREFIX_BYTES + body.len());
+        buf.extend_from_slice(&len.to_be_bytes());
+        for chunk in body.iter() {
+            buf.extend_from_slice(chunk);
+        }
+        return Ok(vec![Bytes::from(buf)]);
+    }
+    let mut chunks = body.into_vec();
+    chunks.insert(0, Bytes::copy_from_slice(&len.to_be_bytes()));
+    Ok(chunks)
 }
 
 /// Decodes one complete frame held in `buf` (prefix included), accepting at most `max` bytes
@@ -272,14 +293,28 @@ fn check_len(len: u32, max: u32) -> Result<(), FrameError> {
     Ok(())
 }
 
+/// Where frames are written.
+pub trait FrameSink {
+    /// Writes `chunks` in order, all of them.
+    fn write_chunks(&mut self, chunks: &mut [Bytes]) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+impl FrameSink for quinn::SendStream {
+    // QUIC keeps the chunks themselves until the peer acknowledges them (within its bounded
+    // send window), so a page image goes to the network without being copied.
+    async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> std::io::Result<()> {
+        Ok(self.write_all_chunks(chunks).await?)
+    }
+}
+
 /// Writes `msg` as one frame.
 pub async fn write_frame<W, T>(writer: &mut W, msg: &T) -> Result<(), FrameError>
 where
-    W: AsyncWrite + Unpin,
+    W: FrameSink,
     T: Serialize,
 {
-    let buf = encode(msg)?;
-    writer.write_all(&buf).await?;
+    let mut chunks = encode(msg)?;
+    writer.write_chunks(&mut chunks).await?;
     Ok(())
 }
 
@@ -300,7 +335,8 @@ where
     check_len(len, max)?;
     let mut body = vec![0u8; len as usize];
     read_exact(reader, &mut body).await?;
-    Ok(rmp_serde::from_slice(&body)?)
+    // Page images become slices of this buffer rather than copies of it.
+    Ok(shared::decode(&Bytes::from(body))?)
 }
 
 async fn read_exact<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<(), FrameError> {
@@ -313,8 +349,23 @@ async fn read_exact<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Res
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncWriteExt;
+
     use super::*;
     use crate::transport::limits::UNAUTHENTICATED_FRAME_BYTES_MAX;
+
+    impl FrameSink for tokio::io::DuplexStream {
+        async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> std::io::Result<()> {
+            for chunk in chunks {
+                self.write_all(chunk).await?;
+            }
+            Ok(())
+        }
+    }
+
+    fn flat(chunks: Vec<Bytes>) -> Vec<u8> {
+        chunks.concat()
+    }
 
     fn status() -> Response {
         let mut members = BTreeMap::new();
@@ -326,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_in_memory_and_on_a_stream() {
         let req = StreamOpen::Rpc(Request::Join { addr: "10.0.0.2:7000".into() });
-        let back: StreamOpen = decode(&encode(&req).unwrap(), FRAME_BYTES_MAX).unwrap();
+        let back: StreamOpen = decode(&flat(encode(&req).unwrap()), FRAME_BYTES_MAX).unwrap();
         assert!(matches!(back, StreamOpen::Rpc(Request::Join { ref addr }) if addr == "10.0.0.2:7000"));
 
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
@@ -349,7 +400,7 @@ mod tests {
         let err = read_frame::<_, Request>(&mut b, UNAUTHENTICATED_FRAME_BYTES_MAX).await.unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { len, max } if len == u64::from(u32::MAX) && max == UNAUTHENTICATED_FRAME_BYTES_MAX));
         // The same frame within the general bound but over the anonymous one is also refused.
-        let big = encode(&SnapshotFrame::Chunk(vec![0u8; 100_000])).unwrap();
+        let big = flat(encode(&SnapshotFrame::Chunk(vec![0u8; 100_000])).unwrap());
         assert!(matches!(decode::<SnapshotFrame>(&big, UNAUTHENTICATED_FRAME_BYTES_MAX), Err(FrameError::TooLarge { .. })));
     }
 
@@ -367,7 +418,7 @@ mod tests {
         garbage.extend_from_slice(&[0xc1, 0xff, 0x00, 0x13, 0x37]); // 0xc1 is never valid msgpack
         assert!(matches!(decode::<Request>(&garbage, FRAME_BYTES_MAX), Err(FrameError::Decode(_))));
 
-        let good = encode(&Request::Admin(AdminRequest::Status)).unwrap();
+        let good = flat(encode(&Request::Admin(AdminRequest::Status)).unwrap());
         assert!(matches!(decode::<Request>(&good[..good.len() - 1], FRAME_BYTES_MAX), Err(FrameError::Truncated)));
         assert!(matches!(decode::<Request>(&good[..2], FRAME_BYTES_MAX), Err(FrameError::Truncated)));
         let mut long = good.clone();

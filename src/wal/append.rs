@@ -131,9 +131,8 @@ pub fn append_transaction<F: WalFile, S: SharedIndex>(
         header.frame_checksum
     };
     let first_frame = committed_max_frame + 1;
-    let (frames, running) = encode_frames(header.order(), running, header.salts, pages);
     let first_offset = page_size.frame_offset(first_frame);
-    file.write_all_at(&frames, first_offset)?;
+    let (running, wal_end_bytes) = write_frames(file, first_offset, header.order(), running, header.salts, pages)?;
     for (i, page) in pages.pages.iter().enumerate() {
         hash::append(
             shared,
@@ -149,7 +148,6 @@ pub fn append_transaction<F: WalFile, S: SharedIndex>(
     header.page_size = page_size.bytes();
     header.change_counter = header.change_counter.wrapping_add(1);
     write_header(shared, &region0, &header);
-    let wal_end_bytes = first_offset + frames.len() as u64;
     Ok(AppendReport {
         first_frame,
         commit_frame,
@@ -223,24 +221,38 @@ fn previous_checkpoint_seq<F: WalFile>(file: &F) -> Result<Option<u32>, WalError
     Ok(WalHeader::decode(&bytes).ok().map(|h| h.checkpoint_seq))
 }
 
-/// All frames of the transaction in one buffer (one write), and the final running checksum.
-fn encode_frames(
+/// Frames are written in batches of about this many bytes: a small transaction is still one
+/// write, and a large one is never copied whole into a second buffer.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+
+/// Writes the transaction's frames from `first_offset` on; returns the final running checksum
+/// and where the frames end. Nothing is visible to readers until the caller publishes the
+/// wal-index header, so the order and number of writes do not matter to them.
+fn write_frames<F: WalFile>(
+    file: &F,
+    first_offset: u64,
     order: WordOrder,
     mut running: super::checksum::Checksum,
     salts: Salts,
     pages: &PageSet,
-) -> (Vec<u8>, super::checksum::Checksum) {
+) -> Result<(super::checksum::Checksum, u64), WalError> {
     let frame_bytes = FRAME_HEADER_BYTES + pages.page_size as usize;
-    let mut out = Vec::with_capacity(frame_bytes * pages.pages.len());
+    let mut batch = Vec::with_capacity((frame_bytes * pages.pages.len()).min(WRITE_BATCH_BYTES + frame_bytes));
+    let mut offset = first_offset;
     let last = pages.pages.len() - 1;
     for (i, page) in pages.pages.iter().enumerate() {
         let commit = if i == last { pages.db_size_pages } else { 0 };
         let frame = FrameHeader::seal(order, running, page.number, commit, salts, &page.data);
         running = frame.checksum;
-        out.extend_from_slice(&frame.encode());
-        out.extend_from_slice(&page.data);
+        batch.extend_from_slice(&frame.encode());
+        batch.extend_from_slice(&page.data);
+        if batch.len() >= WRITE_BATCH_BYTES || i == last {
+            file.write_all_at(&batch, offset)?;
+            offset += batch.len() as u64;
+            batch.clear();
+        }
     }
-    (out, running)
+    Ok((running, offset))
 }
 
 #[cfg(test)]
@@ -258,7 +270,7 @@ mod tests {
             .iter()
             .map(|n| Page {
                 number: *n,
-                data: vec![*n as u8; page_size as usize],
+                data: vec![*n as u8; page_size as usize].into(),
             })
             .collect();
         PageSet {
@@ -359,7 +371,7 @@ mod tests {
         let wal_before = std::fs::read(dir.path().join("w")).unwrap();
         let index_before = index.to_bytes();
         let mut short = page_set(512, 2, &[1, 2]);
-        short.pages[1].data.pop();
+        short.pages[1].data = vec![1u8; 511].into();
         let cases: Vec<(PageSet, IsExpected)> = vec![
             (page_set(1024, 2, &[1]), |e| {
                 matches!(e, WalError::PageSizeMismatch { .. })

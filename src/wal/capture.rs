@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use super::checksum::Checksum;
 use super::file::WalFile;
 use super::format::{
@@ -21,7 +23,7 @@ use super::format::{
 };
 use super::index::header::IndexHeader;
 use super::WalError;
-use crate::raft::types::{Page, PageSet};
+use crate::raft::types::{Page, PageData, PageSet};
 
 /// The WAL generation the transaction's frames belong to.
 struct ChainStart {
@@ -80,13 +82,15 @@ pub fn capture_transaction<F: WalFile>(
             file_bytes,
         });
     }
-    let mut images: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    let mut images: BTreeMap<u32, PageData> = BTreeMap::new();
     let mut first_commit: Option<FrameHeader> = None;
-    let mut buffer = vec![0u8; page_size.frame_bytes() as usize];
     for frame_number in frame_before + 1..=commit_frame {
+        // Each frame is read into a buffer of its own that becomes the page image as it is
+        // (header and all), so the transaction's pages are in memory once, from here to the
+        // Raft log and the network.
+        let mut buffer = vec![0u8; page_size.frame_bytes() as usize];
         file.read_exact_at(&mut buffer, page_size.frame_offset(frame_number))?;
-        let (head, page) = buffer.split_at(FRAME_HEADER_BYTES);
-        let mut head: [u8; FRAME_HEADER_BYTES] = head.try_into().expect("split at header size");
+        let mut head: [u8; FRAME_HEADER_BYTES] = buffer[..FRAME_HEADER_BYTES].try_into().expect("slice of header size");
         if let (true, Some(bytes)) = (frame_number == commit_frame, commit_header) {
             head = *bytes;
         }
@@ -100,7 +104,7 @@ pub fn capture_transaction<F: WalFile>(
         if frame.is_commit() && first_commit.is_none() {
             first_commit = Some(frame);
         }
-        images.insert(frame.page_number, page.to_vec());
+        images.insert(frame.page_number, PageData::from(Bytes::from(buffer).slice(FRAME_HEADER_BYTES..)));
     }
     let db_size_pages = first_commit.map_or(0, |f| f.db_size_pages);
     let pages = images
@@ -255,7 +259,7 @@ mod tests {
         for page in &set.pages {
             let at = (page.number as usize - 1) * 1024;
             assert!(
-                page.data == db_bytes[at..at + 1024],
+                page.data.as_slice() == &db_bytes[at..at + 1024],
                 "page {} differs",
                 page.number
             );

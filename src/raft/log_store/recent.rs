@@ -4,7 +4,13 @@
 //!
 //! Invariant: the entries held are a contiguous suffix of the log (consecutive indices ending
 //! at the log's last entry), so a range starting inside them is answered exactly as the files
-//! would answer it. An entry too large to keep empties the cache rather than leave a gap.
+//! would answer it.
+//!
+//! Bound: [`RECENT_BYTES_MAX`] of encoded entries, except that the newest entry is always
+//! kept, whatever its size: a large transaction is then replicated to every follower and
+//! applied from the one copy in memory (its page images are shared, not copied, by every
+//! reader). The exception lasts until the next append or until the entry is applied here
+//! ([`RecentEntries::release_applied`]), so it never outlives the transaction's replication.
 
 use std::collections::VecDeque;
 
@@ -25,17 +31,24 @@ pub(crate) struct RecentEntries {
 impl RecentEntries {
     /// Records an entry just appended after the current last one.
     pub(crate) fn push(&mut self, entry: &EntryT, encoded_bytes: u64) {
-        if encoded_bytes > RECENT_BYTES_MAX / 4 {
-            self.clear();
-            return;
-        }
         self.entries.push_back((entry.clone(), encoded_bytes));
         self.bytes += encoded_bytes;
-        while self.bytes > RECENT_BYTES_MAX || self.entries.len() > RECENT_ENTRIES_MAX {
-            match self.entries.pop_front() {
-                Some((_, bytes)) => self.bytes -= bytes,
-                None => break,
-            }
+        // The newest entry stays, whatever its size (see the module docs).
+        while (self.bytes > RECENT_BYTES_MAX || self.entries.len() > RECENT_ENTRIES_MAX) && self.entries.len() > 1 {
+            self.pop_front();
+        }
+    }
+
+    /// Forgets the entries over the bound once the entry that made it go over is applied.
+    pub(crate) fn release_applied(&mut self, applied: u64) {
+        while self.bytes > RECENT_BYTES_MAX && self.entries.front().is_some_and(|(e, _)| e.log_id.index <= applied) {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, bytes)) = self.entries.pop_front() {
+            self.bytes -= bytes;
         }
     }
 
@@ -51,15 +64,8 @@ impl RecentEntries {
     /// Forgets every entry up to and including `upto`: the log was purged.
     pub(crate) fn purge(&mut self, upto: u64) {
         while self.entries.front().is_some_and(|(e, _)| e.log_id.index <= upto) {
-            if let Some((_, bytes)) = self.entries.pop_front() {
-                self.bytes -= bytes;
-            }
+            self.pop_front();
         }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-        self.bytes = 0;
     }
 
     /// The entries in `[start, end)`, at most `bytes_max` (but at least one), if `start` is
@@ -120,17 +126,41 @@ mod tests {
     }
 
     #[test]
-    fn a_too_large_entry_empties_it_and_the_bound_evicts_the_oldest() {
-        // Goal: the suffix invariant survives entries it cannot keep, and memory stays bounded.
+    fn a_large_newest_entry_is_kept_until_the_next_append_or_its_apply() {
+        // Goal: a transaction over the bound is served from memory while it is the newest
+        // entry and not yet applied; the suffix invariant holds and memory returns to the bound.
         let mut recent = RecentEntries::default();
         recent.push(&blank(1), 10);
-        recent.push(&blank(2), RECENT_BYTES_MAX);
+        recent.push(&blank(2), 4 * RECENT_BYTES_MAX);
         assert_eq!(indices(recent.get(1, 10, u64::MAX)), None);
-        recent.push(&blank(3), RECENT_BYTES_MAX / 4);
-        for i in 4..9 {
+        assert_eq!(indices(recent.get(2, 10, u64::MAX)), Some(vec![2]));
+        recent.release_applied(1);
+        assert_eq!(indices(recent.get(2, 10, u64::MAX)), Some(vec![2]));
+        recent.push(&blank(3), 10);
+        assert_eq!(indices(recent.get(2, 10, u64::MAX)), None);
+        assert_eq!(indices(recent.get(3, 10, u64::MAX)), Some(vec![3]));
+
+        recent.push(&blank(4), 2 * RECENT_BYTES_MAX);
+        recent.release_applied(4);
+        assert_eq!(indices(recent.get(4, 10, u64::MAX)), None);
+        assert_eq!(recent.bytes, 0);
+        recent.push(&blank(5), 10);
+        recent.release_applied(5);
+        assert_eq!(indices(recent.get(5, 10, u64::MAX)), Some(vec![5]), "within the bound, applied entries stay");
+    }
+
+    #[test]
+    fn the_bound_evicts_the_oldest() {
+        // Goal: memory stays bounded by bytes and by count.
+        let mut recent = RecentEntries::default();
+        for i in 3..9 {
             recent.push(&blank(i), RECENT_BYTES_MAX / 4);
         }
-        assert_eq!(indices(recent.get(3, 10, u64::MAX)), None);
+        assert_eq!(indices(recent.get(4, 10, u64::MAX)), None);
         assert_eq!(indices(recent.get(5, 10, u64::MAX)), Some(vec![5, 6, 7, 8]));
+        for i in 9..9 + RECENT_ENTRIES_MAX as u64 {
+            recent.push(&blank(i), 1);
+        }
+        assert_eq!(recent.entries.len(), RECENT_ENTRIES_MAX);
     }
 }

@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use super::record;
 use super::segment::SEGMENT_BYTES_MAX;
 use super::segment::{self, Segment};
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
+use crate::raft::shared;
 use crate::raft::small_file::{self, sync_dir};
 
 const VOTE_FILE: &str = "vote";
@@ -158,12 +158,14 @@ impl State {
         out
     }
 
-    /// Append `entries` with one write and one fdatasync; indexed only once durable.
     /// Writes `entries` after the last one; returns the file to sync for them to be durable
     /// (None when there was nothing to write). Readers see them at once.
+    ///
+    /// Every entry is encoded (and its size checked) before anything is written; the
+    /// encodings reference the entries' page images, and the records are streamed into the
+    /// file through a bounded buffer (`record::write_at`).
     pub(crate) fn append(&mut self, entries: &[EntryT]) -> Result<Option<Arc<File>>, LogError> {
-        let mut buf = Vec::new();
-        let mut placed = Vec::with_capacity(entries.len());
+        let mut records = Vec::with_capacity(entries.len());
         let mut expected = self.next_index();
         for e in entries {
             let log_id = e.log_id();
@@ -177,30 +179,26 @@ impl State {
                 }
             }
             expected = Some(log_id.index + 1);
-            let body = rmp_serde::to_vec_named(e)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            let at = buf.len() as u64;
-            record::encode_into(&mut buf, &body)?;
-            placed.push((at, body.len() as u32, log_id));
+            let body = shared::encode(e).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            records.push(record::Record::new(body)?);
         }
-        if buf.is_empty() {
+        if records.is_empty() {
             return Ok(None);
         }
         let seg = self.segment_for_append()?;
         let base = seg.len;
-        seg.file.write_all_at(&buf, base)?;
-        seg.len += buf.len() as u64;
+        seg.len = record::write_at(&seg.file, base, &records)?;
         let (seq, file) = (seg.seq, Arc::clone(&seg.file));
-        for (entry, (_, len, _)) in entries.iter().zip(&placed) {
-            self.recent.push(entry, u64::from(*len));
-        }
-        for (at, len, log_id) in placed {
+        let mut offset = base;
+        for (entry, rec) in entries.iter().zip(&records) {
+            self.recent.push(entry, u64::from(rec.body_len()));
             self.locs.push_back(Loc {
                 seg: seq,
-                offset: base + at,
-                len,
-                log_id,
+                offset,
+                len: rec.body_len(),
+                log_id: entry.log_id(),
             });
+            offset += rec.bytes();
         }
         Ok(Some(file))
     }

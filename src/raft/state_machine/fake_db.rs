@@ -56,7 +56,7 @@ impl Database for FakeDb {
     fn apply_pages(&self, index: LogIndex, pages: &PageSet) -> io::Result<()> {
         let mut map = self.pages.lock().unwrap();
         for p in &pages.pages {
-            map.insert(p.number, p.data.clone());
+            map.insert(p.number, p.data.to_vec());
         }
         self.calls.lock().unwrap().push(Call::Apply(index));
         Ok(())

@@ -25,7 +25,7 @@ fn write(index: u64, seq: u64, base: u64, page: u32, byte: u8) -> EntryT {
         db_size_pages: page,
         pages: vec![Page {
             number: page,
-            data: vec![byte; 4],
+            data: vec![byte; 4].into(),
         }],
     };
     EntryT::new(
