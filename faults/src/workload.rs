@@ -11,6 +11,7 @@
 pub mod bank;
 pub mod large;
 pub mod register;
+pub mod staleness;
 pub mod unique;
 
 use std::collections::HashMap;

@@ -13,7 +13,8 @@ use crate::history::{OpKind, Outcome};
 const PACE: Duration = Duration::from_millis(10);
 
 pub fn setup() -> Vec<Statement> {
-    vec![Statement::new("CREATE TABLE uniq(k INTEGER PRIMARY KEY)")]
+    // `tag`: text the nemesis's own writes carry, to find their frames in a WAL.
+    vec![Statement::new("CREATE TABLE uniq(k INTEGER PRIMARY KEY, tag TEXT)")]
 }
 
 pub fn inserts(worker: &mut Worker) {
