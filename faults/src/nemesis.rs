@@ -7,7 +7,8 @@
 //! Faults held and healed together (`held`): SIGKILL of the leader, a follower or the learner
 //! (restarted after the hold), SIGSTOP/SIGCONT of them for longer than the election timeout,
 //! the leader partitioned from everyone, a follower isolated, the leader's outgoing traffic
-//! cut (one-way). Rounds of their own: a restart (SIGKILL then start at once), a membership
+//! cut (one-way). A round ends once every node it touched has caught up with the leader.
+//! Rounds of their own: a restart (SIGKILL then start at once), a membership
 //! change (remove a follower, then a fresh node joins), a leadership transfer, and the storage
 //! and isolated-write faults of [`storage`] and [`uncommitted`].
 
@@ -49,6 +50,9 @@ const LEARNER_TOO: f64 = 0.4;
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(15);
 /// How often the leader's commit index is polled meanwhile.
 const PROGRESS_POLL: Duration = Duration::from_millis(100);
+/// How long a node back from a fault may take to apply what the leader had committed: a
+/// round ends only once every node it touched has caught up.
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A fault in force, and how to heal it.
 enum Active {
@@ -204,7 +208,19 @@ impl Nemesis {
         if let Err(error) = self.cluster.wait_for_leader(LEADER_DEADLINE) {
             self.errors.push(format!("after healing {}: {error}", names(&used)));
         }
+        for slot in used {
+            self.caught_up(slot, "after its fault");
+        }
         Ok(())
+    }
+
+    /// Waits until `slot` has applied what the leader committed; an availability problem if
+    /// it does not within [`CATCH_UP_DEADLINE`].
+    fn caught_up(&mut self, slot: Slot, after: &str) {
+        match self.cluster.wait_caught_up(slot, CATCH_UP_DEADLINE) {
+            Ok(applied) => self.history.event(format!("caught up {after}, applied {applied}"), &[slot]),
+            Err(error) => self.errors.push(format!("{after}: {error:#}")),
+        }
     }
 
     /// With the leader untouched and only a minority of voters (and perhaps the learner)
@@ -347,7 +363,9 @@ impl Nemesis {
         *self.counts.entry(FaultKind::Restart).or_default() += 1;
         self.history.event(FaultKind::Restart.label(), &[slot]);
         self.cluster.kill(slot);
-        self.restart(slot);
+        if self.restart(slot).is_none() {
+            self.caught_up(slot, "after its restart");
+        }
         Ok(())
     }
 

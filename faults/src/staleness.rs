@@ -9,7 +9,9 @@
 //!   index (read in the same statement), or 0.
 //!
 //! Figures are given over every read and over the reads outside fault rounds (a node cut off
-//! or paused is as stale as the fault is long, which says nothing of normal operation).
+//! or paused is as stale as the fault is long, which says nothing of normal operation). A round
+//! ends once every node it touched has caught up with the leader, so these are steady-state
+//! figures.
 
 use crate::history::{Op, OpKind, Outcome};
 

@@ -49,7 +49,10 @@ impl Nemesis {
         let peer = self.cluster.proxy_addr(leader).ok_or_else(|| anyhow!("leader slot unknown"))?;
         self.history.event("fresh node joins", &[]);
         match self.cluster.add_node(Some(peer), false) {
-            Ok(slot) => self.history.event("joined", &[slot]),
+            Ok(slot) => {
+                self.history.event("joined", &[slot]);
+                self.caught_up(slot, "after joining");
+            }
             Err(error) => self.errors.push(format!("a fresh node failed to join after removing n{}: {error:#}", follower + 1)),
         }
         Ok(())

@@ -24,8 +24,6 @@ use super::{FaultKind, Nemesis, HOLD_MS};
 use crate::cluster::{Health, Slot};
 use crate::damage::{self, Damage};
 
-/// How long a node back from a storage fault may take to apply what the leader committed.
-const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 /// How long the isolated leader keeps taking writes before its SIGKILL: within its last second
 /// of leadership, so that it appends entries no one else receives.
 const ORPHANS_MS: std::ops::Range<u64> = 300..800;
@@ -75,10 +73,7 @@ impl Nemesis {
             self.violations.push(format!("n{} did not start after a torn log tail ({torn}): {error}", target + 1));
             return Ok(());
         }
-        match self.cluster.wait_caught_up(target, CATCH_UP_DEADLINE) {
-            Ok(applied) => self.history.event(format!("caught up after the torn tail, applied {applied}"), &[target]),
-            Err(error) => self.errors.push(format!("after a torn tail ({torn}): {error:#}")),
-        }
+        self.caught_up(target, &format!("after a torn tail ({torn})"));
         Ok(())
     }
 
@@ -134,10 +129,7 @@ impl Nemesis {
         }
         self.repair(target, raft_id);
         if self.member(target).is_ok_and(|member| member.health == Health::Up) {
-            match self.cluster.wait_caught_up(target, CATCH_UP_DEADLINE) {
-                Ok(applied) => self.history.event(format!("repaired and caught up, applied {applied}"), &[target]),
-                Err(error) => self.errors.push(format!("after repairing {name}: {error:#}")),
-            }
+            self.caught_up(target, &format!("after repairing {name}"));
         }
         Ok(())
     }

@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use ha_host::process::Client;
-use ha_host::protocol::{Request, Statement};
+use ha_host::protocol::Request;
 use rand::Rng;
-use serde_json::json;
 
 use super::{FaultKind, Nemesis};
 use crate::cluster::{suffixed, Endpoint, Slot};
 use crate::history::{History, Op, OpKind, Outcome};
-use crate::workload::{classify, OP_DEADLINE};
+use crate::workload::{classify, unique, OP_DEADLINE};
 
 /// The old leader takes writes for at most an election timeout (1 s) after its last
 /// acknowledgement from a majority; after this long cut off it proposes nothing more, so its
@@ -34,8 +33,6 @@ const LEASE_OVER: Duration = Duration::from_millis(1_500);
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(20);
 /// Extra time before the SIGKILL, so it lands at different points of the write's wait.
 const KILL_DELAY_MS: std::ops::Range<u64> = 0..1_000;
-/// How long the old leader may take to catch up after its restart.
-const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Nemesis {
     pub(super) fn uncommitted_write(&mut self, leader: Slot) -> anyhow::Result<()> {
@@ -47,10 +44,9 @@ impl Nemesis {
         let cut_at = Instant::now();
         let cut_us = self.history.now_us();
         let key = i64::try_from(self.history.next_id())?;
-        let tag = format!("uncommitted-write-{key}");
         let writer = {
-            let (history, tag) = (Arc::clone(&self.history), tag.clone());
-            std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key, &tag))?
+            let history = Arc::clone(&self.history);
+            std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key))?
         };
         let takeover = self.wait_takeover(leader, term, cut_at);
         match &takeover {
@@ -61,21 +57,22 @@ impl Nemesis {
         self.history.event("SIGKILL the isolated leader", &[leader]);
         self.cluster.kill(leader);
         let kill_us = self.history.now_us();
-        let in_wal = self.cluster.db_path(leader).is_some_and(|db| wal_holds(&suffixed(&db, "-wal"), tag.as_bytes()));
+        // What SQLite had written to the WAL when the process died, before any restart.
+        let wal = self.cluster.db_path(leader).and_then(|db| std::fs::read(suffixed(&db, "-wal")).ok()).unwrap_or_default();
         let outcome = writer.join().map_err(|_| anyhow!("the isolated write's thread panicked"))?;
-        self.history.event(format!("the isolated write of key {key}: {outcome:?}; its frames in the WAL at the kill: {in_wal}"), &[leader]);
+        self.history.event(format!("the isolated write of key {key}: {outcome:?}"), &[leader]);
         self.cluster.proxy.heal();
         self.history.event("heal network; restart the old leader", &[leader]);
         if self.restart(leader).is_some() {
             return Ok(());
         }
-        if let Err(error) = self.cluster.wait_caught_up(leader, CATCH_UP_DEADLINE) {
-            self.errors.push(format!("after its isolated write: {error:#}"));
-        }
+        self.caught_up(leader, "after its isolated write");
         if takeover.is_ok() {
             let orphans = self.sent_to(leader, cut_us, kill_us);
+            let in_wal = orphans.iter().filter(|kind| matches!(kind, OpKind::Insert { key } if holds(&wal, unique::tag(*key).as_bytes()))).count();
+            let inserts = orphans.iter().filter(|kind| matches!(kind, OpKind::Insert { .. })).count();
             self.notes.push(format!(
-                "isolated leader n{}: {} write(s) sent to it while cut off (the nemesis's own: {outcome:?}, frames in its WAL at the kill: {in_wal}); none may be committed",
+                "isolated leader n{}: {} write(s) sent to it while cut off, none may be committed; {in_wal} of its {inserts} unique inserts had their frames in its WAL at the kill",
                 leader + 1,
                 orphans.len()
             ));
@@ -125,11 +122,10 @@ impl Nemesis {
     }
 }
 
-/// Inserts unique key `key` tagged `tag` on the isolated leader and records the operation.
-fn write_and_record(history: &History, endpoint: &Endpoint, key: i64, tag: &str) -> Outcome {
+/// Inserts unique key `key` on the isolated leader and records the operation.
+fn write_and_record(history: &History, endpoint: &Endpoint, key: i64) -> Outcome {
     let invoke_us = history.now_us();
-    let statement = Statement::with_params("INSERT INTO uniq(k, tag) VALUES (?1, ?2)", vec![json!(key), json!(tag)]);
-    let request = Request::Exec { conn: "nemesis-write".into(), statements: vec![statement], tx: false };
+    let request = Request::Exec { conn: "nemesis-write".into(), statements: vec![unique::insert(key)], tx: false };
     let answer = Client::connect("nemesis", endpoint.control_addr).and_then(|mut client| client.request(&request, OP_DEADLINE));
     let (outcome, message) = match answer {
         Ok(_) => (Outcome::Ok, None),
@@ -148,7 +144,7 @@ fn write_and_record(history: &History, endpoint: &Endpoint, key: i64, tag: &str)
     outcome
 }
 
-/// Whether the WAL file holds `needle` (the write's tag, inside its page image).
-fn wal_holds(wal: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read(wal).is_ok_and(|bytes| bytes.windows(needle.len()).any(|window| window == needle))
+/// Whether a WAL's bytes hold `needle` (an insert's tag, inside a page image).
+fn holds(wal: &[u8], needle: &[u8]) -> bool {
+    wal.windows(needle.len()).any(|window| window == needle)
 }
