@@ -4,8 +4,8 @@
 //!   append would ([`damage::tear_tail`]): a record being appended cut short, or random bytes
 //!   after the last record; hold; start it again. It must start (the log store cuts a torn tail
 //!   by its checksums) and catch up with the leader. One time in three the target is the
-//!   leader, cut off from everyone first so that its last entries reach no one: then its last
-//!   record may be cut too (a real crash tears only an append that was never synced, and a
+//!   leader, cut off from everyone first and sent a write, so that its last entry likely
+//!   reaches no one: when it did not, its last record may be cut too (a real crash tears only an append that was never synced, and a
 //!   follower's last record was synced and acknowledged, so it is never cut).
 //! - Corrupt state: SIGKILL a follower or the learner and flip bytes in a record in the middle
 //!   of its log or in a checksummed small file ([`damage::corrupt`]). It must refuse to start
@@ -14,12 +14,14 @@
 //!   wipe its files, join it afresh; it must catch up.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
+use super::uncommitted::write_and_record;
 use super::{FaultKind, Nemesis, HOLD_MS};
 use crate::cluster::{Health, Slot};
 use crate::damage::{self, Damage};
@@ -50,14 +52,26 @@ impl Nemesis {
         let state_dir = self.cluster.state_dir(target).ok_or_else(|| anyhow!("no state directory"))?;
         *self.counts.entry(FaultKind::TornTail).or_default() += 1;
         let mut may_cut_last = false;
+        let mut writer = None;
         if isolate {
-            self.history.event(format!("{}: cut the leader off from every member", FaultKind::TornTail.label()), &[target]);
+            self.history.event(format!("{}: cut the leader off from every member, write to it", FaultKind::TornTail.label()), &[target]);
             self.cluster.proxy.partition(&[target], &self.others(target));
+            // A write of our own, so that the leader likely appends an entry no one receives
+            // (its commits go one at a time: a workload's may already be in flight).
+            let endpoint = self.cluster.endpoints().into_iter().find(|e| e.slot == target).ok_or_else(|| anyhow!("leader not running"))?;
+            let key = i64::try_from(self.history.next_id())?;
+            let history = Arc::clone(&self.history);
+            writer = Some(std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key))?);
             std::thread::sleep(Duration::from_millis(self.rng.random_range(ORPHANS_MS)));
             may_cut_last = self.has_orphans(target);
+            let orphans = if may_cut_last { "its last entry reached no one: its last record may be cut" } else { "every entry it has reached another node" };
+            self.history.event(orphans, &[target]);
         }
         self.history.event(format!("{}: SIGKILL", FaultKind::TornTail.label()), &[target]);
         self.cluster.kill(target);
+        if let Some(writer) = writer {
+            writer.join().map_err(|_| anyhow!("the isolated write's thread panicked"))?;
+        }
         let torn = match damage::tear_tail(&state_dir, &mut self.rng, may_cut_last) {
             Ok(damage) => describe(&damage, &state_dir),
             Err(error) => format!("nothing torn: {error:#}"),

@@ -123,7 +123,7 @@ impl Nemesis {
 }
 
 /// Inserts unique key `key` on the isolated leader and records the operation.
-fn write_and_record(history: &History, endpoint: &Endpoint, key: i64) -> Outcome {
+pub(super) fn write_and_record(history: &History, endpoint: &Endpoint, key: i64) -> Outcome {
     let invoke_us = history.now_us();
     let request = Request::Exec { conn: "nemesis-write".into(), statements: vec![unique::insert(key)], tx: false };
     let answer = Client::connect("nemesis", endpoint.control_addr).and_then(|mut client| client.request(&request, OP_DEADLINE));
