@@ -18,6 +18,7 @@ mod proxy;
 mod report;
 mod staleness;
 mod workload;
+mod write_gate;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -294,7 +295,8 @@ fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history
     setup_cluster(cluster, voters, learner)?;
     println!("cluster of {voters} voters{} ready in {:.1} s", if learner { " and a learner" } else { "" }, started.elapsed().as_secs_f64());
 
-    let shared = Arc::new(Shared { cluster: Arc::clone(cluster), history: Arc::clone(history), stop: Default::default() });
+    let writes = Arc::new(write_gate::WriteGate::default());
+    let shared = Arc::new(Shared { cluster: Arc::clone(cluster), history: Arc::clone(history), stop: Default::default(), writes: Arc::clone(&writes) });
     // New workloads go at the end: a worker's seed is its place in this list.
     let workloads: [(&str, WorkloadBody); 8] = [
         ("bank-transfer", workload::bank::transfers),
@@ -316,7 +318,7 @@ fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history
     start_progress(Arc::clone(&shared));
     let kinds = if args.faults.is_empty() { nemesis::ALL.to_vec() } else { args.faults.clone() };
     let workload_start = Instant::now();
-    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), StdRng::seed_from_u64(seed), voters, kinds);
+    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), writes, StdRng::seed_from_u64(seed), voters, kinds);
     nemesis.run(workload_start + args.duration);
     history.event("healing everything", &[]);
     nemesis.heal_all();

@@ -29,7 +29,7 @@ use rand::Rng;
 pub use self::kind::{FaultKind, ALL};
 use crate::cluster::{Cluster, Health, Member, Slot};
 use crate::history::History;
-
+use crate::write_gate::WriteGate;
 
 /// Election timeout of the nodes is 0.5-1 s: a pause must outlast it.
 const PAUSE_MS: std::ops::Range<u64> = 1_500..4_000;
@@ -64,6 +64,8 @@ enum Active {
 pub struct Nemesis {
     cluster: Arc<Cluster>,
     history: Arc<History>,
+    /// The workloads' writes pass it: held while the nemesis makes its own write the next one.
+    writes: Arc<WriteGate>,
     rng: StdRng,
     /// The kinds this run may inject.
     kinds: Vec<FaultKind>,
@@ -94,13 +96,14 @@ pub struct Nemesis {
 
 impl Nemesis {
     /// `nodes` is the number of voters; learner faults are left out when there is no learner.
-    pub fn new(cluster: Arc<Cluster>, history: Arc<History>, rng: StdRng, nodes: usize, mut kinds: Vec<FaultKind>) -> Self {
+    pub fn new(cluster: Arc<Cluster>, history: Arc<History>, writes: Arc<WriteGate>, rng: StdRng, nodes: usize, mut kinds: Vec<FaultKind>) -> Self {
         if !cluster.members().iter().any(|member| member.learner) {
             kinds.retain(|kind| !kind.targets_learner());
         }
         Nemesis {
             cluster,
             history,
+            writes,
             rng,
             kinds,
             nodes,

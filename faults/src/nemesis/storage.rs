@@ -14,21 +14,19 @@
 //!   wipe its files, join it afresh; it must catch up.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
-use super::uncommitted::write_and_record;
 use super::{FaultKind, Nemesis, HOLD_MS};
 use crate::cluster::{Health, Slot};
 use crate::damage::{self, Damage};
 
-/// How long the isolated leader keeps taking writes before its SIGKILL: within its last second
-/// of leadership, so that it appends entries no one else receives.
-const ORPHANS_MS: std::ops::Range<u64> = 300..800;
+/// How long the isolated leader keeps taking writes after the nemesis's own before its SIGKILL:
+/// within its last second of leadership, so that it appends entries no one else receives.
+const ORPHANS_MS: std::ops::Range<u64> = 100..600;
 /// How long a node that started despite damage is watched for stopping by itself.
 const STOP_WATCH: Duration = Duration::from_secs(5);
 
@@ -55,13 +53,9 @@ impl Nemesis {
         let mut writer = None;
         if isolate {
             self.history.event(format!("{}: cut the leader off from every member, write to it", FaultKind::TornTail.label()), &[target]);
-            self.cluster.proxy.partition(&[target], &self.others(target));
-            // A write of our own, so that the leader likely appends an entry no one receives
-            // (its commits go one at a time: a workload's may already be in flight).
+            // A write of our own, so that the leader appends an entry no one receives.
             let endpoint = self.cluster.endpoints().into_iter().find(|e| e.slot == target).ok_or_else(|| anyhow!("leader not running"))?;
-            let key = i64::try_from(self.history.next_id())?;
-            let history = Arc::clone(&self.history);
-            writer = Some(std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key))?);
+            writer = Some(self.isolate_and_write(target, endpoint)?.writer);
             std::thread::sleep(Duration::from_millis(self.rng.random_range(ORPHANS_MS)));
             may_cut_last = self.has_orphans(target);
             let orphans = if may_cut_last { "its last entry reached no one: its last record may be cut" } else { "every entry it has reached another node" };

@@ -2,9 +2,10 @@
 //! committed must never come back.
 //!
 //! The leader is cut off from every other member, and the nemesis sends it a unique insert at
-//! once (in its first second cut off the leader still takes writes: SQLite writes the frames
-//! to its WAL and the node proposes the entry, which no one else receives); the workloads
-//! keep writing there too. Once another voter leads a later term and has committed at least as
+//! once, as the next transaction it takes (the workloads' writes are held until none is in
+//! flight). In its first second cut off the leader still takes writes: SQLite writes the
+//! frames to its WAL and the node proposes the entry, which no one else receives; the workloads
+//! write there too. Once another voter leads a later term and has committed at least as
 //! far as the old leader's log reaches, no entry the old leader proposed after the cut can ever
 //! be committed: a majority holds different entries at those indexes, of a later term. Then
 //! the old leader is SIGKILLed (its writes still waiting, or failed), the network healed, and
@@ -13,6 +14,7 @@
 //! outcome its client saw: the checks hold that none of them is on any node at the end.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -31,8 +33,24 @@ use crate::workload::{classify, unique, OP_DEADLINE};
 const LEASE_OVER: Duration = Duration::from_millis(1_500);
 /// How long the majority may take to elect a leader and commit past the old leader's log.
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(20);
+/// How long in-flight writes may take to finish before the nemesis's own (a large transaction
+/// can take seconds in a debug build).
+const QUIESCE_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the nemesis's write has to take the WAL write lock before the workloads resume.
+const WRITE_FIRST: Duration = Duration::from_millis(200);
 /// Extra time before the SIGKILL, so it lands at different points of the write's wait.
 const KILL_DELAY_MS: std::ops::Range<u64> = 0..1_000;
+
+/// A leader cut off from every member, with the nemesis's write sent to it.
+pub(super) struct Isolated {
+    /// Records the write and returns its outcome.
+    pub(super) writer: JoinHandle<Outcome>,
+    /// The unique key it inserts.
+    pub(super) key: i64,
+    /// When the cut was in place: writes sent from then on reach no one else.
+    pub(super) cut_at: Instant,
+    pub(super) cut_us: u64,
+}
 
 impl Nemesis {
     pub(super) fn uncommitted_write(&mut self, leader: Slot) -> anyhow::Result<()> {
@@ -40,14 +58,7 @@ impl Nemesis {
         let term = self.cluster.status(leader)?["term"].as_u64().ok_or_else(|| anyhow!("leader has no term"))?;
         *self.counts.entry(FaultKind::UncommittedWrite).or_default() += 1;
         self.history.event(format!("{}: cut it off from every member", FaultKind::UncommittedWrite.label()), &[leader]);
-        self.cluster.proxy.partition(&[leader], &self.others(leader));
-        let cut_at = Instant::now();
-        let cut_us = self.history.now_us();
-        let key = i64::try_from(self.history.next_id())?;
-        let writer = {
-            let history = Arc::clone(&self.history);
-            std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key))?
-        };
+        let Isolated { writer, key, cut_at, cut_us } = self.isolate_and_write(leader, endpoint)?;
         let takeover = self.wait_takeover(leader, term, cut_at);
         match &takeover {
             Ok((slot, index)) => self.history.event(format!("n{} leads a later term and committed {index}, past the old leader's log", slot + 1), &[*slot]),
@@ -60,7 +71,8 @@ impl Nemesis {
         // What SQLite had written to the WAL when the process died, before any restart.
         let wal = self.cluster.db_path(leader).and_then(|db| std::fs::read(suffixed(&db, "-wal")).ok()).unwrap_or_default();
         let outcome = writer.join().map_err(|_| anyhow!("the isolated write's thread panicked"))?;
-        self.history.event(format!("the isolated write of key {key}: {outcome:?}"), &[leader]);
+        let own_in_wal = holds(&wal, unique::tag(key).as_bytes());
+        self.history.event(format!("the isolated write of key {key}: {outcome:?}; its frames in the WAL at the kill: {own_in_wal}"), &[leader]);
         self.cluster.proxy.heal();
         self.history.event("heal network; restart the old leader", &[leader]);
         if self.restart(leader).is_some() {
@@ -79,6 +91,29 @@ impl Nemesis {
             self.never_committed.extend(orphans);
         }
         Ok(())
+    }
+
+    /// Cuts `leader` off from every member and sends it a unique insert, which is the next
+    /// transaction it takes: the workloads' writes are held until none is in flight (a node
+    /// commits one transaction at a time, holding the WAL write lock), so the insert takes the
+    /// lock at once, SQLite writes its frames and the node proposes the entry, to no one. Then
+    /// the workloads write again (to the isolated leader too, until they find the new one).
+    pub(super) fn isolate_and_write(&mut self, leader: Slot, endpoint: Endpoint) -> anyhow::Result<Isolated> {
+        if !self.writes.hold(QUIESCE_DEADLINE) {
+            self.history.event(format!("writes still in flight after {QUIESCE_DEADLINE:?}: the insert may wait behind one"), &[leader]);
+        }
+        self.cluster.proxy.partition(&[leader], &self.others(leader));
+        // Only now: a write invoked before the cut may have been committed.
+        let (cut_at, cut_us) = (Instant::now(), self.history.now_us());
+        let key = i64::try_from(self.history.next_id());
+        let writer = key.as_ref().ok().map(|&key| {
+            let history = Arc::clone(&self.history);
+            std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key))
+        });
+        std::thread::sleep(WRITE_FIRST);
+        self.writes.release();
+        let writer = writer.ok_or_else(|| anyhow!("operation ids ran out"))??;
+        Ok(Isolated { writer, key: key?, cut_at, cut_us })
     }
 
     /// Waits until a voter other than `old` leads a term after `term` and has committed at
@@ -123,7 +158,7 @@ impl Nemesis {
 }
 
 /// Inserts unique key `key` on the isolated leader and records the operation.
-pub(super) fn write_and_record(history: &History, endpoint: &Endpoint, key: i64) -> Outcome {
+fn write_and_record(history: &History, endpoint: &Endpoint, key: i64) -> Outcome {
     let invoke_us = history.now_us();
     let request = Request::Exec { conn: "nemesis-write".into(), statements: vec![unique::insert(key)], tx: false };
     let answer = Client::connect("nemesis", endpoint.control_addr).and_then(|mut client| client.request(&request, OP_DEADLINE));
