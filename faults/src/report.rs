@@ -103,7 +103,17 @@ impl Summary<'_> {
         for (what, figures) in [("all reads", &self.staleness), ("outside fault rounds", &self.staleness_quiet)] {
             match figures {
                 Some(figures) => {
-                    let _ = writeln!(text, "  {what:<21} {:>5} reads: {}; {}", figures.reads, time(&figures.time_ms), entries(figures.entries.as_ref()));
+                    let worst = &figures.worst;
+                    let _ = writeln!(
+                        text,
+                        "  {what:<21} {:>5} reads: {}; {} (stalest: n{} as {} at {:.3} s)",
+                        figures.reads,
+                        time(&figures.time_ms),
+                        entries(figures.entries.as_ref()),
+                        worst.node + 1,
+                        worst.role.as_deref().unwrap_or("?"),
+                        worst.invoke_us as f64 / 1e6
+                    );
                 }
                 None => {
                     let _ = writeln!(text, "  {what:<21} no reads");

@@ -13,6 +13,7 @@
 //! ends once every node it touched has caught up with the leader, so these are steady-state
 //! figures.
 
+use crate::cluster::Slot;
 use crate::history::{Op, OpKind, Outcome};
 
 /// After a fault round ends, how long its after-effects (a node catching up) are left out of
@@ -22,6 +23,9 @@ pub const SETTLE_US: u64 = 1_000_000;
 /// One follower read's lag.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lag {
+    /// The node read, and its role then.
+    pub node: Slot,
+    pub role: Option<String>,
     pub invoke_us: u64,
     pub complete_us: u64,
     pub time_ms: f64,
@@ -42,6 +46,8 @@ pub struct Figures {
     pub reads: usize,
     pub time_ms: Percentiles,
     pub entries: Option<Percentiles>,
+    /// The stalest read, to look it up in the history.
+    pub worst: Lag,
 }
 
 /// The lag of every successful counter read on a node that was not the leader.
@@ -68,7 +74,14 @@ pub fn lags(ops: &[Op]) -> Vec<Lag> {
                     (Some(commit), Some(applied)) => Some(commit.saturating_sub(*applied)),
                     _ => None,
                 };
-                Some(Lag { invoke_us: op.invoke_us, complete_us: op.complete_us, time_ms: time_us as f64 / 1000.0, entries })
+                Some(Lag {
+                    node: op.node,
+                    role: role.clone(),
+                    invoke_us: op.invoke_us,
+                    complete_us: op.complete_us,
+                    time_ms: time_us as f64 / 1000.0,
+                    entries,
+                })
             }
             _ => None,
         })
@@ -94,7 +107,8 @@ pub fn percentiles(values: &[f64]) -> Option<Percentiles> {
 pub fn figures(lags: &[Lag]) -> Option<Figures> {
     let time: Vec<f64> = lags.iter().map(|lag| lag.time_ms).collect();
     let entries: Vec<f64> = lags.iter().filter_map(|lag| lag.entries).map(|e| e as f64).collect();
-    Some(Figures { reads: lags.len(), time_ms: percentiles(&time)?, entries: percentiles(&entries) })
+    let worst = lags.iter().max_by(|a, b| a.time_ms.total_cmp(&b.time_ms))?.clone();
+    Some(Figures { reads: lags.len(), time_ms: percentiles(&time)?, entries: percentiles(&entries), worst })
 }
 
 #[cfg(test)]
@@ -137,7 +151,7 @@ mod tests {
 
     #[test]
     fn reads_during_and_just_after_faults_are_left_out() {
-        let lag = |invoke_us: u64| Lag { invoke_us, complete_us: invoke_us + 10, time_ms: 0.0, entries: None };
+        let lag = |invoke_us: u64| Lag { node: 1, role: None, invoke_us, complete_us: invoke_us + 10, time_ms: 0.0, entries: None };
         let all = vec![lag(100), lag(5_000), lag(10_500), lag(2_000_000)];
         let kept = outside(&all, &[(4_000, 10_000)]);
         assert_eq!(kept, vec![lag(100), lag(2_000_000)]);
