@@ -53,6 +53,12 @@ const PROGRESS_POLL: Duration = Duration::from_millis(100);
 /// How long a node back from a fault may take to apply what the leader had committed: a
 /// round ends only once every node it touched has caught up.
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
+/// Past the run's end, how much longer a node is given to catch up before the round ends
+/// anyway (the final convergence checks every node), so a run ends near its duration.
+const CATCH_UP_AFTER_END: Duration = Duration::from_secs(10);
+/// Rounds of their own that take long (a repair joins a node again, a takeover is awaited) are
+/// not started when less than this is left of the run.
+const LONG_ROUND_MARGIN: Duration = Duration::from_secs(15);
 
 /// A fault in force, and how to heal it.
 enum Active {
@@ -92,6 +98,8 @@ pub struct Nemesis {
     /// When faults were in force, in µs since the start (from injection to healed), so that
     /// follower staleness can be measured apart from them.
     pub windows: Vec<(u64, u64)>,
+    /// When the run's faults end (set by [`Nemesis::run`]).
+    until: Option<Instant>,
 }
 
 impl Nemesis {
@@ -115,6 +123,7 @@ impl Nemesis {
             notes: Vec::new(),
             never_committed: Vec::new(),
             windows: Vec::new(),
+            until: None,
         }
     }
 
@@ -126,6 +135,7 @@ impl Nemesis {
 
     /// Injects faults until `until`, then heals everything.
     pub fn run(&mut self, until: Instant) {
+        self.until = Some(until);
         while Instant::now() < until {
             self.sleep_ms(QUIET_MS, until);
             if Instant::now() >= until {
@@ -144,6 +154,11 @@ impl Nemesis {
     fn round(&mut self) -> anyhow::Result<()> {
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
         let first = *self.kinds.choose(&mut self.rng).ok_or_else(|| anyhow!("no faults"))?;
+        let left = self.until.map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
+        let long = matches!(first, FaultKind::Membership | FaultKind::CorruptState | FaultKind::UncommittedWrite | FaultKind::TornTail);
+        if long && left < LONG_ROUND_MARGIN {
+            bail!("{:.1} s left: too little for a round of {}", left.as_secs_f64(), first.label());
+        }
         match first {
             FaultKind::Membership => return self.replace_follower(leader),
             FaultKind::Transfer => return self.transfer(leader),
@@ -220,8 +235,13 @@ impl Nemesis {
     /// Waits until `slot` has applied what the leader committed; an availability problem if
     /// it does not within [`CATCH_UP_DEADLINE`].
     fn caught_up(&mut self, slot: Slot, after: &str) {
-        match self.cluster.wait_caught_up(slot, CATCH_UP_DEADLINE) {
+        let left = self.until.map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
+        let deadline = CATCH_UP_DEADLINE.min(left.saturating_add(CATCH_UP_AFTER_END));
+        match self.cluster.wait_caught_up(slot, deadline) {
             Ok(applied) => self.history.event(format!("caught up {after}, applied {applied}"), &[slot]),
+            Err(error) if deadline < CATCH_UP_DEADLINE => {
+                self.history.event(format!("not caught up {after} when the run ended, left to the final convergence: {error:#}"), &[slot])
+            }
             Err(error) => self.errors.push(format!("{after}: {error:#}")),
         }
     }

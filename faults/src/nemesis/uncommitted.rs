@@ -99,21 +99,24 @@ impl Nemesis {
     /// lock at once, SQLite writes its frames and the node proposes the entry, to no one. Then
     /// the workloads write again (to the isolated leader too, until they find the new one).
     pub(super) fn isolate_and_write(&mut self, leader: Slot, endpoint: Endpoint) -> anyhow::Result<Isolated> {
+        let key = i64::try_from(self.history.next_id())?;
         if !self.writes.hold(QUIESCE_DEADLINE) {
             self.history.event(format!("writes still in flight after {QUIESCE_DEADLINE:?}: the insert may wait behind one"), &[leader]);
         }
         self.cluster.proxy.partition(&[leader], &self.others(leader));
         // Only now: a write invoked before the cut may have been committed.
         let (cut_at, cut_us) = (Instant::now(), self.history.now_us());
-        let key = i64::try_from(self.history.next_id());
-        let writer = key.as_ref().ok().map(|&key| {
-            let history = Arc::clone(&self.history);
-            std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key))
-        });
+        let history = Arc::clone(&self.history);
+        let spawned = std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key));
         std::thread::sleep(WRITE_FIRST);
         self.writes.release();
-        let writer = writer.ok_or_else(|| anyhow!("operation ids ran out"))??;
-        Ok(Isolated { writer, key: key?, cut_at, cut_us })
+        match spawned {
+            Ok(writer) => Ok(Isolated { writer, key, cut_at, cut_us }),
+            Err(error) => {
+                self.cluster.proxy.heal();
+                Err(error.into())
+            }
+        }
     }
 
     /// Waits until a voter other than `old` leads a term after `term` and has committed at
