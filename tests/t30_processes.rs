@@ -317,3 +317,66 @@ fn a_second_process_may_read_but_not_write() {
     assert_eq!(other.ok("SELECT v FROM t ORDER BY id;"), "by the owner", "the other process's view");
     assert_eq!(owner.ok("PRAGMA integrity_check;"), "ok");
 }
+
+/// The byte ranges of the records of a Raft log segment (`length u32 LE | crc32 | body`, see
+/// `src/raft/log_store/record.rs`), read by their length fields.
+fn log_records(bytes: &[u8]) -> Vec<Range<usize>> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let end = at + 8 + u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if end > bytes.len() {
+            break;
+        }
+        records.push(at..end);
+        at = end;
+    }
+    records
+}
+
+/// Goal: a node whose Raft core stops by itself says so: `ha_status()` reports role `stopped`
+/// with a reason, not the role it had last, and writes are refused.
+/// Method: a node of one commits a few rows and is SIGKILLed; its log then loses its last
+/// record whole, an entry it had synced and applied (durable data lost, as by a bad disk; a
+/// crash alone cannot do this). At the restart openraft finds the state machine ahead of the
+/// log, purges up to it without a snapshot that covers it, and its core panics.
+#[test]
+fn a_node_whose_raft_core_stops_says_so() {
+    let scratch = common::scratch_with_extension();
+    let dir = scratch.path();
+    let mut node = Member::first(common::free_udp_port(PORTS));
+    node.start(dir);
+    node.shell().ok(SCHEMA);
+    for i in 0..3 {
+        insert_row(node.shell(), &format!("row {i}")).expect("a node of one commits");
+    }
+    // The applied position is recorded just after the commit returns.
+    std::thread::sleep(Duration::from_millis(300));
+    node.kill();
+    let segment = dir.join("n1.db-ha/log/0000000000000000.seg");
+    let bytes = std::fs::read(&segment).expect("the log segment");
+    let last = log_records(&bytes).pop().expect("records in the log");
+    std::fs::write(&segment, &bytes[..last.start]).expect("cut the last record");
+
+    // The shell shows the panic's message (its stderr) before the node id.
+    let mut shell = Shell::start("n1", dir);
+    let output = shell.ok(&node.startup);
+    assert!(output.trim().ends_with('1'), "the node resumes: {output}");
+    let shell = &mut shell;
+    let until = Instant::now() + SETTLE_DEADLINE;
+    // Lines of the panic's backtrace may still come in between: the status is the JSON line.
+    let status = loop {
+        let output = shell.ok("SELECT ha_status();");
+        let status: serde_json::Value =
+            output.lines().rev().find_map(|line| serde_json::from_str(line).ok()).unwrap_or_default();
+        if status["role"] == "stopped" || Instant::now() >= until {
+            break status;
+        }
+        std::thread::sleep(POLL);
+    };
+    assert_eq!(status["role"], "stopped", "{status}");
+    let reason = status["stopped_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("raft stopped"), "the reason: {status}");
+    let refused = shell.sql("INSERT INTO t(v) VALUES ('after the stop');").expect_err("a stopped node takes no write");
+    assert!(!refused.is_empty());
+}

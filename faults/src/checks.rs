@@ -7,7 +7,14 @@
 //! as "did not happen" is, and no key that was never attempted; each register key's history
 //! (with a final read on every node) is linearizable; `PRAGMA integrity_check` says ok on every
 //! node; every node holds the same rows; after `PRAGMA wal_checkpoint(TRUNCATE)` the database
-//! files are byte-identical.
+//! files are byte-identical; no write sent to a leader cut off from everyone is on any node
+//! ([`never_committed`]); every follower read of the staleness counter saw a value that was
+//! written, and every node ends with the newest acknowledged one ([`counter`]); the learner is
+//! a member that does not vote and it served reads ([`learner`]).
+
+mod counter;
+mod learner;
+mod never_committed;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -18,10 +25,10 @@ use ha_host::protocol::{Request, Statement};
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
-use crate::cluster::{Cluster, Endpoint, Slot};
+use crate::cluster::{Cluster, Endpoint, Member, Slot};
 use crate::history::{History, OpKind, Outcome};
 use crate::linearizability::{check_register, RegisterEntry, RegisterOp, Verdict};
-use crate::workload::{bank, register};
+use crate::workload::{bank, register, staleness};
 
 /// How long the nodes may take to apply the same log after everything was healed.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(90);
@@ -74,7 +81,7 @@ pub fn converge(cluster: &Cluster) -> anyhow::Result<u64> {
         let mut applied = BTreeSet::new();
         let mut all = true;
         last.clear();
-        for (slot, _, _) in cluster.members() {
+        for Member { slot, .. } in cluster.members() {
             match cluster.status(slot) {
                 Ok(status) => {
                     let index = status["applied_index"].as_u64().unwrap_or(0);
@@ -96,19 +103,29 @@ pub fn converge(cluster: &Cluster) -> anyhow::Result<u64> {
     bail!("nodes did not converge within {CONVERGE_DEADLINE:?}: {last}")
 }
 
+/// What the run knows beyond the history.
+pub struct RunFacts<'a> {
+    /// Writes that can never have been committed (see `Nemesis::never_committed`).
+    pub never_committed: &'a [OpKind],
+    /// How many voters the cluster must have.
+    pub voters: usize,
+}
+
 /// Runs every check on every member.
-pub fn check_all(cluster: &Cluster, history: &History) -> Findings {
+pub fn check_all(cluster: &Cluster, history: &History, facts: &RunFacts<'_>) -> Findings {
     let mut findings = Findings::default();
     let endpoints: Vec<Endpoint> = {
-        let members: BTreeSet<Slot> = cluster.members().into_iter().map(|m| m.0).collect();
+        let members: BTreeSet<Slot> = cluster.members().into_iter().map(|m| m.slot).collect();
         cluster.endpoints().into_iter().filter(|e| members.contains(&e.slot)).collect()
     };
     check_bank_reads(history, &mut findings);
+    counter::check_reads(history, &mut findings);
+    learner::check(cluster, history, facts.voters, &mut findings);
     let mut final_reads = Vec::new();
     let mut contents = Vec::new();
     for endpoint in &endpoints {
         let name = format!("n{}", endpoint.slot + 1);
-        match node_checks(endpoint, history, &mut findings, &mut final_reads) {
+        match node_checks(endpoint, history, facts, &mut findings, &mut final_reads) {
             Ok(content) => contents.push((name, content)),
             Err(error) => findings.violation(format!("{name}: checks could not run: {error:#}")),
         }
@@ -118,6 +135,7 @@ pub fn check_all(cluster: &Cluster, history: &History) -> Findings {
         findings.violation(format!("nodes hold different rows: {contents:?}"));
     }
     check_registers(history, &final_reads, &mut findings);
+    never_committed::check_register_reads(history, &final_reads, facts.never_committed, &mut findings);
     check_files(cluster, &endpoints, &mut findings);
     findings
 }
@@ -140,7 +158,13 @@ fn check_bank_reads(history: &History, findings: &mut Findings) {
 }
 
 /// The checks of one node; returns a hash of its rows.
-fn node_checks(endpoint: &Endpoint, history: &History, findings: &mut Findings, final_reads: &mut Vec<(i64, RegisterEntry)>) -> anyhow::Result<String> {
+fn node_checks(
+    endpoint: &Endpoint,
+    history: &History,
+    facts: &RunFacts<'_>,
+    findings: &mut Findings,
+    final_reads: &mut Vec<(i64, RegisterEntry)>,
+) -> anyhow::Result<String> {
     let name = format!("n{}", endpoint.slot + 1);
     let integrity = query(endpoint, vec![Statement::new("PRAGMA integrity_check")])?;
     if integrity != vec![vec![json!("ok")]] {
@@ -163,6 +187,9 @@ fn node_checks(endpoint: &Endpoint, history: &History, findings: &mut Findings, 
         OpKind::Large { key, .. } => Some(*key),
         _ => None,
     }, findings);
+    never_committed::check_keys(&name, &unique, &large, facts.never_committed, findings);
+    let counter = query(endpoint, vec![staleness::read_statement()])?;
+    counter::check_final(&name, counter.first().and_then(|row| row.first()).and_then(Value::as_i64), history, findings);
     let sizes = query(endpoint, vec![Statement::new("SELECT id, bytes, length(data) FROM big WHERE data IS NOT NULL")])?;
     for row in sizes {
         if row.get(1) != row.get(2) {

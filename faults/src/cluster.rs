@@ -5,6 +5,10 @@
 //! identity the proxy cuts by; the Raft node id is learnt from the host's startup result (a
 //! replacement node gets a new slot and a new Raft id). Slots are never reused.
 //!
+//! A slot is a voter or a learner (`ha_join(..., '{"role":"learner"}')`): learners receive
+//! every write and serve reads but never count for quorum, so the nemesis's budget of faulty
+//! members counts voters only.
+//!
 //! Invariants: a slot's process handle is `Some` exactly while its process may be running;
 //! every process is SIGKILLed when the cluster drops (and exits by itself if we die: its stdin
 //! closes).
@@ -44,12 +48,25 @@ pub enum Health {
 pub struct SlotState {
     pub slot: Slot,
     pub raft_id: Option<NodeId>,
+    /// Joined as a learner (never a voter).
+    pub learner: bool,
     pub spec: HostSpec,
+    /// The address the node binds; the others reach it through `proxy_addr`.
+    pub real_addr: SocketAddr,
     pub proxy_addr: SocketAddr,
     pub health: Health,
     pub process: Option<HostProcess>,
     /// Where a worker reaches the host (changes at every restart).
     pub control_addr: Option<SocketAddr>,
+}
+
+/// A member as the nemesis and the checks see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub slot: Slot,
+    pub raft_id: Option<NodeId>,
+    pub health: Health,
+    pub learner: bool,
 }
 
 /// A slot as the workloads see it.
@@ -87,8 +104,12 @@ impl Cluster {
     }
 
     /// Makes a new slot, registers it with the proxy and starts its node: `ha_init` for the
-    /// first, else `ha_join` through `peer` (a member's proxy address). Returns the slot.
-    pub fn add_node(&self, peer: Option<SocketAddr>) -> anyhow::Result<Slot> {
+    /// first, else `ha_join` through `peer` (a member's proxy address), as a learner if
+    /// `learner`. Returns the slot.
+    pub fn add_node(&self, peer: Option<SocketAddr>, learner: bool) -> anyhow::Result<Slot> {
+        if learner && peer.is_none() {
+            bail!("the first node of a cluster must be a voter");
+        }
         let slot = self.lock().len() as Slot;
         if slot >= self.config.slots_max {
             bail!("no more node slots (at most {} per run)", self.config.slots_max);
@@ -99,11 +120,7 @@ impl Cluster {
         let real_addr = SocketAddr::from(([127, 0, 0, 1], port(0)?));
         let proxy_addr = SocketAddr::from(([127, 0, 0, 1], port(1)?));
         self.proxy.add_node(slot, proxy_addr, real_addr)?;
-        let options = format!(r#"{{"advertise":"{proxy_addr}"}}"#);
-        let startup = match peer {
-            None => format!("SELECT ha_init('{real_addr}', '{options}')"),
-            Some(peer) => format!("SELECT ha_join('{real_addr}', '{peer}', '{options}')"),
-        };
+        let startup = startup_sql(real_addr, proxy_addr, peer, learner);
         let name = format!("n{}", slot + 1);
         let db = self.config.dir.join(format!("{name}.db"));
         let mut spec = HostSpec::new(&name, &self.config.command, Some(&self.config.extension), &db, vec![startup]);
@@ -113,7 +130,9 @@ impl Cluster {
         self.lock().push(SlotState {
             slot,
             raft_id: None,
+            learner,
             spec,
+            real_addr,
             proxy_addr,
             health: Health::Killed,
             process: None,
@@ -196,13 +215,35 @@ impl Cluster {
         remove_node_files(&db);
     }
 
-    /// Every slot that is a member (not removed), with its health.
-    pub fn members(&self) -> Vec<(Slot, Option<NodeId>, Health)> {
+    /// Makes a removed slot a fresh node again, as an operator repairs a broken one: its files
+    /// are gone ([`Cluster::retire`]); it joins through `peer` at the same address (as a learner
+    /// if it was one) and gets a new Raft id.
+    pub fn rejoin(&self, slot: Slot, peer: SocketAddr) -> anyhow::Result<()> {
+        {
+            let mut slots = self.lock();
+            let state = slots.get_mut(slot as usize).ok_or_else(|| anyhow!("no slot {slot}"))?;
+            if state.health != Health::Removed {
+                bail!("n{} is still a member: remove it first", slot + 1);
+            }
+            state.spec.startup = vec![startup_sql(state.real_addr, state.proxy_addr, Some(peer), state.learner)];
+            state.raft_id = None;
+            state.health = Health::Killed;
+        }
+        self.start(slot)
+    }
+
+    /// Every slot that is a member (not removed), learners included.
+    pub fn members(&self) -> Vec<Member> {
         self.lock()
             .iter()
             .filter(|state| state.health != Health::Removed)
-            .map(|state| (state.slot, state.raft_id, state.health))
+            .map(|state| Member { slot: state.slot, raft_id: state.raft_id, health: state.health, learner: state.learner })
             .collect()
+    }
+
+    /// The members that vote (count for quorum and may lead).
+    pub fn voters(&self) -> Vec<Member> {
+        self.members().into_iter().filter(|member| !member.learner).collect()
     }
 
     /// Slots whose process runs (paused ones included: the workloads cannot tell).
@@ -227,6 +268,11 @@ impl Cluster {
         self.lock().get(slot as usize).map(|state| state.spec.db.clone())
     }
 
+    /// The node's state directory, `<database>-ha/` (its Raft log, vote, applied state).
+    pub fn state_dir(&self, slot: Slot) -> Option<PathBuf> {
+        self.db_path(slot).map(|db| suffixed(&db, "-ha"))
+    }
+
     /// `ha_status()` of a running slot, within [`STATUS_DEADLINE`].
     pub fn status(&self, slot: Slot) -> anyhow::Result<Value> {
         let endpoint = self.endpoints().into_iter().find(|e| e.slot == slot).ok_or_else(|| anyhow!("slot {slot} not running"))?;
@@ -235,18 +281,19 @@ impl Cluster {
         Ok(answer["status"].clone())
     }
 
-    /// The slot of the leader that the answering members agree on, if any.
+    /// The slot of the leader: of the members that say they lead, the one of the highest term
+    /// (a leader cut off from the others still believes it leads its old term); else the one
+    /// most answering members name.
     pub fn leader(&self) -> Option<Slot> {
+        let mut claims: Vec<(u64, Slot)> = Vec::new();
         let mut votes: Vec<(NodeId, u64)> = Vec::new();
-        for (slot, _, health) in self.members() {
-            if health != Health::Up {
+        for member in self.members() {
+            if member.health != Health::Up {
                 continue;
             }
-            let Ok(status) = self.status(slot) else { continue };
+            let Ok(status) = self.status(member.slot) else { continue };
             if status["role"] == "leader" {
-                if let Some(id) = status["node_id"].as_u64() {
-                    return self.slot_of(id);
-                }
+                claims.push((status["term"].as_u64().unwrap_or(0), member.slot));
             }
             if let Some(id) = status["leader_id"].as_u64() {
                 match votes.iter_mut().find(|(leader, _)| *leader == id) {
@@ -254,6 +301,9 @@ impl Cluster {
                     None => votes.push((id, 1)),
                 }
             }
+        }
+        if let Some((_, slot)) = claims.iter().max() {
+            return Some(*slot);
         }
         votes.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         votes.first().and_then(|(id, _)| self.slot_of(*id))
@@ -265,7 +315,7 @@ impl Cluster {
         let start = Instant::now();
         loop {
             let mut seen = Vec::new();
-            for (slot, _, health) in self.members() {
+            for Member { slot, health, .. } in self.members() {
                 if health != Health::Up {
                     seen.push(format!("n{}: {health:?}", slot + 1));
                     continue;
@@ -291,6 +341,39 @@ impl Cluster {
         }
     }
 
+    /// Waits until `slot` has applied everything the leader had committed when this was
+    /// called, i.e. it rejoined and caught up, at most `deadline`; returns its applied index.
+    /// The leader is the one of the highest term: a restarted old leader may claim its old
+    /// term for a moment, with its old commit index.
+    pub fn wait_caught_up(&self, slot: Slot, deadline: Duration) -> anyhow::Result<u64> {
+        let start = Instant::now();
+        let mut target = None;
+        let mut last = String::from("no leader");
+        while start.elapsed() < deadline {
+            if target.is_none() {
+                let leader = self.leader();
+                target = leader.filter(|leader| *leader != slot).and_then(|leader| self.status(leader).ok()?["commit_index"].as_u64());
+                if leader == Some(slot) {
+                    // It leads the latest term: nothing to catch up with.
+                    target = Some(0);
+                }
+            }
+            match (target, self.status(slot)) {
+                (Some(target), Ok(status)) => {
+                    let applied = status["applied_index"].as_u64().unwrap_or(0);
+                    if applied >= target {
+                        return Ok(applied);
+                    }
+                    last = format!("role {} applied {applied} of the leader's {target}, stopped_reason {}", status["role"], status["stopped_reason"]);
+                }
+                (None, _) => {}
+                (Some(_), Err(error)) => last = format!("{error:#}"),
+            }
+            std::thread::sleep(POLL);
+        }
+        bail!("n{} did not catch up with the leader within {deadline:?}; last seen: {last}", slot + 1)
+    }
+
     /// SIGKILLs every process (at the end of the run, or on drop).
     pub fn kill_all(&self) {
         let slots: Vec<Slot> = self.lock().iter().map(|state| state.slot).collect();
@@ -306,15 +389,28 @@ impl Drop for Cluster {
     }
 }
 
+/// The SQL that makes a node: `ha_init` without a peer, else `ha_join` through `peer`. Every
+/// node advertises its proxy port, so all its traffic passes the proxy.
+fn startup_sql(real_addr: SocketAddr, proxy_addr: SocketAddr, peer: Option<SocketAddr>, learner: bool) -> String {
+    let role = if learner { "learner" } else { "voter" };
+    let options = format!(r#"{{"advertise":"{proxy_addr}","role":"{role}"}}"#);
+    match peer {
+        None => format!("SELECT ha_init('{real_addr}', '{options}')"),
+        Some(peer) => format!("SELECT ha_join('{real_addr}', '{peer}', '{options}')"),
+    }
+}
+
+/// `path` with `suffix` appended to its last component (`n1.db` -> `n1.db-wal`).
+pub fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Deletes a node's database, WAL, shared memory, log and state directory.
 fn remove_node_files(db: &Path) {
-    let name = db.as_os_str().to_owned();
     for suffix in ["", "-wal", "-shm"] {
-        let mut path = name.clone();
-        path.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(path));
+        let _ = std::fs::remove_file(suffixed(db, suffix));
     }
-    let mut dir = name.clone();
-    dir.push("-ha");
-    let _ = std::fs::remove_dir_all(PathBuf::from(dir));
+    let _ = std::fs::remove_dir_all(suffixed(db, "-ha"));
 }

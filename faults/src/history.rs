@@ -41,6 +41,11 @@ pub enum OpKind {
     RegisterRead { key: i64, value: Option<i64> },
     /// One transaction of `bytes` of blob data, key `key`.
     Large { key: i64, bytes: i64 },
+    /// Set the staleness counter to `value` (larger than every earlier one) on the leader.
+    CounterWrite { value: i64 },
+    /// The counter read on a follower or learner without a barrier, with that node's role and
+    /// applied index (in the same statement) and the leader's commit index just before.
+    CounterRead { value: Option<i64>, role: Option<String>, applied_index: Option<u64>, leader_commit_index: Option<u64> },
 }
 
 impl OpKind {
@@ -53,12 +58,14 @@ impl OpKind {
             OpKind::RegisterWrite { .. } => "register write",
             OpKind::RegisterRead { .. } => "register read",
             OpKind::Large { .. } => "large transaction",
+            OpKind::CounterWrite { .. } => "counter write",
+            OpKind::CounterRead { .. } => "counter read",
         }
     }
 
     /// Whether the operation writes (goes to the leader).
     pub fn is_write(&self) -> bool {
-        !matches!(self, OpKind::ReadTotal { .. } | OpKind::RegisterRead { .. })
+        !matches!(self, OpKind::ReadTotal { .. } | OpKind::RegisterRead { .. } | OpKind::CounterRead { .. })
     }
 }
 

@@ -10,12 +10,15 @@
 
 mod checks;
 mod cluster;
+mod damage;
 mod history;
 mod linearizability;
 mod nemesis;
 mod proxy;
 mod report;
+mod staleness;
 mod workload;
+mod write_gate;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -61,9 +64,13 @@ struct Args {
     /// How long workloads and faults run: e.g. 90s, 10m, 30m, 2h.
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     duration: Duration,
-    /// Cluster size: 3 (one fault at a time) or 5 (up to two at once).
+    /// Voters: 3 (one fault at a time) or 5 (up to two at once).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
     nodes: u8,
+    /// One more node that joins as a learner: always (on), never (off), or for half the
+    /// seeds (seed).
+    #[arg(long, value_enum, default_value = "on")]
+    learner: LearnerChoice,
     /// First UDP port of the run's range.
     #[arg(long, default_value_t = 17700)]
     port_base: u16,
@@ -90,6 +97,23 @@ struct Args {
     /// `DQLITE_VFS_LOG` filter for the nodes (their logs go to nN.db.log in the run dir).
     #[arg(long)]
     node_log: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LearnerChoice {
+    On,
+    Off,
+    Seed,
+}
+
+impl LearnerChoice {
+    fn wanted(self, seed: u64) -> bool {
+        match self {
+            LearnerChoice::On => true,
+            LearnerChoice::Off => false,
+            LearnerChoice::Seed => seed.is_multiple_of(2),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -144,7 +168,13 @@ fn default_extension() -> anyhow::Result<PathBuf> {
 /// One whole run; Ok(true) when every invariant held.
 fn run(args: &Args) -> anyhow::Result<bool> {
     let seed = args.seed.unwrap_or_else(|| rand::random::<u64>() >> 12);
-    println!("fault suite: seed {seed}, {} nodes, {:?} (replay: --seed {seed})", args.nodes, args.duration);
+    let learner = args.learner.wanted(seed);
+    println!(
+        "fault suite: seed {seed}, {} voters{}, {:?} (replay: --seed {seed})",
+        args.nodes,
+        if learner { " and a learner" } else { "" },
+        args.duration
+    );
     let extension = match &args.extension {
         Some(path) => path.clone(),
         None => default_extension()?,
@@ -172,7 +202,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let cluster = Arc::new(Cluster::new(config, proxy));
     let history = Arc::new(History::new());
     start_watchdog(args.duration + WATCHDOG_SLACK, seed, Arc::clone(&history), run_dir.join("history.jsonl"))?;
-    let outcome = run_in(args, seed, &cluster, &history);
+    let outcome = run_in(args, seed, learner, &cluster, &history);
     cluster.kill_all();
     let verdict = match outcome {
         Ok(verdict) => verdict,
@@ -192,7 +222,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         println!("run directory kept: {}", run_dir.display());
     }
     if !passed {
-        println!("FAILED: replay with --seed {seed} --nodes {} --duration {}s", args.nodes, args.duration.as_secs());
+        let learner = if learner { "on" } else { "off" };
+        println!("FAILED: replay with --seed {seed} --nodes {} --learner {learner} --duration {}s", args.nodes, args.duration.as_secs());
     }
     Ok(passed)
 }
@@ -217,7 +248,12 @@ fn start_progress(shared: Arc<Shared>) {
                     history::Outcome::Unknown { .. } => 2,
                 }] += 1;
             }
-            let members: Vec<String> = shared.cluster.members().iter().map(|(slot, id, health)| format!("n{}(id {id:?}, {health:?})", slot + 1)).collect();
+            let members: Vec<String> = shared
+                .cluster
+                .members()
+                .iter()
+                .map(|m| format!("n{}(id {:?}, {:?}{})", m.slot + 1, m.raft_id, m.health, if m.learner { ", learner" } else { "" }))
+                .collect();
             let leader = shared.cluster.leader().map(|slot| format!("n{}", slot + 1));
             eprintln!(
                 "[progress {:>8.3}s] ops ok {} / did not happen {} / unknown {}; members {}; leader {leader:?}",
@@ -253,19 +289,24 @@ struct Verdict {
     clean: bool,
 }
 
-fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>) -> anyhow::Result<Verdict> {
+fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history: &Arc<History>) -> anyhow::Result<Verdict> {
     let started = Instant::now();
-    setup_cluster(cluster, usize::from(args.nodes))?;
-    println!("cluster of {} nodes ready in {:.1} s", args.nodes, started.elapsed().as_secs_f64());
+    let voters = usize::from(args.nodes);
+    setup_cluster(cluster, voters, learner)?;
+    println!("cluster of {voters} voters{} ready in {:.1} s", if learner { " and a learner" } else { "" }, started.elapsed().as_secs_f64());
 
-    let shared = Arc::new(Shared { cluster: Arc::clone(cluster), history: Arc::clone(history), stop: Default::default() });
-    let workloads: [(&str, WorkloadBody); 6] = [
+    let writes = Arc::new(write_gate::WriteGate::default());
+    let shared = Arc::new(Shared { cluster: Arc::clone(cluster), history: Arc::clone(history), stop: Default::default(), writes: Arc::clone(&writes) });
+    // New workloads go at the end: a worker's seed is its place in this list.
+    let workloads: [(&str, WorkloadBody); 8] = [
         ("bank-transfer", workload::bank::transfers),
         ("bank-read", workload::bank::reads),
         ("unique", workload::unique::inserts),
         ("register-1", workload::register::operations),
         ("register-2", workload::register::operations),
         ("large", workload::large::transactions),
+        ("staleness-write", workload::staleness::writes),
+        ("staleness-read", workload::staleness::reads),
     ];
     let mut threads = Vec::new();
     for (index, (name, body)) in workloads.into_iter().enumerate() {
@@ -277,7 +318,7 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
     start_progress(Arc::clone(&shared));
     let kinds = if args.faults.is_empty() { nemesis::ALL.to_vec() } else { args.faults.clone() };
     let workload_start = Instant::now();
-    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), StdRng::seed_from_u64(seed), usize::from(args.nodes), kinds);
+    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), writes, StdRng::seed_from_u64(seed), voters, kinds);
     nemesis.run(workload_start + args.duration);
     history.event("healing everything", &[]);
     nemesis.heal_all();
@@ -287,16 +328,19 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
     }
     let duration_s = workload_start.elapsed().as_secs_f64();
 
-    let findings = finish(cluster, history, &mut nemesis);
+    let findings = finish(cluster, history, &mut nemesis, voters);
+    let lags = staleness::lags(&history.ops());
     let summary = report::Summary {
         seed,
-        nodes: usize::from(args.nodes),
+        nodes: voters,
         duration_s,
         history,
         faults: nemesis.counts.iter().map(|(kind, count)| (kind.label().to_owned(), *count)).collect(),
         failovers_ms: report::failover_ms(history, &nemesis.leader_kills),
         elections_ms: nemesis.elections_ms.clone(),
         proxy: cluster.proxy.stats(),
+        staleness: staleness::figures(&lags),
+        staleness_quiet: staleness::figures(&staleness::outside(&lags, &nemesis.windows)),
         notes: &findings.notes,
         violations: &findings.violations,
         availability: &findings.availability,
@@ -307,9 +351,9 @@ fn run_in(args: &Args, seed: u64, cluster: &Arc<Cluster>, history: &Arc<History>
 }
 
 /// After the faults: restart every node, wait for convergence, check every invariant.
-fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis) -> checks::Findings {
+fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis, voters: usize) -> checks::Findings {
     history.event("restarting every node (SIGKILL, start)", &[]);
-    let slots: Vec<_> = cluster.members().into_iter().map(|member| member.0).collect();
+    let slots: Vec<_> = cluster.members().into_iter().map(|member| member.slot).collect();
     for &slot in &slots {
         cluster.kill(slot);
     }
@@ -319,10 +363,13 @@ fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis) -> checks
         }
     }
     let mut findings = checks::Findings::default();
+    findings.violations.extend(nemesis.violations.iter().cloned());
+    findings.notes.extend(nemesis.notes.iter().cloned());
     match checks::converge(cluster) {
         Ok(index) => {
             findings.notes.push(format!("converged: every node applied index {index}"));
-            let checked = checks::check_all(cluster, history);
+            let facts = checks::RunFacts { never_committed: &nemesis.never_committed, voters };
+            let checked = checks::check_all(cluster, history, &facts);
             findings.violations.extend(checked.violations);
             findings.notes.extend(checked.notes);
         }
@@ -334,17 +381,22 @@ fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis) -> checks
     findings
 }
 
-/// Node 1 makes the cluster and the tables; the others join through the proxy, one by one.
-fn setup_cluster(cluster: &Cluster, nodes: usize) -> anyhow::Result<()> {
-    let first = cluster.add_node(None)?;
+/// Node 1 makes the cluster and the tables; the other voters join through the proxy, one by
+/// one, then the learner.
+fn setup_cluster(cluster: &Cluster, voters: usize, learner: bool) -> anyhow::Result<()> {
+    let first = cluster.add_node(None, false)?;
     let mut statements = workload::bank::setup();
     statements.extend(workload::unique::setup());
     statements.extend(workload::register::setup());
     statements.extend(workload::large::setup());
+    statements.extend(workload::staleness::setup());
     exec_on(cluster, first, statements, true)?;
     let peer = cluster.proxy_addr(first).ok_or_else(|| anyhow!("no proxy address for n1"))?;
-    for _ in 1..nodes {
-        cluster.add_node(Some(peer))?;
+    for _ in 1..voters {
+        cluster.add_node(Some(peer), false)?;
+    }
+    if learner {
+        cluster.add_node(Some(peer), true)?;
     }
     cluster.wait_for_leader(SETUP_DEADLINE)?;
     Ok(())

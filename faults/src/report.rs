@@ -1,12 +1,14 @@
 //! The run's summary: operations by kind and outcome, faults by kind, failover times, proxy
 //! traffic, notes and violations. Failover time is measured from a leader's SIGKILL to the
 //! first acknowledged write that completed afterwards on another node (the new leader).
+//! Follower staleness comes from [`crate::staleness`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::cluster::Slot;
 use crate::history::{History, Outcome};
+use crate::staleness::{Figures, Percentiles};
 
 /// Failover times in milliseconds, one per leader kill followed by a successful write.
 pub fn failover_ms(history: &History, leader_kills: &[(u64, Slot)]) -> Vec<f64> {
@@ -42,6 +44,9 @@ pub struct Summary<'a> {
     pub failovers_ms: Vec<f64>,
     pub elections_ms: Vec<f64>,
     pub proxy: (u64, u64),
+    /// Staleness of follower reads: over every read, and outside fault rounds.
+    pub staleness: Option<Figures>,
+    pub staleness_quiet: Option<Figures>,
     pub notes: &'a [String],
     pub violations: &'a [String],
     pub availability: &'a [String],
@@ -94,6 +99,27 @@ impl Summary<'_> {
             }
         }
         let _ = writeln!(text, "proxy: {} datagrams forwarded, {} dropped by cuts", self.proxy.0, self.proxy.1);
+        let _ = writeln!(text, "follower reads without a barrier, staleness (behind the newest acknowledged write / the leader's commit index):");
+        for (what, figures) in [("all reads", &self.staleness), ("outside fault rounds", &self.staleness_quiet)] {
+            match figures {
+                Some(figures) => {
+                    let worst = &figures.worst;
+                    let _ = writeln!(
+                        text,
+                        "  {what:<21} {:>5} reads: {}; {} (stalest: n{} as {} at {:.3} s)",
+                        figures.reads,
+                        time(&figures.time_ms),
+                        entries(figures.entries.as_ref()),
+                        worst.node + 1,
+                        worst.role.as_deref().unwrap_or("?"),
+                        worst.invoke_us as f64 / 1e6
+                    );
+                }
+                None => {
+                    let _ = writeln!(text, "  {what:<21} no reads");
+                }
+            }
+        }
         for note in self.notes {
             let _ = writeln!(text, "note: {note}");
         }
@@ -114,6 +140,17 @@ impl Summary<'_> {
             }
         }
         text
+    }
+}
+
+fn time(lag: &Percentiles) -> String {
+    format!("median {:.1} ms, p99 {:.1} ms, max {:.1} ms", lag.median, lag.p99, lag.max)
+}
+
+fn entries(lag: Option<&Percentiles>) -> String {
+    match lag {
+        Some(lag) => format!("median {:.0}, p99 {:.0}, max {:.0} entries", lag.median, lag.p99, lag.max),
+        None => "entries not measured".into(),
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod bank;
 pub mod large;
 pub mod register;
+pub mod staleness;
 pub mod unique;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 use crate::cluster::{Cluster, Endpoint, Slot};
 use crate::history::{History, Op, OpKind, Outcome};
+use crate::write_gate::WriteGate;
 
 /// Deadline of one operation's request: above the node's commit deadline (10 s plus a
 /// size-scaled part) and `ha_barrier`'s 15 s, so the node's own answer normally comes first.
@@ -53,6 +55,8 @@ pub struct Shared {
     pub cluster: Arc<Cluster>,
     pub history: Arc<History>,
     pub stop: AtomicBool,
+    /// Every write passes it; the nemesis may hold it for a moment.
+    pub writes: Arc<WriteGate>,
 }
 
 /// One workload thread's context.
@@ -153,6 +157,8 @@ impl Worker {
 
     /// As [`Worker::operate`] with an id taken beforehand (when the id is the written value).
     pub fn operate_with_id(&mut self, id: u64, endpoint: &Endpoint, kind: OpKind, statements: Vec<Statement>, tx: bool) -> (Reply, OpKind) {
+        let writes = Arc::clone(&self.shared.writes);
+        let _pass = kind.is_write().then(|| writes.enter());
         let invoke_us = self.shared.history.now_us();
         let reply = self.run(endpoint, statements, tx);
         if reply.outcome != Outcome::Ok && kind.is_write() {

@@ -54,7 +54,8 @@ pub struct Node {
     pub(super) ca: ClusterCa,
     endpoint: Mutex<Option<Endpoint>>,
     attachment: Mutex<Option<Arc<SharedDb>>>,
-    stopped: Mutex<Option<String>>,
+    /// Why the node stopped: set by `stop`, or by [`watch_core`] when Raft ends by itself.
+    stopped: Arc<Mutex<Option<String>>>,
     pub(super) next_proposal: AtomicU64,
     pub(super) next_join_id: Mutex<NodeId>,
     _owner: OwnerLock,
@@ -307,6 +308,8 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         "starting the node",
     )?;
     let (endpoint, raft, log) = started;
+    let stopped = Arc::new(Mutex::new(None));
+    watch_core(raft.clone(), Arc::clone(&stopped))?;
     let node = Arc::new(Node {
         id: identity.node_id,
         addr: identity.addr.clone(),
@@ -321,7 +324,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         ca,
         endpoint: Mutex::new(Some(endpoint)),
         attachment: Mutex::new(None),
-        stopped: Mutex::new(None),
+        stopped,
         next_proposal: AtomicU64::new(rand::random::<u32>() as u64),
         next_join_id: Mutex::new(0),
         _owner: owner,
@@ -331,6 +334,26 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     *node.attachment.lock().unwrap_or_else(PoisonError::into_inner) = Some(attachment);
     node.next_proposal.fetch_add(1, Ordering::Relaxed);
     Ok(node)
+}
+
+/// Records why Raft stopped when its core task ends by itself, as on a panic inside openraft:
+/// its metrics then stay as last published (a role, no error), so without this `ha_status()`
+/// would show a node that looks alive but neither votes nor applies.
+fn watch_core(raft: RaftNode, stopped: Arc<Mutex<Option<String>>>) -> Result<(), Error> {
+    use openraft::type_config::async_runtime::WatchReceiver;
+    super::runtime::handle()?.spawn(async move {
+        let mut metrics = raft.metrics();
+        // The core holds the only sender: this loop ends when the core does.
+        while metrics.changed().await.is_ok() {}
+        // Any call now answers with the core's fatal error.
+        let reason = match raft.is_initialized().await {
+            Err(fatal) => format!("raft stopped: {fatal} (this process's log says why): restart the node, or remove it and join it afresh"),
+            Ok(_) => "raft stopped".to_owned(),
+        };
+        // A deliberate stop has already said why.
+        stopped.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(reason);
+    });
+    Ok(())
 }
 
 /// The members of the cluster as this node knows them.

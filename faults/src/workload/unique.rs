@@ -13,7 +13,18 @@ use crate::history::{OpKind, Outcome};
 const PACE: Duration = Duration::from_millis(10);
 
 pub fn setup() -> Vec<Statement> {
-    vec![Statement::new("CREATE TABLE uniq(k INTEGER PRIMARY KEY)")]
+    vec![Statement::new("CREATE TABLE uniq(k INTEGER PRIMARY KEY, tag TEXT)")]
+}
+
+/// The text each insert of `key` also writes: unique, so the nemesis can find the frames of a
+/// given insert in a WAL file.
+pub fn tag(key: i64) -> String {
+    format!("<unique {key}>")
+}
+
+/// The statement that inserts `key`.
+pub fn insert(key: i64) -> Statement {
+    statement("INSERT INTO uniq(k, tag) VALUES (?1, ?2)", vec![json!(key), json!(tag(key))])
 }
 
 pub fn inserts(worker: &mut Worker) {
@@ -24,8 +35,7 @@ pub fn inserts(worker: &mut Worker) {
         };
         let id = worker.shared.history.next_id();
         let key = i64::try_from(id).unwrap_or(i64::MAX);
-        let insert = vec![statement("INSERT INTO uniq(k) VALUES (?1)", vec![json!(key)])];
-        let (reply, _) = worker.operate_with_id(id, &leader, OpKind::Insert { key }, insert, false);
+        let (reply, _) = worker.operate_with_id(id, &leader, OpKind::Insert { key }, vec![insert(key)], false);
         if reply.outcome != Outcome::Ok {
             worker.back_off();
         }

@@ -16,6 +16,11 @@ use crate::raft::shared::Chunks;
 /// Bytes before a record's body.
 pub(crate) const RECORD_HEADER_BYTES: u64 = 8;
 
+/// How every body begins: an entry encoded by `rmp_serde::to_vec_named` is a map of two
+/// fields whose first key is `log_id` (`0x82`, then the 6-character string). Used to find the
+/// records after a damaged one whose length cannot be trusted; a test pins it.
+pub(crate) const ENTRY_BODY_PREFIX: [u8; 8] = [0x82, 0xa6, b'l', b'o', b'g', b'_', b'i', b'd'];
+
 /// Largest record body: one Raft entry, i.e. one SQLite transaction's page images. A larger
 /// transaction cannot be replicated (append refuses it); a larger length read from disk is
 /// corruption. 1 GiB keeps a single allocation sane while allowing very large transactions.

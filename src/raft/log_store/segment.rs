@@ -7,6 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,7 +89,9 @@ pub(crate) fn create(dir: &Path, seq: u64) -> io::Result<Segment> {
 ///
 /// A bad record is a torn tail (the crash hit an append that was never acknowledged) only if it
 /// is in the newest segment and no valid record follows it; then the valid prefix ends at it.
-/// Otherwise it is corruption of acknowledged data and an error.
+/// Otherwise it is corruption of acknowledged data and an error. When the bad record's length
+/// is believable, the next record is where it says; when not (a damaged length field), the
+/// rest of the segment is searched for an intact record.
 pub(crate) fn scan(
     seg: &Segment,
     is_newest: bool,
@@ -110,7 +113,7 @@ pub(crate) fn scan(
                         Slot::Record { .. }
                     ),
                     None => false,
-                };
+                } || (is_newest && record_after(seg, offset)?.is_some());
                 if is_newest && !followed_by_record {
                     tracing::warn!(path = %seg.path.display(), offset, reason, "cutting torn tail of the raft log");
                     return Ok(offset);
@@ -123,6 +126,36 @@ pub(crate) fn scan(
             }
         }
     }
+}
+
+/// Where the first intact record that starts after `offset` is, if any: a body that begins as
+/// every entry does ([`record::ENTRY_BODY_PREFIX`]) preceded by a header whose length and
+/// checksum hold. Reads the rest of the segment once, in bounded chunks; only called on a bad
+/// record of the newest segment, at start-up.
+fn record_after(seg: &Segment, offset: u64) -> io::Result<Option<u64>> {
+    const CHUNK_BYTES: u64 = 1 << 20;
+    let prefix = &record::ENTRY_BODY_PREFIX;
+    let overlap = prefix.len() as u64 - 1;
+    // The earliest body of a record starting after `offset`.
+    let mut from = offset + 1 + record::RECORD_HEADER_BYTES;
+    let mut chunk = Vec::new();
+    while from + prefix.len() as u64 <= seg.len {
+        // Each chunk holds the windows starting in [from, from + CHUNK_BYTES).
+        let len = (seg.len - from).min(CHUNK_BYTES + overlap);
+        chunk.resize(len as usize, 0);
+        seg.file.read_exact_at(&mut chunk, from)?;
+        for (at, window) in chunk.windows(prefix.len()).enumerate() {
+            if window != prefix {
+                continue;
+            }
+            let start = from + at as u64 - record::RECORD_HEADER_BYTES;
+            if let Slot::Record { .. } = record::read_slot(&seg.file, start, seg.len)? {
+                return Ok(Some(start));
+            }
+        }
+        from += CHUNK_BYTES;
+    }
+    Ok(None)
 }
 
 /// Cut `seg` to `len` bytes durably.

@@ -88,6 +88,60 @@ async fn corrupt_middle_record_is_refused() {
     assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
 }
 
+// Goal: a damaged length field in the middle of the newest segment, which hides where the next
+// record starts, stops the node too: the records after it are found by searching, never cut
+// as if they were a torn tail.
+#[tokio::test]
+async fn corrupt_middle_length_is_refused() {
+    // A length made too large for the file, and one made one byte short.
+    for (byte, mask) in [(3, 0x40), (0, 0x01)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(dir.path()).unwrap();
+        append(&mut log, 1..=3).await;
+        drop(log);
+        let seg = only_segment(dir.path());
+        let mut bytes = fs::read(&seg).unwrap();
+        let first_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let second = 8 + first_len;
+        bytes[second + byte] ^= mask;
+        fs::write(&seg, &bytes).unwrap();
+        match LogStore::open(dir.path()) {
+            Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset, second as u64),
+            Err(other) => panic!("length byte {byte}: another error: {other}"),
+            Ok(mut log) => panic!("length byte {byte}: opened with entries {:?}", indices(&mut log).await),
+        }
+    }
+}
+
+// Goal: a record cut short while being appended (its header and part of its body) is a torn
+// tail even though it begins like a real record.
+#[tokio::test]
+async fn partial_record_at_the_end_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    append(&mut log, 1..=3).await;
+    drop(log);
+    let seg = only_segment(dir.path());
+    let bytes = fs::read(&seg).unwrap();
+    let first_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    let mut torn = bytes.clone();
+    torn.extend_from_slice(&bytes[..8 + first_len - 1]);
+    fs::write(&seg, &torn).unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert_eq!(indices(&mut log).await, vec![1, 2, 3]);
+    assert_eq!(fs::read(&seg).unwrap(), bytes);
+}
+
+// Goal: every entry's encoding begins with the prefix the search for intact records relies on.
+#[test]
+fn entries_begin_with_the_body_prefix() {
+    let membership = openraft::Membership::new_with_defaults(vec![std::collections::BTreeSet::from([1])], []);
+    for entry in [blank(3, 7), EntryT::new(log_id(2, 9), EntryPayload::Membership(membership))] {
+        let body = rmp_serde::to_vec_named(&entry).unwrap();
+        assert!(body.starts_with(&super::record::ENTRY_BODY_PREFIX), "{:02x?}", &body[..12]);
+    }
+}
+
 // Goal: truncate_after and purge survive a reopen, and the log state reflects both.
 #[tokio::test]
 async fn truncate_and_purge_are_durable() {
