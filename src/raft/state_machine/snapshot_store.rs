@@ -1,9 +1,10 @@
 //! Snapshot files in `<state_dir>/snapshots/`.
 //!
 //! A snapshot file is the SQLite database image followed by a fixed [`TRAILER_BYTES`]-byte
-//! trailer: `magic "DQVFIMG1" | last log index u64 LE (u64::MAX: none) | last_write_index u64
-//! LE | format version u32 LE | crc32 u32 LE of the preceding 28 bytes`. The trailer makes the
-//! file self-describing, so the network layer moves one opaque file and `last_write_index`
+//! trailer: `magic "DQVFIMG2" | last log index u64 LE (u64::MAX: none) | last_write_index u64
+//! LE | crc32 u32 LE of the image | crc32 u32 LE of the preceding 28 bytes`. The image's
+//! checksum is checked before an image is installed, so a snapshot damaged on disk or on its
+//! way is refused, never imported as wrong data. The trailer makes the file self-describing, so the network layer moves one opaque file and `last_write_index`
 //! (part of the replicated state, but not of openraft's `SnapshotMeta`) travels with it.
 //!
 //! `current` (a small fsynced file) names the current snapshot file and holds its meta. Files:
@@ -29,8 +30,7 @@ use crate::raft::types::{LogIndex, SnapshotImage};
 pub const SNAPSHOT_DIR: &str = "snapshots";
 /// Bytes of the trailer at the end of every snapshot file.
 pub const TRAILER_BYTES: u64 = 32;
-const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG1";
-const TRAILER_VERSION: u32 = 1;
+const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG2";
 const CURRENT_FILE: &str = "current";
 const IMPORT_FILE: &str = "import.tmp";
 const OWN_PREFIX: &str = "snap-";
@@ -62,6 +62,8 @@ pub struct ImageTrailer {
     pub last_log_index: Option<LogIndex>,
     /// The state machine's `last_write_index` as of the image.
     pub last_write_index: LogIndex,
+    /// crc32 of the image (the file without its trailer).
+    pub image_crc: u32,
 }
 
 impl ImageTrailer {
@@ -70,7 +72,7 @@ impl ImageTrailer {
         b[0..8].copy_from_slice(&TRAILER_MAGIC);
         b[8..16].copy_from_slice(&self.last_log_index.unwrap_or(u64::MAX).to_le_bytes());
         b[16..24].copy_from_slice(&self.last_write_index.to_le_bytes());
-        b[24..28].copy_from_slice(&TRAILER_VERSION.to_le_bytes());
+        b[24..28].copy_from_slice(&self.image_crc.to_le_bytes());
         let crc = crc32fast::hash(&b[0..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
         b
@@ -95,21 +97,44 @@ impl ImageTrailer {
                 .fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
         };
         if b[0..8] != TRAILER_MAGIC {
-            return Err(bad("no snapshot trailer"));
+            return Err(bad("corrupt: no snapshot trailer (or one of another format)"));
         }
         if word(28..32) != u64::from(crc32fast::hash(&b[0..28])) {
-            return Err(bad("trailer checksum mismatch"));
-        }
-        if word(24..28) != u64::from(TRAILER_VERSION) {
-            return Err(bad("unknown trailer version"));
+            return Err(bad("corrupt: trailer checksum mismatch"));
         }
         let last = word(8..16);
         let trailer = ImageTrailer {
             last_log_index: (last != u64::MAX).then_some(last),
             last_write_index: word(16..24),
+            image_crc: u32::try_from(word(24..28)).unwrap_or(0),
         };
         Ok((trailer, image_len))
     }
+
+    /// Checks the image of the snapshot file at `path` against this trailer's checksum.
+    fn verify_image(&self, path: &Path, image_len: u64) -> Result<(), SmError> {
+        if image_crc(path, image_len)? != self.image_crc {
+            return Err(SmError::BadImage {
+                path: path.to_path_buf(),
+                reason: "corrupt: image checksum mismatch (damaged on disk or in transfer)".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// crc32 of the first `len` bytes of the file at `path`.
+fn image_crc(path: &Path, len: u64) -> io::Result<u32> {
+    let mut input = File::open(path)?.take(len);
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match input.read(&mut buffer)? {
+            0 => break,
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+    Ok(hasher.finalize())
 }
 
 fn dir_of(state_dir: &Path) -> PathBuf {
@@ -146,13 +171,12 @@ pub(crate) fn build<D: Database>(
     prev: Option<&CurrentSnapshot>,
 ) -> Result<CurrentSnapshot, SmError> {
     let dir = dir_of(state_dir);
-    let trailer = ImageTrailer {
-        last_log_index: meta.last_log_id.as_ref().map(|l| l.index),
-        last_write_index,
-    };
-    let file = new_file_name(trailer.last_log_index);
+    let last_log_index = meta.last_log_id.as_ref().map(|l| l.index);
+    let file = new_file_name(last_log_index);
     let path = dir.join(&file);
     db.export_image(&path)?;
+    let image_len = fs::metadata(&path)?.len();
+    let trailer = ImageTrailer { last_log_index, last_write_index, image_crc: image_crc(&path, image_len)? };
     let mut f = OpenOptions::new().append(true).open(&path)?;
     f.write_all(&trailer.encode())?;
     f.sync_all()?;
@@ -197,6 +221,7 @@ pub(crate) fn install<D: Database>(
 ) -> Result<CurrentSnapshot, SmError> {
     let dir = dir_of(state_dir);
     let (trailer, image_len) = ImageTrailer::read(src)?;
+    trailer.verify_image(src, image_len)?;
     let meta_index = meta.last_log_id.as_ref().map(|l| l.index);
     if trailer.last_log_index != meta_index {
         let reason = format!(
@@ -269,11 +294,18 @@ mod tests {
         let t = ImageTrailer {
             last_log_index: Some(7),
             last_write_index: 5,
+            image_crc: crc32fast::hash(b"sqlite image"),
         };
         let mut bytes = b"sqlite image".to_vec();
         bytes.extend_from_slice(&t.encode());
         fs::write(&p, &bytes).unwrap();
         assert_eq!(ImageTrailer::read(&p).unwrap(), (t, 12));
+        t.verify_image(&p, 12).expect("an intact image");
+        bytes[3] ^= 1;
+        fs::write(&p, &bytes).unwrap();
+        assert_eq!(ImageTrailer::read(&p).unwrap(), (t, 12), "the trailer is intact");
+        let refused = t.verify_image(&p, 12).expect_err("a damaged image");
+        assert!(refused.to_string().contains("corrupt: image checksum mismatch"), "{refused}");
         let n = bytes.len();
         bytes[n - 20] ^= 1;
         fs::write(&p, &bytes).unwrap();
