@@ -4,50 +4,18 @@
 //! on a follower after `ha_barrier()`, SIGKILL the leader, and a new leader accepts writes that
 //! the surviving follower then reads.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ha_host::cluster::{free_udp_ports, Cluster, ClusterConfig};
-use ha_host::process::{HostCommand, HostError, HostProcess, HostSpec};
+use ha_host::process::{HostProcess, HostSpec};
 use ha_host::protocol::{RepeatSpec, Statement};
 use serde_json::json;
 
-/// This file's Raft ports.
-const PORTS: std::ops::Range<u16> = 17690..17700;
-/// Leader election after a SIGKILL takes 0.5-1 s plus detection; generous bound.
+mod common;
+
+use common::{host_command, start_cluster, write_until};
+
+/// Leader election after a SIGKILL takes about a second; generous bound.
 const FAILOVER_DEADLINE: Duration = Duration::from_secs(20);
-
-fn host_command() -> HostCommand {
-    HostCommand::binary(env!("CARGO_BIN_EXE_ha-host"))
-}
-
-/// `$DQLITE_VFS_LIBRARY`, else the library built next to this test (target/<profile>/).
-fn extension() -> PathBuf {
-    if let Some(path) = std::env::var_os("DQLITE_VFS_LIBRARY") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let lib = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("libdqlite_vfs.so");
-    assert!(lib.exists(), "{} is missing: run `cargo build` (the root package) first", lib.display());
-    lib
-}
-
-/// Retries a write until it succeeds or `deadline` passes: right after an election the new
-/// leader refuses writes (SQLITE_READONLY, SQLITE_IOERR_WRITE) until it applied its first entry.
-fn write_until(host: &HostProcess, statements: Vec<Statement>, deadline: Duration) -> Result<(), HostError> {
-    let until = Instant::now() + deadline;
-    loop {
-        match host.exec("main", statements.clone(), true) {
-            Ok(_) => return Ok(()),
-            Err(error)
-                if Instant::now() < until && error.sql().is_some_and(|e| matches!(e.extended, Some(8 | 778))) =>
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
 
 #[test]
 fn plain_host_serves_the_protocol() {
@@ -103,16 +71,7 @@ fn plain_host_serves_the_protocol() {
 
 #[test]
 fn three_hosts_fail_over() {
-    let ports = free_udp_ports(PORTS, 3, 0).expect("3 free ports in 17690-17699");
-    let config = ClusterConfig {
-        command: host_command(),
-        extension: extension(),
-        ports,
-        env: Vec::new(),
-        parent_dir: None,
-        keep_dir: false,
-    };
-    let mut cluster = Cluster::start(&config).expect("start 3 nodes");
+    let mut cluster = start_cluster(3, 0);
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
     let schema = vec![
         Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"),
@@ -156,16 +115,7 @@ fn three_hosts_fail_over() {
 /// nothing: it keeps its snapshot while the follower applies 8 s of writes behind it.
 #[test]
 fn a_follower_connection_cannot_hold_up_replication() {
-    let ports = free_udp_ports(PORTS, 3, 5).expect("3 free ports in 17690-17699");
-    let config = ClusterConfig {
-        command: host_command(),
-        extension: extension(),
-        ports,
-        env: Vec::new(),
-        parent_dir: None,
-        keep_dir: false,
-    };
-    let cluster = Cluster::start(&config).expect("start 3 nodes");
+    let cluster = start_cluster(3, 5);
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
     let schema = vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")];
     write_until(cluster.node(leader).expect("leader runs"), schema, Duration::from_secs(10)).expect("schema");

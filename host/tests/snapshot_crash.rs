@@ -11,12 +11,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{extension, host_command, PORTS};
 use ha_host::cluster::free_udp_ports;
-use ha_host::process::{HostCommand, HostProcess, HostSpec};
+use ha_host::process::{HostProcess, HostSpec};
 use ha_host::protocol::Statement;
 use serde_json::{json, Value};
 
-const PORTS: std::ops::Range<u16> = 17690..17700;
 /// Rows per transaction (4 KiB each): a half-applied transaction shows as a count that is not
 /// a multiple of this.
 const ROWS_PER_TX: u64 = 1024;
@@ -26,20 +28,6 @@ const TXS_WHILE_DOWN: u64 = 6;
 /// How long after the transfer is seen starting each kill comes: dense where the transfer
 /// ends and the install runs (about 1 s in, in a debug build on two cores).
 const KILL_DELAYS_MS: [u64; 12] = [0, 400, 800, 900, 1000, 1100, 1200, 1300, 1400, 1600, 2000, 3000];
-
-fn host_command() -> HostCommand {
-    HostCommand::binary(env!("CARGO_BIN_EXE_ha-host"))
-}
-
-fn extension() -> PathBuf {
-    if let Some(path) = std::env::var_os("DQLITE_VFS_LIBRARY") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let lib = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("libdqlite_vfs.so");
-    assert!(lib.exists(), "{} is missing: run `cargo build` (the root package) first", lib.display());
-    lib
-}
 
 fn insert_tx() -> Vec<Statement> {
     vec![Statement::new(format!(

@@ -6,40 +6,19 @@
 //! for 4 s (each on its own host thread); every insert succeeds and each writer gets at least
 //! a fifth of the average share. Ports 17690-17699 (test binaries run one at a time).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
-use ha_host::cluster::{free_udp_ports, Cluster, ClusterConfig};
-use ha_host::process::HostCommand;
 use ha_host::protocol::{RepeatSpec, Statement};
 use serde_json::json;
 
-const PORTS: std::ops::Range<u16> = 17690..17700;
 const WRITERS: u64 = 4;
 const WRITE_FOR_MS: u64 = 4_000;
 
-fn extension() -> PathBuf {
-    if let Some(path) = std::env::var_os("DQLITE_VFS_LIBRARY") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let lib = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("libdqlite_vfs.so");
-    assert!(lib.exists(), "{} is missing: run `cargo build` (the root package) first", lib.display());
-    lib
-}
-
 #[test]
 fn four_writers_on_the_leader_take_turns_without_busy_errors() {
-    let ports = free_udp_ports(PORTS, 3, 0).expect("3 free ports in 17690-17699");
-    let config = ClusterConfig {
-        command: HostCommand::binary(env!("CARGO_BIN_EXE_ha-host")),
-        extension: extension(),
-        ports,
-        env: Vec::new(),
-        parent_dir: None,
-        keep_dir: false,
-    };
-    let cluster = Cluster::start(&config).expect("start 3 nodes");
+    let cluster = common::start_cluster(3, 0);
     let leader = cluster.node(cluster.leader(Duration::from_secs(10)).expect("a leader")).expect("leader runs");
     leader
         .exec("main", vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER)")], true)

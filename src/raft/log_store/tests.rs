@@ -71,19 +71,26 @@ async fn torn_tail_is_cut_at_open() {
     assert_eq!(indices(&mut log).await, vec![1, 2, 3, 4]);
 }
 
+/// Writes entries 1-3 to a new log in `dir`, then flips `mask` into byte `at` of the second
+/// record (its length at 0, its checksum at 4, its body from 8); returns the record's offset.
+async fn damage_second_record(dir: &std::path::Path, at: usize, mask: u8) -> usize {
+    let mut log = LogStore::open(dir).unwrap();
+    append(&mut log, 1..=3).await;
+    drop(log);
+    let seg = only_segment(dir);
+    let mut bytes = fs::read(&seg).unwrap();
+    let first_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    let second = 8 + first_len;
+    bytes[second + at] ^= mask;
+    fs::write(&seg, &bytes).unwrap();
+    second
+}
+
 // Goal: a damaged record followed by good ones stops the node instead of losing entries.
 #[tokio::test]
 async fn corrupt_middle_record_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = LogStore::open(dir.path()).unwrap();
-    append(&mut log, 1..=3).await;
-    drop(log);
-    let seg = only_segment(dir.path());
-    let mut bytes = fs::read(&seg).unwrap();
-    let first_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let second_body = 8 + first_len + 8;
-    bytes[second_body + 2] ^= 0xff;
-    fs::write(&seg, &bytes).unwrap();
+    damage_second_record(dir.path(), 8 + 2, 0xff).await;
     let err = LogStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
 }
@@ -96,15 +103,7 @@ async fn corrupt_middle_length_is_refused() {
     // A length made too large for the file, and one made one byte short.
     for (byte, mask) in [(3, 0x40), (0, 0x01)] {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = LogStore::open(dir.path()).unwrap();
-        append(&mut log, 1..=3).await;
-        drop(log);
-        let seg = only_segment(dir.path());
-        let mut bytes = fs::read(&seg).unwrap();
-        let first_len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        let second = 8 + first_len;
-        bytes[second + byte] ^= mask;
-        fs::write(&seg, &bytes).unwrap();
+        let second = damage_second_record(dir.path(), byte, mask).await;
         match LogStore::open(dir.path()) {
             Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset, second as u64),
             Err(other) => panic!("length byte {byte}: another error: {other}"),
