@@ -68,6 +68,29 @@ fn query(endpoint: &Endpoint, statements: Vec<Statement>) -> anyhow::Result<Vec<
     Ok(rows.iter().map(|row| row.as_array().cloned().unwrap_or_default()).collect())
 }
 
+/// Rows the host returns at most per request (`ha_host::protocol::ROWS_MAX` is 100,000): a
+/// soak inserts more than that, so whole tables are read in pages.
+const PAGE_ROWS: usize = 50_000;
+
+/// Every row of `table` as `rowid, columns...`, in rowid order, read a page at a time.
+fn all_rows(endpoint: &Endpoint, columns: &str, table: &str) -> anyhow::Result<Vec<Vec<Value>>> {
+    let sql = format!("SELECT rowid, {columns} FROM \"{table}\" WHERE rowid > ? ORDER BY rowid LIMIT {PAGE_ROWS}");
+    let mut rows = Vec::new();
+    let mut after = i64::MIN;
+    loop {
+        let page = query(endpoint, vec![Statement::with_params(sql.clone(), vec![json!(after)])])?;
+        let full = page.len() == PAGE_ROWS;
+        match page.last().and_then(|row| row.first()).and_then(Value::as_i64) {
+            Some(last) => after = last,
+            None => return Ok(rows),
+        }
+        rows.extend(page);
+        if !full {
+            return Ok(rows);
+        }
+    }
+}
+
 /// Waits until every member applied the same index, equal to its commit index, and a leader
 /// exists.
 pub fn converge(cluster: &Cluster) -> anyhow::Result<u64> {
@@ -174,15 +197,15 @@ fn node_checks(
     if total != vec![vec![json!(bank::TOTAL), json!(bank::ACCOUNTS)]] {
         findings.violation(format!("{name}: final bank total {total:?}, expected {} over {} accounts", bank::TOTAL, bank::ACCOUNTS));
     }
-    let keys = |sql: &str| -> anyhow::Result<BTreeSet<i64>> {
-        Ok(query(endpoint, vec![Statement::new(sql)])?.iter().filter_map(|row| row.first().and_then(Value::as_i64)).collect())
+    let keys = |column: &str, table: &str| -> anyhow::Result<BTreeSet<i64>> {
+        Ok(all_rows(endpoint, column, table)?.iter().filter_map(|row| row.get(1).and_then(Value::as_i64)).collect())
     };
-    let unique = keys("SELECT k FROM uniq")?;
+    let unique = keys("k", "uniq")?;
     check_keys(&name, "unique insert", &unique, history, |kind| match kind {
         OpKind::Insert { key } => Some(*key),
         _ => None,
     }, findings);
-    let large = keys("SELECT id FROM big")?;
+    let large = keys("id", "big")?;
     check_keys(&name, "large transaction", &large, history, |kind| match kind {
         OpKind::Large { key, .. } => Some(*key),
         _ => None,
@@ -238,12 +261,8 @@ fn content_hash(endpoint: &Endpoint) -> anyhow::Result<String> {
     let tables = query(endpoint, vec![Statement::new("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")])?;
     let mut hasher = Md5::new();
     for table in tables.iter().filter_map(|row| row.first().and_then(Value::as_str)) {
-        let sql = if table == "big" {
-            "SELECT id, bytes, length(data), hex(substr(data, 1, 64)), hex(substr(data, -64)) FROM big ORDER BY id".to_owned()
-        } else {
-            format!("SELECT * FROM \"{table}\" ORDER BY rowid")
-        };
-        let rows = query(endpoint, vec![Statement::new(sql)])?;
+        let columns = if table == "big" { "id, bytes, length(data), hex(substr(data, 1, 64)), hex(substr(data, -64))" } else { "*" };
+        let rows = all_rows(endpoint, columns, table)?;
         hasher.update(table.as_bytes());
         hasher.update(serde_json::to_vec(&rows)?);
     }
