@@ -65,14 +65,9 @@ impl Record {
                     format!("entry of {} bytes exceeds the {RECORD_BODY_BYTES_MAX}-byte record bound", body.len()),
                 )
             })?;
-        let mut h = crc32fast::Hasher::new();
-        h.update(&len.to_le_bytes());
-        for chunk in body.iter() {
-            h.update(chunk);
-        }
         let mut header = [0u8; RECORD_HEADER_BYTES as usize];
         header[..4].copy_from_slice(&len.to_le_bytes());
-        header[4..].copy_from_slice(&h.finalize().to_le_bytes());
+        header[4..].copy_from_slice(&checksum(len, body.iter()).to_le_bytes());
         Ok(Record { header, body })
     }
 
@@ -168,7 +163,7 @@ pub(crate) fn read_slot(file: &File, offset: u64, file_len: u64) -> io::Result<S
     }
     let mut body = vec![0u8; len as usize];
     file.read_exact_at(&mut body, offset + RECORD_HEADER_BYTES)?;
-    if checksum(len, &body) != crc {
+    if checksum(len, [&body]) != crc {
         return Ok(Slot::Bad {
             reason: "checksum mismatch",
             next: Some(end),
@@ -185,7 +180,7 @@ pub(crate) fn read_indexed(file: &File, offset: u64, len: u32) -> io::Result<Byt
     let stored_len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let body = Bytes::from(buf).slice(RECORD_HEADER_BYTES as usize..);
-    if stored_len != len || checksum(len, &body) != crc {
+    if stored_len != len || checksum(len, [&body]) != crc {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("log record at offset {offset} changed on disk (checksum mismatch)"),
@@ -194,10 +189,13 @@ pub(crate) fn read_indexed(file: &File, offset: u64, len: u32) -> io::Result<Byt
     Ok(body)
 }
 
-fn checksum(len: u32, body: &[u8]) -> u32 {
+/// The record checksum: crc32 of the length, then of the body, which may come in chunks.
+fn checksum(len: u32, body: impl IntoIterator<Item = impl AsRef<[u8]>>) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&len.to_le_bytes());
-    h.update(body);
+    for chunk in body {
+        h.update(chunk.as_ref());
+    }
     h.finalize()
 }
 
