@@ -126,8 +126,13 @@ impl Replicator for Node {
     }
 
     fn before_write_lock(&self) {
-        let metrics = self.metrics();
-        if metrics.state != ServerState::Leader || may_write(&metrics) {
+        // Every write transaction asks: look at the latest metrics without cloning them.
+        let ready = {
+            let metrics = self.raft.metrics();
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&metrics);
+            metrics.state != ServerState::Leader || may_write(&metrics)
+        };
+        if ready {
             return;
         }
         // Just elected (after a failover or ha_transfer): wait for the first entry rather

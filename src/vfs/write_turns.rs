@@ -17,7 +17,7 @@
 //! stale place in line: a place counts only while its connection sleeps in `xSleep` or asked
 //! for the lock within the last [`PRESENT_FOR`].
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -82,15 +82,13 @@ impl WriteTurns {
             None => line.push_back(Place { ticket, last_request: now, sleeping: false }),
         }
         drop(line);
-        WAITING.with(|waiting| waiting.set(Some(ticket)));
-        WAITING_ON.with(|on| *on.borrow_mut() = Some(Arc::clone(self)));
+        WAITING.with(|waiting| *waiting.borrow_mut() = Some((ticket, Arc::clone(self))));
     }
 
     /// `ticket` took the lock: it leaves the line.
     pub fn took_lock(&self, ticket: Ticket) {
         self.line.lock().unwrap_or_else(PoisonError::into_inner).retain(|place| place.ticket != ticket);
-        WAITING.with(|waiting| waiting.set(None));
-        WAITING_ON.with(|on| *on.borrow_mut() = None);
+        WAITING.with(|waiting| *waiting.borrow_mut() = None);
     }
 
     /// The lock was released: the head of the line stops sleeping.
@@ -129,16 +127,15 @@ impl WriteTurns {
 }
 
 thread_local! {
-    /// The ticket this thread's connection waits with, if it was just refused the lock.
-    static WAITING: Cell<Option<Ticket>> = const { Cell::new(None) };
-    static WAITING_ON: std::cell::RefCell<Option<Arc<WriteTurns>>> = const { std::cell::RefCell::new(None) };
+    /// The ticket this thread's connection waits with, and the line it waits in, if it was
+    /// just refused the lock.
+    static WAITING: RefCell<Option<(Ticket, Arc<WriteTurns>)>> = const { RefCell::new(None) };
 }
 
 /// `xSleep` from SQLite's busy handler: if this thread's connection waits in a line, sleep
 /// until its turn (at most `max`) and return true; false to sleep as usual.
 pub fn sleep_in_line(max: Duration) -> bool {
-    let Some(ticket) = WAITING.with(Cell::get) else { return false };
-    let Some(turns) = WAITING_ON.with(|on| on.borrow().clone()) else { return false };
+    let Some((ticket, turns)) = WAITING.with(|waiting| waiting.borrow().clone()) else { return false };
     turns.sleep(ticket, max);
     true
 }
