@@ -4,6 +4,7 @@
 //! - [`wire`]: the messages and their length-prefixed MessagePack framing.
 //! - [`endpoint`]: one UDP socket per node, serving requests and making calls.
 //! - [`client`] / [`server`]: the calling and answering halves of an endpoint.
+//! - [`append_stream`]: the two halves of a pipelined AppendEntries stream, on the calling side.
 //! - `snapshot`: streaming a snapshot image file to a peer and back into a file.
 //! - [`progress`]: the snapshot transfers in flight, for `ha_status()`.
 //! - [`limits`]: every size and wait bound of this module tree.
@@ -12,6 +13,7 @@
 //! certificate of the cluster CA; every read is bounded in size before allocation and every
 //! wait has a deadline.
 
+pub mod append_stream;
 pub mod client;
 pub mod endpoint;
 pub mod error;

@@ -10,7 +10,10 @@ use super::ADMIN_DEADLINE;
 use crate::error::Error;
 use crate::raft::alias::SnapshotMetaT;
 use crate::raft::types::{SnapshotImage, TypeConfig};
-use crate::transport::wire::{Request, Response};
+use crate::transport::wire::{AppendReply, Request, Response};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use openraft::raft::AppendEntriesRequest;
 use crate::transport::{BoxFuture, RpcHandler};
 
 /// The RPC handler of one node. Created before the node (the endpoint needs it to bind),
@@ -48,6 +51,30 @@ impl RpcHandler for Handler {
             };
             answer(&node, request).await
         })
+    }
+
+    fn append_stream(&self, requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>) -> BoxStream<'static, AppendReply> {
+        let node = match self.node() {
+            Ok(node) => node,
+            Err(_) => {
+                let message = "this node is starting or stopping; retry".to_string();
+                return Box::pin(futures_util::stream::once(async { AppendReply::Failed { message } }));
+            }
+        };
+        let id = node.id();
+        let requests = requests.inspect(move |rpc| {
+            let last_index = rpc.entries.last().map(|e| e.log_id.index);
+            tracing::trace!(target: "dqlite_vfs::latency", node = id, last_index, "append_entries received");
+        });
+        // The replies hold the Raft handle, not the node: a stream open at shutdown does not
+        // keep the node alive.
+        Box::pin(node.raft.stream_append(requests).map(move |reply| match reply {
+            Ok(result) => {
+                tracing::trace!(target: "dqlite_vfs::latency", node = id, last_index = ?result.as_ref().ok().and_then(|m| m.as_ref()).map(|l| l.index), "append_entries answered");
+                AppendReply::Appended(result)
+            }
+            Err(fatal) => AppendReply::Failed { message: fatal.to_string() },
+        }))
     }
 
     fn incoming_snapshot_path(&self) -> PathBuf {

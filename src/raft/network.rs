@@ -19,12 +19,16 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::base::{BoxFuture, BoxStream};
+use openraft::raft::StreamAppendResult;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
+use futures_util::{Stream, StreamExt};
 
 use crate::raft::types::{Command, Member, NodeId, SnapshotImage, TypeConfig};
 use crate::transport::limits::SNAPSHOT_TRANSFER_TIMEOUT;
-use crate::transport::wire::{Request, Response};
+use crate::transport::append_stream::{AppendReceiver, AppendSender};
+use crate::transport::wire::{AppendReply, Request, Response};
 use crate::transport::{Client, TransportError};
 
 /// Creates a [`PeerNetwork`] for each replication target of the local node.
@@ -51,6 +55,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 /// openraft's view of one peer. Connections are shared through the [`Client`], so creating
 /// and dropping these is cheap.
+#[derive(Clone)]
 pub struct PeerNetwork {
     local_id: NodeId,
     target: NodeId,
@@ -116,6 +121,29 @@ fn action_name(action: RPCTypes) -> &'static str {
 
 impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     type SnapshotData = SnapshotImage;
+
+    /// Replication and heartbeats: one QUIC stream per session, requests sent as openraft makes
+    /// them and answers read in order, so a commit's entries never wait behind the answer to
+    /// the previous request (openraft's default sends one request at a time).
+    fn stream_append<'s, S>(&'s mut self, input: S, option: RPCOption) -> BoxFuture<'s, AppendStreamResult<'s>>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let ttl = option.hard_ttl();
+            let (sender, receiver) = self
+                .client
+                .open_append_stream(&self.addr)
+                .await
+                .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))?;
+            let (pending_tx, pending) = tokio::sync::mpsc::unbounded_channel();
+            let feeder = AbortOnDrop(tokio::spawn(feed(input, sender, pending_tx, ttl, self.target)));
+            let last_answer = tokio::time::Instant::now();
+            let answers = Answers { peer: self.clone(), receiver, pending, last_answer, _feeder: feeder };
+            let stream: BoxStream<'s, _> = Box::pin(futures_util::stream::unfold(Some(answers), next_answer));
+            Ok(stream)
+        })
+    }
 
     async fn append_entries(
         &mut self,
@@ -194,6 +222,114 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
             other => Err(self.unexpected(RPCTypes::TransferLeader, ttl, &other)),
         }
     }
+}
+
+/// What `stream_append` returns: the stream of answers, or why it could not be opened.
+type AppendStreamResult<'s> =
+    Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>;
+
+/// A request sent on an append stream whose answer is still to come.
+struct Pending {
+    deadline: tokio::time::Instant,
+    ttl: Duration,
+    last_index: Option<u64>,
+}
+
+/// The reading side of an append stream, with what it needs to report failures.
+struct Answers {
+    peer: PeerNetwork,
+    receiver: AppendReceiver,
+    /// One item per request sent, in order; closed once the input has ended.
+    pending: tokio::sync::mpsc::UnboundedReceiver<Pending>,
+    /// When the last answer came (or the stream opened).
+    last_answer: tokio::time::Instant,
+    /// Stops feeding requests as soon as openraft drops the answers (a conflict, a higher
+    /// vote, a failure, or the end of the session).
+    _feeder: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long a request without entries (a new commit index, or a probe) waits for the next
+/// request of its session. If one comes, it goes instead: it carries the same or a newer
+/// commit index and its own log check, and its answer acknowledges everything before it.
+/// Under writes, a commit then costs one message less each way per follower; followers learn
+/// of a commit at most this much later when no write follows.
+const ENTRYLESS_HOLD: Duration = Duration::from_millis(1);
+
+/// Sends openraft's requests as it makes them, noting for each when its answer is due.
+async fn feed<S>(
+    mut input: S,
+    mut sender: AppendSender,
+    pending: tokio::sync::mpsc::UnboundedSender<Pending>,
+    ttl: Duration,
+    target: NodeId,
+) where
+    S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
+{
+    let mut next = input.next().await;
+    while let Some(request) = next.take() {
+        if request.entries.is_empty() {
+            // `input` keeps a request it was making when the wait ends: nothing is lost.
+            match tokio::time::timeout(ENTRYLESS_HOLD, input.next()).await {
+                Ok(Some(newer)) => {
+                    next = Some(newer);
+                    continue;
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+        let ttl = ttl.max(transfer_time(&request));
+        let last_index = request.entries.last().map(|e| e.log_id.index);
+        let due = Pending { deadline: tokio::time::Instant::now() + ttl, ttl, last_index };
+        if pending.send(due).is_err() {
+            return;
+        }
+        tracing::trace!(target: "dqlite_vfs::latency", to = target, last_index, "append_entries sent");
+        if let Err(e) = sender.send(&request).await {
+            // The reader finds the stream broken, or the answer overdue, and reports it.
+            tracing::debug!(target_node = target, error = %e, "append stream: cannot send");
+            return;
+        }
+        next = input.next().await;
+    }
+    sender.finish();
+}
+
+/// The answer to the oldest request not yet answered; the stream ends after the first failure,
+/// or once the input has ended and every answer has been read.
+///
+/// An answer is overdue when both its own deadline and the time allowed since the previous
+/// answer have passed: a follower catching up answers a queue of requests one after the other,
+/// and is slow only if it stops answering, not because the last of the queue waited its turn.
+async fn next_answer(
+    answers: Option<Answers>,
+) -> Option<(Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>, Option<Answers>)> {
+    let mut answers = answers?;
+    let due = answers.pending.recv().await?;
+    let deadline = due.deadline.max(answers.last_answer + due.ttl);
+    let failure = match tokio::time::timeout_at(deadline, answers.receiver.next()).await {
+        Ok(Ok(Some(AppendReply::Appended(result)))) => {
+            answers.last_answer = tokio::time::Instant::now();
+            let from = answers.peer.target;
+            tracing::trace!(target: "dqlite_vfs::latency", from, last_index = due.last_index, "append_entries acknowledged");
+            return Some((Ok(result), Some(answers)));
+        }
+        Ok(Ok(Some(AppendReply::Failed { message }))) => TransportError::Remote { message, retryable: true },
+        Ok(Ok(None)) => TransportError::ConnectionLost {
+            addr: answers.peer.addr.clone(),
+            reason: "the peer ended the append stream before answering every request".into(),
+        },
+        Ok(Err(e)) => e,
+        Err(_) => TransportError::timeout("AppendEntries", due.ttl),
+    };
+    Some((Err(answers.peer.rpc_error(RPCTypes::AppendEntries, due.ttl, failure)), None))
 }
 
 /// Slowest transfer rate we allow a peer before an AppendEntries counts as timed out.

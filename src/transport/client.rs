@@ -1,5 +1,5 @@
 //! The calling half of an endpoint: one long-lived connection per peer address, a stream per
-//! call, a deadline on every call.
+//! call (or per replication session, for append streams), a deadline on every call.
 //!
 //! Invariants: at most one connection attempt per peer at a time (the peer's slot is locked
 //! while connecting); after a failed attempt, calls to that peer fail fast as `Unreachable`
@@ -19,6 +19,7 @@ use quinn::Connection;
 use tokio::time::{timeout, Instant};
 
 use crate::raft::types::TypeConfig;
+use crate::transport::append_stream::{AppendReceiver, AppendSender};
 use crate::transport::error::TransportError;
 use crate::transport::progress::SnapshotTransfers;
 use crate::transport::limits::{
@@ -83,6 +84,15 @@ impl Client {
             Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
             other => Ok(other),
         }
+    }
+
+    /// Opens a pipelined AppendEntries stream to the peer at `addr` (see
+    /// [`wire`](super::wire)); connecting is bounded by the connection deadline.
+    pub async fn open_append_stream(&self, addr: &str) -> Result<(AppendSender, AppendReceiver), TransportError> {
+        let conn = self.connection(addr).await?;
+        let (mut send, recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
+        write_frame(&mut send, &StreamOpen::AppendStream).await?;
+        Ok((AppendSender { send }, AppendReceiver { recv }))
     }
 
     /// Streams the snapshot image at `path` to the peer and waits for it to be installed.

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use openraft::raft::SnapshotResponse;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use openraft::raft::{AppendEntriesRequest, SnapshotResponse};
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use quinn::{Connection, RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
@@ -23,7 +25,7 @@ use crate::transport::limits::{
 };
 use crate::transport::progress::SnapshotTransfers;
 use crate::transport::snapshot;
-use crate::transport::wire::{read_frame, write_frame, Request, Response, StreamOpen};
+use crate::transport::wire::{read_frame, write_frame, AppendReply, FrameError, Request, Response, StreamOpen};
 
 /// A boxed, sendable future: what the handler returns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -33,6 +35,10 @@ pub trait RpcHandler: Send + Sync + 'static {
     /// Answers one request. `from_authenticated_peer` is false only for `Join` (the server
     /// refuses every other request from unauthenticated peers before calling this).
     fn handle(&self, from_authenticated_peer: bool, request: Request) -> BoxFuture<Response>;
+
+    /// Answers a pipelined stream of AppendEntries requests: one reply per request, in order
+    /// (a `Failed` reply ends the stream).
+    fn append_stream(&self, requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>) -> BoxStream<'static, AppendReply>;
 
     /// Where to write an incoming snapshot image: a fresh file path in the state directory.
     /// The file is removed again if the transfer fails.
@@ -111,6 +117,11 @@ async fn serve_stream(
     let response = match open {
         StreamOpen::Rpc(request) => answer(authenticated, request, handler.as_ref()).await,
         StreamOpen::Snapshot(header) if authenticated => snapshot::receive(header, &mut recv, handler.as_ref(), (&transfers, &peer)).await,
+        StreamOpen::AppendStream if authenticated => return serve_append_stream(send, recv, handler.as_ref()).await,
+        StreamOpen::AppendStream => {
+            let replies = futures_util::stream::once(async { AppendReply::Failed { message: UNAUTHENTICATED.into() } });
+            return write_replies(send, Box::pin(replies)).await;
+        }
         StreamOpen::Snapshot(_) => refuse_unauthenticated(),
     };
     match timeout(REQUEST_READ_TIMEOUT, write_frame(&mut send, &response)).await {
@@ -123,11 +134,44 @@ async fn serve_stream(
     }
 }
 
-fn refuse_unauthenticated() -> Response {
-    Response::Error {
-        message: "peer has no cluster certificate: only Join is allowed".into(),
-        retryable: false,
+/// Feeds the requests read from `recv` to the handler and writes its replies back in order.
+/// The stream lives as long as the leader's replication session: there is no deadline between
+/// requests (the connection's idle timeout catches a dead peer), only on each reply's write.
+async fn serve_append_stream(send: SendStream, recv: RecvStream, handler: &dyn RpcHandler) {
+    let requests = futures_util::stream::unfold(recv, |mut recv| async move {
+        match read_frame::<_, AppendEntriesRequest<TypeConfig>>(&mut recv, FRAME_BYTES_MAX).await {
+            Ok(request) => Some((request, recv)),
+            Err(FrameError::Ended) => None,
+            Err(e) => {
+                // The requests already taken are still answered; the leader sees the stream end
+                // early and opens another.
+                tracing::info!(error = %e, "append stream: bad request frame, ending the stream");
+                let _ = recv.stop(0u32.into());
+                None
+            }
+        }
+    });
+    write_replies(send, handler.append_stream(Box::pin(requests))).await;
+}
+
+/// Writes append-stream replies until the last one (or a `Failed` one), then ends the stream.
+async fn write_replies(mut send: SendStream, mut replies: BoxStream<'static, AppendReply>) {
+    while let Some(reply) = replies.next().await {
+        let last = matches!(reply, AppendReply::Failed { .. });
+        match timeout(REQUEST_READ_TIMEOUT, write_frame(&mut send, &reply)).await {
+            Ok(Ok(())) if !last => {}
+            Ok(Ok(())) => break,
+            Ok(Err(e)) => return tracing::debug!(error = %e, "append stream: cannot send a reply"),
+            Err(_) => return tracing::debug!("append stream: reply not sent before the deadline"),
+        }
     }
+    let _ = send.finish();
+}
+
+const UNAUTHENTICATED: &str = "peer has no cluster certificate: only Join is allowed";
+
+fn refuse_unauthenticated() -> Response {
+    Response::Error { message: UNAUTHENTICATED.into(), retryable: false }
 }
 
 async fn answer(authenticated: bool, request: Request, handler: &dyn RpcHandler) -> Response {

@@ -17,7 +17,9 @@ use crate::raft::network::NetworkFactory;
 use crate::raft::types::{Command, Member, Page, PageSet, ProposalId, SnapshotImage, TypeConfig};
 use crate::transport::endpoint::quic_client_config;
 use crate::transport::tls::{join_client_config, ClusterCa, NodeIdentity};
-use crate::transport::wire::{AdminRequest, AdminResponse, JoinResponse, Request, Response};
+use crate::transport::wire::{AdminRequest, AdminResponse, AppendReply, JoinResponse, Request, Response};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use crate::transport::{join, BoxFuture, Client, Endpoint, RpcHandler, TransportError};
 
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -28,8 +30,10 @@ struct TestHandler {
     ca: ClusterCa,
     calls: AtomicU64,
     installed: Mutex<Option<PathBuf>>,
-    /// Never answer `Admin(Status)` (to test deadlines).
+    /// Never answer `Admin(Status)` nor append streams (to test deadlines).
     hang_on_status: bool,
+    /// AppendEntries requests answered on append streams.
+    appends: Arc<AtomicU64>,
 }
 
 impl RpcHandler for TestHandler {
@@ -53,6 +57,19 @@ impl RpcHandler for TestHandler {
             Request::TransferLeader(_) => Response::TransferLeader(Ok(())),
         };
         Box::pin(async move { response })
+    }
+
+    fn append_stream(&self, requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>) -> BoxStream<'static, AppendReply> {
+        if self.hang_on_status {
+            return Box::pin(futures_util::stream::pending());
+        }
+        let calls = Arc::clone(&self.appends);
+        // Every request is matched up to its last entry (or its prev_log_id when empty).
+        Box::pin(requests.map(move |request| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let matched = request.entries.last().map(|e| e.log_id).or(request.prev_log_id);
+            AppendReply::Appended(Ok(matched))
+        }))
     }
 
     fn incoming_snapshot_path(&self) -> PathBuf {
@@ -85,6 +102,7 @@ async fn node_on(listen: &str, ca: &ClusterCa, hang_on_status: bool) -> Node {
         calls: AtomicU64::new(0),
         installed: Mutex::new(None),
         hang_on_status,
+        appends: Arc::default(),
     });
     let identity = NodeIdentity::issue(ca).unwrap();
     let endpoint = Endpoint::bind(listen, ca, &identity, handler.clone()).await.unwrap();
@@ -237,5 +255,66 @@ async fn call_fails_at_deadline_when_server_never_answers() {
     assert!(matches!(err, TransportError::Timeout { after_ms: 300, .. }), "{err}");
     assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2), "{elapsed:?}");
     b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+fn append_at(index: u64) -> AppendEntriesRequest<TypeConfig> {
+    let mut entry = write_entry();
+    entry.log_id.index = index;
+    let prev = LogIdOf::<TypeConfig>::new(LeaderId { term: 3, node_id: 1 }, index - 1);
+    AppendEntriesRequest { vote: vote(), prev_log_id: Some(prev), entries: vec![entry], leader_commit: None }
+}
+
+// Goal: an append stream carries several requests without waiting for answers, and the
+// answers come back in request order; the stream ends once the input has.
+#[tokio::test]
+async fn append_stream_answers_in_order() {
+    let ca = ClusterCa::generate().unwrap();
+    let (a, b) = (node(&ca).await, node(&ca).await);
+    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
+    let requests = futures_util::stream::iter((5..10).map(append_at));
+    let answers: Vec<_> = peer.stream_append(requests, RPCOption::new(DEADLINE)).await.unwrap().collect().await;
+    let matched: Vec<u64> = answers.into_iter().map(|a| a.unwrap().unwrap().unwrap().index).collect();
+    assert_eq!(matched, vec![5, 6, 7, 8, 9]);
+    assert_eq!(a.handler.appends.load(Ordering::SeqCst), 5);
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+// Goal: an answer that does not come is reported as a timeout at its deadline, and ends the
+// stream.
+#[tokio::test]
+async fn append_stream_answer_overdue_is_a_timeout() {
+    let ca = ClusterCa::generate().unwrap();
+    let a = node_on("127.0.0.1:0", &ca, true).await;
+    let b = node(&ca).await;
+    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
+    let started = Instant::now();
+    let requests = futures_util::stream::iter(vec![append_at(5)]);
+    let answers: Vec<_> = peer.stream_append(requests, RPCOption::new(Duration::from_millis(300))).await.unwrap().collect().await;
+    let elapsed = started.elapsed();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(matches!(answers[0], Err(openraft::error::RPCError::Timeout(_))), "{answers:?}");
+    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
+// Goal: a peer without a cluster certificate cannot open an append stream.
+#[tokio::test]
+async fn unauthenticated_peer_cannot_open_an_append_stream() {
+    let ca = ClusterCa::generate().unwrap();
+    let a = node(&ca).await;
+    let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
+    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config().unwrap()).unwrap());
+    let (mut sender, mut receiver) = anonymous.open_append_stream(&a.addr).await.unwrap();
+    // The request may or may not get through before the refusal resets the stream.
+    let _ = sender.send(&append_at(5)).await;
+    let reply = tokio::time::timeout(DEADLINE, receiver.next()).await.unwrap().unwrap();
+    assert!(matches!(reply, Some(AppendReply::Failed { ref message }) if message.contains("certificate")), "{reply:?}");
+    assert_eq!(a.handler.appends.load(Ordering::SeqCst), 0);
+    quic.close(0u32.into(), b"");
     a.endpoint.shutdown().await;
 }

@@ -16,13 +16,18 @@
 //!   [`SNAPSHOT_CHUNK_BYTES`](crate::transport::limits::SNAPSHOT_CHUNK_BYTES) with the image
 //!   file's bytes in order, then one [`SnapshotFrame::End`] with the total size and CRC-32;
 //!   the server answers with one [`Response`] (`Snapshot` or `Error`).
+//! - `AppendStream`: the client then sends `AppendEntriesRequest` frames as Raft produces them,
+//!   without waiting for answers; the server answers each with one [`AppendReply`] frame, in
+//!   order, until the client finishes its side. One stream carries a whole replication
+//!   session, so a commit neither opens a stream nor waits behind the previous request's
+//!   answer (openraft's pipelined replication).
 
 use std::collections::BTreeMap;
 
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use std::future::Future;
 
@@ -208,6 +213,20 @@ pub enum StreamOpen {
     Rpc(Request),
     /// A snapshot transfer (see the module docs).
     Snapshot(SnapshotHeader),
+    /// A pipelined stream of AppendEntries requests (see the module docs).
+    AppendStream,
+}
+
+/// The server's answer to one request of an `AppendStream`, in request order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AppendReply {
+    /// Raft's verdict: the log id now matched, or why the entries were refused.
+    Appended(StreamAppendResult<TypeConfig>),
+    /// The node could not take the request (stopping, or not started); the stream ends.
+    Failed {
+        /// Why.
+        message: String,
+    },
 }
 
 /// Opens a snapshot transfer.
