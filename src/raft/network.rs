@@ -139,7 +139,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
             let (pending_tx, pending) = tokio::sync::mpsc::unbounded_channel();
             let feeder = AbortOnDrop(tokio::spawn(feed(input, sender, pending_tx, ttl, self.target)));
             let last_answer = tokio::time::Instant::now();
-            let answers = Answers { peer: self.clone(), receiver, pending, last_answer, _feeder: feeder };
+            let answers = Answers { peer: self.clone(), receiver, pending, last_answer, feeder };
             let stream: BoxStream<'s, _> = Box::pin(futures_util::stream::unfold(Some(answers), next_answer));
             Ok(stream)
         })
@@ -245,7 +245,7 @@ struct Answers {
     last_answer: tokio::time::Instant,
     /// Stops feeding requests as soon as openraft drops the answers (a conflict, a higher
     /// vote, a failure, or the end of the session).
-    _feeder: AbortOnDrop,
+    feeder: AbortOnDrop,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -274,6 +274,8 @@ async fn feed<S>(
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin,
 {
     let mut next = input.next().await;
+    // A stream must not be asked again once it has said it ended.
+    let mut ended = next.is_none();
     while let Some(request) = next.take() {
         if request.entries.is_empty() {
             // `input` keeps a request it was making when the wait ends: nothing is lost.
@@ -282,7 +284,8 @@ async fn feed<S>(
                     next = Some(newer);
                     continue;
                 }
-                Ok(None) | Err(_) => {}
+                Ok(None) => ended = true,
+                Err(_) => {}
             }
         }
         let ttl = ttl.max(transfer_time(&request));
@@ -297,7 +300,10 @@ async fn feed<S>(
             tracing::debug!(target_node = target, error = %e, "append stream: cannot send");
             return;
         }
-        next = input.next().await;
+        if !ended {
+            next = input.next().await;
+            ended = next.is_none();
+        }
     }
     sender.finish();
 }
@@ -312,7 +318,13 @@ async fn next_answer(
     answers: Option<Answers>,
 ) -> Option<(Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>, Option<Answers>)> {
     let mut answers = answers?;
-    let due = answers.pending.recv().await?;
+    let Some(due) = answers.pending.recv().await else {
+        // Every answer is in and the feeder has ended. Had it panicked, the session did not
+        // end: say so rather than let it pass for a clean end.
+        let panicked = matches!((&mut answers.feeder.0).await, Err(e) if e.is_panic());
+        let failure = TransportError::Io(std::io::Error::other("the append stream's sender panicked"));
+        return panicked.then(|| (Err(answers.peer.rpc_error(RPCTypes::AppendEntries, Duration::ZERO, failure)), None));
+    };
     let deadline = due.deadline.max(answers.last_answer + due.ttl);
     let failure = match tokio::time::timeout_at(deadline, answers.receiver.next()).await {
         Ok(Ok(Some(AppendReply::Appended(result)))) => {

@@ -318,3 +318,39 @@ async fn unauthenticated_peer_cannot_open_an_append_stream() {
     quic.close(0u32.into(), b"");
     a.endpoint.shutdown().await;
 }
+
+/// A request stream made like openraft's (`unfold`, which panics if polled after its end).
+fn requests_of(
+    requests: Vec<AppendEntriesRequest<TypeConfig>>,
+) -> impl futures_util::Stream<Item = AppendEntriesRequest<TypeConfig>> + Unpin + Send + 'static {
+    Box::pin(futures_util::stream::unfold(requests.into_iter(), |mut rest| async move { rest.next().map(|r| (r, rest)) }))
+}
+
+fn entryless_at(index: u64) -> AppendEntriesRequest<TypeConfig> {
+    let prev = LogIdOf::<TypeConfig>::new(LeaderId { term: 3, node_id: 1 }, index);
+    AppendEntriesRequest { vote: vote(), prev_log_id: Some(prev), entries: vec![], leader_commit: Some(prev) }
+}
+
+// Goal: an entry-less request is sent when nothing follows it (a heartbeat: the input ends
+// right after it), and replaced by a request that follows it at once (its answer covers both).
+#[tokio::test]
+async fn entryless_request_is_sent_alone_or_replaced_by_the_next() {
+    let ca = ClusterCa::generate().unwrap();
+    let (a, b) = (node(&ca).await, node(&ca).await);
+    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
+
+    let heartbeat = requests_of(vec![entryless_at(4)]);
+    let answers: Vec<_> = peer.stream_append(heartbeat, RPCOption::new(DEADLINE)).await.unwrap().collect().await;
+    let matched: Vec<u64> = answers.into_iter().map(|a| a.unwrap().unwrap().unwrap().index).collect();
+    assert_eq!(matched, vec![4]);
+    assert_eq!(a.handler.appends.load(Ordering::SeqCst), 1);
+
+    let commit_then_entry = requests_of(vec![entryless_at(4), append_at(5)]);
+    let answers: Vec<_> = peer.stream_append(commit_then_entry, RPCOption::new(DEADLINE)).await.unwrap().collect().await;
+    let matched: Vec<u64> = answers.into_iter().map(|a| a.unwrap().unwrap().unwrap().index).collect();
+    assert_eq!(matched, vec![5]);
+    assert_eq!(a.handler.appends.load(Ordering::SeqCst), 2, "the entry-less request was replaced");
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
