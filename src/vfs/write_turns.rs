@@ -42,6 +42,13 @@ struct Place {
     ticket: Ticket,
     last_request: Instant,
     sleeping: bool,
+    /// The line's release count when this connection was last refused: a release after it
+    /// means the lock may be free, so the head must not sleep through it (it may have been
+    /// released between the refusal and the sleep).
+    refused_after: u64,
+    /// Signalled when this place heads the line as the lock is released: only the connection
+    /// whose turn it is wakes, not every sleeper.
+    wake: Arc<Condvar>,
 }
 
 impl Place {
@@ -50,36 +57,67 @@ impl Place {
     }
 }
 
+#[derive(Default)]
+struct Line {
+    places: VecDeque<Place>,
+    /// Releases of the lock so far.
+    releases: u64,
+}
+
+impl Line {
+    /// Drops heads whose connection left (see [`PRESENT_FOR`]), except `keep`'s place.
+    fn skip_absent_heads(&mut self, keep: Option<Ticket>, now: Instant) {
+        while self.places.front().is_some_and(|head| Some(head.ticket) != keep && !head.present(now)) {
+            self.places.pop_front();
+        }
+    }
+
+    fn heads(&self, ticket: Ticket) -> bool {
+        self.places.front().is_some_and(|head| head.ticket == ticket)
+    }
+}
+
 /// The line of one database.
 #[derive(Default)]
 pub struct WriteTurns {
-    line: Mutex<VecDeque<Place>>,
-    released: Condvar,
+    line: Mutex<Line>,
 }
 
 impl WriteTurns {
+    fn line(&self) -> std::sync::MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// May `ticket` try to take the lock now? Yes if no one present waits before it.
     pub fn may_try(&self, ticket: Ticket) -> bool {
         let now = Instant::now();
-        let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
-        while line.front().is_some_and(|head| head.ticket != ticket && !head.present(now)) {
-            line.pop_front();
-        }
-        match line.iter_mut().find(|place| place.ticket == ticket) {
+        let mut line = self.line();
+        line.skip_absent_heads(Some(ticket), now);
+        match line.places.iter_mut().find(|place| place.ticket == ticket) {
             Some(place) => place.last_request = now,
-            None => return line.is_empty(),
+            None => return line.places.is_empty(),
         }
-        line.front().is_some_and(|head| head.ticket == ticket)
+        line.heads(ticket)
     }
 
     /// `ticket` was refused: it keeps (or takes) a place in line, and this thread's next
     /// `xSleep` waits for the lock's release.
     pub fn wait_in_line(self: &Arc<Self>, ticket: Ticket) {
         let now = Instant::now();
-        let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
-        match line.iter_mut().find(|place| place.ticket == ticket) {
-            Some(place) => place.last_request = now,
-            None => line.push_back(Place { ticket, last_request: now, sleeping: false }),
+        let mut line = self.line();
+        let releases = line.releases;
+        match line.places.iter_mut().find(|place| place.ticket == ticket) {
+            Some(place) => {
+                place.last_request = now;
+                place.refused_after = releases;
+            }
+            None => line.places.push_back(Place {
+                ticket,
+                last_request: now,
+                sleeping: false,
+                refused_after: releases,
+                wake: Arc::default(),
+            }),
         }
         drop(line);
         WAITING.with(|waiting| *waiting.borrow_mut() = Some((ticket, Arc::clone(self))));
@@ -87,41 +125,45 @@ impl WriteTurns {
 
     /// `ticket` took the lock: it leaves the line.
     pub fn took_lock(&self, ticket: Ticket) {
-        self.line.lock().unwrap_or_else(PoisonError::into_inner).retain(|place| place.ticket != ticket);
+        self.line().places.retain(|place| place.ticket != ticket);
         WAITING.with(|waiting| *waiting.borrow_mut() = None);
     }
 
     /// The lock was released: the head of the line stops sleeping.
     pub fn released(&self) {
-        self.released.notify_all();
+        let mut line = self.line();
+        line.releases += 1;
+        line.skip_absent_heads(None, Instant::now());
+        if let Some(head) = line.places.front() {
+            head.wake.notify_one();
+        }
     }
 
-    /// Sleeps at most `max`, less if the lock is released while `ticket` heads the line.
+    /// Sleeps at most `max`, less if the lock is released while `ticket` heads the line (or
+    /// was released since `ticket` was refused).
     fn sleep(&self, ticket: Ticket, max: Duration) {
         let until = Instant::now() + max;
-        let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(place) = line.iter_mut().find(|place| place.ticket == ticket) else {
+        let mut line = self.line();
+        let Some(place) = line.places.iter_mut().find(|place| place.ticket == ticket) else {
             drop(line);
             std::thread::sleep(max);
             return;
         };
         place.sleeping = true;
+        let (wake, refused_after) = (Arc::clone(&place.wake), place.refused_after);
         loop {
             let now = Instant::now();
-            if now >= until {
+            if now >= until || (line.heads(ticket) && line.releases != refused_after) {
                 break;
             }
-            let (guard, timeout) =
-                self.released.wait_timeout(line, until - now).unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) = wake.wait_timeout(line, until - now).unwrap_or_else(PoisonError::into_inner);
             line = guard;
-            let heads = line.front().is_some_and(|head| head.ticket == ticket);
-            if heads || timeout.timed_out() {
-                break;
-            }
         }
-        if let Some(place) = line.iter_mut().find(|place| place.ticket == ticket) {
+        let releases = line.releases;
+        if let Some(place) = line.places.iter_mut().find(|place| place.ticket == ticket) {
             place.sleeping = false;
             place.last_request = Instant::now();
+            place.refused_after = releases;
         }
     }
 }
@@ -184,6 +226,41 @@ mod tests {
         let slept = sleeper.join().expect("sleeper thread");
         assert!(slept < Duration::from_secs(1), "woken by the release, not the 5 s timeout: {slept:?}");
         assert!(turns.may_try(ticket), "still at the head after waking");
+    }
+
+    #[test]
+    fn a_release_between_the_refusal_and_the_sleep_is_not_slept_through() {
+        let turns = Arc::new(WriteTurns::default());
+        let ticket = new_ticket();
+        turns.wait_in_line(ticket);
+        turns.released();
+        let started = Instant::now();
+        assert!(sleep_in_line(Duration::from_secs(5)));
+        assert!(started.elapsed() < Duration::from_secs(1), "slept {:?} with the lock free", started.elapsed());
+    }
+
+    #[test]
+    fn a_release_wakes_only_the_head_of_the_line() {
+        let turns = Arc::new(WriteTurns::default());
+        let sleeper = |ticket: Ticket| {
+            let turns = Arc::clone(&turns);
+            std::thread::spawn(move || {
+                turns.wait_in_line(ticket);
+                sleep_in_line(Duration::from_secs(2));
+            })
+        };
+        let (head, second) = (new_ticket(), new_ticket());
+        let head_thread = sleeper(head);
+        std::thread::sleep(Duration::from_millis(50));
+        let second_thread = sleeper(second);
+        std::thread::sleep(Duration::from_millis(50));
+        turns.released();
+        head_thread.join().expect("head thread");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!second_thread.is_finished(), "the second in line kept sleeping");
+        turns.took_lock(head);
+        turns.released();
+        second_thread.join().expect("second thread");
     }
 
     #[test]
