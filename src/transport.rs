@@ -11,7 +11,8 @@
 //!
 //! Invariants: every RPC other than `Join` is answered only for a peer that presented a
 //! certificate of the cluster CA; every read is bounded in size before allocation and every
-//! wait has a deadline.
+//! wait has a deadline (an append stream may sit idle between requests: the connection's idle
+//! timeout ends it if its peer is gone).
 
 pub mod append_stream;
 pub mod client;
