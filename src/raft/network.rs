@@ -11,7 +11,10 @@
 //! - a non-retryable peer error or a protocol mismatch -> `Unreachable`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes};
@@ -137,7 +140,8 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
                 .await
                 .map_err(|e| self.rpc_error(RPCTypes::AppendEntries, ttl, e))?;
             let (pending_tx, pending) = tokio::sync::mpsc::unbounded_channel();
-            let feeder = AbortOnDrop(tokio::spawn(feed(input, sender, pending_tx, ttl, self.target)));
+            let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_KIB_MAX as usize));
+            let feeder = AbortOnDrop(tokio::spawn(feed(input, sender, (pending_tx, in_flight), ttl, self.target)));
             let last_answer = tokio::time::Instant::now();
             let answers = Answers { peer: self.clone(), receiver, pending, last_answer, feeder };
             let stream: BoxStream<'s, _> = Box::pin(futures_util::stream::unfold(Some(answers), next_answer));
@@ -228,11 +232,24 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
 type AppendStreamResult<'s> =
     Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>;
 
+/// Page bytes (KiB) a stream may have sent and not yet seen answered. Past it, the next
+/// request waits: a follower catching up queues what it has received until its log takes it,
+/// and this bounds that queue's memory. A larger request goes alone.
+const IN_FLIGHT_KIB_MAX: u32 = 32 << 10;
+
 /// A request sent on an append stream whose answer is still to come.
 struct Pending {
     deadline: tokio::time::Instant,
     ttl: Duration,
     last_index: Option<u64>,
+    /// Its share of [`IN_FLIGHT_KIB_MAX`], given back with the answer.
+    _in_flight: OwnedSemaphorePermit,
+}
+
+/// The request's share of [`IN_FLIGHT_KIB_MAX`]: its page bytes, at least 1 KiB, at most all.
+fn in_flight_kib(request: &AppendEntriesRequest<TypeConfig>) -> u32 {
+    let kib = payload_bytes(request).div_ceil(1024).clamp(1, u64::from(IN_FLIGHT_KIB_MAX));
+    u32::try_from(kib).unwrap_or(IN_FLIGHT_KIB_MAX)
 }
 
 /// The reading side of an append stream, with what it needs to report failures.
@@ -267,7 +284,7 @@ const ENTRYLESS_HOLD: Duration = Duration::from_millis(1);
 async fn feed<S>(
     mut input: S,
     mut sender: AppendSender,
-    pending: tokio::sync::mpsc::UnboundedSender<Pending>,
+    (pending, in_flight): (tokio::sync::mpsc::UnboundedSender<Pending>, Arc<Semaphore>),
     ttl: Duration,
     target: NodeId,
 ) where
@@ -288,9 +305,12 @@ async fn feed<S>(
                 Err(_) => {}
             }
         }
+        let Ok(share) = Arc::clone(&in_flight).acquire_many_owned(in_flight_kib(&request)).await else {
+            return;
+        };
         let ttl = ttl.max(transfer_time(&request));
         let last_index = request.entries.last().map(|e| e.log_id.index);
-        let due = Pending { deadline: tokio::time::Instant::now() + ttl, ttl, last_index };
+        let due = Pending { deadline: tokio::time::Instant::now() + ttl, ttl, last_index, _in_flight: share };
         if pending.send(due).is_err() {
             return;
         }
@@ -351,13 +371,16 @@ const TRANSFER_BYTES_PER_SEC_MIN: u64 = 10 * 1024 * 1024;
 
 /// Time to allow for sending the entries of `rpc` at the slowest acceptable rate.
 fn transfer_time(rpc: &AppendEntriesRequest<TypeConfig>) -> Duration {
-    let bytes: u64 = rpc
-        .entries
+    Duration::from_millis(payload_bytes(rpc) * 1000 / TRANSFER_BYTES_PER_SEC_MIN)
+}
+
+/// The page bytes `rpc` carries (the bulk of its size).
+fn payload_bytes(rpc: &AppendEntriesRequest<TypeConfig>) -> u64 {
+    rpc.entries
         .iter()
         .map(|entry| match &entry.payload {
             openraft::EntryPayload::Normal(Command::Write { pages, .. }) => pages.bytes(),
             _ => 0,
         })
-        .sum();
-    Duration::from_millis(bytes * 1000 / TRANSFER_BYTES_PER_SEC_MIN)
+        .sum()
 }
