@@ -38,7 +38,7 @@ use self::state::State;
 use self::syncer::Syncer;
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::shared;
-use crate::raft::types::TypeConfig;
+use crate::raft::types::{page_bytes, TypeConfig};
 
 /// Name of the log directory inside a node's state directory.
 pub const LOG_DIR: &str = "log";
@@ -116,14 +116,6 @@ impl LogStore {
 
 /// Appends up to this many bytes of page data are written on the calling task.
 const INLINE_APPEND_BYTES_MAX: u64 = 256 << 10;
-
-/// The page bytes an entry carries (the bulk of its encoding).
-fn payload_bytes(entry: &EntryT) -> u64 {
-    match &entry.payload {
-        openraft::EntryPayload::Normal(crate::raft::types::Command::Write { pages, .. }) => pages.bytes(),
-        _ => 0,
-    }
-}
 
 /// Run `f` on the state on a blocking thread, so that file I/O never stalls the async runtime.
 async fn with_state<T, F>(state: &Arc<Mutex<State>>, f: F) -> io::Result<T>
@@ -268,7 +260,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_index = entries.last().map(|e| e.log_id.index);
         // A small append is one short write: cheaper here than the hand-over to a blocking
         // thread, which would sit on every commit's path.
-        let small = entries.iter().map(payload_bytes).sum::<u64>() <= INLINE_APPEND_BYTES_MAX;
+        let small = entries.iter().map(page_bytes).sum::<u64>() <= INLINE_APPEND_BYTES_MAX;
         let inline = if small { self.state.try_lock().ok().map(|mut st| st.append(&entries)) } else { None };
         let written = match inline {
             Some(result) => result.map_err(io::Error::from),

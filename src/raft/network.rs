@@ -26,7 +26,7 @@ use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
 use futures_util::Stream;
 
-use crate::raft::types::{Command, Member, NodeId, SnapshotImage, TypeConfig};
+use crate::raft::types::{page_bytes, Member, NodeId, SnapshotImage, TypeConfig};
 use crate::transport::limits::SNAPSHOT_TRANSFER_TIMEOUT;
 use crate::transport::wire::{Request, Response};
 use crate::transport::{Client, TransportError};
@@ -225,11 +225,5 @@ fn transfer_time(rpc: &AppendEntriesRequest<TypeConfig>) -> Duration {
 
 /// The page bytes `rpc` carries (the bulk of its size).
 fn payload_bytes(rpc: &AppendEntriesRequest<TypeConfig>) -> u64 {
-    rpc.entries
-        .iter()
-        .map(|entry| match &entry.payload {
-            openraft::EntryPayload::Normal(Command::Write { pages, .. }) => pages.bytes(),
-            _ => 0,
-        })
-        .sum()
+    rpc.entries.iter().map(page_bytes).sum()
 }

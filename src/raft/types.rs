@@ -108,6 +108,15 @@ impl fmt::Display for Command {
     }
 }
 
+/// Bytes of page data `entry` carries: the bulk of its encoding (0 for blank and membership
+/// entries).
+pub fn page_bytes(entry: &openraft::type_config::alias::EntryOf<TypeConfig>) -> u64 {
+    match &entry.payload {
+        openraft::EntryPayload::Normal(Command::Write { pages, .. }) => pages.bytes(),
+        _ => 0,
+    }
+}
+
 /// What applying a `Command` did, returned to the proposer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {
