@@ -72,6 +72,11 @@ impl Line {
         }
     }
 
+    /// `ticket`'s place, if it has one.
+    fn place(&mut self, ticket: Ticket) -> Option<&mut Place> {
+        self.places.iter_mut().find(|place| place.ticket == ticket)
+    }
+
     fn heads(&self, ticket: Ticket) -> bool {
         self.places.front().is_some_and(|head| head.ticket == ticket)
     }
@@ -93,7 +98,7 @@ impl WriteTurns {
         let now = Instant::now();
         let mut line = self.line();
         line.skip_absent_heads(Some(ticket), now);
-        match line.places.iter_mut().find(|place| place.ticket == ticket) {
+        match line.place(ticket) {
             Some(place) => place.last_request = now,
             None => return line.places.is_empty(),
         }
@@ -106,7 +111,7 @@ impl WriteTurns {
         let now = Instant::now();
         let mut line = self.line();
         let releases = line.releases;
-        match line.places.iter_mut().find(|place| place.ticket == ticket) {
+        match line.place(ticket) {
             Some(place) => {
                 place.last_request = now;
                 place.refused_after = releases;
@@ -144,7 +149,7 @@ impl WriteTurns {
     fn sleep(&self, ticket: Ticket, max: Duration) {
         let until = Instant::now() + max;
         let mut line = self.line();
-        let Some(place) = line.places.iter_mut().find(|place| place.ticket == ticket) else {
+        let Some(place) = line.place(ticket) else {
             drop(line);
             std::thread::sleep(max);
             return;
@@ -160,7 +165,7 @@ impl WriteTurns {
             line = guard;
         }
         let releases = line.releases;
-        if let Some(place) = line.places.iter_mut().find(|place| place.ticket == ticket) {
+        if let Some(place) = line.place(ticket) {
             place.sleeping = false;
             place.last_request = Instant::now();
             place.refused_after = releases;
