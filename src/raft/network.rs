@@ -134,6 +134,8 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         Box::pin(stream::open(self, input, option))
     }
 
+    /// One request, one answer. openraft replicates through `stream_append` above; the trait
+    /// still requires this, and it stays a working single call (the transport tests use it).
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
