@@ -175,6 +175,15 @@ impl Deployment {
         Ok(total)
     }
 
+    /// Context switches so far of every host of the deployment, summed.
+    pub fn context_switches(&self) -> Result<u64> {
+        let mut total = self.writer()?.context_switches()?;
+        for follower in self.followers()? {
+            total += follower.context_switches()?;
+        }
+        Ok(total)
+    }
+
     /// `ha_barrier()` on every follower.
     pub fn sync_followers(&self) -> Result<()> {
         for follower in self.followers()? {

@@ -99,12 +99,14 @@ fn run(args: Args) -> Result<()> {
     let table = report::table(&outcomes);
     println!("{table}");
     println!(
-        "machine: {} x {}; fdatasync of 4 KiB in {}: p50 {:.2} ms, p99 {:.2} ms; load average at start {}",
+        "machine: {} x {}; fdatasync of 4 KiB in {}: p50 {:.2} ms, p99 {:.2} ms alone, p50 {:.2} ms, p99 {:.2} ms with 3 files at once (one per node); load average at start {}",
         context["cpus"],
         context["cpu"].as_str().unwrap_or("?"),
         ctx.scratch.display(),
         context["fdatasync_4k_p50_ms"].as_f64().unwrap_or(0.0),
         context["fdatasync_4k_p99_ms"].as_f64().unwrap_or(0.0),
+        context["fdatasync_4k_3_files_p50_ms"].as_f64().unwrap_or(0.0),
+        context["fdatasync_4k_3_files_p99_ms"].as_f64().unwrap_or(0.0),
         context["loadavg_at_start"].as_str().unwrap_or("?")
     );
     let mut context = context;
@@ -129,7 +131,8 @@ fn preflight(ctx: &Ctx) -> Result<serde_json::Value> {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let (fsync_p50, fsync_p99) = probe::fsync_ms(dir.path())?;
+    let (fsync_p50, fsync_p99) = probe::fsync_ms(dir.path(), 1)?;
+    let (fsync3_p50, fsync3_p99) = probe::fsync_ms(dir.path(), 3)?;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     Ok(json!({
         "sqlite_version": version.first().map(|row| row[0].clone()),
@@ -140,6 +143,8 @@ fn preflight(ctx: &Ctx) -> Result<serde_json::Value> {
         "scratch": ctx.scratch.display().to_string(),
         "fdatasync_4k_p50_ms": fsync_p50,
         "fdatasync_4k_p99_ms": fsync_p99,
+        "fdatasync_4k_3_files_p50_ms": fsync3_p50,
+        "fdatasync_4k_3_files_p99_ms": fsync3_p99,
         "loadavg_at_start": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     }))
 }

@@ -31,6 +31,7 @@ pub fn serial(ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
     let mut p50 = Row::new("p50 ms", "p50_ms", false);
     let mut p99 = Row::new("p99 ms", "p99_ms", false);
     let mut cpu = Row::new("CPU us per commit (all hosts)", "cpu_us_per_commit", false);
+    let mut switches = Row::new("context switches per commit", "context_switches_per_commit", false);
     let mut notes = Vec::new();
     each_mode(ctx, &Mode::ALL, &mut outcome, |mode, deployment| {
         deployment.setup(create())?;
@@ -38,11 +39,13 @@ pub fn serial(ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
         writer.repeat(repeat("main", vec![insert()], WARM_UP, false), repeat_deadline(Duration::from_secs(5)))?;
         let mut spec = repeat("main", vec![insert()], sizes.serial_commits, false);
         spec.latencies = true;
-        let cpu_before = deployment.cpu_time()?;
+        let (cpu_before, switches_before) = (deployment.cpu_time()?, deployment.context_switches()?);
         let report = writer.repeat(spec, repeat_deadline(Duration::from_millis(sizes.serial_commits * 20)))?;
         let cpu_used = deployment.cpu_time()?.saturating_sub(cpu_before);
+        let switched = deployment.context_switches()?.saturating_sub(switches_before);
         if report.units_ok > 0 {
             cpu.set(mode, cpu_used.as_micros() as f64 / report.units_ok as f64);
+            switches.set(mode, switched as f64 / report.units_ok as f64);
         }
         rate.set(mode, per_second(report.units_ok, report.elapsed_us));
         if let Some(ms) = percentile_ms(&report.latencies_us, 50.0) {
@@ -60,7 +63,7 @@ pub fn serial(ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
     rate.target(">= 2,000/s and >= 0.45x plain", met);
     let met = p99.get(three).map(|v| v <= 2.0);
     p99.target("<= 2 ms", met);
-    outcome.rows = vec![rate, p50, p99, cpu];
+    outcome.rows = vec![rate, p50, p99, cpu, switches];
     outcome.notes.extend(notes);
     outcome.notes.push(format!(
         "{} timed commits after {WARM_UP} warm-up commits, one connection, ~40-byte rows",
