@@ -12,7 +12,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,11 @@ pub struct ReplicatedDb {
     path: PathBuf,
     files: DbFiles,
     reader: Mutex<Connection>,
+    /// A second internal connection, for checkpoints run beside the applies (which use the
+    /// reader).
+    checkpointer: Mutex<Connection>,
+    /// Set by an apply that left the WAL at [`CHECKPOINT_FRAMES`] or more.
+    checkpoint_due: AtomicBool,
     pending: Mutex<Option<LocalCommit>>,
     /// Signalled when the pending commit settles or its proposal is answered, so the
     /// committing thread wakes straight from the apply rather than through the runtime.
@@ -124,10 +129,13 @@ impl ReplicatedDb {
             )));
         }
         let files = DbFiles::open(path)?;
+        let checkpointer = Connection::open(path, Through::Ha)?;
         Ok(ReplicatedDb {
             path: path.to_owned(),
             files,
             reader: Mutex::new(reader),
+            checkpointer: Mutex::new(checkpointer),
+            checkpoint_due: AtomicBool::new(false),
             pending: Mutex::new(None),
             settled: Condvar::new(),
             last_write_index: AtomicU64::new(0),
@@ -245,7 +253,7 @@ impl ReplicatedDb {
         *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
             Some(WalPosition { salts: header.salts, commit_frame: report.commit_frame });
         if report.commit_frame >= CHECKPOINT_FRAMES {
-            self.checkpoint();
+            self.checkpoint_due.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -283,16 +291,25 @@ impl ReplicatedDb {
         }
     }
 
-    /// Copies the WAL into the database file as far as readers allow (SQLite's PASSIVE
-    /// checkpoint); the next append then restarts the WAL from its beginning.
-    fn checkpoint(&self) {
-        if let Err(error) = self.with_reader(|reader| reader.exec("PRAGMA wal_checkpoint(PASSIVE)")) {
-            tracing::warn!(%error, "checkpoint failed");
-        }
-    }
 }
 
 impl Database for ReplicatedDb {
+    fn take_checkpoint_due(&self) -> bool {
+        self.checkpoint_due.swap(false, Ordering::AcqRel)
+    }
+
+    /// SQLite's PASSIVE checkpoint, as far as readers allow; the next append then restarts
+    /// the WAL from its beginning. It takes neither the WAL write lock nor the reader, so
+    /// applies go on while it copies.
+    fn checkpoint(&self) {
+        let checkpointer = self.checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
+        let started = Instant::now();
+        match checkpointer.exec("PRAGMA wal_checkpoint(PASSIVE)") {
+            Ok(()) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "checkpoint done"),
+            Err(error) => tracing::warn!(%error, "checkpoint failed"),
+        }
+    }
+
     fn finish_local(&self, proposal: ProposalId, index: LogIndex) -> io::Result<bool> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(commit) = pending.as_mut().filter(|c| c.proposal == proposal && c.state == LocalState::Waiting) else {

@@ -96,7 +96,8 @@ impl LogStore {
     /// sent on while the follower's sync runs, so the syncer would only add two thread
     /// hand-offs to every commit's path. Never on the leader, whose sync overlaps the
     /// followers' round trip; and only while the syncer has nothing in hand, so callbacks
-    /// still fire in order.
+    /// still fire in order. The runtime's worker waits for that one fdatasync, as openraft's
+    /// core would have waited for its answer anyway.
     fn sync_here(&self, entries: &[EntryT]) -> bool {
         let made_elsewhere = self.own_node.is_some_and(|own| entries.iter().all(|e| e.log_id.leader_id.node_id != own));
         made_elsewhere && self.syncer.is_idle()

@@ -19,6 +19,7 @@ mod snapshot_store;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,8 @@ pub struct StateMachine<D: Database> {
     current: Option<CurrentSnapshot>,
     unsynced_entries: u64,
     last_sync: Instant,
+    /// Whether a checkpoint started by [`StateMachine::checkpoint_if_due`] is still running.
+    checkpointing: Arc<AtomicBool>,
 }
 
 /// A snapshot already built by the state machine task; `build_snapshot` just hands it over.
@@ -89,6 +92,7 @@ impl<D: Database> StateMachine<D> {
             current,
             unsynced_entries: 0,
             last_sync: Instant::now(),
+            checkpointing: Arc::default(),
         })
     }
 
@@ -156,6 +160,7 @@ impl<D: Database> StateMachine<D> {
                     // it is on every commit's path. Pages from elsewhere need the file work.
                     if !db.finish_local(proposal, index)? {
                         blocking(move || Ok(db.apply_pages(index, &pages)?)).await?;
+                        self.checkpoint_if_due();
                     }
                     self.applied.last_write_index = index;
                     ApplyOutcome::Applied
@@ -167,6 +172,24 @@ impl<D: Database> StateMachine<D> {
         self.store_hint().await?;
         tracing::trace!(target: "dqlite_vfs::latency", index = log_id.index, "applied");
         Ok(outcome)
+    }
+
+    /// Starts a checkpoint on a blocking thread if the applies asked for one and none is
+    /// running. Not awaited: a checkpoint copies the whole WAL into the database file (all
+    /// of a 64 MiB transaction, say), and the entries behind it need not wait for that. While
+    /// one runs, a new request stays pending until the next apply.
+    fn checkpoint_if_due(&self) {
+        // Only the state machine's task starts checkpoints, so there is no race between the
+        // load and the store.
+        if self.checkpointing.load(Ordering::Acquire) || !self.db.take_checkpoint_due() {
+            return;
+        }
+        self.checkpointing.store(true, Ordering::Release);
+        let (db, checkpointing) = (Arc::clone(&self.db), Arc::clone(&self.checkpointing));
+        tokio::task::spawn_blocking(move || {
+            db.checkpoint();
+            checkpointing.store(false, Ordering::Release);
+        });
     }
 
     /// Build a snapshot of everything applied so far and make it current.

@@ -38,4 +38,11 @@ pub trait Database: Send + Sync + 'static {
     fn position(&self) -> io::Result<Vec<u8>>;
     /// Whether the database, as found at start-up, still holds everything up to `position`.
     fn holds(&self, position: &[u8]) -> io::Result<bool>;
+    /// Whether an apply since the last call left the WAL long enough to be checkpointed.
+    fn take_checkpoint_due(&self) -> bool {
+        false
+    }
+    /// Copy the WAL into the database file as far as readers allow. Blocking; called off the
+    /// apply path, while applies go on.
+    fn checkpoint(&self) {}
 }
