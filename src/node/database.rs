@@ -290,7 +290,6 @@ impl ReplicatedDb {
             self.settled.notify_all();
         }
     }
-
 }
 
 impl Database for ReplicatedDb {
