@@ -278,9 +278,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                 .await
                 .map_err(|e| Error::Refused(format!("cannot listen on {addr}: {e} (is the address in use, or not local?)")))?;
             let opened = tokio::task::spawn_blocking(move || {
-                let log = LogStore::open_with_segment_bytes(&root, compaction::segment_bytes_for(log_bytes_max))
-                    .map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?
-                    .of_node(id);
+                let log = LogStore::open_with_segment_bytes(&root, compaction::segment_bytes_for(log_bytes_max)).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
                 let sm = StateMachine::open(&root, db_for_sm)
                     .map_err(|e| Error::io("opening the state machine", std::io::Error::other(e)))?;
                 Ok::<_, Error>((log, sm))

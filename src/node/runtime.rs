@@ -12,13 +12,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 
-/// Worker threads. Raft, QUIC and the small file writes done on the runtime are light, and
-/// file work that is not goes to blocking threads. One worker means a task woken by another
-/// task runs next on the same thread, instead of a second worker being woken to take it: a
-/// replicated commit then costs a third fewer context switches and a tenth less CPU across
-/// the three hosts of the bench, and a 1-node commit a quarter less CPU
-/// (docs/PERFORMANCE.md, "Session 5").
-const WORKER_THREADS: usize = 1;
+/// Worker threads: Raft, QUIC and apply work are light; two keep latency low on two cores.
+const WORKER_THREADS: usize = 2;
 
 struct Shared {
     runtime: tokio::runtime::Runtime,

@@ -38,7 +38,7 @@ use self::state::State;
 use self::syncer::Syncer;
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::shared;
-use crate::raft::types::{page_bytes, NodeId, TypeConfig};
+use crate::raft::types::{page_bytes, TypeConfig};
 
 /// Name of the log directory inside a node's state directory.
 pub const LOG_DIR: &str = "log";
@@ -53,9 +53,6 @@ pub struct LogStore {
     state: Arc<Mutex<State>>,
     dir: PathBuf,
     syncer: Syncer,
-    /// The node this log belongs to, once known: appends of entries other nodes made are
-    /// synced on the calling task (see [`LogStore::sync_here`]).
-    own_node: Option<NodeId>,
 }
 
 /// A read handle on the log (used by replication tasks).
@@ -82,25 +79,7 @@ impl LogStore {
             state: Arc::new(Mutex::new(state)),
             dir,
             syncer: Syncer::start()?,
-            own_node: None,
         })
-    }
-
-    /// This log as the log of node `id`.
-    pub fn of_node(self, id: NodeId) -> LogStore {
-        LogStore { own_node: Some(id), ..self }
-    }
-
-    /// Whether a small append just written should be synced right here rather than by the
-    /// syncer thread. Yes for a follower's appends (entries another node made): nothing is
-    /// sent on while the follower's sync runs, so the syncer would only add two thread
-    /// hand-offs to every commit's path. Never on the leader, whose sync overlaps the
-    /// followers' round trip; and only while the syncer has nothing in hand, so callbacks
-    /// still fire in order. The runtime's worker waits for that one fdatasync, as openraft's
-    /// core would have waited for its answer anyway.
-    fn sync_here(&self, entries: &[EntryT]) -> bool {
-        let made_elsewhere = self.own_node.is_some_and(|own| entries.iter().all(|e| e.log_id.leader_id.node_id != own));
-        made_elsewhere && self.syncer.is_idle()
     }
 
     /// A read handle sharing this log.
@@ -283,19 +262,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // thread, which would sit on every commit's path.
         let small = entries.iter().map(page_bytes).sum::<u64>() <= INLINE_APPEND_BYTES_MAX;
         let inline = if small { self.state.try_lock().ok().map(|mut st| st.append(&entries)) } else { None };
-        let sync_here = inline.is_some() && self.sync_here(&entries);
         let written = match inline {
             Some(result) => result.map_err(io::Error::from),
             None => with_state(&self.state, move |st| st.append(&entries)).await,
         };
         match written {
-            Ok(Some(file)) if sync_here => {
-                tracing::trace!(target: "dqlite_vfs::latency", last_index, "log written");
-                let synced = file.sync_data();
-                tracing::trace!(target: "dqlite_vfs::latency", last_index, "log synced");
-                callback.io_completed(synced);
-                Ok(())
-            }
             // Written, not yet durable: the syncer fires the callback after fdatasync.
             Ok(Some(file)) => {
                 tracing::trace!(target: "dqlite_vfs::latency", last_index, "log written");

@@ -7,7 +7,6 @@
 //! covered by one sync per file (group commit): a sync flushes every earlier write to it.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
@@ -27,8 +26,6 @@ struct Request {
 #[derive(Clone, Debug)]
 pub(crate) struct Syncer {
     requests: Sender<RequestBox>,
-    /// Requests submitted whose callback has not fired yet.
-    waiting: Arc<AtomicUsize>,
 }
 
 /// `IOFlushed` is not `Debug`; the channel carries it boxed behind this wrapper.
@@ -44,32 +41,22 @@ impl Syncer {
     /// Starts the syncing thread.
     pub(crate) fn start() -> std::io::Result<Syncer> {
         let (requests, receiver) = mpsc::channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&waiting);
-        std::thread::Builder::new().name("dqlite-vfs-log-sync".into()).spawn(move || run(receiver, &counted))?;
-        Ok(Syncer { requests, waiting })
-    }
-
-    /// Whether every request submitted so far has had its callback: a sync made elsewhere
-    /// now cannot have its callback fire before an earlier one.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.waiting.load(Ordering::Acquire) == 0
+        std::thread::Builder::new().name("dqlite-vfs-log-sync".into()).spawn(move || run(receiver))?;
+        Ok(Syncer { requests })
     }
 
     /// Queues `file` (just written) for a sync; `callback` fires once it is durable.
     pub(crate) fn submit(&self, file: Arc<File>, callback: IOFlushed<TypeConfig>, last_index: Option<u64>) {
-        self.waiting.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::SendError(RequestBox(request))) = self.requests.send(RequestBox(Request { file, callback, last_index })) {
             // The thread is gone (it only ends when every sender is dropped, so this cannot
             // happen while we hold one); sync here rather than lose the notification.
             let result = request.file.sync_data();
             request.callback.io_completed(result);
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
-fn run(receiver: Receiver<RequestBox>, waiting: &AtomicUsize) {
+fn run(receiver: Receiver<RequestBox>) {
     while let Ok(RequestBox(first)) = receiver.recv() {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter().map(|RequestBox(request)| request));
@@ -90,7 +77,6 @@ fn run(receiver: Receiver<RequestBox>, waiting: &AtomicUsize) {
             };
             tracing::trace!(target: "dqlite_vfs::latency", last_index = request.last_index, "log synced");
             request.callback.io_completed(result);
-            waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

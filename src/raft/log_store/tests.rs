@@ -7,7 +7,6 @@ use std::path::Path;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
-use openraft::type_config::TypeConfigExt;
 use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, RaftLogReader, RaftTypeConfig};
 
@@ -196,45 +195,4 @@ async fn append_with_gap_is_refused() {
     let res = log.append(vec![blank(1, 5)], IOFlushed::noop()).await;
     assert!(res.is_err());
     assert_eq!(indices(&mut log).await, vec![1, 2]);
-}
-
-/// Entries `range` of term 1, made by leader `leader`.
-fn made_by(leader: u64, range: std::ops::RangeInclusive<u64>) -> Vec<EntryT> {
-    range.map(|i| EntryT::new(LogIdT::new(LeaderIdT::new_committed(1, leader), i), EntryPayload::Blank)).collect()
-}
-
-// Goal: only a follower's appends (entries another node made) are synced on the calling
-// task; the leader's own go to the syncer thread so that its sync overlaps replication, and
-// a log that does not know its node never syncs inline.
-#[tokio::test]
-async fn only_entries_made_elsewhere_are_synced_here() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = LogStore::open(dir.path()).unwrap();
-    assert!(!log.sync_here(&made_by(1, 1..=2)));
-    let log = log.of_node(2);
-    assert!(log.sync_here(&made_by(1, 1..=2)));
-    assert!(!log.sync_here(&made_by(2, 1..=2)));
-    assert!(!log.sync_here(&[made_by(1, 1..=1), made_by(2, 2..=2)].concat()));
-}
-
-// Goal: a follower's append is durable, and openraft told so, by the time `append` returns;
-// the leader's own appends are confirmed later, in order, by the syncer.
-#[tokio::test]
-async fn followers_append_is_confirmed_on_return() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = LogStore::open(dir.path()).unwrap().of_node(2);
-    let (told, mut heard) = TypeConfig::oneshot();
-    log.append(made_by(1, 1..=3), IOFlushed::signal(told)).await.unwrap();
-    assert!(matches!(heard.try_recv(), Ok(Ok(()))), "the callback fires inside append");
-
-    let mut confirmations = Vec::new();
-    for i in 4..=6 {
-        let (told, heard) = TypeConfig::oneshot();
-        log.append(made_by(2, i..=i), IOFlushed::signal(told)).await.unwrap();
-        confirmations.push(heard);
-    }
-    for heard in confirmations {
-        assert!(matches!(heard.await, Ok(Ok(()))));
-    }
-    assert_eq!(indices(&mut log).await, (1..=6).collect::<Vec<_>>());
 }
