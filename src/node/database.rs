@@ -1,6 +1,7 @@
 //! The replicated database as the node drives it: the state machine's [`Database`] (apply a
-//! committed page set, finish a local commit, export and import images, sync) over the
-//! database's own files and an internal connection.
+//! committed page set, finish a local commit, export and import images, sync, checkpoint)
+//! over the database's own files and two internal connections: a reader, and one kept for
+//! checkpoints.
 //!
 //! Invariants:
 //! - Only committed Raft entries change what readers see. A local commit is finished (its
@@ -8,7 +9,8 @@
 //!   entries from elsewhere are appended to the WAL under the WAL write lock.
 //! - Everything here is called from the state machine task, one call at a time, except
 //!   [`ReplicatedDb::index_header`] and the `pending` slot, which the committing SQLite
-//!   thread also uses.
+//!   thread also uses, and the checkpoint, which runs on a blocking thread beside the
+//!   applies, on its own connection.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -148,7 +150,7 @@ impl ReplicatedDb {
         &self.path
     }
 
-    /// The internal connection (for checks and checkpoints).
+    /// The internal reader connection (for checks and image exports).
     pub fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
         f(&self.reader.lock().unwrap_or_else(PoisonError::into_inner))
     }
