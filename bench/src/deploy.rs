@@ -166,22 +166,21 @@ impl Deployment {
         self.sync_followers()
     }
 
+    /// Every host of the deployment: the writer, then the followers.
+    fn hosts(&self) -> Result<Vec<&HostProcess>> {
+        let mut hosts = vec![self.writer()?];
+        hosts.extend(self.followers()?);
+        Ok(hosts)
+    }
+
     /// CPU time used so far by every host of the deployment, summed.
     pub fn cpu_time(&self) -> Result<Duration> {
-        let mut total = self.writer()?.cpu_time()?;
-        for follower in self.followers()? {
-            total += follower.cpu_time()?;
-        }
-        Ok(total)
+        self.hosts()?.iter().map(|host| Ok(host.cpu_time()?)).sum()
     }
 
     /// Context switches so far of every host of the deployment, summed.
     pub fn context_switches(&self) -> Result<u64> {
-        let mut total = self.writer()?.context_switches()?;
-        for follower in self.followers()? {
-            total += follower.context_switches()?;
-        }
-        Ok(total)
+        self.hosts()?.iter().map(|host| Ok(host.context_switches()?)).sum()
     }
 
     /// `ha_barrier()` on every follower.
