@@ -97,7 +97,16 @@ impl Shell {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line == marker => break,
+                // The marker is written whole, with its newline, but a panic backtrace the
+                // library prints meanwhile (stderr, written piece by piece into the same pipe)
+                // may have begun the line: the marker ends the line, whatever precedes it.
+                Ok(line) if line.ends_with(&marker) => {
+                    let fragment = &line[..line.len() - marker.len()];
+                    if !fragment.is_empty() {
+                        output.push(fragment.to_owned());
+                    }
+                    break;
+                }
                 // An error's continuation lines (SQL excerpt, caret) follow its first line.
                 Ok(line) if is_error_line(&line) || !errors.is_empty() => errors.push(line),
                 Ok(line) => output.push(line),
