@@ -34,6 +34,7 @@
 //! | `status` | | `status`: the parsed `ha_status()` JSON |
 //! | `barrier` | | `index`: what `ha_barrier()` returned |
 //! | `repeat` | `statements`, `count`, `duration_ms?`, `tx?`, `latencies?`, `seed?`, `stop_on_error?` | see [`protocol::RepeatReport`] |
+//! | `usage` | | `context_switches`: voluntary and involuntary, of every thread the host has run (`getrusage(RUSAGE_SELF)`) |
 //! | `close` | `conn` | `{}` (the `main` connection cannot be closed) |
 //! | `shutdown` | | `{}`, then the process exits |
 //!

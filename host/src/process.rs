@@ -356,25 +356,14 @@ impl HostProcess {
         Ok(Duration::from_micros((user + system) * 1_000_000 / per_second.max(1)))
     }
 
-    /// Context switches (voluntary and not) of the process's live threads so far, summed:
-    /// each is a hand-off between threads or a wait for a core, which is what a replicated
-    /// commit spends most of its time on (docs/PERFORMANCE.md).
+    /// Context switches (voluntary and not) of every thread the process has run so far,
+    /// summed: each is a hand-off between threads or a wait for a core, which is what a
+    /// replicated commit spends most of its time on (docs/PERFORMANCE.md). Asked of the host
+    /// itself: /proc lists only live threads, and a host serves each request on a thread
+    /// that ends with it.
     pub fn context_switches(&self) -> Result<u64, HostError> {
-        let dir = format!("/proc/{}/task", self.child.id());
-        let io = |e: std::io::Error| HostError::Io { name: self.spec.name.clone(), detail: format!("{dir}: {e}") };
-        let mut total = 0;
-        for task in std::fs::read_dir(&dir).map_err(io)? {
-            // A thread may end between the listing and the read: it no longer counts.
-            let Ok(text) = std::fs::read_to_string(task.map_err(io)?.path().join("status")) else { continue };
-            total += text
-                .lines()
-                .filter_map(|line| {
-                    line.strip_prefix("voluntary_ctxt_switches:").or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-                })
-                .filter_map(|value| value.trim().parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        Ok(total)
+        let answer = self.request(&Request::Usage, REQUEST_DEADLINE)?;
+        answer["context_switches"].as_u64().ok_or_else(|| self.protocol(&format!("usage answered {answer}")))
     }
 
     fn proc_status_kib(&self, field: &str) -> Result<u64, HostError> {

@@ -53,6 +53,9 @@ pub enum Request {
     Barrier,
     /// A timed loop run inside the host.
     Repeat(RepeatSpec),
+    /// `getrusage(RUSAGE_SELF)`: the context switches of every thread the host has run,
+    /// ended ones included (a request is served on a thread of its own).
+    Usage,
     /// Closes a named connection.
     Close { conn: String },
     /// Exits the process after answering.

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use nix::sys::resource::{getrusage, UsageWho};
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
@@ -82,6 +83,12 @@ impl Host {
                 if let Value::Object(fields) = json!(report) {
                     answer.extend(fields);
                 }
+            }
+            Request::Usage => {
+                let usage = getrusage(UsageWho::RUSAGE_SELF)
+                    .map_err(|e| (SqlError::host(format!("getrusage: {e}")), None))?;
+                let switches = usage.voluntary_context_switches() + usage.involuntary_context_switches();
+                answer.insert("context_switches".into(), json!(switches));
             }
             Request::Close { conn } => {
                 if conn == MAIN_CONNECTION || conn == ADMIN_CONNECTION {
