@@ -67,6 +67,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A join token, a proof or a certificate was refused (which, and why, is in the cause).
+    #[error("{0}")]
+    Trust(#[from] crate::trust::error::TrustError),
+    /// This node was removed from the cluster: its certificate is revoked, so it takes no part
+    /// any more. Reads still see its database as of the removal.
+    #[error("node {node_id} was removed from the cluster (its certificate is revoked): it no longer replicates; ha_leave() makes the database a plain one again, or join afresh with a new token")]
+    Removed {
+        /// This node's id.
+        node_id: NodeId,
+    },
     /// A SQLite call made by the node failed.
     #[error("SQLite error {code}: {message}")]
     Sqlite {
@@ -92,7 +102,10 @@ impl Error {
 
     /// True if the error means "this node may not write" (as opposed to a failure).
     pub fn is_not_writable(&self) -> bool {
-        matches!(self, Error::NotLeader { .. } | Error::LostQuorum { .. } | Error::NodeStopped(_) | Error::OwnedElsewhere(_))
+        matches!(
+            self,
+            Error::NotLeader { .. } | Error::LostQuorum { .. } | Error::NodeStopped(_) | Error::OwnedElsewhere(_) | Error::Removed { .. }
+        )
     }
 
     /// The SQLite result code that reports this error.
@@ -114,6 +127,9 @@ impl Error {
             Error::Raft(_) => SQLITE_IOERR_WRITE,
             Error::Io { .. } => SQLITE_IOERR,
             Error::Sqlite { code, .. } => *code,
+            // Refused by the cluster's trust checks: an authorization failure, not a fault.
+            Error::Trust(_) => SQLITE_AUTH,
+            Error::Removed { .. } => SQLITE_READONLY,
         }
     }
 }

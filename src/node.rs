@@ -4,6 +4,7 @@
 //! shares one node, and several files may each be a node (a whole cluster in one process).
 //! The public functions here are what the `ha_*` SQL functions call.
 
+mod admission;
 mod commit;
 mod compaction;
 pub mod database;
@@ -25,7 +26,7 @@ use crate::error::Error;
 use crate::raft::types::NodeId;
 
 pub use lifecycle::Node;
-pub use options::{Role, StartOptions, LOG_BYTES_MAX_DEFAULT};
+pub use options::{Role, StartOptions, TokenOptions, LOG_BYTES_MAX_DEFAULT};
 
 /// How long `ha_init` and a resume wait for the node to be ready.
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
@@ -79,6 +80,12 @@ pub fn join(db: &Path, addr: &str, peer: &str, options: &StartOptions) -> Result
     Ok(id)
 }
 
+/// `ha_token([options])`: a join token, issued by the leader through this node (a voter).
+pub fn token(db: &Path, options: TokenOptions) -> Result<String, Error> {
+    let node = running(db).ok_or(Error::NotANode)?;
+    membership::issue_token(&node, options)
+}
+
 /// `ha_status()`.
 pub fn status(db: &Path) -> Result<serde_json::Value, Error> {
     match running(db) {
@@ -99,9 +106,13 @@ pub fn leave(db: &Path) -> Result<(), Error> {
 }
 
 /// `ha_barrier()`: returns the log index this node has applied up to, at least the
-/// cluster's commit index at the time of the call.
+/// cluster's commit index at the time of the call. A removed node has no cluster to catch up
+/// with, and says so.
 pub fn barrier(db: &Path) -> Result<u64, Error> {
     let node = running(db).ok_or(Error::NotANode)?;
+    if node.is_removed() {
+        return Err(Error::Removed { node_id: node.id() });
+    }
     membership::barrier(&node)
 }
 

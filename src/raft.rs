@@ -6,8 +6,10 @@
 //! - [`log_store`]: the durable, checksummed log.
 //! - [`state_machine`]: applies committed page sets to the database; snapshots.
 //! - [`network`]: openraft's network over our QUIC transport.
+//! - [`bounds`]: the terms and indexes a peer may send, checked before openraft sees them.
 
 pub mod alias;
+pub mod bounds;
 pub mod log_store;
 pub mod network;
 pub mod page_data;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Error;
-use crate::node::{self, StartOptions};
+use crate::node::{self, StartOptions, TokenOptions};
 use crate::raft::types::NodeId;
 
 /// A SQL argument value.
@@ -60,6 +60,8 @@ pub enum Function {
     Transfer,
     /// `ha_last_error()`
     LastError,
+    /// `ha_token([options])`
+    Token,
 }
 
 impl Function {
@@ -67,6 +69,7 @@ impl Function {
     pub const ALL: &'static [Function] = &[
         Function::Init,
         Function::Join,
+        Function::Token,
         Function::Status,
         Function::Leave,
         Function::Remove,
@@ -86,6 +89,7 @@ impl Function {
             Function::Barrier => "ha_barrier",
             Function::Transfer => "ha_transfer",
             Function::LastError => "ha_last_error",
+            Function::Token => "ha_token",
         }
     }
 
@@ -93,7 +97,8 @@ impl Function {
     fn usage(self) -> &'static str {
         match self {
             Function::Init => "ha_init(addr [, options]): addr is 'host:port' to listen on, e.g. ha_init('127.0.0.1:7001'); options a JSON object such as '{\"advertise\":\"10.0.0.5:7001\"}'",
-            Function::Join => "ha_join(addr, peer [, options]): addr is 'host:port' to listen on, peer the 'host:port' of any member; options 'learner' or a JSON object such as '{\"role\":\"learner\",\"advertise\":\"10.0.0.5:7002\"}'",
+            Function::Join => "ha_join(addr, peer, token): addr is 'host:port' to listen on, peer the 'host:port' of any member, token what ha_token() returned on a voter (or a JSON object such as '{\"token\":\"...\",\"advertise\":\"10.0.0.5:7002\"}')",
+            Function::Token => "ha_token([options]): options 'voter' (default), 'learner', or a JSON object such as '{\"ttl_s\":600,\"uses\":3,\"role\":\"learner\"}'",
             Function::Status => "ha_status() takes no arguments",
             Function::Leave => "ha_leave() takes no arguments",
             Function::Remove => "ha_remove(node_id): node_id is the integer id of a member",
@@ -122,6 +127,14 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
             let (addr, peer) = (parse_addr(addr)?, parse_addr(peer)?);
             let options = parse_options(options.first(), &usage)?;
             Ok(id_output(node::join(&db()?, &addr, &peer, &options)?))
+        }
+        (Function::Token, options @ ..) if options.len() <= 1 => {
+            let options = match options.first() {
+                None | Some(SqlValue::Null) => TokenOptions::parse(None)?,
+                Some(SqlValue::Text(text)) => TokenOptions::parse(Some(text))?,
+                Some(_) => return Err(usage()),
+            };
+            Ok(SqlOutput::Text(node::token(&db()?, options)?))
         }
         (Function::Status, []) => Ok(SqlOutput::Text(node::status(&db()?)?.to_string())),
         (Function::Leave, []) => node::leave(&db()?).map(|()| SqlOutput::Null),

@@ -1,6 +1,7 @@
 //! QUIC transport between cluster members.
 //!
-//! - [`tls`]: the cluster CA, node identities, and the rustls/quinn configurations.
+//! - [`tls`]: the rustls/quinn configurations, built from [`trust`](crate::trust)'s CA and
+//!   node identities.
 //! - [`wire`]: the messages and their length-prefixed MessagePack framing.
 //! - [`endpoint`]: one UDP socket per node, serving requests and making calls.
 //! - [`client`] / [`server`]: the calling and answering halves of an endpoint.
@@ -26,9 +27,9 @@ pub mod tls;
 pub mod wire;
 
 pub use client::Client;
-pub use endpoint::{join, Endpoint};
+pub use endpoint::{join, Endpoint, JoinAnswer};
 pub use error::TransportError;
-pub use server::{BoxFuture, RpcHandler};
+pub use server::{BoxFuture, Caller, RpcHandler};
 
 #[cfg(test)]
 mod tests;

@@ -43,10 +43,11 @@ impl Member {
         Member { name: "n1".into(), addr, startup, shell: None }
     }
 
-    /// Member `n` joining through `peer`: `ha_join`.
-    fn joining(n: usize, port: u16, peer: &str) -> Member {
+    /// Member `n` joining through `peer` with a join token `peer` issued: `ha_join`. The same
+    /// startup SQL resumes the node after a restart, when the token is used up.
+    fn joining(n: usize, port: u16, peer: &str, token: &str) -> Member {
         let addr = format!("127.0.0.1:{port}");
-        let startup = format!(".load ./libdqlite_vfs\n.open file:n{n}.db?vfs=ha\nSELECT ha_join('{addr}', '{peer}');");
+        let startup = format!(".load ./libdqlite_vfs\n.open file:n{n}.db?vfs=ha\nSELECT ha_join('{addr}', '{peer}', '{token}');");
         Member { name: format!("n{n}"), addr, startup, shell: None }
     }
 
@@ -218,16 +219,15 @@ fn await_new_leader(members: &mut [Member], survivors: &[usize], killed_at: Inst
 fn leader_sigkill_failover_and_catch_up() {
     let scratch = common::scratch_with_extension();
     let dir = scratch.path();
-    let first = Member::first(common::free_udp_port(PORTS));
+    let mut first = Member::first(common::free_udp_port(PORTS));
+    assert_eq!(first.start(dir), 1, "[n1] node id");
     let peer = first.addr.clone();
-    let mut members = vec![
-        first,
-        Member::joining(2, common::free_udp_port(PORTS), &peer),
-        Member::joining(3, common::free_udp_port(PORTS), &peer),
-    ];
-    for (i, member) in members.iter_mut().enumerate() {
-        let id = member.start(dir);
-        assert_eq!(id, i as u64 + 1, "[{}] node id", member.name);
+    let mut members = vec![first];
+    for n in 2..=3 {
+        let token = members[0].shell().ok("SELECT ha_token();").trim().to_owned();
+        let mut member = Member::joining(n, common::free_udp_port(PORTS), &peer, &token);
+        assert_eq!(member.start(dir), n as u64, "[n{n}] node id");
+        members.push(member);
     }
     for member in &mut members[1..] {
         wait_for_role(member.shell(), "follower");

@@ -19,8 +19,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use ha_host::process::{HostCommand, HostProcess, HostSpec};
-use ha_host::protocol::Request;
+use ha_host::process::{Client, HostCommand, HostProcess, HostSpec};
+use ha_host::protocol::{Request, Statement};
 use serde_json::Value;
 
 use crate::proxy::Proxy;
@@ -33,6 +33,8 @@ pub type Slot = u64;
 pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
 /// Pause between polls while waiting for the cluster.
 const POLL: Duration = Duration::from_millis(100);
+/// Deadline of `ha_token` on a member (forwarded to the leader and committed through Raft).
+const TOKEN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The health the nemesis gave a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +121,12 @@ impl Cluster {
         };
         let real_addr = SocketAddr::from(([127, 0, 0, 1], port(0)?));
         let proxy_addr = SocketAddr::from(([127, 0, 0, 1], port(1)?));
+        let token = match peer {
+            Some(peer) => Some(self.token_from(peer, learner)?),
+            None => None,
+        };
         self.proxy.add_node(slot, proxy_addr, real_addr)?;
-        let startup = startup_sql(real_addr, proxy_addr, peer, learner);
+        let startup = startup_sql(real_addr, proxy_addr, peer.zip(token.as_deref()), learner);
         let name = format!("n{}", slot + 1);
         let db = self.config.dir.join(format!("{name}.db"));
         let mut spec = HostSpec::new(&name, &self.config.command, Some(&self.config.extension), &db, vec![startup]);
@@ -140,6 +146,29 @@ impl Cluster {
         });
         self.start(slot)?;
         Ok(slot)
+    }
+
+    /// A join token (`ha_token`) for a voter or a learner, issued by the member whose proxy
+    /// address is `peer`.
+    pub fn token_from(&self, peer: SocketAddr, learner: bool) -> anyhow::Result<String> {
+        let control_addr = self
+            .lock()
+            .iter()
+            .find(|state| state.proxy_addr == peer)
+            .and_then(|state| state.control_addr)
+            .ok_or_else(|| anyhow!("no running member at {peer} to issue a join token"))?;
+        let role = if learner { "learner" } else { "voter" };
+        let mut client = Client::connect("token", control_addr)?;
+        let request = Request::Exec {
+            conn: "token".into(),
+            statements: vec![Statement::with_params("SELECT ha_token(?1)", vec![serde_json::json!(role)])],
+            tx: false,
+        };
+        let answer = client.request(&request, TOKEN_DEADLINE)?;
+        answer["results"][0]["rows"][0][0]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("ha_token on {peer} answered {answer}"))
     }
 
     /// Whether another node may still be added.
@@ -219,13 +248,15 @@ impl Cluster {
     /// are gone ([`Cluster::retire`]); it joins through `peer` at the same address (as a learner
     /// if it was one) and gets a new Raft id.
     pub fn rejoin(&self, slot: Slot, peer: SocketAddr) -> anyhow::Result<()> {
+        let learner = self.lock().get(slot as usize).is_some_and(|state| state.learner);
+        let token = self.token_from(peer, learner)?;
         {
             let mut slots = self.lock();
             let state = slots.get_mut(slot as usize).ok_or_else(|| anyhow!("no slot {slot}"))?;
             if state.health != Health::Removed {
                 bail!("n{} is still a member: remove it first", slot + 1);
             }
-            state.spec.startup = vec![startup_sql(state.real_addr, state.proxy_addr, Some(peer), state.learner)];
+            state.spec.startup = vec![startup_sql(state.real_addr, state.proxy_addr, Some((peer, token.as_str())), state.learner)];
             state.raft_id = None;
             state.health = Health::Killed;
         }
@@ -389,14 +420,17 @@ impl Drop for Cluster {
     }
 }
 
-/// The SQL that makes a node: `ha_init` without a peer, else `ha_join` through `peer`. Every
-/// node advertises its proxy port, so all its traffic passes the proxy.
-fn startup_sql(real_addr: SocketAddr, proxy_addr: SocketAddr, peer: Option<SocketAddr>, learner: bool) -> String {
-    let role = if learner { "learner" } else { "voter" };
-    let options = format!(r#"{{"advertise":"{proxy_addr}","role":"{role}"}}"#);
+/// The SQL that makes a node: `ha_init` without a peer, else `ha_join` through `peer` with
+/// `token` (whose role, voter or learner, the node takes). Every node advertises its proxy
+/// port, so all its traffic passes the proxy.
+fn startup_sql(real_addr: SocketAddr, proxy_addr: SocketAddr, peer: Option<(SocketAddr, &str)>, learner: bool) -> String {
     match peer {
-        None => format!("SELECT ha_init('{real_addr}', '{options}')"),
-        Some(peer) => format!("SELECT ha_join('{real_addr}', '{peer}', '{options}')"),
+        None => format!(r#"SELECT ha_init('{real_addr}', '{{"advertise":"{proxy_addr}"}}')"#),
+        Some((peer, token)) => {
+            let role = if learner { "learner" } else { "voter" };
+            let options = format!(r#"{{"advertise":"{proxy_addr}","role":"{role}","token":"{token}"}}"#);
+            format!("SELECT ha_join('{real_addr}', '{peer}', '{options}')")
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Clusters of `ha-host` processes on 127.0.0.1, in a temporary directory removed on drop:
-//! node 1 runs `ha_init`, the others `ha_join` through node 1, one after the other. A node is
-//! restarted with the same startup SQL, which resumes it from its state directory.
+//! node 1 runs `ha_init`, the others `ha_join` through node 1 with a token node 1 issued, one
+//! after the other. A node is restarted with the same startup SQL (token included, used up by
+//! then), which resumes it from its state directory.
 //!
 //! Nodes are indexed from 0 here (node `i` is `n{i+1}`, Raft node id `i+1` on a fresh cluster).
 
@@ -72,19 +73,21 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, port) in config.ports.iter().enumerate() {
             let addr = format!("127.0.0.1:{port}");
-            let startup = if i == 0 {
-                format!("SELECT ha_init('{addr}')")
-            } else {
-                format!("SELECT ha_join('{addr}', '{first}')")
-            };
+            // Joiners get their startup SQL once node 1 runs and can issue their tokens.
+            let startup = if i == 0 { vec![format!("SELECT ha_init('{addr}')")] } else { Vec::new() };
             let name = format!("n{}", i + 1);
             let db = dir.path().join(format!("{name}.db"));
-            let mut spec = HostSpec::new(&name, &config.command, Some(&config.extension), &db, vec![startup]);
+            let mut spec = HostSpec::new(&name, &config.command, Some(&config.extension), &db, startup);
             spec.env = config.env.clone();
             nodes.push(Node { spec, addr, process: None });
         }
         let mut cluster = Cluster { nodes, dir };
         for i in 0..cluster.nodes.len() {
+            if i > 0 {
+                let token = cluster.node(0)?.token("voter")?;
+                let addr = &cluster.nodes[i].addr;
+                cluster.nodes[i].spec.startup = vec![format!("SELECT ha_join('{addr}', '{first}', '{token}')")];
+            }
             cluster.restart(i)?;
         }
         cluster.wait_voters(cluster.nodes.len(), Duration::from_secs(30))?;

@@ -272,6 +272,17 @@ impl HostProcess {
         Ok(answer["status"].clone())
     }
 
+    /// A join token from this node (`ha_token(role)`, `role` 'voter' or 'learner'): what a
+    /// new node's `ha_join` needs.
+    pub fn token(&self, role: &str) -> Result<String, HostError> {
+        let rows = self.query(&format!("SELECT ha_token('{role}')"))?;
+        rows.first()
+            .and_then(|row| row.get(0))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| self.protocol(&format!("ha_token answered {rows:?}")))
+    }
+
     /// `ha_barrier()`: the applied index once this node caught up with the cluster.
     pub fn barrier(&self) -> Result<i64, HostError> {
         let answer = self.request(&Request::Barrier, REQUEST_DEADLINE)?;

@@ -87,11 +87,13 @@ fn a_crash_mid_snapshot_leaves_the_old_database_or_the_new_one() {
         leader.exec("main", insert_tx(), true).expect("write before the follower stops");
     }
     // n2 keeps the majority while n3, the follower under test, is down.
-    let join = format!("SELECT ha_join('{addr2}', '{addr1}')");
+    let token = leader.token("voter").expect("a join token for n2");
+    let join = format!("SELECT ha_join('{addr2}', '{addr1}', '{token}')");
     let steady_spec = HostSpec::new("n2", &host_command(), Some(&extension()), &dir.path().join("n2.db"), vec![join]);
     let _steady = HostProcess::spawn(&steady_spec).expect("join the steady follower");
     let follower_db = dir.path().join("n3.db");
-    let join = format!("SELECT ha_join('{addr3}', '{addr1}')");
+    let token = leader.token("voter").expect("a join token for n3");
+    let join = format!("SELECT ha_join('{addr3}', '{addr1}', '{token}')");
     let follower_spec = HostSpec::new("n3", &host_command(), Some(&extension()), &follower_db, vec![join]);
     let mut follower = HostProcess::spawn(&follower_spec).expect("join the follower");
     let old_rows = TXS_BEFORE * ROWS_PER_TX;

@@ -127,6 +127,7 @@ pub const SQLITE_NOTFOUND: c_int = 12;
 pub const SQLITE_CANTOPEN: c_int = 14;
 pub const SQLITE_PROTOCOL: c_int = 15;
 pub const SQLITE_MISUSE: c_int = 21;
+pub const SQLITE_AUTH: c_int = 23;
 pub const SQLITE_ROW: c_int = 100;
 pub const SQLITE_DONE: c_int = 101;
 pub const SQLITE_OK_LOAD_PERMANENTLY: c_int = 256;

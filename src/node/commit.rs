@@ -114,6 +114,9 @@ impl Replicator for Node {
         if let Some(reason) = self.stopped_reason(&metrics) {
             return Err(Error::NodeStopped(reason));
         }
+        if self.is_removed() {
+            return Err(Error::Removed { node_id: self.id() });
+        }
         if may_write(&metrics) {
             return in_contact(&metrics);
         }

@@ -3,21 +3,26 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::database::ReplicatedDb;
 use super::options::{Role, StartOptions};
 use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
+use super::admission::{self, unix_now};
 use super::{compaction, membership, START_DEADLINE};
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{Member, NodeId, TypeConfig};
-use crate::transport::tls::{ClusterCa, NodeIdentity};
+use crate::trust::certs::{ClusterCa, NodeIdentity, NODE_CERT_VALIDITY};
+use crate::trust::error::TrustError;
+use crate::trust::token::JoinToken;
+use crate::trust::view::TrustView;
+use crate::trust::{ClusterId, Role as TrustRole};
 use crate::transport::{Client, Endpoint};
 use crate::vfs::owner::OwnerLock;
 use crate::vfs::{self, SharedDb};
@@ -51,13 +56,22 @@ pub struct Node {
     pub(super) log: LogStore,
     pub(super) log_bytes_max: u64,
     pub(super) client: Client,
-    pub(super) ca: ClusterCa,
+    /// The cluster CA: its certificate, and its key on voters that hold it (a voter that
+    /// joined receives the key after it became one).
+    pub(super) ca: RwLock<ClusterCa>,
+    /// This node's cluster, as its certificate names it.
+    cluster_id: ClusterId,
+    /// When this node's certificate expires.
+    cert_not_after_unix_s: u64,
+    /// The replicated trust state, as this node has applied it.
+    pub(super) trust: TrustView,
     endpoint: Mutex<Option<Endpoint>>,
     attachment: Mutex<Option<Arc<SharedDb>>>,
+    /// A member answered this node with `Revoked` (its own registry may not know yet).
+    removed: Arc<AtomicBool>,
     /// Why the node stopped: set by `stop`, or by [`watch_core`] when Raft ends by itself.
     stopped: Arc<Mutex<Option<String>>>,
     pub(super) next_proposal: AtomicU64,
-    pub(super) next_join_id: Mutex<NodeId>,
     _owner: OwnerLock,
 }
 
@@ -80,6 +94,21 @@ impl Node {
     /// Whether it joined as a non-voting member.
     pub fn is_learner(&self) -> bool {
         self.learner
+    }
+
+    /// This node's cluster.
+    pub fn cluster_id(&self) -> ClusterId {
+        self.cluster_id
+    }
+
+    /// When this node's certificate expires (seconds since the Unix epoch).
+    pub fn cert_not_after_unix_s(&self) -> u64 {
+        self.cert_not_after_unix_s
+    }
+
+    /// Whether the cluster has revoked this node's certificate (it was removed).
+    pub fn is_removed(&self) -> bool {
+        self.trust.get().is_revoked(self.id) || self.removed.load(Ordering::Acquire)
     }
 
     /// The state directory.
@@ -146,9 +175,10 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
         return start(db, &identity, options);
     }
     dir.create()?;
-    let ca = ClusterCa::generate().map_err(transport_error)?;
-    ca.save(&dir.tls()).map_err(transport_error)?;
-    NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
+    let cluster_id = ClusterId::generate()?;
+    let ca = ClusterCa::generate(cluster_id)?;
+    ca.save(&dir.tls())?;
+    NodeIdentity::issue_self(&ca, cluster_id, 1, NODE_CERT_VALIDITY, unix_now())?.save(&dir.tls())?;
     let identity = Identity {
         node_id: 1,
         addr: addr.to_owned(),
@@ -166,7 +196,8 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
     Ok(node)
 }
 
-/// `ha_join`: become a member of `peer`'s cluster, or resume this database's node.
+/// `ha_join`: become a member of `peer`'s cluster with a join token, or resume this
+/// database's node (which needs no token: the one given may have expired or been used).
 pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
@@ -174,30 +205,65 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
         let node = start(db, &identity, options)?;
         if !identity.joined {
             membership::finish_join(&node, peer)?;
-            dir.save_identity(&Identity { joined: true, ..identity })?;
+            dir.save_identity(&Identity { joined: true, ..identity.clone() })?;
+        }
+        if !identity.learner {
+            // A voter that stopped between joining and receiving the CA key gets it now; a
+            // failure only means it cannot admit nodes yet, so the start goes on.
+            if let Err(error) = admission::fetch_ca_key(&node, peer) {
+                tracing::warn!(%error, "could not fetch the cluster CA key yet");
+            }
         }
         return Ok(node);
     }
+    let token = options.token.as_ref().ok_or_else(|| {
+        Error::InvalidArgument(
+            "ha_join needs a join token to join a cluster: run SELECT ha_token() on a voter, then ha_join(addr, peer, token)".into(),
+        )
+    })?;
+    let token = JoinToken::decode(&token.0)?;
+    // A learner token admits a learner only; a voter token admits either (the options decide).
+    let role = match (options.role, token.role) {
+        (Role::Learner, _) | (_, TrustRole::Learner) => TrustRole::Learner,
+        (Role::Voter, TrustRole::Voter) => TrustRole::Voter,
+    };
     membership::check_joinable(db)?;
     let member_addr = options.advertise.as_deref().unwrap_or(addr);
-    let grant = membership::request_id(member_addr, peer)?;
+    let admitted = admission::request_admission(member_addr, peer, &token, role)?;
+    let grant = &admitted.grant;
+    let ca = ClusterCa::from_pem(&grant.ca_cert_pem, None)?;
+    if ca.fingerprint() != token.ca_fingerprint || grant.cluster_id != token.cluster_id {
+        return Err(Error::Trust(TrustError::ForeignCluster { expected: token.ca_fingerprint, found: Some(ca.fingerprint()) }));
+    }
+    let tls_identity = NodeIdentity::new(&grant.cert_pem, admitted.key)?;
+    let named = tls_identity.peer();
+    if named.node_id != grant.node_id || named.cluster_id != token.cluster_id {
+        return Err(Error::Refused(format!(
+            "the leader's certificate names node {} of cluster {}, not node {} of cluster {}",
+            named.node_id, named.cluster_id, grant.node_id, token.cluster_id
+        )));
+    }
     dir.create()?;
-    let ca = ClusterCa::from_pem(&grant.ca_cert_pem, &grant.ca_key_pem).map_err(transport_error)?;
-    ca.save(&dir.tls()).map_err(transport_error)?;
-    NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
+    ca.save(&dir.tls())?;
+    tls_identity.save(&dir.tls())?;
     let identity = Identity {
         node_id: grant.node_id,
         addr: addr.to_owned(),
         advertise: options.advertise.clone(),
-        learner: options.role == Role::Learner,
+        learner: role == TrustRole::Learner,
         joined: false,
         left: false,
     };
     dir.save_identity(&identity)?;
     let node = start(db, &identity, options)?;
-    if let Err(error) = membership::finish_join(&node, peer) {
+    if let Err(error) = membership::finish_join(&node, &admitted.leader_addr) {
         node.stop("join failed");
         return Err(error);
+    }
+    if role == TrustRole::Voter {
+        if let Err(error) = admission::fetch_ca_key(&node, &admitted.leader_addr) {
+            tracing::warn!(%error, "joined, but could not fetch the cluster CA key yet (retried at the next start)");
+        }
     }
     dir.save_identity(&Identity { joined: true, ..identity })?;
     Ok(node)
@@ -228,10 +294,6 @@ fn check_resume(identity: &Identity, addr: &str, options: &StartOptions) -> Resu
         return Err(Error::Refused(format!("this database is node {}, a voter; it cannot resume as a learner", identity.node_id)));
     }
     Ok(())
-}
-
-fn transport_error(error: crate::transport::TransportError) -> Error {
-    Error::Unreachable(error.to_string())
 }
 
 fn raft_config() -> Result<Arc<openraft::Config>, Error> {
@@ -266,12 +328,25 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     dir.create()?;
     let owner = OwnerLock::acquire(db)?;
     let rdb = Arc::new(ReplicatedDb::open(db)?);
-    let ca = ClusterCa::load(&dir.tls()).map_err(transport_error)?;
-    let tls_identity = NodeIdentity::load(&dir.tls()).map_err(transport_error)?;
+    let ca = ClusterCa::load(&dir.tls())?;
+    let tls_identity = NodeIdentity::load(&dir.tls())?;
+    let named = tls_identity.peer();
+    if named.node_id != identity.node_id {
+        return Err(Error::Refused(format!(
+            "node.json says node {} but the node certificate names node {}: the state directory {} is inconsistent",
+            identity.node_id,
+            named.node_id,
+            dir.root().display()
+        )));
+    }
+    let (cluster_id, cert_not_after_unix_s) = (named.cluster_id, named.not_after_unix_s);
+    let trust = TrustView::default();
     let handler = Arc::new(Handler::default());
     let (id, addr, root) = (identity.node_id, identity.addr.clone(), dir.root().to_owned());
     let config = raft_config()?;
-    let (ca_for_bind, db_for_sm, handler_for_bind) = (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler));
+    let removed = Arc::new(AtomicBool::new(false));
+    let removed_for_network = Arc::clone(&removed);
+    let (ca_for_bind, db_for_sm, handler_for_bind, trust_for_sm) = (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler), trust.clone());
     let started = wait(
         async move {
             let endpoint = Endpoint::bind(&addr, &ca_for_bind, &tls_identity, handler_for_bind)
@@ -279,7 +354,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                 .map_err(|e| Error::Refused(format!("cannot listen on {addr}: {e} (is the address in use, or not local?)")))?;
             let opened = tokio::task::spawn_blocking(move || {
                 let log = LogStore::open_with_segment_bytes(&root, compaction::segment_bytes_for(log_bytes_max)).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
-                let sm = StateMachine::open(&root, db_for_sm)
+                let sm = StateMachine::open(&root, db_for_sm, trust_for_sm)
                     .map_err(|e| Error::io("opening the state machine", std::io::Error::other(e)))?;
                 Ok::<_, Error>((log, sm))
             })
@@ -292,7 +367,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                     return Err(error);
                 }
             };
-            let network = NetworkFactory::new(id, endpoint.client());
+            let network = NetworkFactory::new(id, endpoint.client(), Arc::clone(&removed_for_network));
             match RaftNode::new(id, config, network, log.clone(), sm).await {
                 Ok(raft) => {
                     compaction::spawn(raft.clone(), log.clone(), log_bytes_max);
@@ -321,12 +396,15 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         log,
         log_bytes_max,
         client: endpoint.client(),
-        ca,
+        ca: RwLock::new(ca),
+        cluster_id,
+        cert_not_after_unix_s,
+        trust,
         endpoint: Mutex::new(Some(endpoint)),
         attachment: Mutex::new(None),
+        removed,
         stopped,
         next_proposal: AtomicU64::new(rand::random::<u32>() as u64),
-        next_join_id: Mutex::new(0),
         _owner: owner,
     });
     handler.attach(&node);

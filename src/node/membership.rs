@@ -4,26 +4,34 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
 
 use super::lifecycle::{members, Node};
+use super::options::TokenOptions;
 use super::runtime::wait;
 use super::{ADMIN_DEADLINE, JOIN_DEADLINE, START_DEADLINE};
 use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
 use crate::raft::types::{Member, NodeId};
-use crate::transport::wire::{AdminRequest, AdminResponse, JoinResponse, Request, Response};
+use crate::transport::wire::{AdminRequest, AdminResponse, Request, Response, Secret};
+use crate::trust::registry::{TrustChange, TrustOutcome};
 use crate::transport::TransportError;
 
 /// Node 1 of a new cluster: initialise Raft with itself, wait to lead, and put the
 /// database's current contents into a snapshot so later members start from it.
-pub fn bootstrap(node: &Node) -> Result<(), Error> {
+pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
     let raft = node.raft.clone();
     let me = BTreeMap::from([(node.id(), Member { addr: node.member_addr().to_owned() })]);
+    let (ca_fingerprint, cert_not_after_unix_s) = {
+        let ca = node.ca.read().unwrap_or_else(PoisonError::into_inner);
+        (ca.fingerprint(), node.cert_not_after_unix_s())
+    };
+    let bootstrap = TrustChange::Bootstrap { cluster_id: node.cluster_id(), ca_fingerprint, cert_not_after_unix_s };
+    let node = Arc::clone(node);
     wait(
         async move {
             raft.initialize(me).await.map_err(|e| Error::Raft(e.to_string()))?;
@@ -35,7 +43,13 @@ pub fn bootstrap(node: &Node) -> Result<(), Error> {
                 )
                 .await
                 .map_err(|e| Error::Raft(e.to_string()))?;
-            let applied = metrics.last_applied.map(|id| id.index());
+            // The trust state starts with node 1 admitted, before any snapshot: every later
+            // member receives it with the cluster's data.
+            match super::admission::propose(&node, bootstrap).await? {
+                TrustOutcome::Done => {}
+                other => return Err(Error::Raft(format!("recording the cluster's trust state: {other:?}"))),
+            }
+            let applied = node.metrics().last_applied.map(|id| id.index());
             raft.trigger().snapshot().await.map_err(|e| Error::Raft(e.to_string()))?;
             let metrics = raft
                 .wait(Some(START_DEADLINE))
@@ -68,22 +82,8 @@ pub fn check_joinable(db: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 1 of a join: ask `peer` (trust on first use) for an id and the cluster credentials.
-pub fn request_id(addr: &str, peer: &str) -> Result<JoinResponse, Error> {
-    let (addr, peer) = (addr.to_owned(), peer.to_owned());
-    let peer_for_error = peer.clone();
-    wait(
-        async move {
-            crate::transport::join(&peer, &addr, ADMIN_DEADLINE)
-                .await
-                .map_err(|e| Error::Unreachable(format!("could not join through {peer_for_error}: {e}")))
-        },
-        JOIN_DEADLINE,
-        "joining",
-    )
-}
-
-/// Step 2 of a join: now running with its id, ask the cluster to make this node a voter,
+/// The last step of a join: now running with its id and certificate, ask the cluster (through
+/// `peer`, a voter or the leader) to make this node a member in the role it was admitted for,
 /// then wait until it holds the cluster's data.
 pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
     let learner = node.is_learner();
@@ -116,7 +116,7 @@ pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
 }
 
 /// `ha_leave`: remove this node through the leader.
-pub fn leave(node: &Node) -> Result<(), Error> {
+pub fn leave(node: &Arc<Node>) -> Result<(), Error> {
     let request = Request::Admin(AdminRequest::Remove { node_id: node.id() });
     to_leader(node, request)?;
     let mut identity = node.state_dir().identity()?.ok_or(Error::NotANode)?;
@@ -125,17 +125,26 @@ pub fn leave(node: &Node) -> Result<(), Error> {
 }
 
 /// `ha_remove`: remove another member through the leader.
-pub fn remove(node: &Node, id: NodeId) -> Result<(), Error> {
+pub fn remove(node: &Arc<Node>, id: NodeId) -> Result<(), Error> {
     if !members(node).contains_key(&id) {
         return Err(Error::InvalidArgument(format!("node {id} is not a member of this cluster (see ha_status())")));
     }
-    to_leader(node, Request::Admin(AdminRequest::Remove { node_id: id }))
+    to_leader(node, Request::Admin(AdminRequest::Remove { node_id: id })).map(|_| ())
+}
+
+/// `ha_token`: a join token, issued by the leader (asked through this node, a voter).
+pub fn issue_token(node: &Arc<Node>, options: TokenOptions) -> Result<String, Error> {
+    let TokenOptions { role, ttl_s, uses, seeds } = options;
+    match to_leader(node, Request::Admin(AdminRequest::IssueToken { role, ttl_s, uses, seeds }))? {
+        AdminResponse::Token(Secret(token)) => Ok(token),
+        other => Err(Error::Raft(format!("unexpected answer to a token request: {other:?}"))),
+    }
 }
 
 /// `ha_transfer`: hands leadership to voter `id`, through the leader.
-pub fn transfer(node: &Node, id: NodeId) -> Result<(), Error> {
+pub fn transfer(node: &Arc<Node>, id: NodeId) -> Result<(), Error> {
     if transfer_needed(&node.metrics(), id)? {
-        to_leader(node, Request::Admin(AdminRequest::Transfer { node_id: id }))
+        to_leader(node, Request::Admin(AdminRequest::Transfer { node_id: id })).map(|_| ())
     } else {
         Ok(())
     }
@@ -186,17 +195,18 @@ async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<
 /// Runs an admin request on the leader: here if this node leads, else over the network.
 /// While leadership moves (no leader known, or the one asked has just lost it) the request
 /// cannot have been carried out, so it is tried again until the deadline.
-fn to_leader(node: &Node, request: Request) -> Result<(), Error> {
+fn to_leader(node: &Arc<Node>, request: Request) -> Result<AdminResponse, Error> {
+    check_voter(node)?;
     let deadline = std::time::Instant::now() + ADMIN_DEADLINE;
     loop {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
         let attempt = match (&request, node.raft.is_leader()) {
             (Request::Admin(admin), true) => {
-                let (raft, admin) = (node.raft.clone(), admin.clone());
-                wait(async move { lead_admin(&raft, admin).await.map(|_| ()) }, remaining, "changing membership")
+                let (leader, admin) = (Arc::clone(node), admin.clone());
+                wait(async move { lead_admin(&leader, admin).await }, remaining, "changing the cluster")
             }
             _ => match leader_addr(node) {
-                Some(leader) => admin_call(node, &leader, request.clone(), remaining),
+                Some(leader) => admin_request(node, &leader, request.clone(), remaining),
                 None => Err(Error::NotLeader { leader: None }),
             },
         };
@@ -214,6 +224,22 @@ fn to_leader(node: &Node, request: Request) -> Result<(), Error> {
             other => return other,
         }
     }
+}
+
+/// Membership changes, transfers and tokens are for voters: a learner (a read replica) is
+/// refused here with a clear error, and again by the leader if asked directly; so is a node
+/// the cluster has removed.
+fn check_voter(node: &Node) -> Result<(), Error> {
+    if node.is_removed() {
+        return Err(Error::Removed { node_id: node.id() });
+    }
+    if node.is_learner() {
+        return Err(Error::Refused(format!(
+            "node {} is a learner: membership changes, transfers and tokens need a voter (run this on a voter)",
+            node.id()
+        )));
+    }
+    Ok(())
 }
 
 /// Pause before asking again for a leader that was changing.
@@ -301,20 +327,6 @@ pub fn leader_addr(node: &Node) -> Option<String> {
     members(node).get(&leader).map(|m| m.addr.clone())
 }
 
-/// Leader side of `Join`: a fresh id and the credentials.
-pub fn grant_join(node: &Node) -> Result<JoinResponse, Error> {
-    let members = members(node);
-    let highest = members.keys().copied().max().unwrap_or(0);
-    let mut next = node.next_join_id.lock().unwrap_or_else(PoisonError::into_inner);
-    *next = (*next).max(highest) + 1;
-    Ok(JoinResponse {
-        node_id: *next,
-        ca_cert_pem: node.ca.cert_pem().to_owned(),
-        ca_key_pem: node.ca.key_pem().to_owned(),
-        members,
-    })
-}
-
 /// The leader's read-index. Confirming leadership needs a quorum's answer to a heartbeat;
 /// followers busy with a large entry may miss one round, so retry until the deadline.
 async fn read_index(raft: &super::lifecycle::RaftNode) -> Result<u64, Error> {
@@ -360,7 +372,8 @@ where
 }
 
 /// Leader side of an admin request.
-pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest) -> Result<AdminResponse, Error> {
+pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<AdminResponse, Error> {
+    let raft = &node.raft;
     match request {
         AdminRequest::AddMember { node_id, addr, learner } => {
             let member = Member { addr };
@@ -384,7 +397,16 @@ pub async fn lead_admin(raft: &super::lifecycle::RaftNode, request: AdminRequest
                 return Err(Error::InvalidArgument(format!("node {node_id} is not a member")));
             };
             change("removing the node", || raft.change_membership(removal.clone(), false)).await?;
+            // Removal revokes: from this entry on, every member refuses the node's certificate.
+            match super::admission::propose(node, TrustChange::Revoke { node_id }).await? {
+                TrustOutcome::Done => {}
+                other => return Err(Error::Raft(format!("node {node_id} was removed, but revoking it gave {other:?}: retry ha_remove"))),
+            }
         }
+        AdminRequest::IssueToken { role, ttl_s, uses, seeds } => {
+            return super::admission::issue_here(node, TokenOptions { role, ttl_s, uses, seeds }).await
+        }
+        AdminRequest::FetchCaKey => return Err(Error::InvalidArgument("the CA key is answered by the node asked".into())),
         AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
         AdminRequest::ReadIndex => return Ok(AdminResponse::ReadIndex { index: read_index(raft).await? }),
     }

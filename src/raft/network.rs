@@ -13,6 +13,8 @@
 //! Replication and heartbeats go through [`stream`]: pipelined, one QUIC stream per session.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
@@ -38,12 +40,14 @@ mod stream;
 pub struct NetworkFactory {
     local_id: NodeId,
     client: Client,
+    removed: Arc<AtomicBool>,
 }
 
 impl NetworkFactory {
-    /// A factory for node `local_id` whose calls go through `client`.
-    pub fn new(local_id: NodeId, client: Client) -> Self {
-        NetworkFactory { local_id, client }
+    /// A factory for node `local_id` whose calls go through `client`. `removed` is set when a
+    /// peer answers that this node's certificate was revoked (it was removed from the cluster).
+    pub fn new(local_id: NodeId, client: Client, removed: Arc<AtomicBool>) -> Self {
+        NetworkFactory { local_id, client, removed }
     }
 }
 
@@ -51,7 +55,13 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerNetwork {
-        PeerNetwork { local_id: self.local_id, target, addr: node.addr.clone(), client: self.client.clone() }
+        PeerNetwork {
+            local_id: self.local_id,
+            target,
+            addr: node.addr.clone(),
+            client: self.client.clone(),
+            removed: Arc::clone(&self.removed),
+        }
     }
 }
 
@@ -63,11 +73,18 @@ pub struct PeerNetwork {
     target: NodeId,
     addr: String,
     client: Client,
+    removed: Arc<AtomicBool>,
 }
 
 impl PeerNetwork {
     async fn call(&self, action: RPCTypes, request: Request, ttl: Duration) -> Result<Response, RPCError<TypeConfig>> {
-        self.client.call(&self.addr, request, ttl).await.map_err(|e| self.rpc_error(action, ttl, e))
+        let response = self.client.call(&self.addr, request, ttl).await.map_err(|e| self.rpc_error(action, ttl, e))?;
+        if let Response::Revoked { node_id } = &response {
+            if !self.removed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(node = node_id, by = self.target, "this node's certificate is revoked: it was removed from the cluster");
+            }
+        }
+        Ok(response)
     }
 
     fn rpc_error(&self, action: RPCTypes, ttl: Duration, e: TransportError) -> RPCError<TypeConfig> {
@@ -103,6 +120,7 @@ fn classify(e: &TransportError) -> Kind {
         | TransportError::Certificate(_)
         | TransportError::Pem(_)
         | TransportError::TlsConfig(_)
+        | TransportError::Trust(_)
         | TransportError::Remote { retryable: false, .. } => Kind::Unreachable,
         TransportError::ConnectionLost { .. }
         | TransportError::Frame(_)

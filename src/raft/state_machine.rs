@@ -11,6 +11,10 @@
 //! a commit durable, and re-applying after a stale `applied` file is safe (see `applied.rs`).
 //! Snapshots are built inside the state machine task, between applies, so an image always
 //! matches its recorded index exactly.
+//!
+//! Trust: `Command::Trust` entries change the cluster's [`Registry`](crate::trust::registry::Registry)
+//! (part of the applied state, and of every snapshot file); each change is published to the
+//! node's [`TrustView`] at once, so the transport's checks follow the log.
 
 mod applied;
 mod database;
@@ -35,6 +39,7 @@ use self::snapshot_store::CurrentSnapshot;
 pub use self::snapshot_store::{ImageTrailer, SNAPSHOT_DIR, TRAILER_BYTES};
 use crate::raft::alias::{EntryT, LogIdT, SnapshotMetaT, SnapshotT, StoredMembershipT};
 use crate::raft::types::{ApplyOutcome, Command, SnapshotImage, TypeConfig};
+pub use crate::trust::view::TrustView;
 
 /// Sync the database and the applied file after this many applied entries...
 pub const APPLIED_SYNC_ENTRIES: u64 = 1024;
@@ -52,6 +57,8 @@ pub struct StateMachine<D: Database> {
     last_sync: Instant,
     /// Whether a checkpoint started by [`StateMachine::checkpoint_if_due`] is still running.
     checkpointing: Arc<AtomicBool>,
+    /// Where the node reads the trust state this state machine applies.
+    trust: TrustView,
 }
 
 /// A snapshot already built by the state machine task; `build_snapshot` just hands it over.
@@ -73,7 +80,7 @@ where
 impl<D: Database> StateMachine<D> {
     /// Open the state machine of the node whose state directory is `state_dir`: read the
     /// applied state and the current snapshot. Blocking.
-    pub fn open(state_dir: &Path, db: Arc<D>) -> Result<StateMachine<D>, SmError> {
+    pub fn open(state_dir: &Path, db: Arc<D>, trust: TrustView) -> Result<StateMachine<D>, SmError> {
         std::fs::create_dir_all(state_dir)?;
         let mut applied = applied::load(state_dir)?;
         if let Some(hint) = applied::load_hint(state_dir) {
@@ -84,6 +91,7 @@ impl<D: Database> StateMachine<D> {
         let hint_file = applied::HintFile::open(state_dir)?;
         let current = snapshot_store::open(state_dir)?;
         db.set_last_write_index(applied.last_write_index);
+        trust.publish(&applied.registry);
         Ok(StateMachine {
             state_dir: state_dir.to_path_buf(),
             db,
@@ -93,6 +101,7 @@ impl<D: Database> StateMachine<D> {
             unsynced_entries: 0,
             last_sync: Instant::now(),
             checkpointing: Arc::default(),
+            trust,
         })
     }
 
@@ -166,6 +175,11 @@ impl<D: Database> StateMachine<D> {
                     ApplyOutcome::Applied
                 }
             }
+            EntryPayload::Normal(Command::Trust(change)) => {
+                let outcome = self.applied.registry.apply(&change);
+                self.trust.publish(&self.applied.registry);
+                ApplyOutcome::Trust(outcome)
+            }
         };
         self.applied.last_applied = Some(log_id);
         self.unsynced_entries += 1;
@@ -199,14 +213,14 @@ impl<D: Database> StateMachine<D> {
             last_log_id: self.applied.last_applied,
             last_membership: self.applied.last_membership.clone(),
         };
-        let (db, dir, lwi, prev) = (
+        let (db, dir, lwi, prev, registry) = (
             Arc::clone(&self.db),
             self.state_dir.clone(),
             self.applied.last_write_index,
             self.current.clone(),
+            self.applied.registry.clone(),
         );
-        let cur =
-            blocking(move || snapshot_store::build(&dir, &*db, meta, lwi, prev.as_ref())).await?;
+        let cur = blocking(move || snapshot_store::build(&dir, &*db, meta, (lwi, &registry), prev.as_ref())).await?;
         let snap = cur.to_snapshot(&self.state_dir.join(SNAPSHOT_DIR));
         self.current = Some(cur);
         Ok(snap)
@@ -275,7 +289,7 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
             self.current.clone(),
             meta.clone(),
         );
-        let cur = blocking(move || {
+        let (cur, registry) = blocking(move || {
             snapshot_store::install(&dir, &*db, meta2, &snapshot.path, prev.as_ref())
         })
         .await?;
@@ -283,7 +297,9 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
             last_write_index: cur.last_write_index,
+            registry,
         };
+        self.trust.publish(&self.applied.registry);
         self.db.set_last_write_index(cur.last_write_index);
         self.current = Some(cur);
         self.persist().await?;

@@ -90,6 +90,9 @@ pub enum Command {
         /// The pages.
         pages: PageSet,
     },
+    /// A change of the cluster's trust state (tokens, admissions, revocations), proposed by
+    /// the leader; applied to the [`Registry`](crate::trust::registry::Registry).
+    Trust(crate::trust::registry::TrustChange),
 }
 
 impl fmt::Display for Command {
@@ -104,6 +107,8 @@ impl fmt::Display for Command {
                 pages.pages.len(),
                 pages.db_size_pages
             ),
+            // No secret is part of a change (tokens are stored as verifiers only).
+            Command::Trust(change) => write!(f, "trust({change:?})"),
         }
     }
 }
@@ -125,6 +130,8 @@ pub enum ApplyOutcome {
     /// The transaction was built on a state that is no longer the latest; nothing changed.
     /// Safe to retry.
     Conflict,
+    /// What a `Command::Trust` did (the registry's verdict, decided the same on every node).
+    Trust(crate::trust::registry::TrustOutcome),
 }
 
 /// A snapshot's data: a complete database image at a known log position (followed by a

@@ -3,7 +3,7 @@
 //!
 //! Several endpoints may live in one process (one per node, each on its own port); they share
 //! nothing but the tokio runtime they were created on. [`join`] uses a short-lived client-only
-//! endpoint of its own, since a joining node has no credentials to bind a server with.
+//! endpoint of its own, since a joining node has no certificate to bind a server with.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,8 +20,13 @@ use crate::transport::limits::{
     UDP_PAYLOAD_BYTES_MAX,
 };
 use crate::transport::server::{accept_loop, RpcHandler};
-use crate::transport::tls::{client_config, join_client_config, server_config, ClusterCa, NodeIdentity};
-use crate::transport::wire::{JoinResponse, Request, Response};
+use crate::transport::limits::{CONNECT_TIMEOUT, JOIN_RESPONSE_BYTES_MAX};
+use crate::transport::tls::{client_config, join_client_config, server_config, CLUSTER_SERVER_NAME};
+use crate::transport::wire::{read_frame, write_frame, JoinGrant, JoinRequest, Request, Response, StreamOpen};
+use crate::trust::certs::{ClusterCa, NodeIdentity};
+use crate::trust::error::TrustError;
+use crate::trust::token::{TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
+use crate::trust::Fingerprint;
 
 /// QUIC application error code sent when we close connections on shutdown.
 const CLOSE_CODE_SHUTDOWN: u32 = 0;
@@ -114,18 +119,61 @@ pub(crate) fn quic_client_config(crypto: QuicClientConfig) -> Result<quinn::Clie
     Ok(config)
 }
 
-/// Asks the member at `seed_addr` to let this node join, announcing `my_addr` as where it
-/// will listen. **Trust on first use**: the member's certificate is not verified (see
-/// [`tls`](crate::transport::tls)). Uses its own short-lived socket; bounded by `deadline`.
-pub async fn join(seed_addr: &str, my_addr: &str, deadline: Duration) -> Result<JoinResponse, TransportError> {
+/// What a member answered a join request.
+#[derive(Debug)]
+pub enum JoinAnswer {
+    /// Admitted: the new node's id and certificate.
+    Granted(JoinGrant),
+    /// The member does not lead: ask the leader at this address.
+    Redirect(String),
+}
+
+/// Asks the member at `seed_addr` to admit this node. The member must prove it belongs to the
+/// cluster whose CA has fingerprint `pin` (from the token): a member of another cluster fails
+/// the handshake with [`TrustError::ForeignCluster`]. `request` builds the join request from
+/// this TLS session's exporter output, which the proof signs. Uses its own short-lived socket
+/// (a joiner has no certificate to bind a server with); bounded by `deadline`.
+pub async fn join(
+    seed_addr: &str,
+    pin: Fingerprint,
+    request: impl FnOnce([u8; TLS_EXPORTER_BYTES]) -> JoinRequest,
+    deadline: Duration,
+) -> Result<JoinAnswer, TransportError> {
     let target = resolve(seed_addr).await?;
     let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let quic = quinn::Endpoint::client(local)?;
-    let client = Client::new(quic.clone(), quic_client_config(join_client_config()?)?);
-    let result = client.call(seed_addr, Request::Join { addr: my_addr.to_owned() }, deadline).await;
+    let (crypto, pin_check) = join_client_config(pin)?;
+    let config = quic_client_config(crypto)?;
+    let exchange = async {
+        let connecting = quic.connect_with(config, target, CLUSTER_SERVER_NAME).map_err(|e| unreachable(seed_addr, e))?;
+        let conn = match timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                return Err(match pin_check.foreign_fingerprint() {
+                    Some(found) => TransportError::Trust(TrustError::ForeignCluster { expected: pin, found: Some(found) }),
+                    None => unreachable(seed_addr, e),
+                })
+            }
+            Err(_) => return Err(unreachable(seed_addr, "handshake timed out")),
+        };
+        let mut tls_exporter = [0u8; TLS_EXPORTER_BYTES];
+        conn.export_keying_material(&mut tls_exporter, TLS_EXPORTER_LABEL, b"")
+            .map_err(|_| TransportError::TlsConfig("no keying material exported for this session".into()))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(seed_addr, e))?;
+        write_frame(&mut send, &StreamOpen::Rpc(Request::Join(request(tls_exporter)))).await?;
+        let _ = send.finish();
+        Ok::<_, TransportError>(read_frame::<_, Response>(&mut recv, JOIN_RESPONSE_BYTES_MAX).await?)
+    };
+    let result = timeout(deadline, exchange).await;
     close(&quic).await;
-    match result? {
-        Response::Join(join) => Ok(join),
+    match result.map_err(|_| TransportError::timeout("join", deadline))?? {
+        Response::Join(grant) => Ok(JoinAnswer::Granted(grant)),
+        Response::Redirect { leader_addr } => Ok(JoinAnswer::Redirect(leader_addr)),
+        Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
         other => Err(TransportError::UnexpectedResponse { expected: "Join", got: other.kind().into() }),
     }
+}
+
+fn unreachable(addr: &str, reason: impl std::fmt::Display) -> TransportError {
+    TransportError::Unreachable { addr: addr.into(), reason: reason.to_string() }
 }

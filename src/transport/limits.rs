@@ -15,6 +15,10 @@ pub const FRAME_BYTES_MAX: u32 = 512 * 1024 * 1024;
 /// then), so that an anonymous peer cannot make us allocate much.
 pub const UNAUTHENTICATED_FRAME_BYTES_MAX: u32 = 64 * 1024;
 
+/// Largest answer a joining node reads from the member it asked (a certificate and the
+/// member list).
+pub const JOIN_RESPONSE_BYTES_MAX: u32 = 1024 * 1024;
+
 /// Largest UDP payload QUIC's path-MTU discovery may try (the most UDP allows). On loopback
 /// and on jumbo-frame networks a large transaction then travels in a few thousand datagrams
 /// instead of tens of thousands, each costing system calls, encryption setup and an ack on

@@ -3,8 +3,11 @@
 //!
 //! Invariants: a peer without a cluster certificate gets an answer only to `Join` (anything
 //! else, snapshots included, is refused before the handler sees it) and can make us read at
-//! most [`UNAUTHENTICATED_FRAME_BYTES_MAX`] bytes per stream. Every wait (handshake, request
-//! read, handler, response write) is bounded by a constant from [`limits`](super::limits).
+//! most [`UNAUTHENTICATED_FRAME_BYTES_MAX`] bytes per stream. A peer with one is known by the
+//! identity its certificate names ([`Caller::Member`]); the handler decides what that member
+//! may ask, and sees a snapshot's header before a single image byte is read. Every wait
+//! (handshake, request read, handler, response write) is bounded by a constant from
+//! [`limits`](super::limits).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,20 +28,44 @@ use crate::transport::limits::{
 };
 use crate::transport::progress::SnapshotTransfers;
 use crate::transport::snapshot;
-use crate::transport::wire::{read_frame, write_frame, AppendReply, FrameError, Request, Response, StreamOpen};
+use crate::transport::error::TransportError;
+use crate::transport::wire::{read_frame, write_frame, AppendReply, FrameError, Request, Response, SnapshotHeader, StreamOpen};
+use crate::trust::certs::{peer_identity, PeerIdentity};
+use crate::trust::token::{TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
 
 /// A boxed, sendable future: what the handler returns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Who is at the other end of a connection.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// No certificate: a node that wants to join. Its requests are proven against this TLS
+    /// session's keying material (RFC 5705 exporter), so a proof cannot be replayed elsewhere.
+    Anonymous {
+        /// The session's exporter output for [`TLS_EXPORTER_LABEL`].
+        tls_exporter: [u8; TLS_EXPORTER_BYTES],
+    },
+    /// A certificate of the cluster CA (checked by TLS), naming this member.
+    Member(PeerIdentity),
+}
+
 /// What the node layer provides to answer requests.
 pub trait RpcHandler: Send + Sync + 'static {
-    /// Answers one request. `from_authenticated_peer` is false only for `Join` (the server
+    /// Answers one request. An anonymous caller only ever gets here with `Join` (the server
     /// refuses every other request from unauthenticated peers before calling this).
-    fn handle(&self, from_authenticated_peer: bool, request: Request) -> BoxFuture<Response>;
+    fn handle(&self, caller: &Caller, request: Request) -> BoxFuture<Response>;
 
-    /// Answers a pipelined stream of AppendEntries requests: one reply per request, in order
-    /// (a `Failed` reply ends the stream).
-    fn append_stream(&self, requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>) -> BoxStream<'static, AppendReply>;
+    /// Answers a pipelined stream of AppendEntries requests from a member: one reply per
+    /// request, in order (a `Failed` reply ends the stream).
+    fn append_stream(
+        &self,
+        caller: &PeerIdentity,
+        requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>,
+    ) -> BoxStream<'static, AppendReply>;
+
+    /// Whether `caller` may send the snapshot `header` announces: decided before any of the
+    /// image is read. `Err` is the answer to send instead.
+    fn accept_snapshot(&self, caller: &PeerIdentity, header: &SnapshotHeader) -> Result<(), Response>;
 
     /// Where to write an incoming snapshot image: a fresh file path in the state directory.
     /// The file is removed again if the transfer fails.
@@ -77,34 +104,55 @@ async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler
         Ok(Err(e)) => return tracing::info!(%peer, error = %e, "handshake failed"),
         Err(_) => return tracing::info!(%peer, "handshake timed out"),
     };
-    let authenticated = is_authenticated(&conn);
-    tracing::debug!(%peer, authenticated, "connection accepted");
+    let caller = match caller_of(&conn) {
+        Ok(caller) => caller,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "refusing a connection whose certificate names no member");
+            conn.close(CLOSE_CODE_REFUSED.into(), b"certificate names no member");
+            return;
+        }
+    };
+    tracing::debug!(%peer, ?caller, "connection accepted");
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::spawn(serve_stream(send, recv, authenticated, handler.clone(), (transfers.clone(), peer.to_string())));
+                tokio::spawn(serve_stream(send, recv, caller.clone(), handler.clone(), (transfers.clone(), peer.to_string())));
             }
             Err(e) => return tracing::debug!(%peer, error = %e, "connection closed"),
         }
     }
 }
 
-/// A peer is authenticated when it presented a certificate: the TLS layer has already checked
-/// that any presented certificate chains to the cluster CA (or failed the handshake).
-fn is_authenticated(conn: &Connection) -> bool {
-    conn.peer_identity()
-        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .is_some_and(|chain| !chain.is_empty())
+/// QUIC application error code of a connection refused after the handshake.
+const CLOSE_CODE_REFUSED: u32 = 1;
+
+/// Who the peer is: a member if it presented a certificate (the TLS layer has already checked
+/// that it chains to the cluster CA, or failed the handshake), else an anonymous joiner.
+fn caller_of(conn: &Connection) -> Result<Caller, TransportError> {
+    let chain = conn.peer_identity().and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    match chain.as_deref().and_then(|chain| chain.first()) {
+        Some(cert) => Ok(Caller::Member(peer_identity(cert.as_ref())?)),
+        None => {
+            let mut tls_exporter = [0u8; TLS_EXPORTER_BYTES];
+            conn.export_keying_material(&mut tls_exporter, TLS_EXPORTER_LABEL, b"")
+                .map_err(|_| TransportError::TlsConfig("no keying material exported for this session".into()))?;
+            Ok(Caller::Anonymous { tls_exporter })
+        }
+    }
 }
 
 async fn serve_stream(
     mut send: SendStream,
     mut recv: RecvStream,
-    authenticated: bool,
+    caller: Caller,
     handler: Arc<dyn RpcHandler>,
     (transfers, peer): (SnapshotTransfers, String),
 ) {
-    let max = if authenticated { FRAME_BYTES_MAX } else { UNAUTHENTICATED_FRAME_BYTES_MAX };
+    let member = match &caller {
+        Caller::Member(identity) => Some(identity),
+        Caller::Anonymous { .. } => None,
+    };
+    let max = if member.is_some() { FRAME_BYTES_MAX } else { UNAUTHENTICATED_FRAME_BYTES_MAX };
     let open = match timeout(REQUEST_READ_TIMEOUT, read_frame::<_, StreamOpen>(&mut recv, max)).await {
         Ok(Ok(open)) => open,
         Ok(Err(e)) => {
@@ -114,15 +162,21 @@ async fn serve_stream(
         }
         Err(_) => return tracing::info!("no request before the deadline"),
     };
-    let response = match open {
-        StreamOpen::Rpc(request) => answer(authenticated, request, handler.as_ref()).await,
-        StreamOpen::Snapshot(header) if authenticated => snapshot::receive(header, &mut recv, handler.as_ref(), (&transfers, &peer)).await,
-        StreamOpen::AppendStream if authenticated => return serve_append_stream(send, recv, handler.as_ref()).await,
-        StreamOpen::AppendStream => {
+    let response = match (open, member) {
+        (StreamOpen::Rpc(request), _) => answer(&caller, request, handler.as_ref()).await,
+        (StreamOpen::Snapshot(header), Some(member)) => match handler.accept_snapshot(member, &header) {
+            Ok(()) => snapshot::receive(header, &mut recv, handler.as_ref(), (&transfers, &peer)).await,
+            Err(refusal) => {
+                let _ = recv.stop(0u32.into());
+                refusal
+            }
+        },
+        (StreamOpen::AppendStream, Some(member)) => return serve_append_stream(send, recv, member, handler.as_ref()).await,
+        (StreamOpen::AppendStream, None) => {
             let replies = futures_util::stream::once(async { AppendReply::Failed { message: UNAUTHENTICATED.into() } });
             return write_replies(send, Box::pin(replies)).await;
         }
-        StreamOpen::Snapshot(_) => refuse_unauthenticated(),
+        (StreamOpen::Snapshot(_), None) => refuse_unauthenticated(),
     };
     match timeout(REQUEST_READ_TIMEOUT, write_frame(&mut send, &response)).await {
         Ok(Ok(())) => {
@@ -137,7 +191,7 @@ async fn serve_stream(
 /// Feeds the requests read from `recv` to the handler and writes its replies back in order.
 /// The stream lives as long as the leader's replication session: there is no deadline between
 /// requests (the connection's idle timeout catches a dead peer), only on each reply's write.
-async fn serve_append_stream(send: SendStream, recv: RecvStream, handler: &dyn RpcHandler) {
+async fn serve_append_stream(send: SendStream, recv: RecvStream, caller: &PeerIdentity, handler: &dyn RpcHandler) {
     let requests = futures_util::stream::unfold(recv, |mut recv| async move {
         match read_frame::<_, AppendEntriesRequest<TypeConfig>>(&mut recv, FRAME_BYTES_MAX).await {
             Ok(request) => Some((request, recv)),
@@ -151,7 +205,7 @@ async fn serve_append_stream(send: SendStream, recv: RecvStream, handler: &dyn R
             }
         }
     });
-    write_replies(send, handler.append_stream(Box::pin(requests))).await;
+    write_replies(send, handler.append_stream(caller, Box::pin(requests))).await;
 }
 
 /// Writes append-stream replies until the last one (or a `Failed` one), then ends the stream.
@@ -174,11 +228,11 @@ fn refuse_unauthenticated() -> Response {
     Response::Error { message: UNAUTHENTICATED.into(), retryable: false }
 }
 
-async fn answer(authenticated: bool, request: Request, handler: &dyn RpcHandler) -> Response {
-    if !authenticated && !matches!(request, Request::Join { .. }) {
+async fn answer(caller: &Caller, request: Request, handler: &dyn RpcHandler) -> Response {
+    if matches!(caller, Caller::Anonymous { .. }) && !matches!(request, Request::Join(_)) {
         return refuse_unauthenticated();
     }
-    match timeout(HANDLER_TIMEOUT, handler.handle(authenticated, request)).await {
+    match timeout(HANDLER_TIMEOUT, handler.handle(caller, request)).await {
         Ok(response) => response,
         Err(_) => Response::Error { message: "handler timed out".into(), retryable: true },
     }

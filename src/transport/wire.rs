@@ -38,6 +38,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::raft::shared;
 use crate::raft::types::{Member, NodeId, TypeConfig};
+use crate::trust::token::JoinProof;
+use crate::trust::{ClusterId, Role, TokenId};
 use crate::transport::limits::FRAME_BYTES_MAX;
 
 /// Bytes of the length prefix.
@@ -82,12 +84,9 @@ pub enum Request {
     PreVote(VoteRequest<TypeConfig>),
     /// The leader hands leadership to the receiver.
     TransferLeader(TransferLeaderRequest<TypeConfig>),
-    /// A node without credentials asks to join; the only request accepted from an
-    /// unauthenticated peer.
-    Join {
-        /// `host:port` at which the new node will listen.
-        addr: String,
-    },
+    /// A node without credentials asks to join with a token; the only request accepted from
+    /// an unauthenticated peer.
+    Join(JoinRequest),
     /// Cluster administration, defined by the node layer.
     Admin(AdminRequest),
 }
@@ -121,6 +120,19 @@ pub enum AdminRequest {
     /// The leader's linearizable read position: the index a node must have applied for a
     /// read to see everything committed before this request (Raft's read-index).
     ReadIndex,
+    /// Issue a join token (voters only; carried out by the leader).
+    IssueToken {
+        /// The role the token grants.
+        role: Role,
+        /// Seconds until it expires.
+        ttl_s: u64,
+        /// How many joins it admits.
+        uses: u32,
+        /// Addresses written into the token for the joiner to try.
+        seeds: Vec<String>,
+    },
+    /// The cluster CA's signing key, for a voter that does not hold it yet (voters only).
+    FetchCaKey,
 }
 
 /// Answers to [`AdminRequest`]s.
@@ -133,6 +145,10 @@ pub enum AdminResponse {
         /// Log index to wait for.
         index: u64,
     },
+    /// Answer to `IssueToken`: the token's text (a secret).
+    Token(Secret),
+    /// Answer to `FetchCaKey`: the CA key, PEM (a secret).
+    CaKey(Secret),
     /// The receiver's view of the cluster.
     Status {
         /// The receiver's id.
@@ -144,24 +160,46 @@ pub enum AdminResponse {
     },
 }
 
-/// What a joining node receives: everything it needs to become a member.
+/// A text that must never be logged (a join token, a private key): its `Debug` hides it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JoinResponse {
-    /// The id assigned to the new node.
-    pub node_id: NodeId,
-    /// The cluster CA certificate, PEM.
-    pub ca_cert_pem: String,
-    /// The cluster CA key, PEM (so the new member can issue certificates too).
-    pub ca_key_pem: String,
-    /// The members, the new node included once it has been added.
-    pub members: BTreeMap<NodeId, Member>,
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
-impl std::fmt::Debug for JoinResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The CA key is a secret: never in logs.
-        f.debug_struct("JoinResponse").field("node_id", &self.node_id).field("members", &self.members).finish()
-    }
+/// A joining node's request: which token it holds, proven without sending its secret, and
+/// the public key the leader is to certify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The token's id (public).
+    pub token_id: TokenId,
+    /// The role asked for (the token must allow it).
+    pub role: Role,
+    /// `host:port` at which members will reach the new node.
+    pub addr: String,
+    /// The joiner's own public key (SubjectPublicKeyInfo, DER); its private key never leaves it.
+    #[serde(with = "serde_bytes")]
+    pub public_key_der: Vec<u8>,
+    /// Signature by the token's key over this TLS session's exporter, the key, role and address.
+    pub proof: JoinProof,
+}
+
+/// What a joining node receives: everything it needs to become a member, no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGrant {
+    /// The id assigned to the new node (allocated through Raft).
+    pub node_id: NodeId,
+    /// The cluster's id, as in every member certificate.
+    pub cluster_id: ClusterId,
+    /// The cluster CA certificate, PEM (public).
+    pub ca_cert_pem: String,
+    /// The new node's certificate, signed by the CA, for the key it sent.
+    pub cert_pem: String,
+    /// The members, as the leader knows them.
+    pub members: BTreeMap<NodeId, Member>,
 }
 
 /// Answers; each request kind has its own, and any request may be answered with `Error`.
@@ -176,7 +214,18 @@ pub enum Response {
     /// Answer to `TransferLeader`.
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     /// Answer to `Join`.
-    Join(JoinResponse),
+    Join(JoinGrant),
+    /// Answer to `Join` on a member that does not lead: ask the leader, at this address.
+    Redirect {
+        /// The leader's address.
+        leader_addr: String,
+    },
+    /// The caller's certificate was revoked (it was removed from the cluster): nothing it
+    /// asks will be answered again.
+    Revoked {
+        /// The caller's node id.
+        node_id: NodeId,
+    },
     /// Answer to `Admin`.
     Admin(AdminResponse),
     /// Answer to a snapshot stream, once the image is installed.
@@ -199,6 +248,8 @@ impl Response {
             Response::PreVote(_) => "PreVote",
             Response::TransferLeader(_) => "TransferLeader",
             Response::Join(_) => "Join",
+            Response::Redirect { .. } => "Redirect",
+            Response::Revoked { .. } => "Revoked",
             Response::Admin(_) => "Admin",
             Response::Snapshot(_) => "Snapshot",
             Response::Error { .. } => "Error",

@@ -55,17 +55,19 @@ impl Cluster {
             ".mode quote".to_string(),
             ".open file:n1.db?vfs=ha".to_string(),
             format!("SELECT ha_init('127.0.0.1:{p1}');"),
-            ".connection 1".to_string(),
-            ".open file:n2.db?vfs=ha".to_string(),
-            format!("SELECT ha_join('127.0.0.1:{p2}', '127.0.0.1:{p1}');"),
-            ".connection 2".to_string(),
-            ".open file:n3.db?vfs=ha".to_string(),
-            format!("SELECT ha_join('127.0.0.1:{p3}', '127.0.0.1:{p1}');"),
-            ".connection 0".to_string(),
         ];
         for command in setup {
             cluster.admin(&command);
         }
+        for (connection, port) in [(1, p2), (2, p3)] {
+            // Each joiner needs its own token; `.mode quote` prints it in quotes, ready to paste.
+            cluster.admin(".connection 0");
+            let token = cluster.admin_output("SELECT ha_token();");
+            cluster.admin(&format!(".connection {connection}"));
+            cluster.admin(&format!(".open file:n{}.db?vfs=ha", connection + 1));
+            cluster.admin(&format!("SELECT ha_join('127.0.0.1:{port}', '127.0.0.1:{p1}', {});", token.trim()));
+        }
+        cluster.admin(".connection 0");
         cluster
     }
 
@@ -103,17 +105,24 @@ impl Cluster {
 
     /// A setup or control command that must succeed.
     fn admin(&mut self, command: &str) {
+        self.admin_output(command);
+    }
+
+    /// A setup or control command that must succeed; returns what it printed.
+    fn admin_output(&mut self, command: &str) -> String {
         let output = self
             .shell
             .run(command, COMMAND_DEADLINE)
             .unwrap_or_else(|why| panic!("{command}: {why}"));
-        if let Some(error) = split_error(output).error {
+        let outcome = split_error(output);
+        if let Some(error) = outcome.error {
             panic!(
                 "{command} failed: {}\n{}",
                 error.message,
                 self.status_of_all_nodes()
             );
         }
+        String::from_utf8_lossy(&outcome.rows).into_owned()
     }
 
     /// `ha_status()` of every node, for failure messages (best effort, never panics).

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::raft::alias::{LogIdT, StoredMembershipT};
 use crate::raft::small_file::{self, SmallFileError};
 use crate::raft::types::LogIndex;
+use crate::trust::registry::Registry;
 
 /// File name of the applied state inside the state directory.
 pub const APPLIED_FILE: &str = "applied";
@@ -33,6 +34,9 @@ pub struct AppliedState {
     pub last_membership: StoredMembershipT,
     /// Log index of the last applied `Command::Write` (0: none): the base a new write must name.
     pub last_write_index: LogIndex,
+    /// The cluster's trust state (tokens, admissions, revocations) as of `last_applied`.
+    #[serde(default)]
+    pub registry: Registry,
 }
 
 /// File name of the applied-state hint inside the state directory.

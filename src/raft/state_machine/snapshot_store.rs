@@ -1,11 +1,14 @@
 //! Snapshot files in `<state_dir>/snapshots/`.
 //!
-//! A snapshot file is the SQLite database image followed by a fixed [`TRAILER_BYTES`]-byte
-//! trailer: `magic "DQVFIMG2" | last log index u64 LE (u64::MAX: none) | last_write_index u64
-//! LE | crc32 u32 LE of the image | crc32 u32 LE of the preceding 28 bytes`. The image's
+//! A snapshot file is the SQLite database image, then the trust registry as of the image
+//! (rmp-serde), then a fixed [`TRAILER_BYTES`]-byte trailer: `magic "DQVFIMG3" | last log
+//! index u64 LE (u64::MAX: none) | last_write_index u64 LE | crc32 u32 LE of the image |
+//! registry length u32 LE | crc32 u32 LE of the registry | crc32 u32 LE of the preceding 36
+//! bytes`. The image's
 //! checksum is checked before an image is installed, so a snapshot damaged on disk or on its
 //! way is refused, never imported as wrong data. The trailer makes the file self-describing, so the network layer moves one opaque file and `last_write_index`
-//! (part of the replicated state, but not of openraft's `SnapshotMeta`) travels with it.
+//! and the trust registry (part of the replicated state, but not of openraft's `SnapshotMeta`)
+//! travel with it.
 //!
 //! `current` (a small fsynced file) names the current snapshot file and holds its meta. Files:
 //! `snap-<index>-<nonce>.db` (ours), `incoming-*.db` (written by the network layer, moved in by
@@ -25,12 +28,16 @@ use super::error::SmError;
 use crate::raft::alias::{SnapshotMetaT, SnapshotT};
 use crate::raft::small_file::{self, sync_dir};
 use crate::raft::types::{LogIndex, SnapshotImage};
+use crate::trust::registry::Registry;
 
 /// Name of the snapshot directory inside the state directory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 /// Bytes of the trailer at the end of every snapshot file.
-pub const TRAILER_BYTES: u64 = 32;
-const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG2";
+pub const TRAILER_BYTES: u64 = 40;
+const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG3";
+/// Largest registry accepted from a snapshot file (checked before allocating); the registry's
+/// own bounds keep it far smaller.
+const REGISTRY_BYTES_MAX: u32 = 16 << 20;
 const CURRENT_FILE: &str = "current";
 const IMPORT_FILE: &str = "import.tmp";
 const OWN_PREFIX: &str = "snap-";
@@ -62,8 +69,12 @@ pub struct ImageTrailer {
     pub last_log_index: Option<LogIndex>,
     /// The state machine's `last_write_index` as of the image.
     pub last_write_index: LogIndex,
-    /// crc32 of the image (the file without its trailer).
+    /// crc32 of the image (the file without its registry and trailer).
     pub image_crc: u32,
+    /// Bytes of the encoded registry between the image and the trailer.
+    pub registry_len: u32,
+    /// crc32 of the encoded registry.
+    pub registry_crc: u32,
 }
 
 impl ImageTrailer {
@@ -73,12 +84,15 @@ impl ImageTrailer {
         b[8..16].copy_from_slice(&self.last_log_index.unwrap_or(u64::MAX).to_le_bytes());
         b[16..24].copy_from_slice(&self.last_write_index.to_le_bytes());
         b[24..28].copy_from_slice(&self.image_crc.to_le_bytes());
-        let crc = crc32fast::hash(&b[0..28]);
-        b[28..32].copy_from_slice(&crc.to_le_bytes());
+        b[28..32].copy_from_slice(&self.registry_len.to_le_bytes());
+        b[32..36].copy_from_slice(&self.registry_crc.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..36]);
+        b[36..40].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// Read and verify the trailer of the snapshot file at `path`; returns it and the image length.
+    /// Read and verify the trailer of the snapshot file at `path`; returns it and the image
+    /// length (the registry follows the image).
     pub fn read(path: &Path) -> Result<(ImageTrailer, u64), SmError> {
         let bad = |reason: &str| SmError::BadImage {
             path: path.to_path_buf(),
@@ -86,11 +100,11 @@ impl ImageTrailer {
         };
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        let image_len = len
+        let trailer_at = len
             .checked_sub(TRAILER_BYTES)
             .ok_or_else(|| bad("shorter than its trailer"))?;
         let mut b = [0u8; TRAILER_BYTES as usize];
-        file.read_exact_at(&mut b, image_len)?;
+        file.read_exact_at(&mut b, trailer_at)?;
         let word = |r: std::ops::Range<usize>| {
             b[r].iter()
                 .rev()
@@ -99,7 +113,7 @@ impl ImageTrailer {
         if b[0..8] != TRAILER_MAGIC {
             return Err(bad("corrupt: no snapshot trailer (or one of another format)"));
         }
-        if word(28..32) != u64::from(crc32fast::hash(&b[0..28])) {
+        if word(36..40) != u64::from(crc32fast::hash(&b[0..36])) {
             return Err(bad("corrupt: trailer checksum mismatch"));
         }
         let last = word(8..16);
@@ -107,8 +121,27 @@ impl ImageTrailer {
             last_log_index: (last != u64::MAX).then_some(last),
             last_write_index: word(16..24),
             image_crc: u32::try_from(word(24..28)).unwrap_or(0),
+            registry_len: u32::try_from(word(28..32)).unwrap_or(u32::MAX),
+            registry_crc: u32::try_from(word(32..36)).unwrap_or(0),
         };
+        if trailer.registry_len > REGISTRY_BYTES_MAX {
+            return Err(bad("corrupt: registry length out of bounds"));
+        }
+        let image_len = trailer_at
+            .checked_sub(u64::from(trailer.registry_len))
+            .ok_or_else(|| bad("corrupt: shorter than its registry"))?;
         Ok((trailer, image_len))
+    }
+
+    /// Reads and checks the trust registry stored after the image of the file at `path`.
+    fn read_registry(&self, path: &Path, image_len: u64) -> Result<Registry, SmError> {
+        let bad = |reason: &str| SmError::BadImage { path: path.to_path_buf(), reason: reason.to_string() };
+        let mut bytes = vec![0u8; self.registry_len as usize];
+        File::open(path)?.read_exact_at(&mut bytes, image_len)?;
+        if crc32fast::hash(&bytes) != self.registry_crc {
+            return Err(bad("corrupt: registry checksum mismatch"));
+        }
+        rmp_serde::from_slice(&bytes).map_err(|_| bad("corrupt: registry does not decode"))
     }
 
     /// Checks the image of the snapshot file at `path` against this trailer's checksum.
@@ -167,7 +200,7 @@ pub(crate) fn build<D: Database>(
     state_dir: &Path,
     db: &D,
     meta: SnapshotMetaT,
-    last_write_index: LogIndex,
+    (last_write_index, registry): (LogIndex, &Registry),
     prev: Option<&CurrentSnapshot>,
 ) -> Result<CurrentSnapshot, SmError> {
     let dir = dir_of(state_dir);
@@ -176,8 +209,18 @@ pub(crate) fn build<D: Database>(
     let path = dir.join(&file);
     db.export_image(&path)?;
     let image_len = fs::metadata(&path)?.len();
-    let trailer = ImageTrailer { last_log_index, last_write_index, image_crc: image_crc(&path, image_len)? };
+    let registry = rmp_serde::to_vec_named(registry).map_err(io::Error::other)?;
+    let registry_len = u32::try_from(registry.len()).ok().filter(|len| *len <= REGISTRY_BYTES_MAX);
+    let registry_len = registry_len.ok_or_else(|| io::Error::other("the trust registry is too large for a snapshot"))?;
+    let trailer = ImageTrailer {
+        last_log_index,
+        last_write_index,
+        image_crc: image_crc(&path, image_len)?,
+        registry_len,
+        registry_crc: crc32fast::hash(&registry),
+    };
     let mut f = OpenOptions::new().append(true).open(&path)?;
+    f.write_all(&registry)?;
     f.write_all(&trailer.encode())?;
     f.sync_all()?;
     sync_dir(&dir)?;
@@ -210,7 +253,7 @@ fn adopt(
 
 /// Install the snapshot file at `src` described by `meta`: check its trailer against `meta`, move
 /// it into place (rename if it is in our directory, else copy) and make it current, then import
-/// it into the database. `current` is written before the import, so a crash in between is
+/// it into the database. Returns the new current snapshot and the trust registry it carries. `current` is written before the import, so a crash in between is
 /// repaired at start-up by openraft re-installing the current snapshot.
 pub(crate) fn install<D: Database>(
     state_dir: &Path,
@@ -218,10 +261,11 @@ pub(crate) fn install<D: Database>(
     meta: SnapshotMetaT,
     src: &Path,
     prev: Option<&CurrentSnapshot>,
-) -> Result<CurrentSnapshot, SmError> {
+) -> Result<(CurrentSnapshot, Registry), SmError> {
     let dir = dir_of(state_dir);
     let (trailer, image_len) = ImageTrailer::read(src)?;
     trailer.verify_image(src, image_len)?;
+    let registry = trailer.read_registry(src, image_len)?;
     let meta_index = meta.last_log_id.as_ref().map(|l| l.index);
     if trailer.last_log_index != meta_index {
         let reason = format!(
@@ -251,7 +295,7 @@ pub(crate) fn install<D: Database>(
     copy_prefix(&dir.join(&next.file), &import, image_len)?;
     db.import_image(&import)?;
     fs::remove_file(&import)?;
-    Ok(next)
+    Ok((next, registry))
 }
 
 /// Bring `src` into the snapshot directory under a new name, durably.
@@ -291,16 +335,21 @@ mod tests {
     fn trailer_round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
+        let registry = rmp_serde::to_vec_named(&Registry::default()).unwrap();
         let t = ImageTrailer {
             last_log_index: Some(7),
             last_write_index: 5,
             image_crc: crc32fast::hash(b"sqlite image"),
+            registry_len: registry.len() as u32,
+            registry_crc: crc32fast::hash(&registry),
         };
         let mut bytes = b"sqlite image".to_vec();
+        bytes.extend_from_slice(&registry);
         bytes.extend_from_slice(&t.encode());
         fs::write(&p, &bytes).unwrap();
         assert_eq!(ImageTrailer::read(&p).unwrap(), (t, 12));
         t.verify_image(&p, 12).expect("an intact image");
+        assert_eq!(t.read_registry(&p, 12).unwrap(), Registry::default());
         bytes[3] ^= 1;
         fs::write(&p, &bytes).unwrap();
         assert_eq!(ImageTrailer::read(&p).unwrap(), (t, 12), "the trailer is intact");

@@ -9,7 +9,7 @@ use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, RaftSnapshotBuilder, RaftTypeConfig};
 
 use super::fake_db::{Call, FakeDb};
-use super::StateMachine;
+use super::{StateMachine, TrustView};
 use crate::raft::alias::{EntryT, LogIdT};
 use crate::raft::types::{Command, Page, PageSet, ProposalId, TypeConfig};
 
@@ -49,7 +49,7 @@ async fn apply(sm: &mut StateMachine<FakeDb>, entries: Vec<EntryT>) {
 async fn base_mismatch_is_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     apply(
         &mut sm,
         vec![
@@ -81,7 +81,7 @@ async fn finish_local_preferred_over_apply_pages() {
         .lock()
         .unwrap()
         .push(ProposalId { node: 1, seq: 20 });
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     apply(&mut sm, vec![write(1, 20, 0, 1, 1), write(2, 21, 1, 1, 2)]).await;
     assert_eq!(
         db.calls(),
@@ -97,7 +97,7 @@ async fn finish_local_preferred_over_apply_pages() {
 async fn applied_state_restored_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     apply(
         &mut sm,
         vec![
@@ -109,7 +109,7 @@ async fn applied_state_restored_after_reopen() {
     sm.persist().await.unwrap();
     let before = sm.applied().clone();
     drop(sm);
-    let sm = StateMachine::open(dir.path(), db).unwrap();
+    let sm = StateMachine::open(dir.path(), db, TrustView::default()).unwrap();
     assert_eq!(sm.applied(), &before);
     assert_eq!(sm.applied().last_write_index, 1);
 }
@@ -121,7 +121,7 @@ async fn applied_state_restored_after_reopen() {
 async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     apply(&mut sm, vec![write(1, 1, 0, 1, 1)]).await;
     sm.persist().await.unwrap();
     let durable = sm.applied().clone();
@@ -129,11 +129,11 @@ async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
     let latest = sm.applied().clone();
     drop(sm); // a crash: no persist after entries 2 and 3
 
-    let sm = StateMachine::open(dir.path(), Arc::clone(&db)).unwrap();
+    let sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     assert_eq!(sm.applied(), &durable, "a database that lost the position: replay from the durable state");
     drop(sm);
     db.vouch.store(true, std::sync::atomic::Ordering::Relaxed);
-    let sm = StateMachine::open(dir.path(), db).unwrap();
+    let sm = StateMachine::open(dir.path(), db, TrustView::default()).unwrap();
     assert_eq!(sm.applied(), &latest, "a database that holds the position: resume after entry 3");
     assert_eq!(sm.applied().last_write_index, 2);
 }
@@ -144,7 +144,7 @@ async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
 async fn snapshot_build_install_round_trip() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (db_l, db_f) = (Arc::new(FakeDb::default()), Arc::new(FakeDb::default()));
-    let mut leader = StateMachine::open(dir_l.path(), Arc::clone(&db_l)).unwrap();
+    let mut leader = StateMachine::open(dir_l.path(), Arc::clone(&db_l), TrustView::default()).unwrap();
     apply(
         &mut leader,
         vec![
@@ -163,7 +163,7 @@ async fn snapshot_build_install_round_trip() {
         .unwrap();
     assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
 
-    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f)).unwrap();
+    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
     follower
         .install_snapshot(&snap.meta, snap.snapshot)
         .await
@@ -175,7 +175,7 @@ async fn snapshot_build_install_round_trip() {
 
     // The follower's current snapshot survives a restart and still carries last_write_index.
     drop(follower);
-    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f)).unwrap();
+    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
     let cur = follower
         .get_current_snapshot()
         .await
@@ -191,7 +191,7 @@ async fn snapshot_build_install_round_trip() {
 async fn install_refuses_mismatched_image() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let db_f = Arc::new(FakeDb::default());
-    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default())).unwrap();
+    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default(), TrustView::default())).unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
     let mut snap = leader
         .try_create_snapshot_builder(true)
@@ -201,7 +201,7 @@ async fn install_refuses_mismatched_image() {
         .await
         .unwrap();
     snap.meta.last_log_id = Some(log_id(9));
-    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f)).unwrap();
+    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
     assert!(follower
         .install_snapshot(&snap.meta, snap.snapshot)
         .await
