@@ -17,6 +17,13 @@ SELECT ha_init('127.0.0.1:7001', '{"advertize":"127.0.0.1:7101"}');
 SELECT ha_init('127.0.0.1:7001', '{"advertise":"127.0.0.1"}');
 SELECT ha_init('127.0.0.1:7001', 'learner');
 SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001', 7);
+-- Joining needs a token: none, or text that is not one, is refused before anything is sent.
+SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001');
+SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001', 'dqvfs-join1.AAAA');
+SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001', '{"token":"not-a-token"}');
+SELECT ha_token('admin');
+SELECT ha_token('{"ttl_s":0}');
+SELECT ha_token(1);
 .open plain-vfs.db
 SELECT ha_status();
 -- Joining with a database that already holds tables is refused: nothing is overwritten.
@@ -30,5 +37,8 @@ SELECT ha_init('127.0.0.1:17123');
 .open file:second.db?vfs=ha
 SELECT ha_init('127.0.0.1:17123');
 -- A peer nobody answers at: a clear error after a bounded wait.
+.open file:first.db?vfs=ha
+.once lonely.token
+SELECT ha_token();
 .open file:lonely.db?vfs=ha
-SELECT ha_join('127.0.0.1:17124', '127.0.0.1:17125');
+SELECT ha_join('127.0.0.1:17124', '127.0.0.1:17125', CAST(readfile('lonely.token') AS TEXT));

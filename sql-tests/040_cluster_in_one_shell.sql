@@ -8,12 +8,16 @@ CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, r INTEGER, at TEXT);
 CREATE TABLE audit(id INTEGER PRIMARY KEY, t_id INTEGER, r INTEGER);
 CREATE TRIGGER t_audit AFTER INSERT ON t BEGIN INSERT INTO audit(t_id, r) VALUES (new.id, random()); END;
 INSERT INTO t(v, r, at) VALUES ('a', random(), datetime('now'));
+.once n2.token
+SELECT ha_token();
 .connection 1
 .open file:n2.db?vfs=ha
-SELECT ha_join('127.0.0.1:17102', '127.0.0.1:17101');
+SELECT ha_join('127.0.0.1:17102', '127.0.0.1:17101', CAST(readfile('n2.token') AS TEXT));
+.once n3.token
+SELECT ha_token();
 .connection 2
 .open file:n3.db?vfs=ha
-SELECT ha_join('127.0.0.1:17103', '127.0.0.1:17101');
+SELECT ha_join('127.0.0.1:17103', '127.0.0.1:17101', CAST(readfile('n3.token') AS TEXT));
 .connection 0
 BEGIN;
 INSERT INTO t(v, r, at) VALUES ('b', random(), datetime('now'));

@@ -3,12 +3,16 @@
 .load ./libdqlite_vfs
 .open file:n1.db?vfs=ha
 SELECT ha_init('127.0.0.1:17131');
+.once n2.token
+SELECT ha_token();
 .connection 1
 .open file:n2.db?vfs=ha
-SELECT ha_join('127.0.0.1:17132', '127.0.0.1:17131');
+SELECT ha_join('127.0.0.1:17132', '127.0.0.1:17131', CAST(readfile('n2.token') AS TEXT));
+.once n3.token
+SELECT ha_token();
 .connection 2
 .open file:n3.db?vfs=ha
-SELECT ha_join('127.0.0.1:17133', '127.0.0.1:17131');
+SELECT ha_join('127.0.0.1:17133', '127.0.0.1:17131', CAST(readfile('n3.token') AS TEXT));
 .connection 0
 PRAGMA cache_size = 100;
 CREATE TABLE b(id INTEGER PRIMARY KEY, data BLOB);

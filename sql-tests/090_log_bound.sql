@@ -13,8 +13,10 @@ INSERT INTO blobs(b) SELECT randomblob(4096) FROM generate_series(1, 1536);
 .shell sleep 5
 SELECT json_extract(ha_status(), '$.log_bytes') <= 16777216, json_extract(ha_status(), '$.log_bytes_max');
 SELECT json_extract(ha_status(), '$.snapshot_index') > 1;
+.once n2.token
+SELECT ha_token();
 .connection 1
 .open file:n2.db?vfs=ha
-SELECT ha_join('127.0.0.1:17172', '127.0.0.1:17171');
+SELECT ha_join('127.0.0.1:17172', '127.0.0.1:17171', CAST(readfile('n2.token') AS TEXT));
 SELECT count(*), sum(length(b)) FROM blobs;
 PRAGMA integrity_check;

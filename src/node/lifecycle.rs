@@ -216,6 +216,7 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
         }
         return Ok(node);
     }
+    membership::check_joinable(db)?;
     let token = options.token.as_ref().ok_or_else(|| {
         Error::InvalidArgument(
             "ha_join needs a join token to join a cluster: run SELECT ha_token() on a voter, then ha_join(addr, peer, token)".into(),
@@ -227,7 +228,6 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
         (Role::Learner, _) | (_, TrustRole::Learner) => TrustRole::Learner,
         (Role::Voter, TrustRole::Voter) => TrustRole::Voter,
     };
-    membership::check_joinable(db)?;
     let member_addr = options.advertise.as_deref().unwrap_or(addr);
     let admitted = admission::request_admission(member_addr, peer, &token, role)?;
     let grant = &admitted.grant;

@@ -19,7 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine<FakeDb>, tempfile::TempDir>
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine<FakeDb>), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = LogStore::open(dir.path()).expect("open log");
-        let sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default(), TrustView::default()))
+        let sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default())
             .expect("open state machine");
         Ok((dir, log, sm))
     }
