@@ -17,7 +17,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{Member, NodeId, TypeConfig};
-use crate::transport::tls::{ClusterCa, NodeIdentity};
+use crate::trust::{ClusterCa, ClusterId, NodeIdentity, TrustError, NODE_CERT_VALIDITY};
 use crate::transport::{Client, Endpoint};
 use crate::vfs::owner::OwnerLock;
 use crate::vfs::{self, SharedDb};
@@ -146,9 +146,11 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
         return start(db, &identity, options);
     }
     dir.create()?;
-    let ca = ClusterCa::generate().map_err(transport_error)?;
-    ca.save(&dir.tls()).map_err(transport_error)?;
-    NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
+    let ca = ClusterId::generate().and_then(ClusterCa::generate).map_err(trust_error)?;
+    ca.save(&dir.tls()).map_err(trust_error)?;
+    NodeIdentity::issue_self(&ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, unix_now_s())
+        .and_then(|id| id.save(&dir.tls()))
+        .map_err(trust_error)?;
     let identity = Identity {
         node_id: 1,
         addr: addr.to_owned(),
@@ -182,9 +184,11 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
     let member_addr = options.advertise.as_deref().unwrap_or(addr);
     let grant = membership::request_id(member_addr, peer)?;
     dir.create()?;
-    let ca = ClusterCa::from_pem(&grant.ca_cert_pem, &grant.ca_key_pem).map_err(transport_error)?;
-    ca.save(&dir.tls()).map_err(transport_error)?;
-    NodeIdentity::issue(&ca).and_then(|id| id.save(&dir.tls())).map_err(transport_error)?;
+    let ca = ClusterCa::from_pem(&grant.ca_cert_pem, Some(&grant.ca_key_pem)).map_err(trust_error)?;
+    ca.save(&dir.tls()).map_err(trust_error)?;
+    NodeIdentity::issue_self(&ca, ca.cluster_id(), grant.node_id, NODE_CERT_VALIDITY, unix_now_s())
+        .and_then(|id| id.save(&dir.tls()))
+        .map_err(trust_error)?;
     let identity = Identity {
         node_id: grant.node_id,
         addr: addr.to_owned(),
@@ -234,6 +238,15 @@ fn transport_error(error: crate::transport::TransportError) -> Error {
     Error::Unreachable(error.to_string())
 }
 
+// TODO(trust): interim glue until the node layer is rewritten around `crate::trust`.
+fn trust_error(error: TrustError) -> Error {
+    transport_error(error.into())
+}
+
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 fn raft_config() -> Result<Arc<openraft::Config>, Error> {
     let config = openraft::Config {
         cluster_name: "dqlite-vfs".into(),
@@ -266,8 +279,8 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     dir.create()?;
     let owner = OwnerLock::acquire(db)?;
     let rdb = Arc::new(ReplicatedDb::open(db)?);
-    let ca = ClusterCa::load(&dir.tls()).map_err(transport_error)?;
-    let tls_identity = NodeIdentity::load(&dir.tls()).map_err(transport_error)?;
+    let ca = ClusterCa::load(&dir.tls()).map_err(trust_error)?;
+    let tls_identity = NodeIdentity::load(&dir.tls()).map_err(trust_error)?;
     let handler = Arc::new(Handler::default());
     let (id, addr, root) = (identity.node_id, identity.addr.clone(), dir.root().to_owned());
     let config = raft_config()?;

@@ -74,7 +74,9 @@ pub fn request_id(addr: &str, peer: &str) -> Result<JoinResponse, Error> {
     let peer_for_error = peer.clone();
     wait(
         async move {
-            crate::transport::join(&peer, &addr, ADMIN_DEADLINE)
+            // TODO(trust): the pin comes from the join token; until ha_join takes one, joining
+            // fails the CA pin check.
+            crate::transport::join(&peer, &addr, crate::trust::Fingerprint([0; 32]), ADMIN_DEADLINE)
                 .await
                 .map_err(|e| Error::Unreachable(format!("could not join through {peer_for_error}: {e}")))
         },
@@ -310,7 +312,7 @@ pub fn grant_join(node: &Node) -> Result<JoinResponse, Error> {
     Ok(JoinResponse {
         node_id: *next,
         ca_cert_pem: node.ca.cert_pem().to_owned(),
-        ca_key_pem: node.ca.key_pem().to_owned(),
+        ca_key_pem: node.ca.key_pem().unwrap_or_default().to_owned(),
         members,
     })
 }

@@ -20,7 +20,8 @@ use crate::transport::limits::{
     UDP_PAYLOAD_BYTES_MAX,
 };
 use crate::transport::server::{accept_loop, RpcHandler};
-use crate::transport::tls::{client_config, join_client_config, server_config, ClusterCa, NodeIdentity};
+use crate::transport::tls::{client_config, join_client_config, server_config};
+use crate::trust::{ClusterCa, Fingerprint, NodeIdentity, TrustError};
 use crate::transport::wire::{JoinResponse, Request, Response};
 
 /// QUIC application error code sent when we close connections on shutdown.
@@ -115,15 +116,19 @@ pub(crate) fn quic_client_config(crypto: QuicClientConfig) -> Result<quinn::Clie
 }
 
 /// Asks the member at `seed_addr` to let this node join, announcing `my_addr` as where it
-/// will listen. **Trust on first use**: the member's certificate is not verified (see
+/// will listen. The member must present the CA whose fingerprint is `pin` (see
 /// [`tls`](crate::transport::tls)). Uses its own short-lived socket; bounded by `deadline`.
-pub async fn join(seed_addr: &str, my_addr: &str, deadline: Duration) -> Result<JoinResponse, TransportError> {
+pub async fn join(seed_addr: &str, my_addr: &str, pin: Fingerprint, deadline: Duration) -> Result<JoinResponse, TransportError> {
     let target = resolve(seed_addr).await?;
     let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let quic = quinn::Endpoint::client(local)?;
-    let client = Client::new(quic.clone(), quic_client_config(join_client_config()?)?);
+    let (crypto, pin_check) = join_client_config(pin)?;
+    let client = Client::new(quic.clone(), quic_client_config(crypto)?);
     let result = client.call(seed_addr, Request::Join { addr: my_addr.to_owned() }, deadline).await;
     close(&quic).await;
+    if pin_check.mismatched() {
+        return Err(TrustError::ForeignCluster { expected: pin, found: pin_check.foreign_fingerprint() }.into());
+    }
     match result? {
         Response::Join(join) => Ok(join),
         other => Err(TransportError::UnexpectedResponse { expected: "Join", got: other.kind().into() }),
