@@ -103,6 +103,7 @@ fn classify(e: &TransportError) -> Kind {
         | TransportError::Certificate(_)
         | TransportError::Pem(_)
         | TransportError::TlsConfig(_)
+        | TransportError::Trust(_)
         | TransportError::Remote { retryable: false, .. } => Kind::Unreachable,
         TransportError::ConnectionLost { .. }
         | TransportError::Frame(_)
