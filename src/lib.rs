@@ -18,5 +18,6 @@ pub mod node;
 pub mod raft;
 pub mod sql;
 pub mod transport;
+pub mod trust;
 pub mod vfs;
 pub mod wal;

@@ -26,7 +26,7 @@ use crate::transport::limits::{
     CONNECT_TIMEOUT, FRAME_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN, SNAPSHOT_TRANSFER_TIMEOUT,
 };
 use crate::transport::snapshot;
-use crate::transport::tls::CLUSTER_SERVER_NAME;
+use crate::trust::CLUSTER_SERVER_NAME;
 use crate::transport::wire::{read_frame, write_frame, Request, Response, SnapshotHeader, StreamOpen};
 
 /// Peer slots kept at most; past this, slots without a live connection are forgotten.

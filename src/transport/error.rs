@@ -18,6 +18,10 @@ pub enum TransportError {
     #[error("TLS configuration: {0}")]
     TlsConfig(String),
 
+    /// Credentials are missing, malformed, or not trusted (see [`crate::trust`]).
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+
     /// A local file or socket operation failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -16,13 +16,18 @@ use openraft::{EntryPayload, RaftNetworkFactory, RaftNetworkV2};
 use crate::raft::network::NetworkFactory;
 use crate::raft::types::{Command, Member, Page, PageSet, ProposalId, SnapshotImage, TypeConfig};
 use crate::transport::endpoint::quic_client_config;
-use crate::transport::tls::{join_client_config, ClusterCa, NodeIdentity};
+use crate::transport::tls::join_client_config;
+use crate::trust::{ClusterCa, ClusterId, NodeIdentity, NODE_CERT_VALIDITY};
 use crate::transport::wire::{AdminRequest, AdminResponse, AppendReply, JoinResponse, Request, Response};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use crate::transport::{join, BoxFuture, Client, Endpoint, RpcHandler, TransportError};
 
 const DEADLINE: Duration = Duration::from_secs(5);
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
 
 /// Answers like a cooperative peer and records what it was asked.
 struct TestHandler {
@@ -49,7 +54,7 @@ impl RpcHandler for TestHandler {
             Request::Join { addr } => Response::Join(JoinResponse {
                 node_id: 7,
                 ca_cert_pem: self.ca.cert_pem().into(),
-                ca_key_pem: self.ca.key_pem().into(),
+                ca_key_pem: self.ca.key_pem().unwrap_or_default().into(),
                 members: BTreeMap::from([(7, Member { addr })]),
             }),
             Request::Admin(AdminRequest::Status) if self.hang_on_status => return Box::pin(std::future::pending()),
@@ -104,7 +109,7 @@ async fn node_on(listen: &str, ca: &ClusterCa, hang_on_status: bool) -> Node {
         hang_on_status,
         appends: Arc::default(),
     });
-    let identity = NodeIdentity::issue(ca).unwrap();
+    let identity = NodeIdentity::issue_self(ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, now_s()).unwrap();
     let endpoint = Endpoint::bind(listen, ca, &identity, handler.clone()).await.unwrap();
     let addr = endpoint.local_addr().unwrap().to_string();
     Node { endpoint, handler, addr, _dir: dir }
@@ -128,7 +133,7 @@ fn write_entry() -> EntryOf<TypeConfig> {
 // Goal: two members of one cluster exchange Raft RPCs over mTLS, through the openraft adapter.
 #[tokio::test]
 async fn members_exchange_rpcs_over_mtls() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
     let mut factory = NetworkFactory::new(2, b.endpoint.client());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
@@ -148,8 +153,8 @@ async fn members_exchange_rpcs_over_mtls() {
 // Goal: a node whose certificate comes from another CA is refused at the handshake, both ways.
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused() {
-    let ca = ClusterCa::generate().unwrap();
-    let intruder_ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
+    let intruder_ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, intruder) = (node(&ca).await, node(&intruder_ca).await);
     let err = intruder.endpoint.client().call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap_err();
     assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
@@ -164,19 +169,19 @@ async fn certificate_from_another_ca_is_refused() {
 // Goal: a peer without a certificate can join (and gets the CA), but nothing else.
 #[tokio::test]
 async fn unauthenticated_peer_can_only_join() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node(&ca).await;
-    let joined = join(&a.addr, "127.0.0.1:9999", DEADLINE).await.unwrap();
+    let joined = join(&a.addr, "127.0.0.1:9999", ca.fingerprint(), DEADLINE).await.unwrap();
     assert_eq!(joined.node_id, 7);
     assert_eq!(joined.ca_cert_pem, ca.cert_pem());
     // The received CA lets the new node issue an identity that the cluster accepts.
-    let new_ca = ClusterCa::from_pem(&joined.ca_cert_pem, &joined.ca_key_pem).unwrap();
+    let new_ca = ClusterCa::from_pem(&joined.ca_cert_pem, Some(&joined.ca_key_pem)).unwrap();
     let newcomer = node(&new_ca).await;
     let ok = newcomer.endpoint.client().call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap();
     assert!(matches!(ok, Response::Admin(AdminResponse::Done)));
 
     let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
-    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config().unwrap()).unwrap());
+    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config(ca.fingerprint()).unwrap().0).unwrap());
     let before = a.handler.calls.load(Ordering::SeqCst);
     let err = anonymous.call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap_err();
     assert!(matches!(err, TransportError::Remote { retryable: false, .. }), "{err}");
@@ -191,7 +196,7 @@ async fn unauthenticated_peer_can_only_join() {
 // Goal: after the server endpoint restarts on the same port, the client reconnects by itself.
 #[tokio::test]
 async fn client_reconnects_after_server_restart() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
     let client = b.endpoint.client();
     let status = || Request::Admin(AdminRequest::Status);
@@ -223,7 +228,7 @@ async fn client_reconnects_after_server_restart() {
 // Goal: a snapshot file of a few MiB arrives byte-identical and is handed to the handler.
 #[tokio::test]
 async fn snapshot_file_arrives_byte_identical() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
     let src = tempfile::tempdir().unwrap();
     let path = src.path().join("image.db");
@@ -246,7 +251,7 @@ async fn snapshot_file_arrives_byte_identical() {
 // Goal: a call to a server that never answers fails at its deadline, not later.
 #[tokio::test]
 async fn call_fails_at_deadline_when_server_never_answers() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node_on("127.0.0.1:0", &ca, true).await;
     let b = node(&ca).await;
     let started = Instant::now();
@@ -269,7 +274,7 @@ fn append_at(index: u64) -> AppendEntriesRequest<TypeConfig> {
 // answers come back in request order; the stream ends once the input has.
 #[tokio::test]
 async fn append_stream_answers_in_order() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
     let mut factory = NetworkFactory::new(2, b.endpoint.client());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
@@ -286,7 +291,7 @@ async fn append_stream_answers_in_order() {
 // stream.
 #[tokio::test]
 async fn append_stream_answer_overdue_is_a_timeout() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node_on("127.0.0.1:0", &ca, true).await;
     let b = node(&ca).await;
     let mut factory = NetworkFactory::new(2, b.endpoint.client());
@@ -305,10 +310,10 @@ async fn append_stream_answer_overdue_is_a_timeout() {
 // Goal: a peer without a cluster certificate cannot open an append stream.
 #[tokio::test]
 async fn unauthenticated_peer_cannot_open_an_append_stream() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node(&ca).await;
     let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
-    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config().unwrap()).unwrap());
+    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config(ca.fingerprint()).unwrap().0).unwrap());
     let (mut sender, mut receiver) = anonymous.open_append_stream(&a.addr).await.unwrap();
     // The request may or may not get through before the refusal resets the stream.
     let _ = sender.send(&append_at(5)).await;
@@ -335,7 +340,7 @@ fn entryless_at(index: u64) -> AppendEntriesRequest<TypeConfig> {
 // right after it), and replaced by a request that follows it at once (its answer covers both).
 #[tokio::test]
 async fn entryless_request_is_sent_alone_or_replaced_by_the_next() {
-    let ca = ClusterCa::generate().unwrap();
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
     let mut factory = NetworkFactory::new(2, b.endpoint.client());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
