@@ -128,7 +128,7 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
             let options = parse_options(options.first(), &usage)?;
             Ok(id_output(node::join(&db()?, &addr, &peer, &options)?))
         }
-        (Function::Token, options @ ..) if options.len() <= 1 => {
+        (Function::Token, options) if options.len() <= 1 => {
             let options = match options.first() {
                 None | Some(SqlValue::Null) => TokenOptions::parse(None)?,
                 Some(SqlValue::Text(text)) => TokenOptions::parse(Some(text))?,

@@ -9,6 +9,7 @@ export interface BetterSqlite3Database {
 /** A node-sqlite3 (`sqlite3` package) Database. */
 export interface NodeSqlite3Database {
   loadExtension(file: string, callback?: (error: Error | null) => void): unknown;
+  get(sql: string, params: unknown[], callback: (error: Error | null, row: any) => void): unknown;
 }
 
 /** The better-sqlite3 export: `require('better-sqlite3')`. */
@@ -41,6 +42,12 @@ export interface NodeOptions {
   addr: string;
   /** 'host:port' of any member to join; omit to start a new cluster (node 1). */
   join?: string | null;
+  /**
+   * With `join`: the join token `issueToken` / `ha_token()` returned on a voter; its role is
+   * the role this node gets. A node that has joined resumes without it (the used one may be
+   * passed again); a first join without one throws. Without `join`: a TypeError.
+   */
+  token?: string | null;
   /** Options passed to the better-sqlite3 constructor. */
   options?: object;
 }
@@ -55,11 +62,32 @@ export function openNode<D extends BetterSqlite3Database>(
   node: NodeOptions,
 ): D;
 
+/** `ha_token`'s options: the role alone, or an object with ha_token's JSON keys. */
+export type TokenOptions =
+  | 'voter'
+  | 'learner'
+  | {
+      /** The role the joining node gets (default 'voter'). */
+      role?: 'voter' | 'learner';
+      /** Seconds until the token expires (default 3600). */
+      ttl_s?: number;
+      /** How many joins it admits (default 1). */
+      uses?: number;
+    };
+
+/**
+ * A join token (one line starting `dqvfs-join1.`) from the voter node `db` is open on:
+ * `SELECT ha_token(options)`. Synchronous for better-sqlite3; a Promise for node-sqlite3.
+ */
+export function issueToken(db: BetterSqlite3Database, options?: TokenOptions): string;
+export function issueToken(db: NodeSqlite3Database, options?: TokenOptions): Promise<string>;
+
 declare const dqliteVfs: {
   getLoadablePath: typeof getLoadablePath;
   load: typeof load;
   loadAsDefaultVfs: typeof loadAsDefaultVfs;
   openNode: typeof openNode;
+  issueToken: typeof issueToken;
   LIBRARY_ENV: typeof LIBRARY_ENV;
   DEFAULT_VFS_ENV: typeof DEFAULT_VFS_ENV;
 };

@@ -22,7 +22,7 @@ use crate::trust::certs::{ClusterCa, NodeIdentity, NODE_CERT_VALIDITY};
 use crate::trust::error::TrustError;
 use crate::trust::token::JoinToken;
 use crate::trust::view::TrustView;
-use crate::trust::{ClusterId, Role as TrustRole};
+use crate::trust::ClusterId;
 use crate::transport::{Client, Endpoint};
 use crate::vfs::owner::OwnerLock;
 use crate::vfs::{self, SharedDb};
@@ -225,8 +225,8 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
     let token = JoinToken::decode(&token.0)?;
     // A learner token admits a learner only; a voter token admits either (the options decide).
     let role = match (options.role, token.role) {
-        (Role::Learner, _) | (_, TrustRole::Learner) => TrustRole::Learner,
-        (Role::Voter, TrustRole::Voter) => TrustRole::Voter,
+        (Role::Learner, _) | (_, Role::Learner) => Role::Learner,
+        (Role::Voter, Role::Voter) => Role::Voter,
     };
     let member_addr = options.advertise.as_deref().unwrap_or(addr);
     let admitted = admission::request_admission(member_addr, peer, &token, role)?;
@@ -250,7 +250,7 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
         node_id: grant.node_id,
         addr: addr.to_owned(),
         advertise: options.advertise.clone(),
-        learner: role == TrustRole::Learner,
+        learner: role == Role::Learner,
         joined: false,
         left: false,
     };
@@ -260,7 +260,7 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
         node.stop("join failed");
         return Err(error);
     }
-    if role == TrustRole::Voter {
+    if role == Role::Voter {
         if let Err(error) = admission::fetch_ca_key(&node, &admitted.leader_addr) {
             tracing::warn!(%error, "joined, but could not fetch the cluster CA key yet (retried at the next start)");
         }

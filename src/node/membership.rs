@@ -35,7 +35,7 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
     wait(
         async move {
             raft.initialize(me).await.map_err(|e| Error::Raft(e.to_string()))?;
-            let metrics = raft
+            raft
                 .wait(Some(START_DEADLINE))
                 .metrics(
                     |m| m.state == ServerState::Leader && m.last_applied.as_ref().is_some_and(|a| a.leader_id.term == m.current_term),

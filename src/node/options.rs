@@ -9,16 +9,9 @@ use crate::error::Error;
 use crate::transport::wire::Secret;
 use crate::trust::registry::{TOKEN_TTL_MAX_S, TOKEN_USES_MAX};
 
-/// How a node takes part in the cluster.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Counts for quorum and may lead.
-    #[default]
-    Voter,
-    /// Replicates and serves reads, but neither votes nor leads (a read replica).
-    Learner,
-}
+/// How a node takes part in the cluster: the trust module's role, so a token's role and a
+/// node's options speak of the same thing.
+pub use crate::trust::Role;
 
 /// Options of a node start.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -21,7 +21,8 @@ use crate::transport::limits::{
 };
 use crate::transport::server::{accept_loop, RpcHandler};
 use crate::transport::limits::{CONNECT_TIMEOUT, JOIN_RESPONSE_BYTES_MAX};
-use crate::transport::tls::{client_config, join_client_config, server_config, CLUSTER_SERVER_NAME};
+use crate::transport::tls::{client_config, join_client_config, server_config};
+use crate::trust::CLUSTER_SERVER_NAME;
 use crate::transport::wire::{read_frame, write_frame, JoinGrant, JoinRequest, Request, Response, StreamOpen};
 use crate::trust::certs::{ClusterCa, NodeIdentity};
 use crate::trust::error::TrustError;

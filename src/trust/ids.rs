@@ -138,9 +138,11 @@ impl fmt::Display for TokenId {
 }
 
 /// What a member may do: a voter counts in Raft quorums; a learner only receives the log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A full member: votes and counts in commit quorums.
+    #[default]
     Voter,
     /// A non-voting replica.
     Learner,

@@ -52,4 +52,4 @@ function loadAsDefaultVfs(db) {
   return result;
 }
 
-module.exports = { load, loadAsDefaultVfs, DEFAULT_VFS_ENV };
+module.exports = { load, loadAsDefaultVfs, isBetterSqlite3, DEFAULT_VFS_ENV };

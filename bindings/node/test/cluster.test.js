@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Cluster, NodeError, leaderAmong, waitUntil, REQUEST_TIMEOUT_MS } = require('./harness');
+const { Cluster, NodeError, joinToken, leaderAmong, waitUntil, REQUEST_TIMEOUT_MS } = require('./harness');
 
 // Ports 17550-17599 are reserved for the Node tests; each driver gets its own block.
 const DRIVERS = { 'better-sqlite3': 17550, sqlite3: 17560 };
@@ -35,9 +35,13 @@ for (const [driver, basePort] of Object.entries(DRIVERS)) {
       fs.rmSync(dir, { recursive: true, force: true });
     });
     const addrs = [0, 1, 2].map((i) => `127.0.0.1:${basePort + i}`);
-    const argv = addrs.map((addr, i) => [driver, path.join(dir, `n${i + 1}.db`), addr, ...(i ? [addrs[0]] : [])]);
-    const nodes = [];
-    for (const a of argv) nodes.push(await cluster.add(a));
+    const argv = [[driver, path.join(dir, 'n1.db'), addrs[0]]];
+    const nodes = [await cluster.add(argv[0])];
+    for (const i of [1, 2]) {
+      // Each joiner is admitted by a token that node 1 issues just before.
+      argv.push([driver, path.join(dir, `n${i + 1}.db`), addrs[i], addrs[0], await joinToken(nodes[0])]);
+      nodes.push(await cluster.add(argv[i]));
+    }
     assert.deepEqual(nodes.map((n) => n.nodeId).sort(), [1, 2, 3]);
 
     const leader = await leaderAmong(nodes);

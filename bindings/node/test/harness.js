@@ -83,6 +83,12 @@ async function status(node) {
   return JSON.parse(text);
 }
 
+/** A single-use voter token from `node`, which must be a running voter (joining needs one). */
+async function joinToken(node) {
+  const [[token]] = await node.request('SELECT ha_token()');
+  return token;
+}
+
 async function leaderAmong(nodes) {
   return waitUntil(
     async () => {
@@ -110,4 +116,4 @@ class Cluster {
   }
 }
 
-module.exports = { Cluster, NodeError, WorkerNode, leaderAmong, waitUntil, REQUEST_TIMEOUT_MS };
+module.exports = { Cluster, NodeError, WorkerNode, joinToken, leaderAmong, waitUntil, REQUEST_TIMEOUT_MS };

@@ -4,7 +4,10 @@
 // first {"ready": nodeId} or {"error": message}; then, per {"sql", "params"} line read,
 // {"rows": [[...]]} or {"error": message}.
 //
-//   node worker.js DRIVER DB ADDR [PEER]      DRIVER: better-sqlite3 | sqlite3
+//   node worker.js DRIVER DB ADDR [PEER [TOKEN]]      DRIVER: better-sqlite3 | sqlite3
+//
+// With PEER the node joins through that member, admitted by TOKEN (from ha_token() on a
+// voter); without TOKEN only an existing node can resume, and a fresh join reports the refusal.
 const readline = require('node:readline');
 const path = require('node:path');
 const dqlite = require('..');
@@ -12,9 +15,9 @@ const dqlite = require('..');
 const reply = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 /** A node opened with better-sqlite3 (default-VFS way); run() answers rows. */
-function openBetter(db, addr, peer) {
+function openBetter(db, addr, peer, token) {
   const Database = require('better-sqlite3');
-  const conn = dqlite.openNode(Database, db, { addr, join: peer });
+  const conn = dqlite.openNode(Database, db, { addr, join: peer, token });
   return async (sql, params) => {
     const statement = conn.prepare(sql);
     if (!statement.reader) {
@@ -26,7 +29,7 @@ function openBetter(db, addr, peer) {
 }
 
 /** A node opened with node-sqlite3, which can pass ?vfs=ha in a URI. */
-async function openNodeSqlite3(db, addr, peer) {
+async function openNodeSqlite3(db, addr, peer, token) {
   const sqlite3 = require('sqlite3');
   const open = (file, mode) =>
     new Promise((resolve, reject) => {
@@ -40,15 +43,15 @@ async function openNodeSqlite3(db, addr, peer) {
     new Promise((resolve, reject) =>
       conn.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows.map((r) => Object.values(r))))),
     );
-  await (peer ? all('SELECT ha_join(?, ?)', [addr, peer]) : all('SELECT ha_init(?)', [addr]));
+  await (peer ? all('SELECT ha_join(?, ?, ?)', [addr, peer, token ?? null]) : all('SELECT ha_init(?)', [addr]));
   return all;
 }
 
 async function main() {
-  const [driver, db, addr, peer] = process.argv.slice(2);
+  const [driver, db, addr, peer, token] = process.argv.slice(2);
   let run;
   try {
-    run = driver === 'sqlite3' ? await openNodeSqlite3(db, addr, peer) : openBetter(db, addr, peer);
+    run = driver === 'sqlite3' ? await openNodeSqlite3(db, addr, peer, token) : openBetter(db, addr, peer, token);
     const [[status]] = await run('SELECT ha_status()', []);
     reply({ ready: JSON.parse(status).node_id });
   } catch (error) {

@@ -24,5 +24,6 @@ def cluster() -> Iterator[Cluster]:
         c.close()
 
 
-def python_worker(driver: str, db: Path, addr: str, peer: str | None = None) -> list[str]:
-    return [sys.executable, WORKER, driver, str(db), addr, *([peer] if peer else [])]
+def python_worker(driver: str, db: Path, addr: str, peer: str | None = None, token: str | None = None) -> list[str]:
+    """The worker's command line; a joining node (`peer`) normally needs a `token` too."""
+    return [sys.executable, WORKER, driver, str(db), addr, *([peer] if peer else []), *([token] if token else [])]

@@ -100,10 +100,13 @@ class ShellNode(_Process):
 
     MARKER = "__dqlite_vfs_request_done__"
 
-    def __init__(self, library: str, db: Path, addr: str, peer: Optional[str] = None) -> None:
+    def __init__(self, library: str, db: Path, addr: str, peer: Optional[str] = None, token: Optional[str] = None) -> None:
         super().__init__(["stdbuf", "-oL", "-eL", "sqlite3", "-batch"], merge_stderr=True)
         self.send(f".load {library}\n.mode json\n.open file:{db}?vfs=ha\n")
-        start = f"SELECT ha_init('{addr}') AS id" if peer is None else f"SELECT ha_join('{addr}', '{peer}') AS id"
+        if peer is None:
+            start = f"SELECT ha_init('{addr}') AS id"
+        else:
+            start = f"SELECT ha_join('{addr}', '{peer}', {sql_text(token)}) AS id"
         self.node_id = int(self.request(start)[0][0])
 
     def request(self, sql: str, params: tuple[Any, ...] = (), timeout: float = REQUEST_TIMEOUT) -> list[list[Any]]:
@@ -120,11 +123,21 @@ class ShellNode(_Process):
         return [list(row.values()) for row in json.loads(text)] if text else []
 
 
+def sql_text(value: Optional[str]) -> str:
+    """`value` as an SQL literal, for the shell, which takes no parameters."""
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
 Node = Any  # WorkerNode | ShellNode: anything with request() and kill()
 
 
 def status(node: Node) -> dict[str, Any]:
     return json.loads(node.request("SELECT ha_status()")[0][0])
+
+
+def join_token(node: Node) -> str:
+    """A single-use voter token from `node`, which must be a running voter (joining needs one)."""
+    return node.request("SELECT ha_token()")[0][0]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:

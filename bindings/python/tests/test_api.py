@@ -68,3 +68,10 @@ def test_second_sqlite_library_is_refused() -> None:
     dqlite_vfs.load(sqlite3.connect(":memory:"))
     with pytest.raises(dqlite_vfs.DifferentSqliteLibrary, match="already loaded through sqlite3"):
         dqlite_vfs.load(apsw.Connection(":memory:"))
+
+
+def test_token_without_join_is_refused(tmp_path: Path) -> None:
+    # ha_init takes no token: a token means the caller meant to join, so don't start a new cluster.
+    with pytest.raises(ValueError, match="join="):
+        dqlite_vfs.connect(tmp_path / "n.db", "127.0.0.1:17549", token="dqvfs-join1.x")
+    assert not (tmp_path / "n.db").exists()

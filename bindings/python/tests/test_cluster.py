@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import python_worker
-from harness import REQUEST_TIMEOUT, Cluster, NodeError, WorkerNode, leader_among, wait_until, write_with_retry
+from harness import REQUEST_TIMEOUT, Cluster, NodeError, WorkerNode, join_token, leader_among, wait_until, write_with_retry
 
 # Ports 17500-17549 are reserved for the Python tests; each driver gets its own block.
 DRIVERS = {"sqlite3": 17500, "apsw": 17510, "pysqlite3": 17520}
@@ -37,8 +37,10 @@ def test_three_nodes_survive_leader_kill(driver: str, cluster: Cluster, tmp_path
         pytest.skip(f"{driver} cannot load extensions in this Python")
     addrs = [f"127.0.0.1:{DRIVERS[driver] + i}" for i in range(3)]
     argv = [python_worker(driver, tmp_path / "n1.db", addrs[0])]
-    argv += [python_worker(driver, tmp_path / f"n{i + 1}.db", addrs[i], addrs[0]) for i in (1, 2)]
-    nodes = [cluster.add(WorkerNode(a)) for a in argv]
+    nodes = [cluster.add(WorkerNode(argv[0]))]
+    for i in (1, 2):  # each joiner is admitted by a token that node 1 issues just before
+        argv.append(python_worker(driver, tmp_path / f"n{i + 1}.db", addrs[i], addrs[0], join_token(nodes[0])))
+        nodes.append(cluster.add(WorkerNode(argv[i])))
     assert sorted(n.node_id for n in nodes) == [1, 2, 3]
 
     leader = leader_among(nodes)

@@ -1,7 +1,8 @@
 """One cluster, three hosts: a node in the sqlite3 shell, one in Python, one in Node.
 
-Goal: the hosts interoperate -- each joins through another host's node, sees the others'
-writes, and the cluster goes on when the shell node (the leader) is SIGKILLed.
+Goal: the hosts interoperate -- each joins through another host's node with a token that
+node issued, sees the others' writes, and the cluster goes on when the shell node (the
+leader) is SIGKILLed.
 Needs $DQLITE_VFS_NODE_WORKER (bindings/node/test/worker.js with better-sqlite3 installed).
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import python_worker
-from harness import Cluster, ShellNode, WorkerNode, leader_among, write_with_retry
+from harness import Cluster, ShellNode, WorkerNode, join_token, leader_among, write_with_retry
 
 import dqlite_vfs
 
@@ -26,9 +27,10 @@ NODE_WORKER = os.environ.get("DQLITE_VFS_NODE_WORKER")
 def test_shell_python_node_cluster(cluster: Cluster, tmp_path: Path) -> None:
     shell_addr, py_addr, node_addr = (f"127.0.0.1:{p}" for p in PORTS)
     shell = cluster.add(ShellNode(dqlite_vfs.loadable_path(), tmp_path / "shell.db", shell_addr))
-    python = cluster.add(WorkerNode(python_worker("sqlite3", tmp_path / "py.db", py_addr, shell_addr)))
-    # Node joins through the Python node: any member will do.
-    node = cluster.add(WorkerNode(["node", str(NODE_WORKER), "better-sqlite3", str(tmp_path / "node.db"), node_addr, py_addr]))
+    python = cluster.add(WorkerNode(python_worker("sqlite3", tmp_path / "py.db", py_addr, shell_addr, join_token(shell))))
+    # Node joins through the Python node, with a token the Python node issued: any voter will do.
+    node_argv = ["node", str(NODE_WORKER), "better-sqlite3", str(tmp_path / "node.db"), node_addr, py_addr, join_token(python)]
+    node = cluster.add(WorkerNode(node_argv))
     assert [shell.node_id, python.node_id, node.node_id] == [1, 2, 3]
 
     assert leader_among([shell, python, node]) is shell

@@ -5,7 +5,10 @@ Protocol (one JSON object per line): the worker first prints {"ready": node_id} 
 {"rows": [[...], ...]} or {"error": message}. A node must live in its own process so a
 test can SIGKILL it like a crashed machine.
 
-    python worker.py DRIVER DB ADDR [PEER]      DRIVER: sqlite3 | apsw | pysqlite3
+    python worker.py DRIVER DB ADDR [PEER [TOKEN]]      DRIVER: sqlite3 | apsw | pysqlite3
+
+With PEER the node joins through that member, admitted by TOKEN (from ha_token() on a voter);
+without TOKEN only an existing node can resume, and a fresh join reports the refusal.
 """
 
 from __future__ import annotations
@@ -25,18 +28,19 @@ def reply(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def open_node(driver: str, db: str, addr: str, peer: Optional[str]) -> Any:
+def open_node(driver: str, db: str, addr: str, peer: Optional[str], token: Optional[str]) -> Any:
     module = importlib.import_module(DRIVER_MODULES[driver])
     # Autocommit: each request is its own transaction, like the sqlite3 shell.
     kwargs = {} if driver == "apsw" else {"isolation_level": None}
-    return dqlite_vfs.connect(db, addr, join=peer, driver=module, **kwargs)
+    return dqlite_vfs.connect(db, addr, join=peer, token=token, driver=module, **kwargs)
 
 
 def main(argv: list[str]) -> int:
     driver, db, addr = argv[1:4]
     peer = argv[4] if len(argv) > 4 else None
+    token = argv[5] if len(argv) > 5 else None
     try:
-        conn = open_node(driver, db, addr, peer)
+        conn = open_node(driver, db, addr, peer, token)
         node_id = conn.execute("SELECT json_extract(ha_status(), '$.node_id')").fetchall()[0][0]
     except Exception as error:  # report, don't trace: the harness shows the message
         reply({"error": f"{type(error).__name__}: {error}"})

@@ -4,16 +4,19 @@ Quick start::
 
     import dqlite_vfs
     conn = dqlite_vfs.connect("n1.db", "127.0.0.1:7001")             # new cluster
-    conn = dqlite_vfs.connect("n2.db", "127.0.0.1:7002", join="127.0.0.1:7001")
+    token = dqlite_vfs.issue_token(conn)                              # on a voter
+    # elsewhere, given that token:
+    conn = dqlite_vfs.connect("n2.db", "127.0.0.1:7002", join="127.0.0.1:7001", token=token)
 
 Lower level: :func:`loadable_path` for the library file, :func:`load` to load it into a
 connection you opened yourself, then open ``file:<path>?vfs=ha`` and call ``ha_init`` /
-``ha_join`` in SQL.
+``ha_token`` / ``ha_join`` in SQL.
 """
 
 from ._connect import connect, default_driver, ha_uri
 from ._drivers import DifferentSqliteLibrary, ExtensionLoadingUnavailable, load
 from ._library import LIBRARY_ENV, loadable_path
+from ._token import issue_token
 
 __all__ = [
     "DifferentSqliteLibrary",
@@ -22,6 +25,7 @@ __all__ = [
     "connect",
     "default_driver",
     "ha_uri",
+    "issue_token",
     "load",
     "loadable_path",
 ]

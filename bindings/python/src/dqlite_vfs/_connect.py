@@ -39,6 +39,7 @@ def connect(
     addr: str,
     join: Optional[str] = None,
     *,
+    token: Optional[str] = None,
     driver: Optional[ModuleType] = None,
     **kwargs: Any,
 ) -> Any:
@@ -50,6 +51,12 @@ def connect(
         join: ``host:port`` of any member to join that cluster; ``None`` starts a new
             cluster with this node as node 1. Either way an existing node resumes, so the
             same call is used on every start.
+        token: the join token that ``ha_token()`` (or :func:`issue_token`) returned on a
+            voter of that cluster; only with ``join``. Its role (voter or learner) is the
+            role this node gets. A node that has joined already resumes without checking
+            the token, so the used (or expired) one, or ``None``, may be passed again on
+            later starts; a first join without a token fails with the extension's error
+            saying that a token is needed.
         driver: ``sqlite3``, ``pysqlite3.dbapi2`` or ``apsw``; default: see
             :func:`default_driver`.
         **kwargs: passed on to the driver's ``connect`` (``apsw.Connection`` for apsw),
@@ -60,7 +67,11 @@ def connect(
 
     Raises:
         ExtensionLoadingUnavailable: no driver here can load extensions.
+        ValueError: ``token`` without ``join``.
     """
+    if token is not None and join is None:
+        # ha_init takes no token: refusing here beats silently starting a new cluster.
+        raise ValueError("dqlite_vfs.connect: token is for joining a cluster; pass join='host:port' too")
     module = driver or default_driver()
     _load_once(module)
     uri = ha_uri(path)
@@ -72,7 +83,9 @@ def connect(
         if join is None:
             conn.execute("SELECT ha_init(?)", (addr,)).fetchall()
         else:
-            conn.execute("SELECT ha_join(?, ?)", (addr, join)).fetchall()
+            # A NULL token is passed on as such: a resume needs none, and a first join
+            # without one gets the extension's own error, which says how to get a token.
+            conn.execute("SELECT ha_join(?, ?, ?)", (addr, join, token)).fetchall()
     except BaseException:
         conn.close()
         raise
