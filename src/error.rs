@@ -77,6 +77,18 @@ pub enum Error {
         /// This node's id.
         node_id: NodeId,
     },
+    /// The node's state directory, or a directory under it, is not private to the user running
+    /// the node (open to group or others, owned by another user, or a symbolic link): refused,
+    /// since it holds the whole database and the cluster's keys.
+    #[error("refusing the node state directory {dir}: {problem}; fix: {fix}")]
+    InsecureStateDir {
+        /// The directory refused.
+        dir: String,
+        /// What is wrong with it (its mode, owner or type).
+        problem: String,
+        /// The command or step that fixes it.
+        fix: String,
+    },
     /// A SQLite call made by the node failed.
     #[error("SQLite error {code}: {message}")]
     Sqlite {
@@ -126,6 +138,8 @@ impl Error {
             Error::Refused(_) => SQLITE_ERROR,
             Error::Raft(_) => SQLITE_IOERR_WRITE,
             Error::Io { .. } => SQLITE_IOERR,
+            // The node cannot safely open its state: the same as a database that cannot be opened.
+            Error::InsecureStateDir { .. } => SQLITE_CANTOPEN,
             Error::Sqlite { code, .. } => *code,
             // Refused by the cluster's trust checks: an authorization failure, not a fault.
             Error::Trust(_) => SQLITE_AUTH,

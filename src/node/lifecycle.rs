@@ -327,6 +327,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     let dir = StateDir::of(db);
     dir.create()?;
     let owner = OwnerLock::acquire(db)?;
+    dir.remove_partial_files()?;
     let rdb = Arc::new(ReplicatedDb::open(db)?);
     let ca = ClusterCa::load(&dir.tls())?;
     let tls_identity = NodeIdentity::load(&dir.tls())?;

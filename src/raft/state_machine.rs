@@ -81,7 +81,7 @@ impl<D: Database> StateMachine<D> {
     /// Open the state machine of the node whose state directory is `state_dir`: read the
     /// applied state and the current snapshot. Blocking.
     pub fn open(state_dir: &Path, db: Arc<D>, trust: TrustView) -> Result<StateMachine<D>, SmError> {
-        std::fs::create_dir_all(state_dir)?;
+        crate::raft::small_file::create_private_dir(state_dir)?;
         let mut applied = applied::load(state_dir)?;
         if let Some(hint) = applied::load_hint(state_dir) {
             if hint.state.last_applied > applied.last_applied && db.holds(&hint.position)? {

@@ -102,7 +102,14 @@ async fn receive_file(
     if size_bytes > SNAPSHOT_BYTES_MAX {
         return Err(TransportError::Snapshot(format!("image of {size_bytes} bytes exceeds {SNAPSHOT_BYTES_MAX}")));
     }
-    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await?;
+    // Private and never through a link: the image is the whole database.
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(crate::raft::small_file::PRIVATE_FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .await?;
     let mut crc = crc32fast::Hasher::new();
     let mut received_bytes = 0u64;
     loop {

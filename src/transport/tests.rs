@@ -225,7 +225,8 @@ async fn client_reconnects_after_server_restart() {
     a2.endpoint.shutdown().await;
 }
 
-// Goal: a snapshot file of a few MiB arrives byte-identical and is handed to the handler.
+// Goal: a snapshot file of a few MiB arrives byte-identical and private (0600), and is handed
+// to the handler.
 #[tokio::test]
 async fn snapshot_file_arrives_byte_identical() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
@@ -243,7 +244,9 @@ async fn snapshot_file_arrives_byte_identical() {
     let response = peer.full_snapshot(vote(), snapshot, cancel, RPCOption::new(DEADLINE)).await.unwrap();
     assert_eq!(response.vote, vote());
     let received = a.handler.installed.lock().unwrap().clone().expect("snapshot installed");
-    assert!(std::fs::read(received).unwrap() == image, "received image differs");
+    assert!(std::fs::read(&received).unwrap() == image, "received image differs");
+    // The image is the whole database: created private whatever the umask.
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&received).unwrap()) & 0o777, 0o600);
     b.endpoint.shutdown().await;
     a.endpoint.shutdown().await;
 }

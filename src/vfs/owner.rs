@@ -3,12 +3,14 @@
 //! read, but their writes are refused, so nothing is ever written around the node.
 //!
 //! The lock is `flock`, on its own file: taking or testing it never touches the POSIX locks
-//! SQLite holds on the database itself.
+//! SQLite holds on the database itself. The file is created 0600 and never opened through a
+//! symbolic link, like every file of the state directory (`raft::small_file`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::raft::small_file::private_file_options;
 
 /// Suffix of a node's state directory, beside the database file.
 pub const STATE_DIR_SUFFIX: &str = "-ha";
@@ -33,7 +35,7 @@ impl OwnerLock {
     /// Takes the lock (the state directory must exist), or says that another process has it.
     pub fn acquire(db: &Path) -> Result<OwnerLock, Error> {
         let path = lock_path(db);
-        let file = File::options()
+        let file = private_file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -50,7 +52,7 @@ impl OwnerLock {
 /// `Err(OwnedElsewhere)` if another process runs the node of the database at `db`.
 pub fn check_not_owned_elsewhere(db: &Path) -> Result<(), Error> {
     let path = lock_path(db);
-    let Ok(file) = File::options().write(true).open(&path) else { return Ok(()) };
+    let Ok(file) = private_file_options().write(true).open(&path) else { return Ok(()) };
     match file.try_lock() {
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::OwnedElsewhere(path.display().to_string())),
         _ => Ok(()),
@@ -74,5 +76,23 @@ mod tests {
         drop(first);
         assert!(check_not_owned_elsewhere(&db).is_ok());
         assert!(OwnerLock::acquire(&db).is_ok());
+    }
+
+    #[test]
+    fn owner_lock_file_is_private() {
+        // Goal: owner.lock is created 0600 whatever the umask, and a symbolic link planted in
+        // its place is not followed (the lock fails instead of creating the link's target).
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("app.db");
+        std::fs::create_dir_all(state_dir_of(&db)).unwrap();
+        drop(OwnerLock::acquire(&db).unwrap());
+        assert_eq!(std::fs::metadata(lock_path(&db)).unwrap().mode() & 0o777, 0o600);
+        let other = tmp.path().join("other.db");
+        std::fs::create_dir_all(state_dir_of(&other)).unwrap();
+        let target = tmp.path().join("target");
+        std::os::unix::fs::symlink(&target, lock_path(&other)).unwrap();
+        assert!(OwnerLock::acquire(&other).is_err());
+        assert!(!target.exists());
     }
 }

@@ -5,7 +5,7 @@
 //! every record in segment `n` precedes every record in segment `n + 1`; only the newest segment
 //! may end in a torn record (older ones were fsynced before the next was created).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::error::LogError;
 use super::record::{self, Slot};
-use crate::raft::small_file::sync_dir;
+use crate::raft::small_file::{private_file_options, sync_dir};
 
 /// A new segment is started once the newest one has reached this size, so that purging can
 /// delete whole files and a scan at start-up reads bounded files.
@@ -54,10 +54,10 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(seqs)
 }
 
-/// Open an existing segment for reading and writing.
+/// Open an existing segment for reading and writing (never through a symbolic link).
 pub(crate) fn open(dir: &Path, seq: u64) -> io::Result<Segment> {
     let path = path_of(dir, seq);
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let file = private_file_options().read(true).write(true).open(&path)?;
     let len = file.metadata()?.len();
     Ok(Segment {
         seq,
@@ -67,10 +67,11 @@ pub(crate) fn open(dir: &Path, seq: u64) -> io::Result<Segment> {
     })
 }
 
-/// Create a new, empty segment, durably (the directory entry is fsynced).
+/// Create a new, empty segment, durably (the directory entry is fsynced), readable only by its
+/// owner (it holds the database's pages).
 pub(crate) fn create(dir: &Path, seq: u64) -> io::Result<Segment> {
     let path = path_of(dir, seq);
-    let file = OpenOptions::new()
+    let file = private_file_options()
         .read(true)
         .write(true)
         .create_new(true)

@@ -59,7 +59,9 @@ pub(crate) struct State {
 impl State {
     /// Open the log in `dir` (created if missing): scan and verify every segment, cut a torn tail.
     pub(crate) fn open(dir: &Path, segment_bytes_max: u64) -> Result<State, LogError> {
-        fs::create_dir_all(dir)?;
+        small_file::create_private_dir(dir)?;
+        // The owner lock is held: no write can be in flight, so any temp file is a crash's.
+        small_file::remove_temp_files(dir)?;
         let purged: Option<LogIdT> = small_file::read(&dir.join(PURGED_FILE))?;
         let vote = small_file::read(&dir.join(VOTE_FILE))?;
         let seqs = segment::list(dir)?;

@@ -196,3 +196,28 @@ async fn append_with_gap_is_refused() {
     assert!(res.is_err());
     assert_eq!(indices(&mut log).await, vec![1, 2]);
 }
+
+// Goal: the log directory is 0700 and its segments and vote file 0600 whatever the umask (the
+// defaults under umask 022 would be 0755 and 0644); a temp file left by a crash is removed
+// at open.
+#[tokio::test]
+async fn log_files_are_private_and_temp_files_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    append(&mut log, 1..=2).await;
+    log.save_vote(&VoteT::new_committed(1, 1)).await.unwrap();
+    drop(log);
+    let log_dir = dir.path().join(LOG_DIR);
+    assert_eq!(mode(&log_dir), 0o700);
+    for entry in fs::read_dir(&log_dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let stale = log_dir.join("vote.tmp-00000000deadbeef");
+    fs::write(&stale, b"partial").unwrap();
+    let mut log = LogStore::open(dir.path()).unwrap();
+    assert!(!stale.exists());
+    assert_eq!(indices(&mut log).await, vec![1, 2]);
+}

@@ -59,10 +59,10 @@ pub(crate) struct HintFile {
 }
 
 impl HintFile {
-    /// Opens (creating) the hint file of `state_dir`.
+    /// Opens (creating, mode 0600, never through a symbolic link) the hint file of `state_dir`.
     pub(crate) fn open(state_dir: &Path) -> Result<HintFile, SmallFileError> {
         let path = state_dir.join(HINT_FILE);
-        let file = std::fs::File::options()
+        let file = small_file::private_file_options()
             .create(true)
             .truncate(false)
             .write(true)

@@ -23,7 +23,8 @@ pub trait Database: Send + Sync + 'static {
     /// set twice must leave the same database (page images are absolute).
     fn apply_pages(&self, index: LogIndex, pages: &PageSet) -> io::Result<()>;
     /// Write a consistent image of the database as of everything applied so far to `path` (a
-    /// new file; the caller owns it afterwards).
+    /// new, empty file the caller created with its private mode, which must be kept: write
+    /// into it rather than replace it; the caller owns it afterwards).
     fn export_image(&self, path: &Path) -> io::Result<()>;
     /// Replace the whole database with the image at `path`, atomically for readers. The file
     /// stays the caller's: copy from it, do not move or keep it.

@@ -14,9 +14,12 @@
 //! `snap-<index>-<nonce>.db` (ours), `incoming-*.db` (written by the network layer, moved in by
 //! install), `import.tmp` (the trailer-less copy handed to `Database::import_image`).
 //! Invariants: `current` only ever names a complete, fsynced file; at most one `snap-*` file
-//! survives `open` and `adopt` (the current one).
+//! survives `open` and `adopt` (the current one); partial files (`incoming-*`, `import.tmp`,
+//! temp files of `small_file::replace`) do not survive `open`, nor a failed build or install.
+//! Every file here is created 0600 and opened for writing without following symbolic links
+//! (`small_file::private_file_options`): an image is the whole database.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::database::Database;
 use super::error::SmError;
 use crate::raft::alias::{SnapshotMetaT, SnapshotT};
-use crate::raft::small_file::{self, sync_dir};
+use crate::raft::small_file::{self, private_file_options, sync_dir};
 use crate::raft::types::{LogIndex, SnapshotImage};
 use crate::trust::registry::Registry;
 
@@ -41,6 +44,8 @@ const REGISTRY_BYTES_MAX: u32 = 16 << 20;
 const CURRENT_FILE: &str = "current";
 const IMPORT_FILE: &str = "import.tmp";
 const OWN_PREFIX: &str = "snap-";
+/// Prefix of the files the network layer receives into (`node::rpc::incoming_snapshot_path`).
+const INCOMING_PREFIX: &str = "incoming-";
 
 /// The current snapshot as recorded in `current`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -174,20 +179,42 @@ fn dir_of(state_dir: &Path) -> PathBuf {
     state_dir.join(SNAPSHOT_DIR)
 }
 
-/// Open the snapshot directory: create it, read `current`, delete leftovers of our own
-/// (other `snap-*` files, `import.tmp`). `incoming-*` files belong to the network layer.
+/// Open the snapshot directory: create it (0700), read `current`, delete partial files and
+/// leftovers: other `snap-*` files, `import.tmp`, temp files, and `incoming-*` files (a
+/// transfer cut by a crash). Call only at start-up, with the owner lock held and before the
+/// node takes requests, as it would delete a transfer or a write in flight.
 pub(crate) fn open(state_dir: &Path) -> Result<Option<CurrentSnapshot>, SmError> {
     let dir = dir_of(state_dir);
-    fs::create_dir_all(&dir)?;
+    small_file::create_private_dir(&dir)?;
+    small_file::remove_temp_files(&dir)?;
     let current: Option<CurrentSnapshot> = small_file::read(&dir.join(CURRENT_FILE))?;
     for ent in fs::read_dir(&dir)? {
         let name = ent?.file_name().to_string_lossy().into_owned();
         let is_current = current.as_ref().is_some_and(|c| c.file == name);
-        if (name.starts_with(OWN_PREFIX) && !is_current) || name == IMPORT_FILE {
-            fs::remove_file(dir.join(&name))?;
+        if (name.starts_with(OWN_PREFIX) && !is_current) || name.starts_with(INCOMING_PREFIX) || name == IMPORT_FILE {
+            remove_if_exists(&dir.join(&name))?;
         }
     }
     Ok(current)
+}
+
+/// Remove the file at `path`; a missing file is not an error.
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// On failure of a step that made the partial file at `path`, remove it (best effort: a file
+/// left behind is removed by the next `open`) and pass the step's error on.
+fn removing_on_error<T, E>(path: &Path, result: Result<T, E>) -> Result<T, E> {
+    if result.is_err() {
+        if let Err(e) = remove_if_exists(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial snapshot file");
+        }
+    }
+    result
 }
 
 fn new_file_name(last_log_index: Option<LogIndex>) -> String {
@@ -207,23 +234,7 @@ pub(crate) fn build<D: Database>(
     let last_log_index = meta.last_log_id.as_ref().map(|l| l.index);
     let file = new_file_name(last_log_index);
     let path = dir.join(&file);
-    db.export_image(&path)?;
-    let image_len = fs::metadata(&path)?.len();
-    let registry = rmp_serde::to_vec_named(registry).map_err(io::Error::other)?;
-    let registry_len = u32::try_from(registry.len()).ok().filter(|len| *len <= REGISTRY_BYTES_MAX);
-    let registry_len = registry_len.ok_or_else(|| io::Error::other("the trust registry is too large for a snapshot"))?;
-    let trailer = ImageTrailer {
-        last_log_index,
-        last_write_index,
-        image_crc: image_crc(&path, image_len)?,
-        registry_len,
-        registry_crc: crc32fast::hash(&registry),
-    };
-    let mut f = OpenOptions::new().append(true).open(&path)?;
-    f.write_all(&registry)?;
-    f.write_all(&trailer.encode())?;
-    f.sync_all()?;
-    sync_dir(&dir)?;
+    removing_on_error(&path, write_image(db, &path, last_log_index, (last_write_index, registry)))?;
     adopt(
         &dir,
         CurrentSnapshot {
@@ -233,6 +244,37 @@ pub(crate) fn build<D: Database>(
         },
         prev,
     )
+}
+
+/// Export the database into a new file at `path` and append the registry and the trailer,
+/// durably.
+fn write_image<D: Database>(
+    db: &D,
+    path: &Path,
+    last_log_index: Option<LogIndex>,
+    (last_write_index, registry): (LogIndex, &Registry),
+) -> Result<(), SmError> {
+    // Created empty and private first: SQLite then opens it as an empty database rather than
+    // creating it with its default mode 0644, and gives its WAL and shm files the same mode.
+    drop(private_file_options().write(true).create_new(true).open(path)?);
+    db.export_image(path)?;
+    let image_len = fs::metadata(path)?.len();
+    let registry = rmp_serde::to_vec_named(registry).map_err(io::Error::other)?;
+    let registry_len = u32::try_from(registry.len()).ok().filter(|len| *len <= REGISTRY_BYTES_MAX);
+    let registry_len = registry_len.ok_or_else(|| io::Error::other("the trust registry is too large for a snapshot"))?;
+    let trailer = ImageTrailer {
+        last_log_index,
+        last_write_index,
+        image_crc: image_crc(path, image_len)?,
+        registry_len,
+        registry_crc: crc32fast::hash(&registry),
+    };
+    let mut f = private_file_options().append(true).open(path)?;
+    f.write_all(&registry)?;
+    f.write_all(&trailer.encode())?;
+    f.sync_all()?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    Ok(())
 }
 
 /// Make `next` the current snapshot durably, then delete the previous file.
@@ -292,8 +334,10 @@ pub(crate) fn install<D: Database>(
         prev,
     )?;
     let import = dir.join(IMPORT_FILE);
-    copy_prefix(&dir.join(&next.file), &import, image_len)?;
-    db.import_image(&import)?;
+    let imported = copy_prefix(&dir.join(&next.file), &import, image_len)
+        .map_err(SmError::from)
+        .and_then(|()| db.import_image(&import).map_err(SmError::from));
+    removing_on_error(&import, imported)?;
     fs::remove_file(&import)?;
     Ok((next, registry))
 }
@@ -305,17 +349,19 @@ fn place(dir: &Path, src: &Path, last_log_index: Option<LogIndex>) -> Result<Str
     if src.parent() == Some(dir) {
         fs::rename(src, &dst)?;
     } else {
-        fs::copy(src, &dst)?;
-        File::open(&dst)?.sync_all()?;
+        let len = fs::metadata(src)?.len();
+        removing_on_error(&dst, copy_prefix(src, &dst, len))?;
     }
     sync_dir(dir)?;
     Ok(file)
 }
 
-/// Copy the first `len` bytes of `src` (the SQLite image without its trailer) to `dst`.
+/// Copy the first `len` bytes of `src` to a new private file `dst` (replacing any file there),
+/// durably.
 fn copy_prefix(src: &Path, dst: &Path, len: u64) -> io::Result<()> {
     let mut input = File::open(src)?.take(len);
-    let mut output = File::create(dst)?;
+    remove_if_exists(dst)?;
+    let mut output = private_file_options().write(true).create_new(true).open(dst)?;
     let copied = io::copy(&mut input, &mut output)?;
     if copied != len {
         return Err(io::Error::new(
@@ -362,5 +408,25 @@ mod tests {
             ImageTrailer::read(&p),
             Err(SmError::BadImage { .. })
         ));
+    }
+
+    // Goal: an install whose import fails leaves no `import.tmp` behind (the copy holds the
+    // whole database).
+    #[test]
+    fn failed_import_leaves_no_import_copy() {
+        use crate::raft::state_machine::fake_db::FakeDb;
+        let state = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = dir_of(state.path());
+        assert!(open(state.path()).unwrap().is_none());
+        // A valid trailer over an image the database cannot import.
+        let image = b"not an image".to_vec();
+        let trailer = ImageTrailer { last_log_index: None, last_write_index: 0, image_crc: crc32fast::hash(&image) };
+        let src = outside.path().join("incoming.db");
+        fs::write(&src, [image, trailer.encode().to_vec()].concat()).unwrap();
+        let meta = SnapshotMetaT { last_log_id: None, last_membership: Default::default() };
+        let db = FakeDb::default();
+        assert!(install(state.path(), &db, meta, &src, None).is_err());
+        assert!(!dir.join(IMPORT_FILE).exists());
     }
 }

@@ -209,3 +209,57 @@ async fn install_refuses_mismatched_image() {
     assert_eq!(db_f.page(1), None);
     assert!(follower.get_current_snapshot().await.unwrap().is_none());
 }
+
+/// Checks every directory under `root` is 0700 and every file 0600.
+fn assert_private_tree(root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            assert_private_tree(&path);
+        } else {
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+    }
+}
+
+// Goal: every directory and file the state machine creates (applied, applied.hint, snapshots/,
+// a built snapshot, an installed copy, current) is private whatever the umask: under the
+// usual umask 022 the defaults would be 0755 and 0644.
+#[tokio::test]
+async fn state_files_are_private() {
+    let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default())).unwrap();
+    apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
+    let snap = leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+    let mut follower = StateMachine::open(dir_f.path(), Arc::new(FakeDb::default())).unwrap();
+    follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    assert!(dir_l.path().join("applied").exists() && dir_f.path().join("snapshots/current").exists());
+    assert_private_tree(dir_l.path());
+    assert_private_tree(dir_f.path());
+}
+
+// Goal: partial snapshot files left by a crash (an interrupted transfer, the import copy, a
+// temp file of an atomic replace) are removed when the state machine opens; the current
+// snapshot is kept.
+#[tokio::test]
+async fn partial_snapshot_files_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default())).unwrap();
+    apply(&mut sm, vec![write(1, 1, 0, 1, 7)]).await;
+    sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+    drop(sm);
+    let snapshots = dir.path().join("snapshots");
+    let partial = ["incoming-00000000000000ab.db", "import.tmp", "current.tmp-00000000000000cd", "snap-x.db-wal"];
+    for name in partial {
+        std::fs::write(snapshots.join(name), b"partial").unwrap();
+    }
+    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default())).unwrap();
+    for name in partial {
+        assert!(!snapshots.join(name).exists(), "{name} removed");
+    }
+    assert!(sm.get_current_snapshot().await.unwrap().is_some());
+}
