@@ -166,6 +166,24 @@ async fn certificate_from_another_ca_is_refused() {
     a.endpoint.shutdown().await;
 }
 
+// Goal: a joiner whose token pins another CA refuses the member during the handshake and
+// reports both fingerprints; the member's handler never sees the request.
+#[tokio::test]
+async fn join_with_a_foreign_pin_reports_the_presented_ca() {
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
+    let other = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
+    let a = node(&ca).await;
+    let err = join(&a.addr, "127.0.0.1:9999", other.fingerprint(), DEADLINE).await.unwrap_err();
+    match err {
+        TransportError::Trust(crate::trust::TrustError::ForeignCluster { expected, found }) => {
+            assert_eq!((expected, found), (other.fingerprint(), Some(ca.fingerprint())));
+        }
+        other => panic!("expected ForeignCluster, got {other}"),
+    }
+    assert_eq!(a.handler.calls.load(Ordering::SeqCst), 0);
+    a.endpoint.shutdown().await;
+}
+
 // Goal: a peer without a certificate can join (and gets the CA), but nothing else.
 #[tokio::test]
 async fn unauthenticated_peer_can_only_join() {

@@ -26,7 +26,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::transport::error::TransportError;
 use crate::trust::certs::{ClusterCa, NodeIdentity, CERT_DER_BYTES_MAX};
-use crate::trust::{Fingerprint, CLUSTER_SERVER_NAME};
+use crate::trust::{Fingerprint, CLUSTER_SERVER_NAME, TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
 
 /// The ALPN protocol of this transport; a peer speaking another version fails the handshake.
 pub const ALPN: &[u8] = b"dqlite-vfs/1";
@@ -79,6 +79,16 @@ pub fn client_config(ca: &ClusterCa, identity: &NodeIdentity) -> Result<QuicClie
         .map_err(tls_err)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     QuicClientConfig::try_from(tls).map_err(tls_err)
+}
+
+/// The session binding of a join proof: the TLS exporter of `connection` under
+/// [`TLS_EXPORTER_LABEL`]. Both ends derive the same bytes; no other session does.
+pub fn join_exporter(connection: &quinn::Connection) -> Result<[u8; TLS_EXPORTER_BYTES], TransportError> {
+    let mut out = [0u8; TLS_EXPORTER_BYTES];
+    connection
+        .export_keying_material(&mut out, TLS_EXPORTER_LABEL, b"")
+        .map_err(|_| TransportError::TlsConfig("the TLS session cannot export keying material".into()))?;
+    Ok(out)
 }
 
 /// What the join verifier saw when the pin did not match, for the caller's error message.
@@ -242,6 +252,27 @@ mod tests {
         let verifier = PinnedCaVerifier { pin: ca.fingerprint(), provider: provider(), check: fresh.clone() };
         assert!(verify(&verifier, &chain[..1]).is_err());
         assert!(fresh.mismatched() && fresh.foreign_fingerprint().is_none());
+    }
+
+    // Goal: a real QUIC handshake with the pinned join config succeeds against a member, and
+    // both ends derive the same join exporter.
+    #[tokio::test]
+    async fn pinned_join_handshake_and_exporter() {
+        let (ca, id) = cluster();
+        let server_crypto = Arc::new(server_config(&ca, &id).unwrap());
+        let server = quinn::Endpoint::server(quinn::ServerConfig::with_crypto(server_crypto), ([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = server.local_addr().unwrap();
+        let (crypto, check) = join_client_config(ca.fingerprint()).unwrap();
+        let mut client = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
+        client.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let accept = tokio::spawn(async move { server.accept().await.unwrap().await.unwrap() });
+        let deadline = std::time::Duration::from_secs(5);
+        let connecting = client.connect(addr, CLUSTER_SERVER_NAME).unwrap();
+        let conn = tokio::time::timeout(deadline, connecting).await.unwrap().unwrap();
+        let served = tokio::time::timeout(deadline, accept).await.unwrap().unwrap();
+        assert!(!check.mismatched());
+        assert_eq!(join_exporter(&conn).unwrap(), join_exporter(&served).unwrap());
+        conn.close(0u32.into(), b"");
     }
 
     // Goal: a member's client (root = its CA) refuses a server certificate of another CA.

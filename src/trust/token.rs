@@ -241,7 +241,7 @@ mod tests {
     /// The checksummed content of a token, for building bad payloads.
     fn content(t: &JoinToken) -> Vec<u8> {
         let text = t.encode();
-        let mut payload = data_encoding::BASE64URL_NOPAD.decode(text[TOKEN_PREFIX.len()..].as_bytes()).unwrap();
+        let mut payload = data_encoding::BASE64URL_NOPAD.decode(&text.as_bytes()[TOKEN_PREFIX.len()..]).unwrap();
         payload.truncate(payload.len() - CRC_BYTES);
         payload
     }
