@@ -18,7 +18,9 @@ use crate::raft::types::{Command, Member, Page, PageSet, ProposalId, SnapshotIma
 use crate::transport::endpoint::quic_client_config;
 use crate::transport::tls::join_client_config;
 use crate::trust::{ClusterCa, ClusterId, NodeIdentity, NODE_CERT_VALIDITY};
-use crate::transport::wire::{AdminRequest, AdminResponse, AppendReply, JoinResponse, Request, Response};
+use crate::transport::wire::{AdminRequest, AdminResponse, AppendReply, JoinGrant, JoinRequest, Request, Response, SnapshotHeader};
+use crate::transport::{Caller, JoinAnswer};
+use crate::trust::{JoinProof, NodeKey, PeerIdentity, Role, TokenId};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use crate::transport::{join, BoxFuture, Client, Endpoint, RpcHandler, TransportError};
@@ -39,11 +41,14 @@ struct TestHandler {
     hang_on_status: bool,
     /// AppendEntries requests answered on append streams.
     appends: Arc<AtomicU64>,
+    /// Who made the last `handle` call.
+    last_caller: Mutex<Option<Caller>>,
 }
 
 impl RpcHandler for TestHandler {
-    fn handle(&self, _from_authenticated_peer: bool, request: Request) -> BoxFuture<Response> {
+    fn handle(&self, caller: &Caller, request: Request) -> BoxFuture<Response> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_caller.lock().unwrap() = Some(caller.clone());
         let response = match request {
             Request::AppendEntries(req) => {
                 assert_eq!(req.entries.len(), 1, "the entry must arrive intact");
@@ -51,12 +56,17 @@ impl RpcHandler for TestHandler {
             }
             Request::Vote(req) => Response::Vote(VoteResponse::new(req.vote, None, true)),
             Request::PreVote(req) => Response::PreVote(VoteResponse::new(req.vote, None, true)),
-            Request::Join { addr } => Response::Join(JoinResponse {
-                node_id: 7,
-                ca_cert_pem: self.ca.cert_pem().into(),
-                ca_key_pem: self.ca.key_pem().unwrap_or_default().into(),
-                members: BTreeMap::from([(7, Member { addr })]),
-            }),
+            // Signs whatever key it is sent: the node layer, not the transport, checks tokens.
+            Request::Join(join) => match self.ca.issue(&join.public_key_der, self.ca.cluster_id(), 7, NODE_CERT_VALIDITY, now_s()) {
+                Ok(issued) => Response::Join(JoinGrant {
+                    node_id: 7,
+                    cluster_id: self.ca.cluster_id(),
+                    ca_cert_pem: self.ca.cert_pem().into(),
+                    cert_pem: issued.cert_pem,
+                    members: BTreeMap::from([(7, Member { addr: join.addr })]),
+                }),
+                Err(e) => Response::Error { message: e.to_string(), retryable: false },
+            },
             Request::Admin(AdminRequest::Status) if self.hang_on_status => return Box::pin(std::future::pending()),
             Request::Admin(_) => Response::Admin(AdminResponse::Done),
             Request::TransferLeader(_) => Response::TransferLeader(Ok(())),
@@ -64,7 +74,11 @@ impl RpcHandler for TestHandler {
         Box::pin(async move { response })
     }
 
-    fn append_stream(&self, requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>) -> BoxStream<'static, AppendReply> {
+    fn append_stream(
+        &self,
+        _caller: &PeerIdentity,
+        requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>,
+    ) -> BoxStream<'static, AppendReply> {
         if self.hang_on_status {
             return Box::pin(futures_util::stream::pending());
         }
@@ -75,6 +89,10 @@ impl RpcHandler for TestHandler {
             let matched = request.entries.last().map(|e| e.log_id).or(request.prev_log_id);
             AppendReply::Appended(Ok(matched))
         }))
+    }
+
+    fn accept_snapshot(&self, _caller: &PeerIdentity, _header: &SnapshotHeader) -> Result<(), Response> {
+        Ok(())
     }
 
     fn incoming_snapshot_path(&self) -> PathBuf {
@@ -108,9 +126,27 @@ async fn node_on(listen: &str, ca: &ClusterCa, hang_on_status: bool) -> Node {
         installed: Mutex::new(None),
         hang_on_status,
         appends: Arc::default(),
+        last_caller: Mutex::new(None),
     });
     let identity = NodeIdentity::issue_self(ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, now_s()).unwrap();
     let endpoint = Endpoint::bind(listen, ca, &identity, handler.clone()).await.unwrap();
+    let addr = endpoint.local_addr().unwrap().to_string();
+    Node { endpoint, handler, addr, _dir: dir }
+}
+
+/// A node presenting `identity` (made elsewhere, e.g. by a join).
+async fn node_with(ca: &ClusterCa, identity: &NodeIdentity) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let handler = Arc::new(TestHandler {
+        dir: dir.path().to_owned(),
+        ca: ca.clone(),
+        calls: AtomicU64::new(0),
+        installed: Mutex::new(None),
+        hang_on_status: false,
+        appends: Arc::default(),
+        last_caller: Mutex::new(None),
+    });
+    let endpoint = Endpoint::bind("127.0.0.1:0", ca, identity, handler.clone()).await.unwrap();
     let addr = endpoint.local_addr().unwrap().to_string();
     Node { endpoint, handler, addr, _dir: dir }
 }
@@ -135,7 +171,7 @@ fn write_entry() -> EntryOf<TypeConfig> {
 async fn members_exchange_rpcs_over_mtls() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
-    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut factory = NetworkFactory::new(2, b.endpoint.client(), Arc::default());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
     let option = RPCOption::new(DEADLINE);
 
@@ -173,7 +209,7 @@ async fn join_with_a_foreign_pin_reports_the_presented_ca() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let other = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node(&ca).await;
-    let err = join(&a.addr, "127.0.0.1:9999", other.fingerprint(), DEADLINE).await.unwrap_err();
+    let err = join(&a.addr, other.fingerprint(), |exporter| join_request(exporter, &NodeKey::generate().unwrap()), DEADLINE).await.unwrap_err();
     match err {
         TransportError::Trust(crate::trust::TrustError::ForeignCluster { expected, found }) => {
             assert_eq!((expected, found), (other.fingerprint(), Some(ca.fingerprint())));
@@ -184,19 +220,40 @@ async fn join_with_a_foreign_pin_reports_the_presented_ca() {
     a.endpoint.shutdown().await;
 }
 
-// Goal: a peer without a certificate can join (and gets the CA), but nothing else.
+/// A join request for `key` (the proof is not checked by the test handler).
+fn join_request(_exporter: [u8; 32], key: &NodeKey) -> JoinRequest {
+    JoinRequest {
+        token_id: TokenId(1),
+        role: Role::Voter,
+        addr: "127.0.0.1:9999".into(),
+        public_key_der: key.public_key_der(),
+        proof: JoinProof([0; 64]),
+    }
+}
+
+// Goal: a peer without a certificate can send Join (and gets a certificate for the key it
+// made, the CA's certificate but never its key), but nothing else; the handler knows it as
+// anonymous, with this session's exporter. With the certificate it is a member, named by it.
 #[tokio::test]
 async fn unauthenticated_peer_can_only_join() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node(&ca).await;
-    let joined = join(&a.addr, "127.0.0.1:9999", ca.fingerprint(), DEADLINE).await.unwrap();
-    assert_eq!(joined.node_id, 7);
-    assert_eq!(joined.ca_cert_pem, ca.cert_pem());
-    // The received CA lets the new node issue an identity that the cluster accepts.
-    let new_ca = ClusterCa::from_pem(&joined.ca_cert_pem, Some(&joined.ca_key_pem)).unwrap();
-    let newcomer = node(&new_ca).await;
+    let key = NodeKey::generate().unwrap();
+    let answer = join(&a.addr, ca.fingerprint(), |exporter| join_request(exporter, &key), DEADLINE).await.unwrap();
+    let JoinAnswer::Granted(grant) = answer else { panic!("expected a grant, got {answer:?}") };
+    assert_eq!(grant.node_id, 7);
+    assert_eq!(grant.ca_cert_pem, ca.cert_pem());
+    assert!(matches!(a.handler.last_caller.lock().unwrap().as_ref(), Some(Caller::Anonymous { .. })));
+    // The certificate for its own key makes the new node a member the cluster accepts.
+    let identity = NodeIdentity::new(&grant.cert_pem, key).unwrap();
+    let joined_ca = ClusterCa::from_pem(&grant.ca_cert_pem, None).unwrap();
+    let newcomer = node_with(&joined_ca, &identity).await;
     let ok = newcomer.endpoint.client().call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap();
     assert!(matches!(ok, Response::Admin(AdminResponse::Done)));
+    match a.handler.last_caller.lock().unwrap().as_ref() {
+        Some(Caller::Member(peer)) => assert_eq!((peer.node_id, peer.cluster_id), (7, ca.cluster_id())),
+        other => panic!("expected member 7, got {other:?}"),
+    }
 
     let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
     let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config(ca.fingerprint()).unwrap().0).unwrap());
@@ -255,7 +312,7 @@ async fn snapshot_file_arrives_byte_identical() {
     let image: Vec<u8> = (0..(3 * 1024 * 1024 + 12_345u32)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     std::fs::write(&path, &image).unwrap();
 
-    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut factory = NetworkFactory::new(2, b.endpoint.client(), Arc::default());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
     let snapshot = SnapshotOf::<TypeConfig, SnapshotImage> { meta: Default::default(), snapshot: SnapshotImage { path } };
     let cancel = std::future::pending();
@@ -297,7 +354,7 @@ fn append_at(index: u64) -> AppendEntriesRequest<TypeConfig> {
 async fn append_stream_answers_in_order() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
-    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut factory = NetworkFactory::new(2, b.endpoint.client(), Arc::default());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
     let requests = futures_util::stream::iter((5..10).map(append_at));
     let answers: Vec<_> = peer.stream_append(requests, RPCOption::new(DEADLINE)).await.unwrap().collect().await;
@@ -315,7 +372,7 @@ async fn append_stream_answer_overdue_is_a_timeout() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let a = node_on("127.0.0.1:0", &ca, true).await;
     let b = node(&ca).await;
-    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut factory = NetworkFactory::new(2, b.endpoint.client(), Arc::default());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
     let started = Instant::now();
     let requests = futures_util::stream::iter(vec![append_at(5)]);
@@ -363,7 +420,7 @@ fn entryless_at(index: u64) -> AppendEntriesRequest<TypeConfig> {
 async fn entryless_request_is_sent_alone_or_replaced_by_the_next() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
     let (a, b) = (node(&ca).await, node(&ca).await);
-    let mut factory = NetworkFactory::new(2, b.endpoint.client());
+    let mut factory = NetworkFactory::new(2, b.endpoint.client(), Arc::default());
     let mut peer = factory.new_client(1, &Member { addr: a.addr.clone() }).await;
 
     let heartbeat = requests_of(vec![entryless_at(4)]);

@@ -446,9 +446,16 @@ mod tests {
     // Goal: requests and responses survive encode/decode unchanged, in memory and on a stream.
     #[tokio::test]
     async fn round_trip_in_memory_and_on_a_stream() {
-        let req = StreamOpen::Rpc(Request::Join { addr: "10.0.0.2:7000".into() });
+        let join = JoinRequest {
+            token_id: crate::trust::TokenId(9),
+            role: Role::Learner,
+            addr: "10.0.0.2:7000".into(),
+            public_key_der: vec![1, 2, 3],
+            proof: JoinProof([5; 64]),
+        };
+        let req = StreamOpen::Rpc(Request::Join(join.clone()));
         let back: StreamOpen = decode(&flat(encode(&req).unwrap()), FRAME_BYTES_MAX).unwrap();
-        assert!(matches!(back, StreamOpen::Rpc(Request::Join { ref addr }) if addr == "10.0.0.2:7000"));
+        assert!(matches!(back, StreamOpen::Rpc(Request::Join(ref got)) if *got == join));
 
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         write_frame(&mut a, &status()).await.unwrap();

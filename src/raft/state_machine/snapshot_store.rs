@@ -421,9 +421,16 @@ mod tests {
         assert!(open(state.path()).unwrap().is_none());
         // A valid trailer over an image the database cannot import.
         let image = b"not an image".to_vec();
-        let trailer = ImageTrailer { last_log_index: None, last_write_index: 0, image_crc: crc32fast::hash(&image) };
+        let registry = rmp_serde::to_vec_named(&Registry::default()).unwrap();
+        let trailer = ImageTrailer {
+            last_log_index: None,
+            last_write_index: 0,
+            image_crc: crc32fast::hash(&image),
+            registry_len: registry.len() as u32,
+            registry_crc: crc32fast::hash(&registry),
+        };
         let src = outside.path().join("incoming.db");
-        fs::write(&src, [image, trailer.encode().to_vec()].concat()).unwrap();
+        fs::write(&src, [image, registry, trailer.encode().to_vec()].concat()).unwrap();
         let meta = SnapshotMetaT { last_log_id: None, last_membership: Default::default() };
         let db = FakeDb::default();
         assert!(install(state.path(), &db, meta, &src, None).is_err());

@@ -191,7 +191,7 @@ async fn snapshot_build_install_round_trip() {
 async fn install_refuses_mismatched_image() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let db_f = Arc::new(FakeDb::default());
-    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default(), TrustView::default())).unwrap();
+    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
     let mut snap = leader
         .try_create_snapshot_builder(true)
@@ -232,10 +232,10 @@ fn assert_private_tree(root: &std::path::Path) {
 #[tokio::test]
 async fn state_files_are_private() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default())).unwrap();
+    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
     let snap = leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
-    let mut follower = StateMachine::open(dir_f.path(), Arc::new(FakeDb::default())).unwrap();
+    let mut follower = StateMachine::open(dir_f.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert!(dir_l.path().join("applied").exists() && dir_f.path().join("snapshots/current").exists());
     assert_private_tree(dir_l.path());
@@ -248,7 +248,7 @@ async fn state_files_are_private() {
 #[tokio::test]
 async fn partial_snapshot_files_are_removed_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default())).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     apply(&mut sm, vec![write(1, 1, 0, 1, 7)]).await;
     sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     drop(sm);
@@ -257,7 +257,7 @@ async fn partial_snapshot_files_are_removed_at_open() {
     for name in partial {
         std::fs::write(snapshots.join(name), b"partial").unwrap();
     }
-    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default())).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     for name in partial {
         assert!(!snapshots.join(name).exists(), "{name} removed");
     }
