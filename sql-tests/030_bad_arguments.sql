@@ -16,6 +16,7 @@ SELECT ha_init('127.0.0.1:7001', 'leader');
 SELECT ha_init('127.0.0.1:7001', '{"advertize":"127.0.0.1:7101"}');
 SELECT ha_init('127.0.0.1:7001', '{"advertise":"127.0.0.1"}');
 SELECT ha_init('127.0.0.1:7001', 'learner');
+SELECT ha_init('127.0.0.1:7001', 'dqvfs-join1.AAAA');
 SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001', 7);
 -- Joining needs a token: none, or text that is not one, is refused before anything is sent.
 SELECT ha_join('127.0.0.1:7002', '127.0.0.1:7001');

@@ -25,9 +25,11 @@ SELECT json_extract(value, '$.id'), json_extract(value, '$.addr'), json_extract(
   FROM json_each(ha_status(), '$.members');
 -- A learner cannot be made leader.
 SELECT ha_transfer(3);
--- Hand leadership to node 2, asked from node 3 (the request goes to the leader).
+-- A learner may not move leadership (nor change membership, nor issue tokens).
 SELECT ha_transfer(2);
+-- Hand leadership to node 2, asked from node 2, a follower (the request goes to the leader).
 .connection 1
+SELECT ha_transfer(2);
 SELECT json_extract(ha_status(), '$.role');
 SELECT json_extract(ha_status(), '$.listen_addr'), json_extract(ha_status(), '$.addr');
 INSERT INTO t(v) VALUES ('after the transfer');

@@ -43,13 +43,47 @@ fn run_script(script: &Path) -> String {
     }
     let output = child.wait_with_output().expect("output");
     let scratch_path = scratch.path().to_string_lossy().into_owned();
-    let clean = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&scratch_path, "$SCRATCH");
+    let clean = |bytes: &[u8]| mask_random_values(&String::from_utf8_lossy(bytes).replace(&scratch_path, "$SCRATCH"));
     format!(
         "{}-- stderr --\n{}-- exit: {} --\n",
         clean(&output.stdout),
         clean(&output.stderr),
         output.status.code().map_or("signal".to_string(), |c| c.to_string())
     )
+}
+
+/// Masks what differs on every run: token ids (16 hex digits), CA fingerprints (64 hex
+/// digits) and Unix times (10 decimal digits), so error messages that name them still compare.
+fn mask_random_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let digits = run.bytes().all(|b| b.is_ascii_digit());
+        out.push_str(match run.len() {
+            10 if digits => "<unix-time>",
+            16 => "<token-id>",
+            64 => "<fingerprint>",
+            _ => run.as_str(),
+        });
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || ('a'..='f').contains(&c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+#[test]
+fn masking_keeps_ordinary_output() {
+    // Goal: only values of the masked shapes change; words and short numbers stay.
+    let text = "token 7ac8d0c91e956141 expired at unix time 1796378252 s; abc 42 deadbeef";
+    assert_eq!(mask_random_values(text), "token <token-id> expired at unix time <unix-time> s; abc 42 deadbeef");
 }
 
 #[test]

@@ -166,7 +166,12 @@ impl Node {
 pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
     if options.role == Role::Learner {
         return Err(Error::InvalidArgument(
-            "the first node of a cluster must be a voter: learners join an existing cluster with ha_join(addr, peer, 'learner')".into(),
+            "the first node of a cluster must be a voter: learners join an existing cluster with ha_join(addr, peer, token) and a token from ha_token('learner')".into(),
+        ));
+    }
+    if options.token.is_some() {
+        return Err(Error::InvalidArgument(
+            "ha_init starts a new cluster and takes no join token: to join an existing one, use ha_join(addr, peer, token)".into(),
         ));
     }
     let dir = StateDir::of(db);

@@ -46,7 +46,7 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
             // The trust state starts with node 1 admitted, before any snapshot: every later
             // member receives it with the cluster's data.
             match super::admission::propose(&node, bootstrap).await? {
-                TrustOutcome::Done => {}
+                TrustOutcome::Admitted { node_id: 1 } => {}
                 other => return Err(Error::Raft(format!("recording the cluster's trust state: {other:?}"))),
             }
             let applied = node.metrics().last_applied.map(|id| id.index());

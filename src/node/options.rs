@@ -50,8 +50,13 @@ impl StartOptions {
             match trimmed {
                 "voter" => StartOptions { role: Role::Voter, ..StartOptions::default() },
                 "learner" => StartOptions { role: Role::Learner, ..StartOptions::default() },
-                // Anything else is taken for a join token; decoding it says what is wrong.
-                token => StartOptions { token: Some(Secret(token.to_owned())), ..StartOptions::default() },
+                // A join token; decoding it later says what is wrong with it.
+                token if token.starts_with(TOKEN_FAMILY) => StartOptions { token: Some(Secret(token.to_owned())), ..StartOptions::default() },
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid options '{text}': expected a join token (from ha_token()), 'voter', 'learner' or a JSON object such as '{{\"advertise\":\"10.0.0.5:7001\"}}'"
+                    )))
+                }
             }
         };
         if options.log_bytes_max.is_some_and(|bytes| bytes < LOG_BYTES_MAX_MIN) {
@@ -62,6 +67,10 @@ impl StartOptions {
         Ok(options)
     }
 }
+
+/// How every join token starts, whatever its version (`dqvfs-join1.`): enough to tell a token
+/// from a misspelt option, while a token of another version still gets the decoder's message.
+const TOKEN_FAMILY: &str = "dqvfs-join";
 
 /// Longest member address accepted (what a DNS name and a port can need).
 pub const MEMBER_ADDR_BYTES_MAX: usize = 255;
@@ -161,6 +170,7 @@ mod tests {
     fn bad_options_name_the_problem() {
         // Goal: typos are refused, not ignored (a misspelt key must not silently change nothing).
         for (bad, why) in [
+            ("leader", "expected a join token"),
             (r#"{"advertize":"127.0.0.1:1"}"#, "unknown field `advertize`"),
             (r#"{"role":"boss"}"#, "unknown variant `boss`"),
             ("{not json", "invalid options"),

@@ -150,9 +150,13 @@ pub async fn join(
         let conn = match timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                return Err(match pin_check.foreign_fingerprint() {
-                    Some(found) => TransportError::Trust(TrustError::ForeignCluster { expected: pin, found: Some(found) }),
-                    None => unreachable(seed_addr, e),
+                return Err(match (pin_check.foreign_fingerprint(), e) {
+                    (Some(found), _) => TransportError::Trust(TrustError::ForeignCluster { expected: pin, found: Some(found) }),
+                    // QUIC gives up on a silent peer after its idle timeout, before our own deadline.
+                    (None, quinn::ConnectionError::TimedOut) => {
+                        unreachable(seed_addr, "no answer to the handshake (is a node running at that address?)")
+                    }
+                    (None, e) => unreachable(seed_addr, e),
                 })
             }
             Err(_) => return Err(unreachable(seed_addr, "handshake timed out")),

@@ -272,10 +272,9 @@ impl Registry {
     fn admit(&mut self, id: TokenId, role: Role, now_unix_s: u64, not_after_unix_s: u64) -> Result<TrustOutcome, Refusal> {
         let record = self.token_for(id, role, now_unix_s)?;
         let node_id = self.last_node_id.checked_add(1).ok_or(Refusal::NodeIdsExhausted)?;
-        // Checks done; from here on the change is applied in full.
-        if record.uses_left <= 1 {
-            self.tokens.remove(&id);
-        } else if let Some(r) = self.tokens.get_mut(&id) {
+        // Checks done; from here on the change is applied in full. A used-up token is kept
+        // (with no uses left) until it expires, so a replay is told "used up", not "unknown".
+        if let Some(r) = self.tokens.get_mut(&id) {
             r.uses_left -= 1;
         }
         self.last_node_id = node_id;
@@ -309,9 +308,9 @@ impl Registry {
         }
     }
 
-    /// The tokens not yet expired at `now_unix_s`.
+    /// The tokens that can still admit a node at `now_unix_s` (not expired, uses left).
     pub fn outstanding_tokens(&self, now_unix_s: u64) -> impl Iterator<Item = (TokenId, &TokenRecord)> {
-        self.tokens.iter().filter(move |(_, r)| !r.expired(now_unix_s)).map(|(id, r)| (*id, r))
+        self.tokens.iter().filter(move |(_, r)| !r.expired(now_unix_s) && r.uses_left > 0).map(|(id, r)| (*id, r))
     }
 
     /// The admission of `node_id`, if admitted and not revoked.

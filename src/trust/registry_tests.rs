@@ -55,8 +55,8 @@ fn bootstrap_once() {
     refused(&mut r, again, Refusal::AlreadyBootstrapped);
 }
 
-// Goal: each admission consumes one use and allocates the next id; the last use removes the
-// token.
+// Goal: each admission consumes one use and allocates the next id; a used-up token is no
+// longer outstanding, and a replay of it is refused as used up (not as unknown).
 #[test]
 fn admit_consumes_uses_and_allocates_increasing_ids() {
     let mut r = bootstrapped();
@@ -66,7 +66,8 @@ fn admit_consumes_uses_and_allocates_increasing_ids() {
     assert_eq!(r.outstanding_tokens(NOW).next().map(|(_, t)| t.uses_left), Some(1));
     assert_eq!(r.apply(&admit(7, Role::Learner, NOW)), TrustOutcome::Admitted { node_id: 3 });
     assert_eq!(r.outstanding_tokens(NOW).count(), 0);
-    refused(&mut r, admit(7, Role::Voter, NOW), Refusal::TokenUnknown);
+    refused(&mut r, admit(7, Role::Voter, NOW), Refusal::TokenUsedUp);
+    assert!(matches!(r.check_token(TokenId(7), Role::Voter, NOW), Err(TrustError::TokenUsedUp { .. })));
     assert_eq!(r.admitted().map(|(id, a)| (id, a.role)).collect::<Vec<_>>(), [(1, Role::Voter), (2, Role::Voter), (3, Role::Learner)]);
     assert_eq!(r.last_node_id(), 3);
 }
@@ -86,7 +87,7 @@ fn refused_admissions_leave_the_registry_unchanged() {
     assert!(r.outstanding_tokens(NOW + HOUR_S).next().is_none());
 }
 
-// Goal: a used-up record (only possible in hand-built state) is refused as used up.
+// Goal: a used-up record is refused as used up, by apply and by the leader's pre-check.
 #[test]
 fn used_up_token_is_refused() {
     let mut r = bootstrapped();
@@ -196,7 +197,7 @@ proptest! {
                 _ => {}
             }
             prop_assert!(r.tokens.len() <= TOKENS_OUTSTANDING_MAX);
-            prop_assert!(r.tokens.values().all(|t| t.uses_left > 0 && t.uses_left <= TOKEN_USES_MAX));
+            prop_assert!(r.tokens.values().all(|t| t.uses_left <= TOKEN_USES_MAX));
             prop_assert!(r.admitted().all(|(id, _)| id <= r.last_node_id() && !r.is_revoked(id)));
         }
     }
