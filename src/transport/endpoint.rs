@@ -16,17 +16,17 @@ use tokio::time::timeout;
 use crate::transport::client::{resolve, Client};
 use crate::transport::error::TransportError;
 use crate::transport::limits::{
-    IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SHUTDOWN_TIMEOUT, SOCKET_BUFFER_BYTES, STREAMS_PER_CONNECTION_MAX,
-    UDP_PAYLOAD_BYTES_MAX,
+    CONNECTION_RECEIVE_WINDOW_BYTES, IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SEND_WINDOW_BYTES, SHUTDOWN_TIMEOUT,
+    SOCKET_BUFFER_BYTES, STREAMS_PER_CONNECTION_MAX, STREAM_RECEIVE_WINDOW_BYTES, UDP_PAYLOAD_BYTES_MAX,
 };
 use crate::transport::server::{accept_loop, RpcHandler};
 use crate::transport::limits::{CONNECT_TIMEOUT, JOIN_RESPONSE_BYTES_MAX};
-use crate::transport::tls::{client_config, join_client_config, server_config};
+use crate::transport::tls::{client_config, join_client_config, join_exporter, server_config};
 use crate::trust::CLUSTER_SERVER_NAME;
 use crate::transport::wire::{read_frame, write_frame, JoinGrant, JoinRequest, Request, Response, StreamOpen};
 use crate::trust::certs::{ClusterCa, NodeIdentity};
 use crate::trust::error::TrustError;
-use crate::trust::token::{TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
+use crate::trust::token::TLS_EXPORTER_BYTES;
 use crate::trust::Fingerprint;
 
 /// QUIC application error code sent when we close connections on shutdown.
@@ -98,8 +98,9 @@ fn with_large_buffers(socket: std::net::UdpSocket) -> std::net::UdpSocket {
     socket.into()
 }
 
-/// Settings shared by both directions: bounded streams, keep-alive under the idle timeout,
-/// datagrams as large as the path allows.
+/// Settings shared by both directions: bounded streams and flow-control windows (what one
+/// peer can make us buffer), keep-alive under the idle timeout, datagrams as large as the path
+/// allows.
 fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
     let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| TransportError::TlsConfig(e.to_string()))?;
     let mut config = quinn::TransportConfig::default();
@@ -110,7 +111,10 @@ fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
         .max_concurrent_bidi_streams(STREAMS_PER_CONNECTION_MAX.into())
         .max_concurrent_uni_streams(0u32.into())
         .max_idle_timeout(Some(idle))
-        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL));
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .stream_receive_window(STREAM_RECEIVE_WINDOW_BYTES.into())
+        .receive_window(CONNECTION_RECEIVE_WINDOW_BYTES.into())
+        .send_window(SEND_WINDOW_BYTES);
     Ok(Arc::new(config))
 }
 
@@ -161,9 +165,7 @@ pub async fn join(
             }
             Err(_) => return Err(unreachable(seed_addr, "handshake timed out")),
         };
-        let mut tls_exporter = [0u8; TLS_EXPORTER_BYTES];
-        conn.export_keying_material(&mut tls_exporter, TLS_EXPORTER_LABEL, b"")
-            .map_err(|_| TransportError::TlsConfig("no keying material exported for this session".into()))?;
+        let tls_exporter = join_exporter(&conn)?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(seed_addr, e))?;
         write_frame(&mut send, &StreamOpen::Rpc(Request::Join(request(tls_exporter)))).await?;
         let _ = send.finish();

@@ -45,6 +45,31 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 128;
 /// Connections the server keeps open at once; more are refused.
 pub const CONNECTIONS_MAX: usize = 256;
 
+/// Connections not yet known to be a member's, at once: handshakes in progress and joiners
+/// (no certificate). Past it, newcomers are refused; members' established connections are
+/// not counted, so a flood of strangers cannot lock members out of each other.
+pub const UNAUTHENTICATED_CONNECTIONS_MAX: usize = 16;
+
+/// Deadline of a handshake whose peer is not yet known (a member's handshake takes a round
+/// trip or two; a stranger holding a slot longer is dropped).
+pub const UNAUTHENTICATED_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a connection without a certificate may live: long enough for one `Join` (the
+/// leader commits the admission through Raft before answering).
+pub const UNAUTHENTICATED_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+
+/// Bytes one stream may have in flight towards us before its sender must wait (QUIC flow
+/// control; quinn's default, set here so the bound is ours).
+pub const STREAM_RECEIVE_WINDOW_BYTES: u32 = 1_250_000;
+
+/// Bytes all streams of one connection together may have in flight towards us: the bound on
+/// what one peer can make us buffer. (quinn's default is unbounded: 128 streams of
+/// [`STREAM_RECEIVE_WINDOW_BYTES`] each, 160 MB.)
+pub const CONNECTION_RECEIVE_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Bytes we keep unacknowledged towards one peer (quinn's default).
+pub const SEND_WINDOW_BYTES: u64 = 10_000_000;
+
 /// A connection with no traffic at all for this long is dropped by QUIC, and the next call
 /// dials again. A peer that was killed and restarted on the same port never closes its old
 /// connection (and cannot reset it), so this is how long the leader keeps talking into the

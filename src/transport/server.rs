@@ -20,18 +20,21 @@ use openraft::raft::{AppendEntriesRequest, SnapshotResponse};
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use quinn::{Connection, RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
 use crate::raft::types::{SnapshotImage, TypeConfig};
 use crate::transport::limits::{
-    CONNECTIONS_MAX, CONNECT_TIMEOUT, FRAME_BYTES_MAX, HANDLER_TIMEOUT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_FRAME_BYTES_MAX,
+    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
+    UNAUTHENTICATED_CONNECTION_LIFETIME, UNAUTHENTICATED_FRAME_BYTES_MAX, UNAUTHENTICATED_HANDSHAKE_TIMEOUT,
 };
 use crate::transport::progress::SnapshotTransfers;
 use crate::transport::snapshot;
 use crate::transport::error::TransportError;
 use crate::transport::wire::{read_frame, write_frame, AppendReply, FrameError, Request, Response, SnapshotHeader, StreamOpen};
 use crate::trust::certs::{peer_identity, PeerIdentity};
-use crate::trust::token::{TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
+use crate::transport::tls::join_exporter;
+use crate::trust::token::TLS_EXPORTER_BYTES;
 
 /// A boxed, sendable future: what the handler returns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -81,25 +84,48 @@ pub trait RpcHandler: Send + Sync + 'static {
 }
 
 /// Accepts connections until the endpoint is closed.
+///
+/// Before a peer is known: a source that has not yet proven it receives our packets gets a
+/// QUIC Retry first (so a forged source address costs us one small packet, no state); then
+/// the connection takes one of [`UNAUTHENTICATED_CONNECTIONS_MAX`] slots, which it gives back
+/// as soon as its certificate names a member, or holds until it ends (at most
+/// [`UNAUTHENTICATED_CONNECTION_LIFETIME`]) if it has none.
 pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
+    let unauthenticated = Arc::new(Semaphore::new(UNAUTHENTICATED_CONNECTIONS_MAX));
     while let Some(incoming) = endpoint.accept().await {
         if endpoint.open_connections() >= CONNECTIONS_MAX {
             tracing::warn!(peer = %incoming.remote_address(), "too many connections, refusing");
             incoming.refuse();
             continue;
         }
-        tokio::spawn(serve_connection(incoming, handler.clone(), transfers.clone()));
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            if let Err(e) = incoming.retry() {
+                tracing::debug!(error = %e, "cannot send a retry");
+            }
+            continue;
+        }
+        let Ok(slot) = Arc::clone(&unauthenticated).try_acquire_owned() else {
+            tracing::debug!(peer = %incoming.remote_address(), "too many connections not yet authenticated, refusing");
+            incoming.refuse();
+            continue;
+        };
+        tokio::spawn(serve_connection(incoming, handler.clone(), transfers.clone(), slot));
     }
     tracing::debug!("accept loop ended");
 }
 
-async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    handler: Arc<dyn RpcHandler>,
+    transfers: SnapshotTransfers,
+    slot: OwnedSemaphorePermit,
+) {
     let peer = incoming.remote_address();
     let connecting = match incoming.accept() {
         Ok(connecting) => connecting,
         Err(e) => return tracing::debug!(%peer, error = %e, "incoming connection failed"),
     };
-    let conn = match timeout(CONNECT_TIMEOUT, connecting).await {
+    let conn = match timeout(UNAUTHENTICATED_HANDSHAKE_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return tracing::info!(%peer, error = %e, "handshake failed"),
         Err(_) => return tracing::info!(%peer, "handshake timed out"),
@@ -113,6 +139,25 @@ async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler
         }
     };
     tracing::debug!(%peer, ?caller, "connection accepted");
+    if let Caller::Anonymous { .. } = caller {
+        // One stream, one answer, within the lifetime; then the slot is free again. The peer
+        // closes the connection once it has read the answer (closing it here could discard
+        // the answer in flight), or the deadline does.
+        let served = async {
+            if let Ok((send, recv)) = conn.accept_bi().await {
+                serve_stream(send, recv, caller, handler, (transfers, peer.to_string())).await;
+            }
+            conn.closed().await
+        };
+        if timeout(UNAUTHENTICATED_CONNECTION_LIFETIME, served).await.is_err() {
+            tracing::info!(%peer, "a connection without a certificate outlived its deadline");
+            conn.close(CLOSE_CODE_DONE.into(), b"one request per unauthenticated connection");
+        }
+        drop(slot);
+        return;
+    }
+    // A member: its connection no longer counts against the strangers' budget.
+    drop(slot);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -123,6 +168,9 @@ async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn RpcHandler
     }
 }
 
+/// QUIC application error code of an unauthenticated connection closed at its deadline.
+const CLOSE_CODE_DONE: u32 = 2;
+
 /// QUIC application error code of a connection refused after the handshake.
 const CLOSE_CODE_REFUSED: u32 = 1;
 
@@ -132,12 +180,7 @@ fn caller_of(conn: &Connection) -> Result<Caller, TransportError> {
     let chain = conn.peer_identity().and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
     match chain.as_deref().and_then(|chain| chain.first()) {
         Some(cert) => Ok(Caller::Member(peer_identity(cert.as_ref())?)),
-        None => {
-            let mut tls_exporter = [0u8; TLS_EXPORTER_BYTES];
-            conn.export_keying_material(&mut tls_exporter, TLS_EXPORTER_LABEL, b"")
-                .map_err(|_| TransportError::TlsConfig("no keying material exported for this session".into()))?;
-            Ok(Caller::Anonymous { tls_exporter })
-        }
+        None => Ok(Caller::Anonymous { tls_exporter: join_exporter(conn)? }),
     }
 }
 

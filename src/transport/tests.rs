@@ -255,15 +255,19 @@ async fn unauthenticated_peer_can_only_join() {
         other => panic!("expected member 7, got {other:?}"),
     }
 
-    let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
-    let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config(ca.fingerprint()).unwrap().0).unwrap());
     let before = a.handler.calls.load(Ordering::SeqCst);
-    let err = anonymous.call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE).await.unwrap_err();
-    assert!(matches!(err, TransportError::Remote { retryable: false, .. }), "{err}");
-    let err = anonymous.call(&a.addr, Request::Vote(VoteRequest::new(vote(), None)), DEADLINE).await.unwrap_err();
-    assert!(matches!(err, TransportError::Remote { retryable: false, .. }), "{err}");
+    for request in [Request::Admin(AdminRequest::Status), Request::Vote(VoteRequest::new(vote(), None))] {
+        // An unauthenticated connection carries one request: each gets a connection of its own.
+        let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
+        let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config(ca.fingerprint()).unwrap().0).unwrap());
+        let err = anonymous.call(&a.addr, request, DEADLINE).await.unwrap_err();
+        assert!(matches!(err, TransportError::Remote { retryable: false, .. }), "{err}");
+        // A second request on the same connection is never served.
+        let second = anonymous.call(&a.addr, Request::Admin(AdminRequest::Status), Duration::from_millis(500)).await;
+        assert!(matches!(second, Err(TransportError::Timeout { .. })), "{second:?}");
+        quic.close(0u32.into(), b"");
+    }
     assert_eq!(a.handler.calls.load(Ordering::SeqCst), before, "the handler never saw the refused requests");
-    quic.close(0u32.into(), b"");
     newcomer.endpoint.shutdown().await;
     a.endpoint.shutdown().await;
 }

@@ -270,7 +270,7 @@ impl Registry {
     }
 
     fn admit(&mut self, id: TokenId, role: Role, now_unix_s: u64, not_after_unix_s: u64) -> Result<TrustOutcome, Refusal> {
-        let record = self.token_for(id, role, now_unix_s)?;
+        self.token_for(id, role, now_unix_s)?;
         let node_id = self.last_node_id.checked_add(1).ok_or(Refusal::NodeIdsExhausted)?;
         // Checks done; from here on the change is applied in full. A used-up token is kept
         // (with no uses left) until it expires, so a replay is told "used up", not "unknown".
