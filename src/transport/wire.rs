@@ -520,3 +520,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "wire_properties.rs"]
+mod properties;

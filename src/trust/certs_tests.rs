@@ -141,3 +141,33 @@ fn debug_hides_keys() {
     let shown = format!("{ca:?} {node:?} {:?}", NodeKey::generate().unwrap());
     assert!(!shown.contains("PRIVATE KEY") && !shown.contains(&node.key_pem()[40..80]), "{shown}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        // Goal: the two certificate decoders that see network input (a peer's certificate,
+        // a joiner's public key) return an error, never panic, on arbitrary or damaged bytes.
+        #[test]
+        fn certificate_and_key_decoders_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..2048),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let _ = peer_identity(&bytes);
+            let signer = ca();
+            let _ = signer.issue(&bytes, signer.cluster_id(), 2, NODE_CERT_VALIDITY, NOW);
+            let node = NodeIdentity::issue_self(&signer, signer.cluster_id(), 3, NODE_CERT_VALIDITY, NOW).unwrap();
+            let mut cert = node.cert_der().to_vec();
+            let mut key = NodeKey::generate().unwrap().public_key_der();
+            for (at, byte) in flips {
+                let (i, j) = (at.index(cert.len()), at.index(key.len()));
+                cert[i] ^= byte;
+                key[j] ^= byte;
+            }
+            let _ = peer_identity(&cert);
+            let _ = signer.issue(&key, signer.cluster_id(), 4, NODE_CERT_VALIDITY, NOW);
+        }
+    }
+}
