@@ -586,3 +586,280 @@ fn a_removed_node_is_refused() {
     assert!(!member_ids(cluster.leader()).contains(&id), "the removed node came back");
     rt.block_on(intruder.endpoint.shutdown());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Flood
+// ---------------------------------------------------------------------------------------------
+
+/// How long each commit-rate measurement lasts.
+const MEASURE: Duration = Duration::from_secs(3);
+
+/// Autocommit INSERTs per shell batch while measuring (one round trip to the shell each).
+const INSERTS_PER_BATCH: usize = 10;
+
+/// A batch of INSERTs taking this long counts as commits having stopped.
+const BATCH_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The fewest unauthenticated connection attempts the flood must make (the goal's figure).
+const FLOOD_ATTEMPTS_MIN: u64 = 1_000;
+
+/// The most connection attempts the flood makes; it also stops when the measurement ends.
+const FLOOD_ATTEMPTS_MAX: usize = 20_000;
+
+/// Client sockets (quinn endpoints) the flood spreads its connections over.
+const FLOOD_SOCKETS: usize = 6;
+
+/// Handshakes in flight at once per flood socket.
+const FLOOD_IN_FLIGHT: usize = 32;
+
+/// How long the flood builds up before the second measurement starts.
+const FLOOD_RAMP: Duration = Duration::from_secs(1);
+
+/// Bound on one flood handshake, and on tearing the flood down.
+const FLOOD_STEP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The most garbage datagrams sent.
+const GARBAGE_DATAGRAMS_MAX: u64 = 100_000;
+
+/// What the flood did, counted by its tasks.
+#[derive(Default)]
+struct FloodCounts {
+    attempted: AtomicU64,
+    handshakes: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+    garbage_streams: AtomicU64,
+    datagrams: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+    /// Completed connections, held open (idle, kept alive) until the flood ends.
+    open: Mutex<Vec<quinn::Connection>>,
+}
+
+/// A client config like a joiner's (no certificate, pinned to the real CA, so handshakes
+/// complete), with keep-alives so the connections it makes stay open while idle.
+fn flood_client_config(pin: Fingerprint) -> quinn::ClientConfig {
+    let (crypto, _pin_check) = transport::tls::join_client_config(pin).expect("join client config");
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(Duration::from_millis(500)))
+        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(10)).expect("idle timeout")));
+    config.transport_config(Arc::new(transport));
+    config
+}
+
+/// One flood connection: handshake as an anonymous joiner; if it completes, some connections
+/// send garbage on a stream (random bytes, or a frame announcing 1 GiB that never comes) and
+/// all are kept open and idle.
+async fn flood_one(socket: quinn::Endpoint, config: quinn::ClientConfig, target: SocketAddr, n: usize, counts: Arc<FloodCounts>) {
+    counts.attempted.fetch_add(1, Ordering::Relaxed);
+    let connecting = match socket.connect_with(config, target, CLUSTER_SERVER_NAME) {
+        Ok(connecting) => connecting,
+        Err(e) => return flood_failure(&counts, e.to_string()),
+    };
+    let conn = match tokio::time::timeout(FLOOD_STEP_DEADLINE, connecting).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if e.to_string().to_lowercase().contains("refuse") => {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Ok(Err(e)) => return flood_failure(&counts, e.to_string()),
+        Err(_) => return flood_failure(&counts, "handshake timed out".into()),
+    };
+    counts.handshakes.fetch_add(1, Ordering::Relaxed);
+    if n % 2 == 0 {
+        let garbage = async {
+            let (mut send, _recv) = conn.open_bi().await.ok()?;
+            let mut bytes = vec![0u8; 1 + (rand::random::<u32>() % 4096) as usize];
+            rand::rng().fill_bytes(&mut bytes);
+            if n % 4 == 0 {
+                // A length prefix of 1 GiB, then a little: the server must bound what it reads.
+                bytes[..4].copy_from_slice(&(1u32 << 30).to_be_bytes());
+            }
+            send.write_all(&bytes).await.ok()?;
+            Some(())
+        };
+        if tokio::time::timeout(Duration::from_secs(1), garbage).await.ok().flatten().is_some() {
+            counts.garbage_streams.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    counts.open.lock().expect("flood lock").push(conn);
+}
+
+fn flood_failure(counts: &FloodCounts, error: String) {
+    counts.failed.fetch_add(1, Ordering::Relaxed);
+    counts.first_failure.lock().expect("flood lock").get_or_insert(error);
+}
+
+/// Makes connection attempts from `FLOOD_SOCKETS` sockets until `stop` or the cap; returns
+/// the sockets, to be closed by the caller.
+async fn flood_connections(target: SocketAddr, pin: Fingerprint, counts: Arc<FloodCounts>, stop: Arc<AtomicBool>) -> Vec<quinn::Endpoint> {
+    let config = flood_client_config(pin);
+    let per_socket = FLOOD_ATTEMPTS_MAX / FLOOD_SOCKETS;
+    let mut tasks = Vec::new();
+    let mut sockets = Vec::new();
+    for s in 0..FLOOD_SOCKETS {
+        let socket = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).expect("flood socket");
+        sockets.push(socket.clone());
+        let (config, counts, stop) = (config.clone(), counts.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            futures_util::stream::iter(0..per_socket)
+                .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
+                .for_each_concurrent(FLOOD_IN_FLIGHT, |i| {
+                    flood_one(socket.clone(), config.clone(), target, s * per_socket + i, counts.clone())
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        // Every step inside is bounded; this bounds the whole drain after `stop` as well.
+        let _ = tokio::time::timeout(FLOOD_STEP_DEADLINE * 2, task).await;
+    }
+    sockets
+}
+
+/// Sends random datagrams at `target` until `stop` or the cap: half of them shaped like QUIC
+/// v1 Initial packets of 1200 bytes (so the server derives keys and tries to decrypt them),
+/// half random bytes of random length.
+fn garbage_datagrams(target: SocketAddr, counts: &FloodCounts, stop: &AtomicBool) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("garbage socket");
+    let mut rng = rand::rng();
+    let mut buf = [0u8; 1400];
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) && sent < GARBAGE_DATAGRAMS_MAX {
+        for _ in 0..100 {
+            let len = if sent % 2 == 0 { 1200 } else { 1 + (rng.next_u32() as usize % buf.len()) };
+            rng.fill_bytes(&mut buf[..len]);
+            if sent % 2 == 0 {
+                buf[0] = 0xc0 | (buf[0] & 0x0f);
+                buf[1..5].copy_from_slice(&1u32.to_be_bytes());
+                buf[5] = 8;
+            }
+            // A full socket buffer only means fewer datagrams arrive; the count is of sends.
+            if socket.send_to(&buf[..len], target).is_ok() {
+                sent += 1;
+            }
+        }
+        // Paced (about 20,000 a second at most) so the flood does not only measure our own CPU.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    counts.datagrams.store(sent, Ordering::Relaxed);
+}
+
+/// Autocommit INSERTs on `shell` in batches for about `duration`; every batch must succeed.
+/// Returns how many rows were inserted and the time it took.
+fn measure_commits(shell: &mut Shell, label: &str, duration: Duration) -> (usize, Duration) {
+    let start = Instant::now();
+    let mut inserted = 0;
+    while start.elapsed() < duration {
+        let sql: String = (0..INSERTS_PER_BATCH).map(|i| format!("INSERT INTO flood(v) VALUES ('{label}-{}');\n", inserted + i)).collect();
+        if let Err(error) = shell.sql_within(&sql, BATCH_DEADLINE) {
+            panic!("[{}] an INSERT failed {:?} into the {label} measurement: {error}", shell.name(), start.elapsed());
+        }
+        inserted += INSERTS_PER_BATCH;
+    }
+    (inserted, start.elapsed())
+}
+
+/// `VmHWM` (peak resident set) and `VmRSS` of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Goal: a flood of unauthenticated QUIC connections and garbage datagrams at a follower does
+/// not stop the cluster committing, nor cut the follower off for good.
+/// Method: a 3-node cluster of shells. Serial autocommit INSERTs on the leader for ~3 s give
+/// the baseline rate. Then this process opens at least 1,000 anonymous QUIC connections to a
+/// follower (pinned to the real CA, so handshakes complete; half send garbage on a stream,
+/// all stay open and idle) from several sockets, and sends random UDP datagrams at it, while
+/// the INSERTs are timed again for ~3 s. Every INSERT must succeed and the rate during the
+/// flood must be above zero; both rates, their ratio, the follower's peak RSS and the
+/// connections completed vs refused are printed, not bounded. After the flood the follower is
+/// still a follower, passes `ha_barrier()` and holds every row.
+#[test]
+fn commits_go_on_under_a_connection_flood() {
+    let started = Instant::now();
+    let mut cluster = Cluster::start(3);
+    let pin = JoinToken::decode(&issue_token(cluster.leader(), None)).expect("decode").ca_fingerprint;
+    let target: SocketAddr = cluster.nodes[1].addr.parse().expect("follower address");
+    let follower_pid = cluster.nodes[1].shell.pid();
+    cluster.leader().ok("CREATE TABLE flood(v TEXT NOT NULL);");
+    barrier(&mut cluster.nodes[1].shell);
+
+    let (before, before_time) = measure_commits(cluster.leader(), "before", MEASURE);
+    let memory_before = memory_kib(follower_pid);
+    let applied_before = status(&mut cluster.nodes[1].shell)["applied_index"].as_u64();
+
+    let rt = runtime();
+    let counts = Arc::new(FloodCounts::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = rt.spawn(flood_connections(target, pin, counts.clone(), stop.clone()));
+    let garbage = {
+        let (counts, stop) = (counts.clone(), stop.clone());
+        std::thread::spawn(move || garbage_datagrams(target, &counts, &stop))
+    };
+    std::thread::sleep(FLOOD_RAMP);
+    let (during, during_time) = measure_commits(cluster.leader(), "during", MEASURE);
+    let applied_during = status(&mut cluster.nodes[1].shell)["applied_index"].as_u64();
+    let leader_commit = status(cluster.leader())["commit_index"].as_u64();
+    let memory_during = memory_kib(follower_pid);
+    stop.store(true, Ordering::Relaxed);
+    let sockets = rt.block_on(async { tokio::time::timeout(FLOOD_STEP_DEADLINE * 3, flood).await });
+    garbage.join().expect("garbage thread");
+    let open = std::mem::take(&mut *counts.open.lock().expect("flood lock"));
+    let held_open = open.iter().filter(|c| c.close_reason().is_none()).count();
+    for conn in &open {
+        conn.close(0u32.into(), b"flood over");
+    }
+    if let Ok(Ok(sockets)) = sockets {
+        rt.block_on(async {
+            for socket in sockets {
+                let _ = tokio::time::timeout(Duration::from_millis(500), socket.wait_idle()).await;
+            }
+        });
+    }
+    drop(open);
+
+    let rate = |n: usize, t: Duration| n as f64 / t.as_secs_f64();
+    let (rate_before, rate_during) = (rate(before, before_time), rate(during, during_time));
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!("commit rate before the flood: {rate_before:.0}/s ({before} INSERTs in {before_time:.2?})");
+    println!("commit rate during the flood: {rate_during:.0}/s ({during} INSERTs in {during_time:.2?})");
+    println!("ratio during/before: {:.2}", rate_during / rate_before);
+    println!(
+        "flood: {} connection attempts, {} handshakes completed, {} refused, {} failed otherwise (first: {:?}), \
+         {} garbage streams, {held_open} still open at the end, {} garbage datagrams",
+        load(&counts.attempted),
+        load(&counts.handshakes),
+        load(&counts.refused),
+        load(&counts.failed),
+        counts.first_failure.lock().expect("flood lock").clone(),
+        load(&counts.garbage_streams),
+        load(&counts.datagrams),
+    );
+    println!(
+        "follower memory: VmHWM {} KiB before, {} KiB during the flood (VmRSS {} -> {} KiB)",
+        memory_before.0, memory_during.0, memory_before.1, memory_during.1
+    );
+    println!("follower applied index: {applied_before:?} before the flood, {applied_during:?} at its end (leader commit {leader_commit:?})");
+
+    assert!(load(&counts.attempted) >= FLOOD_ATTEMPTS_MIN, "the flood made only {} attempts", load(&counts.attempted));
+    assert!(load(&counts.datagrams) >= 1_000, "only {} garbage datagrams sent", load(&counts.datagrams));
+    assert!(during > 0, "no commit during the flood");
+    let total = before + during;
+    assert_eq!(cluster.leader().ok("SELECT count(*) FROM flood;"), total.to_string(), "acknowledged INSERTs missing on the leader");
+
+    // The follower got through the flood: still following, and it catches up.
+    wait_for_role(&mut cluster.nodes[1].shell, "follower");
+    barrier(&mut cluster.nodes[1].shell);
+    assert_eq!(cluster.nodes[1].shell.ok("SELECT count(*) FROM flood;"), total.to_string(), "the follower lacks rows");
+    println!("test ran {:.1?}", started.elapsed());
+}
