@@ -1,7 +1,8 @@
 //! Hostile peers against clusters of real `sqlite3` shell processes: joins with bad tokens, a
 //! rogue server with another CA, a learner reaching for the CA key or membership, forged Raft
 //! messages, a removed node coming back, and a flood of unauthenticated connections and
-//! garbage datagrams.
+//! garbage datagrams (commits must go on; a member must still get a new connection, which is
+//! not protected yet: that test is `#[ignore]`d with the reason).
 //!
 //! The attacker is this test process, speaking real QUIC through the crate's own library
 //! (`dqlite_vfs::transport`, `dqlite_vfs::trust`): it can do everything a legitimate node can
@@ -531,8 +532,8 @@ fn forged_raft_messages_are_refused() {
 /// with `Revoked`, not with data.
 /// Method: a 2-node cluster issues a learner token; the attacker joins with it, binds an
 /// endpoint and adds itself as a learner member (allowed to the admitted node itself; its
-/// handler refuses the replication traffic, so the leader's wait for it to catch up ends
-/// with our deadline). Once `ha_status()` lists it, node 1 runs `ha_remove(<its id>)`; then
+/// handler refuses the replication traffic, so it never catches up; only its membership
+/// matters here). Once `ha_status()` lists it, node 1 runs `ha_remove(<its id>)`; then
 /// its `ReadIndex` requests (answered while it was a member) must get `Revoked` from both nodes
 /// within a bounded wait, and so must `Status` and a second `AddMember` of itself.
 #[test]
@@ -545,7 +546,9 @@ fn a_removed_node_is_refused() {
     let id = intruder.node_id;
     println!("intruder admitted as node {id} at {}", intruder.addr);
 
-    // Answered once it has caught up, which it never does: a timeout is expected here.
+    // openraft's leader waits (briefly, by its own default) for the new learner to catch up,
+    // which it never does; the membership change is committed either way, so an answer or
+    // our 3 s timeout are both fine: ha_status() decides.
     let add = AdminRequest::AddMember { node_id: id, addr: intruder.addr.clone(), learner: true };
     let added = rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(3), intruder.call(&seed, Request::Admin(add.clone()))).await
