@@ -72,6 +72,12 @@ impl Shell {
         &self.name
     }
 
+    /// The OS process id of the `sqlite3` process (the shell `exec`s it), e.g. to read its
+    /// `/proc/<pid>/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Runs `sql` (one or more statements or dot-commands) within [`BATCH_DEADLINE`].
     pub fn sql(&mut self, sql: &str) -> BatchResult {
         self.sql_within(sql, BATCH_DEADLINE)
