@@ -45,9 +45,14 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 128;
 /// Connections the server keeps open at once; more are refused.
 pub const CONNECTIONS_MAX: usize = 256;
 
-/// Connections not yet known to be a member's, at once: handshakes in progress and joiners
-/// (no certificate). Past it, newcomers are refused; members' established connections are
-/// not counted, so a flood of strangers cannot lock members out of each other.
+/// Handshakes in progress at once (whose peer is not known yet). Past it, newcomers are
+/// refused until one ends; each lasts at most [`UNAUTHENTICATED_HANDSHAKE_TIMEOUT`].
+pub const HANDSHAKES_MAX: usize = 64;
+
+/// Established connections without a certificate (joiners) at once. Past it, a stranger's
+/// connection is closed as soon as its handshake ends. Members' connections count against
+/// neither bound, so a flood of strangers cannot hold members out for longer than a handshake
+/// slot takes to free.
 pub const UNAUTHENTICATED_CONNECTIONS_MAX: usize = 16;
 
 /// Deadline of a handshake whose peer is not yet known (a member's handshake takes a round

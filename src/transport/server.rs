@@ -25,7 +25,7 @@ use tokio::time::timeout;
 
 use crate::raft::types::{SnapshotImage, TypeConfig};
 use crate::transport::limits::{
-    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
+    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, HANDSHAKES_MAX, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
     UNAUTHENTICATED_CONNECTION_LIFETIME, UNAUTHENTICATED_FRAME_BYTES_MAX, UNAUTHENTICATED_HANDSHAKE_TIMEOUT,
 };
 use crate::transport::progress::SnapshotTransfers;
@@ -87,11 +87,15 @@ pub trait RpcHandler: Send + Sync + 'static {
 ///
 /// Before a peer is known: a source that has not yet proven it receives our packets gets a
 /// QUIC Retry first (so a forged source address costs us one small packet, no state); then
-/// the connection takes one of [`UNAUTHENTICATED_CONNECTIONS_MAX`] slots, which it gives back
-/// as soon as its certificate names a member, or holds until it ends (at most
-/// [`UNAUTHENTICATED_CONNECTION_LIFETIME`]) if it has none.
+/// its handshake takes one of [`HANDSHAKES_MAX`] slots until it ends. A peer whose certificate
+/// names a member is then served without further bounds; one without a certificate takes one
+/// of [`UNAUTHENTICATED_CONNECTIONS_MAX`] slots (or is closed at once when none is free) and
+/// holds it until its connection ends, at most [`UNAUTHENTICATED_CONNECTION_LIFETIME`].
 pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
-    let unauthenticated = Arc::new(Semaphore::new(UNAUTHENTICATED_CONNECTIONS_MAX));
+    let slots = Slots {
+        handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
+        unauthenticated: Arc::new(Semaphore::new(UNAUTHENTICATED_CONNECTIONS_MAX)),
+    };
     while let Some(incoming) = endpoint.accept().await {
         if endpoint.open_connections() >= CONNECTIONS_MAX {
             tracing::warn!(peer = %incoming.remote_address(), "too many connections, refusing");
@@ -104,21 +108,27 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcH
             }
             continue;
         }
-        let Ok(slot) = Arc::clone(&unauthenticated).try_acquire_owned() else {
-            tracing::debug!(peer = %incoming.remote_address(), "too many connections not yet authenticated, refusing");
+        let Ok(handshake) = Arc::clone(&slots.handshakes).try_acquire_owned() else {
+            tracing::debug!(peer = %incoming.remote_address(), "too many handshakes in progress, refusing");
             incoming.refuse();
             continue;
         };
-        tokio::spawn(serve_connection(incoming, handler.clone(), transfers.clone(), slot));
+        tokio::spawn(serve_connection(incoming, handler.clone(), transfers.clone(), (handshake, Arc::clone(&slots.unauthenticated))));
     }
     tracing::debug!("accept loop ended");
+}
+
+/// The bounds on connections whose peer is not known to be a member.
+struct Slots {
+    handshakes: Arc<Semaphore>,
+    unauthenticated: Arc<Semaphore>,
 }
 
 async fn serve_connection(
     incoming: quinn::Incoming,
     handler: Arc<dyn RpcHandler>,
     transfers: SnapshotTransfers,
-    slot: OwnedSemaphorePermit,
+    (handshake, unauthenticated): (OwnedSemaphorePermit, Arc<Semaphore>),
 ) {
     let peer = incoming.remote_address();
     let connecting = match incoming.accept() {
@@ -130,6 +140,7 @@ async fn serve_connection(
         Ok(Err(e)) => return tracing::info!(%peer, error = %e, "handshake failed"),
         Err(_) => return tracing::info!(%peer, "handshake timed out"),
     };
+    drop(handshake);
     let caller = match caller_of(&conn) {
         Ok(caller) => caller,
         Err(e) => {
@@ -140,6 +151,11 @@ async fn serve_connection(
     };
     tracing::debug!(%peer, ?caller, "connection accepted");
     if let Caller::Anonymous { .. } = caller {
+        let Ok(slot) = unauthenticated.try_acquire_owned() else {
+            tracing::debug!(%peer, "too many connections without a certificate, closing");
+            conn.close(CLOSE_CODE_BUSY.into(), b"too many joiners at once; retry");
+            return;
+        };
         // One stream, one answer, within the lifetime; then the slot is free again. The peer
         // closes the connection once it has read the answer (closing it here could discard
         // the answer in flight), or the deadline does.
@@ -156,8 +172,6 @@ async fn serve_connection(
         drop(slot);
         return;
     }
-    // A member: its connection no longer counts against the strangers' budget.
-    drop(slot);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -167,6 +181,10 @@ async fn serve_connection(
         }
     }
 }
+
+/// QUIC application error code of a connection without a certificate closed because all the
+/// slots for such connections are taken.
+const CLOSE_CODE_BUSY: u32 = 3;
 
 /// QUIC application error code of an unauthenticated connection closed at its deadline.
 const CLOSE_CODE_DONE: u32 = 2;
