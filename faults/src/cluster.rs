@@ -241,7 +241,73 @@ impl Cluster {
             state.health = Health::Removed;
             state.spec.db.clone()
         };
+        // Kept aside, certificate and key included, so a nemesis can bring the removed node
+        // back and check that the members refuse it.
+        if let Err(error) = keep_removed_files(&db) {
+            eprintln!("could not keep the files of removed n{}: {error}", slot + 1);
+        }
         remove_node_files(&db);
+    }
+
+    /// A removed slot whose files `retire` kept, if any.
+    pub fn removed_with_files(&self) -> Option<Slot> {
+        self.lock()
+            .iter()
+            .find(|state| state.health == Health::Removed && removed_copy_of(&state.spec.db).exists())
+            .map(|state| state.slot)
+    }
+
+    /// Starts the removed node of `slot` again from the files `retire` kept, at its old
+    /// address: it presents its revoked certificate to the members. Its host is returned (the
+    /// caller kills it); the kept files are used once.
+    pub fn resurrect_removed(&self, slot: Slot) -> anyhow::Result<HostProcess> {
+        let mut spec = {
+            let slots = self.lock();
+            let state = slots.get(slot as usize).ok_or_else(|| anyhow!("no slot {slot}"))?;
+            if state.health != Health::Removed {
+                bail!("n{} is a member", slot + 1);
+            }
+            state.spec.clone()
+        };
+        let copy = removed_copy_of(&spec.db);
+        let file = spec.db.file_name().ok_or_else(|| anyhow!("no database file name"))?.to_owned();
+        spec.name = format!("n{}-removed", slot + 1);
+        spec.db = copy.join(file);
+        spec.log = copy.join("host.log");
+        Ok(HostProcess::spawn(&spec)?)
+    }
+
+    /// Forgets the files `retire` kept for `slot`.
+    pub fn drop_removed_files(&self, slot: Slot) {
+        if let Some(db) = self.db_path(slot) {
+            let _ = std::fs::remove_dir_all(removed_copy_of(&db));
+        }
+    }
+
+    /// The join token some node joined with (used up since), if any node has joined.
+    pub fn used_token(&self) -> Option<String> {
+        self.lock().iter().find_map(|state| {
+            let startup = state.spec.startup.first()?;
+            let start = startup.find(r#""token":""#)? + r#""token":""#.len();
+            let len = startup[start..].find('"')?;
+            Some(startup[start..start + len].to_owned())
+        })
+    }
+
+    /// A fresh node (a new empty database, a free port) tries to join through `peer` with
+    /// `token`. Returns the running host if it was admitted, else why it was not. Its files
+    /// are removed either way once the host is gone.
+    pub fn try_join(&self, peer: SocketAddr, token: &str) -> anyhow::Result<Result<HostProcess, ha_host::process::HostError>> {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = self.config.dir.join(format!("intruder-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let startup = format!("SELECT ha_join('127.0.0.1:{port}', '{peer}', '{token}')");
+        let spec = HostSpec::new("intruder", &self.config.command, Some(&self.config.extension), &dir.join("intruder.db"), vec![startup]);
+        let result = HostProcess::spawn(&spec);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Ok(result)
     }
 
     /// Makes a removed slot a fresh node again, as an operator repairs a broken one: its files
@@ -442,6 +508,46 @@ pub fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Deletes a node's database, WAL, shared memory, log and state directory.
+/// Where `retire` keeps a removed node's files: `<db>.removed/`.
+fn removed_copy_of(db: &Path) -> PathBuf {
+    suffixed(db, ".removed")
+}
+
+/// Copies the database, its WAL and its state directory into [`removed_copy_of`]`(db)`,
+/// directories private (the node refuses a state directory open to others).
+fn keep_removed_files(db: &Path) -> std::io::Result<()> {
+    let copy = removed_copy_of(db);
+    let _ = std::fs::remove_dir_all(&copy);
+    create_private_dir(&copy)?;
+    let name = db.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
+    for suffix in ["", "-wal"] {
+        let from = suffixed(db, suffix);
+        if from.exists() {
+            std::fs::copy(&from, suffixed(&copy.join(name), suffix))?;
+        }
+    }
+    copy_dir(&suffixed(db, "-ha"), &suffixed(&copy.join(name), "-ha"))
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(dir)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    create_private_dir(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if entry.file_name() != "owner.lock" {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 fn remove_node_files(db: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(suffixed(db, suffix));

@@ -15,6 +15,7 @@
 mod kind;
 mod membership;
 mod storage;
+mod trust;
 mod uncommitted;
 
 use std::collections::BTreeMap;
@@ -155,7 +156,10 @@ impl Nemesis {
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
         let first = *self.kinds.choose(&mut self.rng).ok_or_else(|| anyhow!("no faults"))?;
         let left = self.until.map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
-        let long = matches!(first, FaultKind::Membership | FaultKind::CorruptState | FaultKind::UncommittedWrite | FaultKind::TornTail);
+        let long = matches!(
+            first,
+            FaultKind::Membership | FaultKind::CorruptState | FaultKind::UncommittedWrite | FaultKind::TornTail | FaultKind::RevokedPeer
+        );
         if long && left < LONG_ROUND_MARGIN {
             bail!("{:.1} s left: too little for a round of {}", left.as_secs_f64(), first.label());
         }
@@ -166,6 +170,8 @@ impl Nemesis {
             FaultKind::TornTail => return self.torn_tail(leader),
             FaultKind::CorruptState => return self.corrupt_state(leader),
             FaultKind::UncommittedWrite => return self.uncommitted_write(leader),
+            FaultKind::TokenReplay => return self.replay_token(leader),
+            FaultKind::RevokedPeer => return self.revoked_peer(leader),
             _ => {}
         }
         let max_faulty = (self.nodes - 1) / 2;
@@ -341,7 +347,9 @@ impl Nemesis {
             | FaultKind::Transfer
             | FaultKind::TornTail
             | FaultKind::CorruptState
-            | FaultKind::UncommittedWrite => bail!("{kind:?} is not held"),
+            | FaultKind::UncommittedWrite
+            | FaultKind::TokenReplay
+            | FaultKind::RevokedPeer => bail!("{kind:?} is not held"),
         })
     }
 

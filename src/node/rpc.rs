@@ -5,7 +5,7 @@
 //! Who may ask what (every request of a member is first checked against the trust registry:
 //! a revoked node gets [`Response::Revoked`] and nothing else):
 //! - appends and snapshots: only the node the request's vote names as leader;
-//! - votes and pre-votes: only the candidate the vote names;
+//! - votes and pre-votes: only the candidate the vote names, and only if it is a voter;
 //! - leadership transfers: only the leader that hands over;
 //! - adding a member: the admitted node itself (in the role it was admitted for), or a voter;
 //! - removals, transfers, tokens and the CA key: voters only;
@@ -187,7 +187,14 @@ fn authorize(node: &Node, peer: &PeerIdentity, request: &Request) -> Result<(), 
         Request::AppendEntries(rpc) => check_append(peer.node_id, rpc).map_err(|why| error_response(why, false)),
         Request::Vote(rpc) | Request::PreVote(rpc) => {
             bounds::check_vote_request(rpc).map_err(refuse)?;
-            from_named_node(peer.node_id, bounds::vote_node(&rpc.vote), "a vote request's sender must be the candidate")
+            from_named_node(peer.node_id, bounds::vote_node(&rpc.vote), "a vote request's sender must be the candidate")?;
+            // An admitted node that is not (yet) a voter has no election to run: its votes
+            // could only raise terms and disturb the cluster.
+            if is_voter(node, peer.node_id) {
+                Ok(())
+            } else {
+                Err(error_response(format!("refused: node {} is not a voter, so it cannot be a candidate", peer.node_id), false))
+            }
         }
         Request::TransferLeader(rpc) => {
             bounds::check_vote(rpc.from_leader()).map_err(refuse)?;

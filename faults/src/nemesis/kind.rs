@@ -24,6 +24,10 @@ pub enum FaultKind {
     KillLearner,
     /// SIGSTOP the learner (alone or on top of a voter fault).
     PauseLearner,
+    /// A fresh node joins with a token already used: it must be refused.
+    TokenReplay,
+    /// A removed node comes back with its revoked certificate: it must be refused.
+    RevokedPeer,
 }
 
 impl FaultKind {
@@ -44,6 +48,8 @@ impl FaultKind {
             FaultKind::UncommittedWrite => "write on isolated leader",
             FaultKind::KillLearner => "kill learner",
             FaultKind::PauseLearner => "pause learner",
+            FaultKind::TokenReplay => "replay a used join token",
+            FaultKind::RevokedPeer => "connect with a revoked certificate",
         }
     }
 
@@ -58,6 +64,8 @@ impl FaultKind {
                 | FaultKind::TornTail
                 | FaultKind::CorruptState
                 | FaultKind::UncommittedWrite
+                | FaultKind::TokenReplay
+                | FaultKind::RevokedPeer
         )
     }
 
@@ -71,7 +79,7 @@ impl FaultKind {
     }
 }
 
-pub const ALL: [FaultKind; 15] = [
+pub const ALL: [FaultKind; 17] = [
     FaultKind::KillLeader,
     FaultKind::KillFollower,
     FaultKind::PauseLeader,
@@ -87,4 +95,6 @@ pub const ALL: [FaultKind; 15] = [
     FaultKind::UncommittedWrite,
     FaultKind::KillLearner,
     FaultKind::PauseLearner,
+    FaultKind::TokenReplay,
+    FaultKind::RevokedPeer,
 ];
