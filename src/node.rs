@@ -12,6 +12,7 @@ mod files;
 mod lifecycle;
 mod membership;
 mod options;
+mod renewal;
 mod rpc;
 pub mod runtime;
 pub mod state_dir;

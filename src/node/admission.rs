@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::raft::types::{ApplyOutcome, Command};
 use crate::transport::wire::{AdminRequest, AdminResponse, JoinGrant, JoinRequest, Request, Response, Secret};
 use crate::transport::{JoinAnswer, TransportError};
-use crate::trust::certs::{NodeKey, NODE_CERT_VALIDITY};
+use crate::trust::certs::{cert_validity, NodeKey};
 use crate::trust::registry::{TokenRecord, TrustChange, TrustOutcome};
 use crate::trust::error::TrustError;
 use crate::trust::token::{JoinToken, ProofBinding, TLS_EXPORTER_BYTES};
@@ -112,15 +112,15 @@ async fn admit_here(node: &Node, tls_exporter: [u8; TLS_EXPORTER_BYTES], request
     }
     // Signing once with a placeholder id checks that the key is usable before a token use is
     // spent on it.
-    ca.issue(&request.public_key_der, cluster_id, 0, NODE_CERT_VALIDITY, now)?;
-    let cert_not_after_unix_s = now.saturating_add(NODE_CERT_VALIDITY.as_secs());
+    let validity = cert_validity();
+    let cert_not_after_unix_s = ca.issue(&request.public_key_der, cluster_id, 0, validity, now)?.not_after_unix_s;
     let change = TrustChange::Admit { token: request.token_id, role: request.role, now_unix_s: now, cert_not_after_unix_s };
     let node_id = match propose(node, change.clone()).await? {
         TrustOutcome::Admitted { node_id } => node_id,
         TrustOutcome::Refused(refusal) => return Err(Error::Trust(refusal.into_error(&change))),
         TrustOutcome::Done => return Err(Error::Raft("an admission allocated no id".into())),
     };
-    let issued = ca.issue(&request.public_key_der, cluster_id, node_id, NODE_CERT_VALIDITY, now)?;
+    let issued = ca.issue(&request.public_key_der, cluster_id, node_id, validity, now)?;
     tracing::info!(node_id, role = %request.role, addr = %request.addr, "admitted a new node");
     Ok(JoinGrant { node_id, cluster_id, ca_cert_pem: ca.cert_pem().to_owned(), cert_pem: issued.cert_pem, members: members(node) })
 }

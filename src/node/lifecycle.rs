@@ -12,13 +12,13 @@ use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
 use super::admission::{self, unix_now};
-use super::{compaction, membership, START_DEADLINE};
+use super::{compaction, membership, renewal, START_DEADLINE};
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{Member, NodeId, TypeConfig};
-use crate::trust::certs::{ClusterCa, NodeIdentity, NODE_CERT_VALIDITY};
+use crate::trust::certs::{cert_validity, ClusterCa, NodeIdentity};
 use crate::trust::error::TrustError;
 use crate::trust::token::JoinToken;
 use crate::trust::view::TrustView;
@@ -61,8 +61,8 @@ pub struct Node {
     pub(super) ca: RwLock<ClusterCa>,
     /// This node's cluster, as its certificate names it.
     cluster_id: ClusterId,
-    /// When this node's certificate expires.
-    cert_not_after_unix_s: u64,
+    /// When this node's certificate expires (moves on at each renewal).
+    cert_not_after_unix_s: AtomicU64,
     /// The replicated trust state, as this node has applied it.
     pub(super) trust: TrustView,
     endpoint: Mutex<Option<Endpoint>>,
@@ -103,7 +103,17 @@ impl Node {
 
     /// When this node's certificate expires (seconds since the Unix epoch).
     pub fn cert_not_after_unix_s(&self) -> u64 {
-        self.cert_not_after_unix_s
+        self.cert_not_after_unix_s.load(Ordering::Acquire)
+    }
+
+    /// Presents `identity` (a renewed certificate) on new connections from now on.
+    pub(super) fn present(&self, identity: &NodeIdentity) -> Result<(), Error> {
+        let ca = self.ca.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(endpoint) = self.endpoint.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            endpoint.present(&ca, identity).map_err(|e| Error::Refused(format!("presenting the renewed certificate: {e}")))?;
+        }
+        self.cert_not_after_unix_s.store(identity.peer().not_after_unix_s, Ordering::Release);
+        Ok(())
     }
 
     /// Whether the cluster has revoked this node's certificate (it was removed).
@@ -183,7 +193,7 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
     let cluster_id = ClusterId::generate()?;
     let ca = ClusterCa::generate(cluster_id)?;
     ca.save(&dir.tls())?;
-    NodeIdentity::issue_self(&ca, cluster_id, 1, NODE_CERT_VALIDITY, unix_now())?.save(&dir.tls())?;
+    NodeIdentity::issue_self(&ca, cluster_id, 1, cert_validity(), unix_now())?.save(&dir.tls())?;
     let identity = Identity {
         node_id: 1,
         addr: addr.to_owned(),
@@ -404,7 +414,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         client: endpoint.client(),
         ca: RwLock::new(ca),
         cluster_id,
-        cert_not_after_unix_s,
+        cert_not_after_unix_s: AtomicU64::new(cert_not_after_unix_s),
         trust,
         endpoint: Mutex::new(Some(endpoint)),
         attachment: Mutex::new(None),
@@ -414,6 +424,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         _owner: owner,
     });
     handler.attach(&node);
+    renewal::spawn(&node)?;
     let attachment = vfs::attach(db, Arc::clone(&node) as Arc<dyn vfs::Replicator>);
     *node.attachment.lock().unwrap_or_else(PoisonError::into_inner) = Some(attachment);
     node.next_proposal.fetch_add(1, Ordering::Relaxed);

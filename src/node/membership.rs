@@ -407,6 +407,7 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
             return super::admission::issue_here(node, TokenOptions { role, ttl_s, uses, seeds }).await
         }
         AdminRequest::FetchCaKey => return Err(Error::InvalidArgument("the CA key is answered by the node asked".into())),
+        AdminRequest::Renew { .. } => return Err(Error::InvalidArgument("a renewal is answered for its caller".into())),
         AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
         AdminRequest::ReadIndex => return Ok(AdminResponse::ReadIndex { index: read_index(raft).await? }),
     }

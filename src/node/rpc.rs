@@ -9,7 +9,7 @@
 //! - leadership transfers: only the leader that hands over;
 //! - adding a member: the admitted node itself (in the role it was admitted for), or a voter;
 //! - removals, transfers, tokens and the CA key: voters only;
-//! - status and read-index: any member;
+//! - status and read-index: any member; a certificate renewal: any member, for itself only;
 //! - joins: anonymous callers, proven against their TLS session.
 //!
 //! Every term and index in a Raft message is checked against [`bounds`] first, so no message
@@ -24,7 +24,7 @@ use openraft::raft::AppendEntriesRequest;
 
 use super::lifecycle::Node;
 use super::membership::{lead_admin, leader_addr};
-use super::{admission, ADMIN_DEADLINE};
+use super::{admission, renewal, ADMIN_DEADLINE};
 use crate::error::Error;
 use crate::raft::alias::SnapshotMetaT;
 use crate::raft::bounds;
@@ -73,9 +73,13 @@ impl RpcHandler for Handler {
                     Request::Join(join) => admission::answer_join(&node, tls_exporter, join).await,
                     _ => error_response("peer has no cluster certificate: only Join is allowed", false),
                 },
-                Caller::Member(peer) => match authorize(&node, &peer, &request) {
-                    Ok(()) => answer(&node, request).await,
-                    Err(refusal) => refusal,
+                Caller::Member(peer) => match (authorize(&node, &peer, &request), request) {
+                    (Err(refusal), _) => refusal,
+                    // A renewal is for the caller its certificate names, never for another.
+                    (Ok(()), Request::Admin(AdminRequest::Renew { public_key_der })) => {
+                        renewal::answer_renew(&node, peer.node_id, public_key_der).await
+                    }
+                    (Ok(()), request) => answer(&node, request).await,
                 },
             }
         })
@@ -201,7 +205,7 @@ fn authorize(node: &Node, peer: &PeerIdentity, request: &Request) -> Result<(), 
             from_named_node(peer.node_id, bounds::vote_node(rpc.from_leader()), "a transfer's sender must be the leader")
         }
         Request::Join(_) => Err(error_response("a member does not join again: Join is for nodes without a certificate", false)),
-        Request::Admin(AdminRequest::Status | AdminRequest::ReadIndex) => Ok(()),
+        Request::Admin(AdminRequest::Status | AdminRequest::ReadIndex | AdminRequest::Renew { .. }) => Ok(()),
         Request::Admin(AdminRequest::AddMember { node_id, addr, learner }) => {
             super::options::check_member_addr(addr).map_err(|e| error_response(e.to_string(), false))?;
             let registry = node.trust.get();

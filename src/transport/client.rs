@@ -40,7 +40,8 @@ pub struct Client {
 
 struct Inner {
     endpoint: quinn::Endpoint,
-    config: quinn::ClientConfig,
+    /// Replaced when the node's certificate is renewed; connections made before keep theirs.
+    config: std::sync::RwLock<quinn::ClientConfig>,
     peers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Peer>>>>,
     /// Snapshot transfers of this endpoint, both ways (the server side records into it too).
     transfers: SnapshotTransfers,
@@ -57,7 +58,12 @@ struct Peer {
 impl Client {
     pub(crate) fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
         let transfers = SnapshotTransfers::default();
-        Client { inner: Arc::new(Inner { endpoint, config, peers: Mutex::new(HashMap::new()), transfers }) }
+        Client { inner: Arc::new(Inner { endpoint, config: std::sync::RwLock::new(config), peers: Mutex::new(HashMap::new()), transfers }) }
+    }
+
+    /// Makes later connections present a new certificate (after a renewal).
+    pub(crate) fn set_config(&self, config: quinn::ClientConfig) {
+        *self.inner.config.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = config;
     }
 
     /// The snapshot transfers of this endpoint.
@@ -165,7 +171,11 @@ impl Client {
         let connecting = self
             .inner
             .endpoint
-            .connect_with(self.inner.config.clone(), socket_addr, CLUSTER_SERVER_NAME)
+            .connect_with(
+                self.inner.config.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
+                socket_addr,
+                CLUSTER_SERVER_NAME,
+            )
             .map_err(|e| unreachable(addr, e))?;
         match timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => Ok(conn),

@@ -60,6 +60,16 @@ impl Endpoint {
         Ok(Endpoint { quic, client, accept_task })
     }
 
+    /// Presents `identity` from now on, on both sides: new connections use it; established
+    /// ones keep the certificate they were made with until they end.
+    pub fn present(&self, ca: &ClusterCa, identity: &NodeIdentity) -> Result<(), TransportError> {
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_config(ca, identity)?));
+        server.transport_config(transport_config()?);
+        self.quic.set_server_config(Some(server));
+        self.client.set_config(quic_client_config(client_config(ca, identity)?)?);
+        Ok(())
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
         Ok(self.quic.local_addr()?)

@@ -133,6 +133,12 @@ pub enum AdminRequest {
     },
     /// The cluster CA's signing key, for a voter that does not hold it yet (voters only).
     FetchCaKey,
+    /// A new certificate for the caller (named by its current one), for this public key.
+    Renew {
+        /// The caller's new public key (SubjectPublicKeyInfo, DER).
+        #[serde(with = "serde_bytes")]
+        public_key_der: Vec<u8>,
+    },
 }
 
 /// Answers to [`AdminRequest`]s.
@@ -149,6 +155,8 @@ pub enum AdminResponse {
     Token(Secret),
     /// Answer to `FetchCaKey`: the CA key, PEM (a secret).
     CaKey(Secret),
+    /// Answer to `Renew`: the caller's new certificate, PEM.
+    Certificate(String),
     /// The receiver's view of the cluster.
     Status {
         /// The receiver's id.

@@ -39,6 +39,28 @@ pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 /// A certificate is renewed once it expires within this.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Environment variable that shortens the lifetime of the certificates a node issues, in
+/// seconds (at least [`CERT_VALIDITY_MIN`]): for tests and renewal drills. Unset: 90 days.
+pub const CERT_VALIDITY_ENV: &str = "DQLITE_VFS_CERT_VALIDITY_S";
+
+/// The shortest lifetime [`CERT_VALIDITY_ENV`] may ask for.
+pub const CERT_VALIDITY_MIN: Duration = Duration::from_secs(15);
+
+/// The lifetime of the certificates this node issues: [`NODE_CERT_VALIDITY`], unless
+/// [`CERT_VALIDITY_ENV`] says otherwise.
+pub fn cert_validity() -> Duration {
+    std::env::var(CERT_VALIDITY_ENV)
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map_or(NODE_CERT_VALIDITY, |seconds| Duration::from_secs(seconds).max(CERT_VALIDITY_MIN))
+}
+
+/// How long before its expiry a certificate of lifetime `validity` is renewed: a third of
+/// its life ([`RENEW_BEFORE`] of [`NODE_CERT_VALIDITY`]).
+pub fn renew_before(validity: Duration) -> Duration {
+    validity / 3
+}
+
 /// How far back a certificate's validity starts, for members whose clocks run behind.
 const CLOCK_SKEW_S: u64 = 5 * 60;
 

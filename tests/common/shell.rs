@@ -34,7 +34,13 @@ pub struct Shell {
 impl Shell {
     /// Starts `sqlite3` in `dir`; `name` labels its log lines and failure messages.
     pub fn start(name: &str, dir: &Path) -> Shell {
+        Shell::start_with_env(name, dir, &[])
+    }
+
+    /// [`Shell::start`], with extra environment variables for the process.
+    pub fn start_with_env(name: &str, dir: &Path, env: &[(&str, &str)]) -> Shell {
         let mut command = Command::new("/bin/sh");
+        command.envs(env.iter().copied());
         command
             .arg("-c")
             // exec: the pid we hold is the shell's own, so kill() reaches sqlite3 itself.
