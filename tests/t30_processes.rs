@@ -73,41 +73,9 @@ impl Member {
     }
 }
 
-/// `ha_status()` as JSON.
-fn status(shell: &mut Shell) -> serde_json::Value {
-    let text = shell.ok("SELECT ha_status();");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("[{}] ha_status() is not JSON ({e}): {text}", shell.name()))
-}
 
-/// The role `ha_status()` reports.
-fn role(shell: &mut Shell) -> String {
-    status(shell)["role"].as_str().unwrap_or("?").to_owned()
-}
 
-/// Polls until the node reports `wanted` as its role.
-fn wait_for_role(shell: &mut Shell, wanted: &str) {
-    let until = Instant::now() + SETTLE_DEADLINE;
-    loop {
-        let now = role(shell);
-        if now == wanted {
-            return;
-        }
-        assert!(Instant::now() < until, "[{}] still {now} after {SETTLE_DEADLINE:?}, expected {wanted}", shell.name());
-        std::thread::sleep(POLL);
-    }
-}
 
-/// `ha_barrier()`, retried while the node is still finding its leader after a (re)start.
-fn barrier(shell: &mut Shell) {
-    let until = Instant::now() + SETTLE_DEADLINE;
-    loop {
-        match shell.sql("SELECT ha_barrier();") {
-            Ok(_) => return,
-            Err(_) if Instant::now() < until => std::thread::sleep(POLL),
-            Err(error) => panic!("[{}] ha_barrier() still failing after {SETTLE_DEADLINE:?}: {error}", shell.name()),
-        }
-    }
-}
 
 /// The schema: a trigger makes every insert write a second table, so replication must carry
 /// both tables' pages of one transaction together.
@@ -167,7 +135,7 @@ fn write_phase(leader: &mut Shell, phase: &str, acknowledged: &mut Vec<i64>) {
 
 /// Index (in `members`) of the node that `members[probe]` names as leader.
 fn leader_index(members: &mut [Member], probe: usize) -> usize {
-    let status = status(members[probe].shell());
+    let status = members[probe].shell().status();
     let leader_addr = status["leader_addr"].as_str().unwrap_or_else(|| panic!("no leader known: {status}")).to_owned();
     members.iter().position(|m| m.addr == leader_addr).unwrap_or_else(|| panic!("leader {leader_addr} is not ours"))
 }
@@ -193,7 +161,7 @@ fn await_new_leader(members: &mut [Member], survivors: &[usize], killed_at: Inst
         last_seen.clear();
         for &i in survivors {
             let shell = members[i].shell();
-            let role = role(shell);
+            let role = shell.status()["role"].as_str().unwrap_or("?").to_owned();
             if role == "leader" {
                 let elected = *elected.get_or_insert_with(|| killed_at.elapsed());
                 if let Ok(id) = insert_row(shell, "first-after-failover") {
@@ -230,7 +198,7 @@ fn leader_sigkill_failover_and_catch_up() {
         members.push(member);
     }
     for member in &mut members[1..] {
-        wait_for_role(member.shell(), "follower");
+        member.shell().wait_for_role("follower", SETTLE_DEADLINE);
     }
 
     // Writes on the leader.
@@ -243,7 +211,7 @@ fn leader_sigkill_failover_and_catch_up() {
     // Reads on followers, after a barrier; writes there are refused.
     for i in (0..members.len()).filter(|&i| i != leader) {
         let shell = members[i].shell();
-        barrier(shell);
+        shell.barrier(SETTLE_DEADLINE);
         assert_eq!(contents(shell), expected, "[{}] follower contents", shell.name());
         let refused = shell.sql("INSERT INTO t(v) VALUES ('written on a follower');");
         let error = refused.expect_err("a write on a follower must fail");
@@ -271,14 +239,14 @@ fn leader_sigkill_failover_and_catch_up() {
 
     // The old leader restarts with its own startup SQL, comes back as a follower, catches up.
     members[leader].start(dir);
-    wait_for_role(members[leader].shell(), "follower");
+    members[leader].shell().wait_for_role("follower", SETTLE_DEADLINE);
     write_phase(members[new_leader].shell(), "rejoined", &mut acknowledged);
 
     // All nodes: same contents, every acknowledged row, integrity ok.
     let expected = contents(members[new_leader].shell());
     for member in &mut members {
         let shell = member.shell();
-        barrier(shell);
+        shell.barrier(SETTLE_DEADLINE);
         assert_eq!(contents(shell), expected, "[{}] contents differ from the leader's", shell.name());
         let present = ids(shell);
         let missing: Vec<_> = acknowledged.iter().filter(|id| !present.contains(id)).collect();

@@ -33,7 +33,6 @@ use futures_util::StreamExt;
 use openraft::raft::{AppendEntriesRequest, SnapshotResponse, VoteRequest};
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use rand::RngCore;
-use serde_json::Value;
 
 /// This file's ports; other test files use other ranges.
 const PORTS: Range<u16> = 17500..17600;
@@ -83,7 +82,7 @@ impl Cluster {
             assert_eq!(node, n as NodeId, "[n{n}] node id");
         }
         for node in &mut cluster.nodes[1..] {
-            wait_for_role(&mut node.shell, "follower");
+            node.shell.wait_for_role("follower", SETTLE_DEADLINE);
         }
         cluster
     }
@@ -135,50 +134,22 @@ fn issue_token(shell: &mut Shell, options: Option<&str>) -> String {
     token
 }
 
-/// `ha_status()` as JSON.
-fn status(shell: &mut Shell) -> Value {
-    let text = shell.ok("SELECT ha_status();");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("[{}] ha_status() is not JSON ({e}): {text}", shell.name()))
-}
 
 /// The member ids `ha_status()` lists, in order.
 fn member_ids(shell: &mut Shell) -> Vec<NodeId> {
-    let status = status(shell);
+    let status = shell.status();
     let members = status["members"].as_array().unwrap_or_else(|| panic!("no members in {status}"));
     members.iter().map(|m| m["id"].as_u64().unwrap_or_else(|| panic!("member without id: {m}"))).collect()
 }
 
 /// The outstanding token ids and their uses left, as `ha_status()` lists them.
 fn tokens(shell: &mut Shell) -> BTreeSet<(String, u64)> {
-    let status = status(shell);
+    let status = shell.status();
     let tokens = status["tokens"].as_array().unwrap_or_else(|| panic!("no tokens in {status}"));
     tokens.iter().map(|t| (t["id"].as_str().unwrap_or("?").to_owned(), t["uses_left"].as_u64().unwrap_or(0))).collect()
 }
 
-/// Polls until the node reports `wanted` as its role.
-fn wait_for_role(shell: &mut Shell, wanted: &str) {
-    let until = Instant::now() + SETTLE_DEADLINE;
-    loop {
-        let now = status(shell)["role"].as_str().unwrap_or("?").to_owned();
-        if now == wanted {
-            return;
-        }
-        assert!(Instant::now() < until, "[{}] still {now} after {SETTLE_DEADLINE:?}, expected {wanted}", shell.name());
-        std::thread::sleep(POLL);
-    }
-}
 
-/// `ha_barrier()`, retried while the node is still finding its leader.
-fn barrier(shell: &mut Shell) {
-    let until = Instant::now() + SETTLE_DEADLINE;
-    loop {
-        match shell.sql("SELECT ha_barrier();") {
-            Ok(_) => return,
-            Err(_) if Instant::now() < until => std::thread::sleep(POLL),
-            Err(error) => panic!("[{}] ha_barrier() still failing after {SETTLE_DEADLINE:?}: {error}", shell.name()),
-        }
-    }
-}
 
 fn unix_now_s() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs()
@@ -323,7 +294,7 @@ fn joins_with_bad_tokens_are_refused() {
     let mut cluster = Cluster::start(1);
     let used_up = issue_token(cluster.leader(), None);
     assert_eq!(cluster.join("n2", &used_up).expect("n2 joins"), 2);
-    wait_for_role(&mut cluster.nodes[1].shell, "follower");
+    cluster.nodes[1].shell.wait_for_role("follower", SETTLE_DEADLINE);
     let seed = cluster.nodes[0].addr.clone();
     let members = member_ids(cluster.leader());
     assert_eq!(members, vec![1, 2]);
@@ -490,7 +461,7 @@ fn forged_raft_messages_are_refused() {
     let impostor = rt.block_on(Impostor::admit(&seed, &token, Role::Voter));
     let me = impostor.node_id;
     println!("impostor admitted as node {me}");
-    let terms_before: Vec<u64> = cluster.nodes.iter_mut().map(|n| status(&mut n.shell)["term"].as_u64().expect("term")).collect();
+    let terms_before: Vec<u64> = cluster.nodes.iter_mut().map(|n| n.shell.status()["term"].as_u64().expect("term")).collect();
     let term = terms_before.iter().copied().max().expect("two nodes");
 
     let vote = |term: u64, node: NodeId| VoteOf::<TypeConfig>::new(term, node);
@@ -517,12 +488,12 @@ fn forged_raft_messages_are_refused() {
         }
     }
 
-    let terms_after: Vec<u64> = cluster.nodes.iter_mut().map(|n| status(&mut n.shell)["term"].as_u64().expect("term")).collect();
+    let terms_after: Vec<u64> = cluster.nodes.iter_mut().map(|n| n.shell.status()["term"].as_u64().expect("term")).collect();
     println!("terms before {terms_before:?}, after {terms_after:?}");
     assert!(terms_after.iter().all(|&t| t < TERM_MAX), "a forged term got through: {terms_after:?}");
-    assert_eq!(status(cluster.leader())["role"], "leader", "node 1 must still lead");
+    assert_eq!(cluster.leader().status()["role"], "leader", "node 1 must still lead");
     cluster.leader().ok("CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('after the forgeries');");
-    barrier(&mut cluster.nodes[1].shell);
+    cluster.nodes[1].shell.barrier(SETTLE_DEADLINE);
     assert_eq!(cluster.nodes[1].shell.ok("SELECT v FROM t;"), "after the forgeries");
     rt.block_on(impostor.endpoint.shutdown());
 }
@@ -837,18 +808,18 @@ fn commits_go_on_under_a_connection_flood() {
     let target: SocketAddr = cluster.nodes[1].addr.parse().expect("follower address");
     let follower_pid = cluster.nodes[1].shell.pid();
     cluster.leader().ok("CREATE TABLE flood(v TEXT NOT NULL);");
-    barrier(&mut cluster.nodes[1].shell);
+    cluster.nodes[1].shell.barrier(SETTLE_DEADLINE);
 
     let (before, before_time) = measure_commits(cluster.leader(), "before", MEASURE);
     let memory_before = memory_kib(follower_pid);
-    let applied_before = status(&mut cluster.nodes[1].shell)["applied_index"].as_u64();
+    let applied_before = cluster.nodes[1].shell.status()["applied_index"].as_u64();
 
     let rt = runtime();
     let flood = Flood::start(&rt, target, pin);
     std::thread::sleep(FLOOD_RAMP);
     let (during, during_time) = measure_commits(cluster.leader(), "during", MEASURE);
-    let applied_during = status(&mut cluster.nodes[1].shell)["applied_index"].as_u64();
-    let leader_commit = status(cluster.leader())["commit_index"].as_u64();
+    let applied_during = cluster.nodes[1].shell.status()["applied_index"].as_u64();
+    let leader_commit = cluster.leader().status()["commit_index"].as_u64();
     let memory_during = memory_kib(follower_pid);
     let (counts, held_open) = flood.stop(&rt);
 
@@ -882,8 +853,8 @@ fn commits_go_on_under_a_connection_flood() {
     assert_eq!(cluster.leader().ok("SELECT count(*) FROM flood;"), total.to_string(), "acknowledged INSERTs missing on the leader");
 
     // The follower got through the flood: still following, and it catches up.
-    wait_for_role(&mut cluster.nodes[1].shell, "follower");
-    barrier(&mut cluster.nodes[1].shell);
+    cluster.nodes[1].shell.wait_for_role("follower", SETTLE_DEADLINE);
+    cluster.nodes[1].shell.barrier(SETTLE_DEADLINE);
     assert_eq!(cluster.nodes[1].shell.ok("SELECT count(*) FROM flood;"), total.to_string(), "the follower lacks rows");
     println!("test ran {:.1?}", started.elapsed());
 }

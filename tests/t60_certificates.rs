@@ -24,14 +24,9 @@ const VALIDITY_S: &str = "15";
 /// Bound on every wait below: renewal is due 10 s after issue; checks run every 1.5 s.
 const RENEWAL_DEADLINE: Duration = Duration::from_secs(25);
 
-fn status(shell: &mut Shell) -> serde_json::Value {
-    let text = shell.ok("SELECT ha_status();");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("[{}] ha_status() is not JSON ({e}): {text}", shell.name()))
-}
-
 /// Each member's recorded certificate expiry, by node id, as the node sees it.
 fn expiries(shell: &mut Shell) -> Vec<(u64, String)> {
-    let status = status(shell);
+    let status = shell.status();
     let members = status["members"].as_array().cloned().unwrap_or_default();
     members.iter().map(|m| (m["id"].as_u64().unwrap_or(0), m["cert_expires_at"].as_str().unwrap_or("").to_owned())).collect()
 }
@@ -67,7 +62,7 @@ fn certificates_renew_before_they_expire() {
         assert!(Instant::now() < until, "not renewed within {RENEWAL_DEADLINE:?}: {first:?} -> {now:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let own = status(&mut follower)["cert_expires_at"].as_str().unwrap_or("").to_owned();
+    let own = follower.status()["cert_expires_at"].as_str().unwrap_or("").to_owned();
     assert!(own > first[1].1, "the follower shows its own renewed expiry: {own}");
 
     // Past the first certificates' expiry, a restarted follower connects with its renewed
@@ -76,10 +71,6 @@ fn certificates_renew_before_they_expire() {
     follower.kill();
     let mut follower = start("n2", dir, &join);
     leader.ok("INSERT INTO t VALUES (1);");
-    let until = Instant::now() + RENEWAL_DEADLINE;
-    while follower.sql("SELECT ha_barrier();").is_err() {
-        assert!(Instant::now() < until, "the restarted follower did not catch up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    follower.barrier(RENEWAL_DEADLINE);
     assert_eq!(follower.ok("SELECT count(*) FROM t;").trim(), "1");
 }

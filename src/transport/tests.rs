@@ -118,6 +118,16 @@ struct Node {
 }
 
 async fn node_on(listen: &str, ca: &ClusterCa, hang_on_status: bool) -> Node {
+    let identity = NodeIdentity::issue_self(ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, now_s()).unwrap();
+    bound(listen, ca, &identity, hang_on_status).await
+}
+
+/// A node presenting `identity` (made elsewhere, e.g. by a join).
+async fn node_with(ca: &ClusterCa, identity: &NodeIdentity) -> Node {
+    bound("127.0.0.1:0", ca, identity, false).await
+}
+
+async fn bound(listen: &str, ca: &ClusterCa, identity: &NodeIdentity, hang_on_status: bool) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let handler = Arc::new(TestHandler {
         dir: dir.path().to_owned(),
@@ -128,25 +138,7 @@ async fn node_on(listen: &str, ca: &ClusterCa, hang_on_status: bool) -> Node {
         appends: Arc::default(),
         last_caller: Mutex::new(None),
     });
-    let identity = NodeIdentity::issue_self(ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, now_s()).unwrap();
-    let endpoint = Endpoint::bind(listen, ca, &identity, handler.clone()).await.unwrap();
-    let addr = endpoint.local_addr().unwrap().to_string();
-    Node { endpoint, handler, addr, _dir: dir }
-}
-
-/// A node presenting `identity` (made elsewhere, e.g. by a join).
-async fn node_with(ca: &ClusterCa, identity: &NodeIdentity) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let handler = Arc::new(TestHandler {
-        dir: dir.path().to_owned(),
-        ca: ca.clone(),
-        calls: AtomicU64::new(0),
-        installed: Mutex::new(None),
-        hang_on_status: false,
-        appends: Arc::default(),
-        last_caller: Mutex::new(None),
-    });
-    let endpoint = Endpoint::bind("127.0.0.1:0", ca, identity, handler.clone()).await.unwrap();
+    let endpoint = Endpoint::bind(listen, ca, identity, handler.clone()).await.unwrap();
     let addr = endpoint.local_addr().unwrap().to_string();
     Node { endpoint, handler, addr, _dir: dir }
 }

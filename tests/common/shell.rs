@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// shorter deadline, so reaching this means something is wrong, not slow.
 pub const BATCH_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Pause between polls of a node's state.
+const POLL: Duration = Duration::from_millis(50);
+
 /// The environment variable that turns the library's logging on (see src/ext.rs).
 const LOG_ENV: &str = "DQLITE_VFS_LOG";
 
@@ -71,6 +74,38 @@ impl Shell {
             }
         });
         Shell { name: name.to_owned(), child, stdin, lines, batches: 0 }
+    }
+
+    /// `ha_status()` as JSON.
+    pub fn status(&mut self) -> serde_json::Value {
+        let text = self.ok("SELECT ha_status();");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("[{}] ha_status() is not JSON ({e}): {text}", self.name))
+    }
+
+    /// Polls (every [`POLL`]) until the node reports `wanted` as its role, for at most `deadline`.
+    pub fn wait_for_role(&mut self, wanted: &str, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        loop {
+            let now = self.status()["role"].as_str().unwrap_or("?").to_owned();
+            if now == wanted {
+                return;
+            }
+            assert!(Instant::now() < until, "[{}] still {now} after {deadline:?}, expected {wanted}", self.name);
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `ha_barrier()`, retried while the node is still finding its leader after a (re)start,
+    /// for at most `deadline`.
+    pub fn barrier(&mut self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        loop {
+            match self.sql("SELECT ha_barrier();") {
+                Ok(_) => return,
+                Err(_) if Instant::now() < until => std::thread::sleep(POLL),
+                Err(error) => panic!("[{}] ha_barrier() still failing after {deadline:?}: {error}", self.name),
+            }
+        }
     }
 
     /// The label given at start.
