@@ -52,3 +52,11 @@ SELECT ha_remove(2);
 .connection 1
 SELECT json_extract(ha_status(), '$.role');
 SELECT ha_barrier();
+-- A removed node's ha_leave() needs no cluster: its database becomes a plain one again.
+SELECT ha_leave();
+SELECT ha_status();
+-- A learner may leave (removing itself needs no voter).
+.connection 2
+SELECT ha_leave();
+.connection 0
+SELECT json_array_length(ha_status(), '$.members');

@@ -19,7 +19,7 @@ pub enum Error {
         function: &'static str,
     },
     /// The database is not a node (no `ha_init`/`ha_join` yet).
-    #[error("this database is not a cluster node: call ha_init(addr) or ha_join(addr, peer) first")]
+    #[error("this database is not a cluster node: call ha_init(addr) or ha_join(addr, peer, token) first")]
     NotANode,
     /// This node is not the leader, so it may not write.
     #[error("this node is not the leader{}: write on the leader", leader_hint(.leader))]

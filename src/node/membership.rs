@@ -116,9 +116,13 @@ pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
 }
 
 /// `ha_leave`: remove this node through the leader.
+/// Any member may leave, a learner too. A node the cluster already removed has nothing to
+/// ask of it: it only marks its state directory as left.
 pub fn leave(node: &Arc<Node>) -> Result<(), Error> {
-    let request = Request::Admin(AdminRequest::Remove { node_id: node.id() });
-    to_leader(node, request)?;
+    if !node.is_removed() {
+        let request = Request::Admin(AdminRequest::Remove { node_id: node.id() });
+        send_to_leader(node, request)?;
+    }
     let mut identity = node.state_dir().identity()?.ok_or(Error::NotANode)?;
     identity.left = true;
     node.state_dir().save_identity(&identity)
@@ -197,6 +201,11 @@ async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<
 /// cannot have been carried out, so it is tried again until the deadline.
 fn to_leader(node: &Arc<Node>, request: Request) -> Result<AdminResponse, Error> {
     check_voter(node)?;
+    send_to_leader(node, request)
+}
+
+/// [`to_leader`] without the voter check (for a node removing itself).
+fn send_to_leader(node: &Arc<Node>, request: Request) -> Result<AdminResponse, Error> {
     let deadline = std::time::Instant::now() + ADMIN_DEADLINE;
     loop {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());

@@ -8,7 +8,7 @@
 //! - votes and pre-votes: only the candidate the vote names, and only if it is a voter;
 //! - leadership transfers: only the leader that hands over;
 //! - adding a member: the admitted node itself (in the role it was admitted for), or a voter;
-//! - removals, transfers, tokens and the CA key: voters only;
+//! - removals, transfers, tokens and the CA key: voters only (any member may remove itself);
 //! - status and read-index: any member; a certificate renewal: any member, for itself only;
 //! - joins: anonymous callers, proven against their TLS session.
 //!
@@ -221,6 +221,8 @@ fn authorize(node: &Node, peer: &PeerIdentity, request: &Request) -> Result<(), 
                 Err(error_response("only the admitted node itself or a voter may add a member", false))
             }
         }
+        // Leaving: any member may remove itself.
+        Request::Admin(AdminRequest::Remove { node_id }) if *node_id == peer.node_id => Ok(()),
         Request::Admin(
             AdminRequest::Remove { .. } | AdminRequest::Transfer { .. } | AdminRequest::IssueToken { .. } | AdminRequest::FetchCaKey,
         ) => {
