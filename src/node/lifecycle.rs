@@ -169,6 +169,13 @@ impl Node {
         if run_blocking(stopping, START_DEADLINE).is_err() {
             tracing::warn!(node = self.id, "node did not stop cleanly in time");
         }
+        // Snapshot transfers cut short by the stop leave partial files; the transport has
+        // stopped, so none is still being written.
+        match crate::raft::state_machine::remove_incoming(self.dir.root()) {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(node = self.id, removed, "removed partial snapshot files"),
+            Err(error) => tracing::warn!(node = self.id, %error, "could not remove partial snapshot files"),
+        }
     }
 }
 

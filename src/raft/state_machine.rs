@@ -36,7 +36,7 @@ pub use self::applied::{AppliedState, APPLIED_FILE};
 pub use self::database::Database;
 pub use self::error::SmError;
 use self::snapshot_store::CurrentSnapshot;
-pub use self::snapshot_store::{ImageTrailer, SNAPSHOT_DIR, TRAILER_BYTES};
+pub use self::snapshot_store::{remove_incoming, ImageTrailer, SNAPSHOT_DIR, TRAILER_BYTES};
 use crate::raft::alias::{EntryT, LogIdT, SnapshotMetaT, SnapshotT, StoredMembershipT};
 use crate::raft::types::{ApplyOutcome, Command, SnapshotImage, TypeConfig};
 pub use crate::trust::view::TrustView;

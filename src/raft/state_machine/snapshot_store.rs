@@ -198,6 +198,20 @@ pub(crate) fn open(state_dir: &Path) -> Result<Option<CurrentSnapshot>, SmError>
     Ok(current)
 }
 
+/// Removes the `incoming-*` files of transfers cut short (at shutdown, once the transport has
+/// stopped, so no transfer is still writing one). Returns how many were removed.
+pub fn remove_incoming(state_dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for ent in fs::read_dir(dir_of(state_dir))? {
+        let name = ent?.file_name();
+        if name.to_string_lossy().starts_with(INCOMING_PREFIX) {
+            remove_if_exists(&dir_of(state_dir).join(&name))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Remove the file at `path`; a missing file is not an error.
 fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
@@ -435,5 +449,20 @@ mod tests {
         let db = FakeDb::default();
         assert!(install(state.path(), &db, meta, &src, None).is_err());
         assert!(!dir.join(IMPORT_FILE).exists());
+    }
+
+    // Goal: at shutdown, the partial files of cut transfers go, and nothing else does.
+    #[test]
+    fn remove_incoming_removes_only_partial_transfers() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = dir_of(state.path());
+        assert!(open(state.path()).unwrap().is_none());
+        for name in ["incoming-1.db", "incoming-2.db", "snap-1-2.db", CURRENT_FILE] {
+            fs::write(dir.join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_incoming(state.path()).unwrap(), 2);
+        let mut left: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [CURRENT_FILE, "snap-1-2.db"]);
     }
 }
