@@ -55,6 +55,8 @@ pub struct Node {
     pub(super) raft: RaftNode,
     pub(super) log: LogStore,
     pub(super) log_bytes_max: u64,
+    /// Largest snapshot image accepted from the leader (`snapshot_bytes_max`).
+    pub(super) snapshot_bytes_max: u64,
     pub(super) client: Client,
     /// The cluster CA: its certificate, and its key on voters that hold it (a voter that
     /// joined receives the key after it became one).
@@ -418,6 +420,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         raft,
         log,
         log_bytes_max,
+        snapshot_bytes_max: options.snapshot_bytes_max.unwrap_or(crate::transport::limits::SNAPSHOT_BYTES_MAX),
         client: endpoint.client(),
         ca: RwLock::new(ca),
         cluster_id,

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::transport::limits::SNAPSHOT_BYTES_MAX;
 use crate::transport::wire::Secret;
 use crate::trust::registry::{TOKEN_TTL_MAX_S, TOKEN_USES_MAX};
 
@@ -28,7 +29,14 @@ pub struct StartOptions {
     pub log_bytes_max: Option<u64>,
     /// The join token (`ha_join` only; not needed to resume a node that has joined).
     pub token: Option<Secret>,
+    /// Largest snapshot image this node accepts from the leader, in bytes (default and upper
+    /// bound: the transport's [`SNAPSHOT_BYTES_MAX`]); a larger one is refused before any of
+    /// it is read. For this run of the node.
+    pub snapshot_bytes_max: Option<u64>,
 }
+
+/// Smallest accepted bound on snapshot images (an empty database is a few pages).
+pub const SNAPSHOT_BYTES_MAX_MIN: u64 = 1 << 20;
 
 /// Default bound on the Raft log's size on disk.
 pub const LOG_BYTES_MAX_DEFAULT: u64 = 256 << 20;
@@ -59,6 +67,11 @@ impl StartOptions {
                 }
             }
         };
+        if options.snapshot_bytes_max.is_some_and(|bytes| !(SNAPSHOT_BYTES_MAX_MIN..=SNAPSHOT_BYTES_MAX).contains(&bytes)) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid options '{text}': snapshot_bytes_max must be {SNAPSHOT_BYTES_MAX_MIN}..={SNAPSHOT_BYTES_MAX}"
+            )));
+        }
         if options.log_bytes_max.is_some_and(|bytes| bytes < LOG_BYTES_MAX_MIN) {
             return Err(Error::InvalidArgument(format!(
                 "invalid options '{text}': log_bytes_max must be at least {LOG_BYTES_MAX_MIN} (16 MiB)"
@@ -159,7 +172,7 @@ mod tests {
         assert_eq!(StartOptions::parse("learner").unwrap().role, Role::Learner);
         assert_eq!(StartOptions::parse(" voter ").unwrap(), StartOptions::default());
         let options = StartOptions::parse(r#"{"advertise":"127.0.0.1:9001","role":"learner"}"#).unwrap();
-        assert_eq!(options, StartOptions { advertise: Some("127.0.0.1:9001".into()), role: Role::Learner, log_bytes_max: None, token: None });
+        assert_eq!(options, StartOptions { advertise: Some("127.0.0.1:9001".into()), role: Role::Learner, log_bytes_max: None, token: None, snapshot_bytes_max: None });
         assert_eq!(StartOptions::parse(" dqvfs-join1.abc ").unwrap().token, Some(Secret("dqvfs-join1.abc".into())));
         let options = StartOptions::parse(r#"{"token":"dqvfs-join1.abc","advertise":"127.0.0.1:9001"}"#).unwrap();
         assert_eq!(options.token, Some(Secret("dqvfs-join1.abc".into())));

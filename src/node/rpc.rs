@@ -125,6 +125,12 @@ impl RpcHandler for Handler {
     fn accept_snapshot(&self, caller: &PeerIdentity, header: &SnapshotHeader) -> Result<(), Response> {
         let node = self.node()?;
         check_member(&node, caller)?;
+        if header.size_bytes > node.snapshot_bytes_max {
+            return Err(error_response(
+                format!("a snapshot of {} bytes exceeds this node's snapshot_bytes_max of {}", header.size_bytes, node.snapshot_bytes_max),
+                false,
+            ));
+        }
         bounds::check_vote(&header.vote).map_err(|e| error_response(e.to_string(), false))?;
         if let Some(last) = &header.meta.last_log_id {
             bounds::check_log_id(last).map_err(|e| error_response(e.to_string(), false))?;
