@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::files::{DbFiles, Index};
+use super::files::{DbFiles, Index, Wal};
 use crate::wal::append::WriteLock;
 use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
@@ -246,10 +246,18 @@ impl ReplicatedDb {
     }
 
     fn append(&self, pages: &PageSet) -> io::Result<()> {
+        self.append_with(|wal, index| crate::wal::append::append_transaction(wal, index, pages))
+    }
+
+    /// Runs one WAL append under the write lock and records where the database then stands.
+    fn append_with(
+        &self,
+        write: impl FnOnce(&Wal<'_>, &Index<'_>) -> Result<crate::wal::append::AppendReport, crate::wal::WalError>,
+    ) -> io::Result<()> {
         self.refresh_index()?;
         let index = self.files.index();
         let lock = self.take_write_lock(&index)?;
-        let report = crate::wal::append::append_transaction(&self.files.wal(), &index, pages).map_err(other)?;
+        let report = write(&self.files.wal(), &index).map_err(other)?;
         let header = self.index_header().map_err(other)?;
         drop(lock);
         *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -365,9 +373,12 @@ impl Database for ReplicatedDb {
     }
 
     fn import_image(&self, path: &Path) -> io::Result<()> {
-        let pages = read_image(path)?;
+        let mut image = ImageReader::open(path)?;
         self.wait_published()?;
-        self.append(&pages)
+        let (page_size, page_count) = (image.page_size, image.page_count);
+        self.append_with(|wal, index| {
+            crate::wal::append::append_batches(wal, index, page_size, u64::from(page_count), || image.next_batch().map_err(crate::wal::WalError::from))
+        })
     }
 
     fn set_last_write_index(&self, index: LogIndex) {
@@ -406,25 +417,63 @@ impl Database for ReplicatedDb {
 }
 
 /// Reads a database image file into a page set of all its pages.
-fn read_image(path: &Path) -> io::Result<PageSet> {
-    // The pages are slices of the one buffer the file is read into.
-    let bytes = bytes::Bytes::from(std::fs::read(path)?);
-    if bytes.len() < 100 {
-        return Err(other(format!("snapshot image {} is too short to be a database ({} bytes)", path.display(), bytes.len())));
+/// Bytes of a snapshot image read into memory at once while importing it.
+const IMPORT_BATCH_BYTES: u64 = 4 << 20;
+
+/// Reads a snapshot image (a plain database file) in batches of pages, so an import holds
+/// [`IMPORT_BATCH_BYTES`] of it in memory, not the whole image.
+struct ImageReader {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    page_size: u32,
+    page_count: u32,
+    next_page: u32,
+}
+
+impl ImageReader {
+    /// Opens the image and checks its page size and length.
+    fn open(path: &Path) -> io::Result<ImageReader> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let mut header = [0u8; 100];
+        if len < header.len() as u64 {
+            return Err(other(format!("snapshot image {} is too short to be a database ({len} bytes)", path.display())));
+        }
+        file.read_exact_at(&mut header, 0)?;
+        let raw_size = u32::from(u16::from_be_bytes([header[16], header[17]]));
+        let page_size = if raw_size == 1 { 65_536 } else { raw_size };
+        if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() || len % u64::from(page_size) != 0 {
+            return Err(other(format!("snapshot image {} has a bad page size {page_size} for {len} bytes", path.display())));
+        }
+        let count = len / u64::from(page_size);
+        if count > IMAGE_PAGES_MAX {
+            return Err(other(format!("snapshot image {} has too many pages ({count})", path.display())));
+        }
+        Ok(ImageReader { file, path: path.to_owned(), page_size, page_count: count as u32, next_page: 1 })
     }
-    let raw_size = u32::from(u16::from_be_bytes([bytes[16], bytes[17]]));
-    let page_size = if raw_size == 1 { 65_536 } else { raw_size };
-    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() || bytes.len() % page_size as usize != 0 {
-        return Err(other(format!("snapshot image {} has a bad page size {page_size} for {} bytes", path.display(), bytes.len())));
+
+    /// The next pages, or `None` past the last; each a slice of one buffer read for the batch.
+    fn next_batch(&mut self) -> io::Result<Option<PageSet>> {
+        use std::os::unix::fs::FileExt;
+        if self.next_page > self.page_count {
+            return Ok(None);
+        }
+        let per_batch = (IMPORT_BATCH_BYTES / u64::from(self.page_size)).max(1) as u32;
+        let count = per_batch.min(self.page_count - self.next_page + 1);
+        let mut buffer = vec![0u8; count as usize * self.page_size as usize];
+        let offset = u64::from(self.next_page - 1) * u64::from(self.page_size);
+        self.file
+            .read_exact_at(&mut buffer, offset)
+            .map_err(|e| other(format!("reading snapshot image {}: {e}", self.path.display())))?;
+        let bytes = bytes::Bytes::from(buffer);
+        let first = self.next_page;
+        let pages = bytes
+            .chunks_exact(self.page_size as usize)
+            .enumerate()
+            .map(|(i, data)| Page { number: first + i as u32, data: PageData::from(bytes.slice_ref(data)) })
+            .collect();
+        self.next_page += count;
+        Ok(Some(PageSet { page_size: self.page_size, db_size_pages: self.page_count, pages }))
     }
-    let count = bytes.len() as u64 / u64::from(page_size);
-    if count > IMAGE_PAGES_MAX {
-        return Err(other(format!("snapshot image {} has too many pages ({count})", path.display())));
-    }
-    let pages = bytes
-        .chunks_exact(page_size as usize)
-        .enumerate()
-        .map(|(i, data)| Page { number: i as u32 + 1, data: PageData::from(bytes.slice_ref(data)) })
-        .collect();
-    Ok(PageSet { page_size, db_size_pages: count as u32, pages })
 }

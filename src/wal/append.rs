@@ -110,50 +110,129 @@ pub fn append_transaction<F: WalFile, S: SharedIndex>(
     pages: &PageSet,
 ) -> Result<AppendReport, WalError> {
     let page_size = validate_page_set(pages)?;
-    let region0 = shared.region(0)?;
-    let mut header = read_header(shared, &region0)?;
-    if header.max_frame > 0 && header.page_size != page_size.bytes() {
-        return Err(WalError::PageSizeMismatch {
-            wal_page_size: header.page_size,
-            page_set_page_size: page_size.bytes(),
-        });
+    let mut append = Append::begin(file, shared, page_size, pages.pages.len() as u64)?;
+    append.frames(pages, true)?;
+    Ok(append.publish())
+}
+
+/// Appends one committed transaction that arrives in batches (each a valid page set of the
+/// transaction's page size, pages ascending across batches, every batch carrying the final
+/// database size), holding one batch in memory at a time: how a whole snapshot image is
+/// imported. `frame_count` is the transaction's total number of pages. `next_batch` returns
+/// `None` after the last one. Nothing is visible to readers until the last batch is written
+/// and the wal-index header published; a failure on the way leaves the WAL as it was for
+/// them (frames past the published end are dead).
+pub fn append_batches<F: WalFile, S: SharedIndex>(
+    file: &F,
+    shared: &S,
+    page_size: u32,
+    frame_count: u64,
+    mut next_batch: impl FnMut() -> Result<Option<PageSet>, WalError>,
+) -> Result<AppendReport, WalError> {
+    let page_size = PageSize::new(page_size)?;
+    let mut append = Append::begin(file, shared, page_size, frame_count)?;
+    let mut pending = next_batch()?.ok_or(WalError::EmptyPageSet)?;
+    let mut last_page = 0;
+    loop {
+        if validate_page_set(&pending)? != page_size || pending.pages[0].number <= last_page {
+            return Err(WalError::PageOrder { page_number: pending.pages[0].number });
+        }
+        last_page = pending.pages[pending.pages.len() - 1].number;
+        let next = next_batch()?;
+        append.frames(&pending, next.is_none())?;
+        match next {
+            Some(batch) => pending = batch,
+            None => break,
+        }
     }
-    let frame_count = pages.pages.len() as u64;
-    if u64::from(header.max_frame) + frame_count > u64::from(u32::MAX) {
+    if u64::from(append.next_frame - append.first_frame) != frame_count {
         return Err(WalError::TooManyFrames);
     }
-    let restarted = restart_if_checkpointed(shared, &region0, &mut header)?;
-    let committed_max_frame = header.max_frame;
-    let running = if committed_max_frame == 0 {
-        let wal_header = start_new_wal(file, &mut header, page_size, restarted)?;
-        wal_header.checksum
-    } else {
-        header.frame_checksum
-    };
-    let first_frame = committed_max_frame + 1;
-    let first_offset = page_size.frame_offset(first_frame);
-    let (running, wal_end_bytes) = write_frames(file, first_offset, header.order(), running, header.salts, pages)?;
-    for (i, page) in pages.pages.iter().enumerate() {
-        hash::append(
+    Ok(append.publish())
+}
+
+/// One transaction being appended: frames written and indexed, the header not yet published.
+struct Append<'a, F: WalFile, S: SharedIndex> {
+    file: &'a F,
+    shared: &'a S,
+    region0: S::Region,
+    header: IndexHeader,
+    page_size: PageSize,
+    restarted: bool,
+    committed_max_frame: u32,
+    first_frame: u32,
+    next_frame: u32,
+    running: super::checksum::Checksum,
+    wal_end_bytes: u64,
+}
+
+impl<'a, F: WalFile, S: SharedIndex> Append<'a, F, S> {
+    /// Reads the wal-index header, restarts the WAL if a checkpoint emptied it, and writes a
+    /// WAL header if it is empty: ready for `frame_count` frames.
+    fn begin(file: &'a F, shared: &'a S, page_size: PageSize, frame_count: u64) -> Result<Self, WalError> {
+        let region0 = shared.region(0)?;
+        let mut header = read_header(shared, &region0)?;
+        if header.max_frame > 0 && header.page_size != page_size.bytes() {
+            return Err(WalError::PageSizeMismatch {
+                wal_page_size: header.page_size,
+                page_set_page_size: page_size.bytes(),
+            });
+        }
+        if u64::from(header.max_frame) + frame_count > u64::from(u32::MAX) {
+            return Err(WalError::TooManyFrames);
+        }
+        let restarted = restart_if_checkpointed(shared, &region0, &mut header)?;
+        let committed_max_frame = header.max_frame;
+        let running = if committed_max_frame == 0 {
+            let wal_header = start_new_wal(file, &mut header, page_size, restarted)?;
+            wal_header.checksum
+        } else {
+            header.frame_checksum
+        };
+        let first_frame = committed_max_frame + 1;
+        let wal_end_bytes = page_size.frame_offset(first_frame);
+        Ok(Append {
+            file,
             shared,
-            first_frame + i as u32,
-            page.number,
+            region0,
+            header,
+            page_size,
+            restarted,
             committed_max_frame,
-        )?;
+            first_frame,
+            next_frame: first_frame,
+            running,
+            wal_end_bytes,
+        })
     }
-    let commit_frame = committed_max_frame + frame_count as u32;
-    header.max_frame = commit_frame;
-    header.db_size_pages = pages.db_size_pages;
-    header.frame_checksum = running;
-    header.page_size = page_size.bytes();
-    header.change_counter = header.change_counter.wrapping_add(1);
-    write_header(shared, &region0, &header);
-    Ok(AppendReport {
-        first_frame,
-        commit_frame,
-        restarted,
-        wal_end_bytes,
-    })
+
+    /// Writes and indexes the frames of `pages`; the last page of the last batch is the
+    /// commit frame.
+    fn frames(&mut self, pages: &PageSet, last_batch: bool) -> Result<(), WalError> {
+        if u64::from(self.next_frame) + pages.pages.len() as u64 > u64::from(u32::MAX) {
+            return Err(WalError::TooManyFrames);
+        }
+        let (running, end) = write_frames(self.file, self.wal_end_bytes, self.header.order(), self.running, self.header.salts, pages, last_batch)?;
+        for (i, page) in pages.pages.iter().enumerate() {
+            hash::append(self.shared, self.next_frame + i as u32, page.number, self.committed_max_frame)?;
+        }
+        self.running = running;
+        self.wal_end_bytes = end;
+        self.next_frame += pages.pages.len() as u32;
+        self.header.db_size_pages = pages.db_size_pages;
+        Ok(())
+    }
+
+    /// Publishes the new wal-index header: readers see the transaction from now on.
+    fn publish(mut self) -> AppendReport {
+        let commit_frame = self.next_frame - 1;
+        self.header.max_frame = commit_frame;
+        self.header.frame_checksum = self.running;
+        self.header.page_size = self.page_size.bytes();
+        self.header.change_counter = self.header.change_counter.wrapping_add(1);
+        write_header(self.shared, &self.region0, &self.header);
+        AppendReport { first_frame: self.first_frame, commit_frame, restarted: self.restarted, wal_end_bytes: self.wal_end_bytes }
+    }
 }
 
 /// When a checkpoint has copied the whole WAL into the database, SQLite's next writer starts
@@ -225,9 +304,10 @@ fn previous_checkpoint_seq<F: WalFile>(file: &F) -> Result<Option<u32>, WalError
 /// write, and a large one is never copied whole into a second buffer.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
 
-/// Writes the transaction's frames from `first_offset` on; returns the final running checksum
-/// and where the frames end. Nothing is visible to readers until the caller publishes the
-/// wal-index header, so the order and number of writes do not matter to them.
+/// Writes frames for `pages` from `first_offset` on (the last one a commit frame if
+/// `commits`); returns the final running checksum and where the frames end. Nothing is visible
+/// to readers until the caller publishes the wal-index header, so the order and number of
+/// writes do not matter to them.
 fn write_frames<F: WalFile>(
     file: &F,
     first_offset: u64,
@@ -235,13 +315,14 @@ fn write_frames<F: WalFile>(
     mut running: super::checksum::Checksum,
     salts: Salts,
     pages: &PageSet,
+    commits: bool,
 ) -> Result<(super::checksum::Checksum, u64), WalError> {
     let frame_bytes = FRAME_HEADER_BYTES + pages.page_size as usize;
     let mut batch = Vec::with_capacity((frame_bytes * pages.pages.len()).min(WRITE_BATCH_BYTES + frame_bytes));
     let mut offset = first_offset;
     let last = pages.pages.len() - 1;
     for (i, page) in pages.pages.iter().enumerate() {
-        let commit = if i == last { pages.db_size_pages } else { 0 };
+        let commit = if commits && i == last { pages.db_size_pages } else { 0 };
         let frame = FrameHeader::seal(order, running, page.number, commit, salts, &page.data);
         running = frame.checksum;
         batch.extend_from_slice(&frame.encode());
@@ -316,6 +397,31 @@ mod tests {
         assert_eq!(published.change_counter, 3);
         assert_eq!(hash::lookup(&index, 2, 4).unwrap(), Some(3));
         assert_eq!(hash::lookup(&index, 1, 4).unwrap(), Some(1));
+    }
+
+    // Goal: a transaction appended in batches (a snapshot import) is one commit, exactly as if
+    // appended whole: only its last frame commits, all frames are indexed, one header publish.
+    #[test]
+    fn batches_append_as_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, index) = empty_wal(&dir);
+        let mut batches = vec![page_set(512, 5, &[1, 2]), page_set(512, 5, &[3, 4]), page_set(512, 5, &[5])].into_iter();
+        let report = append_batches(&wal, &index, 512, 5, || Ok(batches.next())).unwrap();
+        assert_eq!((report.first_frame, report.commit_frame), (1, 5));
+        let found = scan(&wal).unwrap();
+        assert_eq!(found.commit_frames, vec![5]);
+        assert_eq!(found.page_numbers, vec![1, 2, 3, 4, 5]);
+        let published = header(&index);
+        assert_eq!((published.max_frame, published.db_size_pages, published.change_counter), (5, 5, 2));
+        assert_eq!(published.frame_checksum, found.checksum);
+        assert_eq!(hash::lookup(&index, 4, 5).unwrap(), Some(4));
+
+        // Out-of-order batches, or more pages than announced, publish nothing.
+        let mut unordered = vec![page_set(512, 9, &[6, 7]), page_set(512, 9, &[7])].into_iter();
+        assert!(append_batches(&wal, &index, 512, 3, || Ok(unordered.next())).is_err());
+        let mut too_many = vec![page_set(512, 9, &[6, 7])].into_iter();
+        assert!(append_batches(&wal, &index, 512, 1, || Ok(too_many.next())).is_err());
+        assert_eq!(header(&index).max_frame, 5);
     }
 
     // Goal: after a full checkpoint the WAL restarts like SQLite's: salt1 + 1, frame 1 again,
