@@ -78,7 +78,7 @@ pub struct PeerNetwork {
 
 impl PeerNetwork {
     async fn call(&self, action: RPCTypes, request: Request, ttl: Duration) -> Result<Response, RPCError<TypeConfig>> {
-        let response = self.client.call(&self.addr, request, ttl).await.map_err(|e| self.rpc_error(action, ttl, e))?;
+        let response = self.client.call_node(&self.addr, self.target, request, ttl).await.map_err(|e| self.rpc_error(action, ttl, e))?;
         if let Response::Revoked { node_id } = &response {
             if !self.removed.swap(true, Ordering::AcqRel) {
                 tracing::warn!(node = node_id, by = self.target, "this node's certificate is revoked: it was removed from the cluster");
@@ -121,6 +121,7 @@ fn classify(e: &TransportError) -> Kind {
         | TransportError::Pem(_)
         | TransportError::TlsConfig(_)
         | TransportError::Trust(_)
+        | TransportError::WrongPeer { .. }
         | TransportError::Remote { retryable: false, .. } => Kind::Unreachable,
         TransportError::ConnectionLost { .. }
         | TransportError::Frame(_)
@@ -207,7 +208,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         // per-chunk bound inside the transport, and `cancel` stops it at once.
         let _ = option;
         let ttl = SNAPSHOT_TRANSFER_TIMEOUT;
-        let send = self.client.send_snapshot(&self.addr, vote, snapshot.meta, &snapshot.snapshot.path, ttl);
+        let send = self.client.send_snapshot((&self.addr, self.target), vote, snapshot.meta, &snapshot.snapshot.path, ttl);
         let result = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             result = send => result,

@@ -18,7 +18,8 @@ use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use quinn::Connection;
 use tokio::time::{timeout, Instant};
 
-use crate::raft::types::TypeConfig;
+use crate::raft::types::{NodeId, TypeConfig};
+use crate::trust::peer_identity;
 use crate::transport::append_stream::{AppendReceiver, AppendSender};
 use crate::transport::error::TransportError;
 use crate::transport::progress::SnapshotTransfers;
@@ -79,6 +80,33 @@ impl Client {
             .map_err(|_| TransportError::timeout("rpc", deadline))?
     }
 
+    /// [`Client::call`] to the member `node`: refused with [`TransportError::WrongPeer`] if
+    /// the certificate presented at `addr` names another node (a member replaced at the same
+    /// address, say), so a message meant for one member never reaches another.
+    pub async fn call_node(&self, addr: &str, node: NodeId, request: Request, deadline: Duration) -> Result<Response, TransportError> {
+        timeout(deadline, async {
+            self.member_connection(addr, node).await?;
+            self.call_unbounded(addr, request).await
+        })
+        .await
+        .map_err(|_| TransportError::timeout("rpc", deadline))?
+    }
+
+    /// The connection to `addr`, checked to present the certificate of member `node`.
+    async fn member_connection(&self, addr: &str, node: NodeId) -> Result<Connection, TransportError> {
+        let conn = self.connection(addr).await?;
+        let found = conn
+            .peer_identity()
+            .and_then(|identity| identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().and_then(|cert| peer_identity(cert.as_ref()).ok()))
+            .map(|peer| peer.node_id);
+        if found == Some(node) {
+            Ok(conn)
+        } else {
+            Err(TransportError::WrongPeer { addr: addr.into(), expected: node, found })
+        }
+    }
+
     async fn call_unbounded(&self, addr: &str, request: Request) -> Result<Response, TransportError> {
         let conn = self.connection(addr).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
@@ -94,19 +122,21 @@ impl Client {
 
     /// Opens a pipelined AppendEntries stream to the peer at `addr` (see
     /// [`wire`](super::wire)); connecting is bounded by the connection deadline.
-    pub async fn open_append_stream(&self, addr: &str) -> Result<(AppendSender, AppendReceiver), TransportError> {
-        let conn = self.connection(addr).await?;
+    /// Checked like [`Client::call_node`]: the peer must be member `node`.
+    pub async fn open_append_stream(&self, addr: &str, node: NodeId) -> Result<(AppendSender, AppendReceiver), TransportError> {
+        let conn = self.member_connection(addr, node).await?;
         let (mut send, recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
         write_frame(&mut send, &StreamOpen::AppendStream).await?;
         Ok((AppendSender { send }, AppendReceiver { recv }))
     }
 
-    /// Streams the snapshot image at `path` to the peer and waits for it to be installed.
+    /// Streams the snapshot image at `path` to member `node` at `addr` (checked like
+    /// [`Client::call_node`]) and waits for it to be installed.
     /// `deadline` bounds the whole transfer (capped at [`SNAPSHOT_TRANSFER_TIMEOUT`]); each
     /// chunk must also progress within its own bound.
     pub async fn send_snapshot(
         &self,
-        addr: &str,
+        (addr, node): (&str, NodeId),
         vote: VoteOf<TypeConfig>,
         meta: SnapshotMetaOf<TypeConfig>,
         path: &Path,
@@ -115,7 +145,7 @@ impl Client {
         let deadline = deadline.min(SNAPSHOT_TRANSFER_TIMEOUT);
         let header = SnapshotHeader { vote, meta, size_bytes: 0 };
         let transfer = async {
-            let conn = self.connection(addr).await?;
+            let conn = self.member_connection(addr, node).await?;
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
             snapshot::send(&mut send, header, path, (&self.inner.transfers, addr)).await?;
             let _ = send.finish();

@@ -88,6 +88,17 @@ pub enum TransportError {
     Snapshot(String),
 
     /// The local endpoint is shut down.
+    /// The peer at an address presented the certificate of another member than the one
+    /// dialled (the member moved, or was replaced by a new node at its address).
+    #[error("the node at {addr} is {}, not node {expected}", found.map_or("not a member".to_string(), |id| format!("node {id}")))]
+    WrongPeer {
+        /// The address dialled.
+        addr: String,
+        /// The member meant.
+        expected: crate::raft::types::NodeId,
+        /// The member its certificate names, if any.
+        found: Option<crate::raft::types::NodeId>,
+    },
     #[error("endpoint closed")]
     Closed,
 }

@@ -178,6 +178,22 @@ async fn members_exchange_rpcs_over_mtls() {
     a.endpoint.shutdown().await;
 }
 
+// Goal: a call meant for one member never reaches another at its address: the certificate
+// there must name the member dialled.
+#[tokio::test]
+async fn a_call_checks_which_member_answers() {
+    let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
+    let (a, b) = (node(&ca).await, node(&ca).await);
+    let client = b.endpoint.client();
+    let status = || Request::Admin(AdminRequest::Status);
+    assert!(client.call_node(&a.addr, 1, status(), DEADLINE).await.is_ok(), "node 1 is at that address");
+    let err = client.call_node(&a.addr, 2, status(), DEADLINE).await.unwrap_err();
+    assert!(matches!(err, TransportError::WrongPeer { expected: 2, found: Some(1), .. }), "{err}");
+    assert_eq!(a.handler.calls.load(Ordering::SeqCst), 1, "the misdirected call never reached the handler");
+    b.endpoint.shutdown().await;
+    a.endpoint.shutdown().await;
+}
+
 // Goal: a node whose certificate comes from another CA is refused at the handshake, both ways.
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused() {
@@ -388,7 +404,7 @@ async fn unauthenticated_peer_cannot_open_an_append_stream() {
     let a = node(&ca).await;
     let quic = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
     let anonymous = Client::new(quic.clone(), quic_client_config(join_client_config(ca.fingerprint()).unwrap().0).unwrap());
-    let (mut sender, mut receiver) = anonymous.open_append_stream(&a.addr).await.unwrap();
+    let (mut sender, mut receiver) = anonymous.open_append_stream(&a.addr, 1).await.unwrap();
     // The request may or may not get through before the refusal resets the stream.
     let _ = sender.send(&append_at(5)).await;
     let reply = tokio::time::timeout(DEADLINE, receiver.next()).await.unwrap().unwrap();

@@ -30,7 +30,7 @@ where
 {
     let ttl = option.hard_ttl();
     let (sender, receiver) =
-        peer.client.open_append_stream(&peer.addr).await.map_err(|e| peer.rpc_error(RPCTypes::AppendEntries, ttl, e))?;
+        peer.client.open_append_stream(&peer.addr, peer.target).await.map_err(|e| peer.rpc_error(RPCTypes::AppendEntries, ttl, e))?;
     let (pending_tx, pending) = tokio::sync::mpsc::unbounded_channel();
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_KIB_MAX as usize));
     let feeder = AbortOnDrop(tokio::spawn(feed(input, sender, (pending_tx, in_flight), ttl, peer.target)));
