@@ -42,12 +42,22 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 1024 * 1024 * 1024 * 1024;
 /// `open_bi` calls wait (bounded by the caller's deadline).
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 128;
 
-/// Connections the server keeps open at once; more are refused.
-pub const CONNECTIONS_MAX: usize = 256;
+/// Connections the endpoint holds at once, all states counted (handshaking, established,
+/// draining after a close); past it, newcomers are refused. It is a backstop: the bounds below
+/// are what keep strangers in check. It is large because every stranger closed for want of a
+/// slot still drains for a few round trips, and a flood must not push members' reconnections
+/// past it.
+pub const CONNECTIONS_MAX: usize = 4096;
 
 /// Handshakes in progress at once (whose peer is not known yet). Past it, newcomers are
 /// refused until one ends; each lasts at most [`UNAUTHENTICATED_HANDSHAKE_TIMEOUT`].
 pub const HANDSHAKES_MAX: usize = 64;
+
+/// New connections waiting for a handshake slot at once; past it, newcomers are refused.
+pub const HANDSHAKE_QUEUE_MAX: usize = 512;
+
+/// How long a new connection waits for a handshake slot before it is refused.
+pub const HANDSHAKE_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 /// Established connections without a certificate (joiners) at once. Past it, a stranger's
 /// connection is closed as soon as its handshake ends. Members' connections count against

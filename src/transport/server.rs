@@ -25,7 +25,7 @@ use tokio::time::timeout;
 
 use crate::raft::types::{SnapshotImage, TypeConfig};
 use crate::transport::limits::{
-    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, HANDSHAKES_MAX, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
+    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, HANDSHAKES_MAX, HANDSHAKE_QUEUE_MAX, HANDSHAKE_QUEUE_WAIT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
     UNAUTHENTICATED_CONNECTION_LIFETIME, UNAUTHENTICATED_FRAME_BYTES_MAX, UNAUTHENTICATED_HANDSHAKE_TIMEOUT,
 };
 use crate::transport::progress::SnapshotTransfers;
@@ -87,12 +87,14 @@ pub trait RpcHandler: Send + Sync + 'static {
 ///
 /// Before a peer is known: a source that has not yet proven it receives our packets gets a
 /// QUIC Retry first (so a forged source address costs us one small packet, no state); then
-/// its handshake takes one of [`HANDSHAKES_MAX`] slots until it ends. A peer whose certificate
+/// it waits (one of at most [`HANDSHAKE_QUEUE_MAX`], for at most [`HANDSHAKE_QUEUE_WAIT`])
+/// for one of [`HANDSHAKES_MAX`] handshake slots, which it holds until its handshake ends. A peer whose certificate
 /// names a member is then served without further bounds; one without a certificate takes one
 /// of [`UNAUTHENTICATED_CONNECTIONS_MAX`] slots (or is closed at once when none is free) and
 /// holds it until its connection ends, at most [`UNAUTHENTICATED_CONNECTION_LIFETIME`].
 pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
     let slots = Slots {
+        queue: Arc::new(Semaphore::new(HANDSHAKE_QUEUE_MAX)),
         handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
         unauthenticated: Arc::new(Semaphore::new(UNAUTHENTICATED_CONNECTIONS_MAX)),
     };
@@ -108,18 +110,36 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcH
             }
             continue;
         }
-        let Ok(handshake) = Arc::clone(&slots.handshakes).try_acquire_owned() else {
-            tracing::debug!(peer = %incoming.remote_address(), "too many handshakes in progress, refusing");
+        // Newcomers wait their turn for a handshake slot (first come, first served, bounded in
+        // number and time) rather than being refused the moment the slots are full: during a
+        // flood the slots free within milliseconds, and a member reconnecting then gets one in
+        // its turn instead of losing every race to the flood and backing off.
+        let Ok(queued) = Arc::clone(&slots.queue).try_acquire_owned() else {
+            tracing::debug!(peer = %incoming.remote_address(), "too many connections waiting for a handshake, refusing");
             incoming.refuse();
             continue;
         };
-        tokio::spawn(serve_connection(incoming, handler.clone(), transfers.clone(), (handshake, Arc::clone(&slots.unauthenticated))));
+        let (handler, transfers, slots) = (handler.clone(), transfers.clone(), slots.clone());
+        tokio::spawn(async move {
+            let handshake = match timeout(HANDSHAKE_QUEUE_WAIT, slots.handshakes.acquire_owned()).await {
+                Ok(Ok(handshake)) => handshake,
+                _ => {
+                    tracing::debug!(peer = %incoming.remote_address(), "no handshake slot in time, refusing");
+                    incoming.refuse();
+                    return;
+                }
+            };
+            drop(queued);
+            serve_connection(incoming, handler, transfers, (handshake, slots.unauthenticated)).await;
+        });
     }
     tracing::debug!("accept loop ended");
 }
 
 /// The bounds on connections whose peer is not known to be a member.
+#[derive(Clone)]
 struct Slots {
+    queue: Arc<Semaphore>,
     handshakes: Arc<Semaphore>,
     unauthenticated: Arc<Semaphore>,
 }
