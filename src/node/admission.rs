@@ -73,10 +73,7 @@ pub(super) async fn issue_here(node: &Node, options: TokenOptions) -> Result<Adm
 /// Answers an anonymous `Join`: on the leader, admits; elsewhere, points at the leader.
 pub(super) async fn answer_join(node: &Arc<Node>, tls_exporter: [u8; TLS_EXPORTER_BYTES], request: JoinRequest) -> Response {
     if !node.raft.is_leader() {
-        return match super::membership::leader_addr(node) {
-            Some(leader_addr) if leader_addr != node.member_addr() => Response::Redirect { leader_addr },
-            _ => Response::Error { message: "no leader is known right now; retry in a moment".into(), retryable: true },
-        };
+        return super::membership::redirect_to_leader(node);
     }
     match admit_here(node, tls_exporter, request).await {
         Ok(grant) => Response::Join(grant),

@@ -356,14 +356,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     let ca = ClusterCa::load(&dir.tls())?;
     let tls_identity = NodeIdentity::load(&dir.tls())?;
     let named = tls_identity.peer();
-    if named.node_id != identity.node_id {
-        return Err(Error::Refused(format!(
-            "node.json says node {} but the node certificate names node {}: the state directory {} is inconsistent",
-            identity.node_id,
-            named.node_id,
-            dir.root().display()
-        )));
-    }
+    dir.check_node_id(identity, named.node_id)?;
     let (cluster_id, cert_not_after_unix_s) = (named.cluster_id, named.not_after_unix_s);
     let trust = TrustView::default();
     let handler = Arc::new(Handler::default());

@@ -330,6 +330,15 @@ fn leader_read_index(node: &Node) -> Result<u64, Error> {
     }
 }
 
+/// The answer of a member that does not lead to a request only the leader can carry out
+/// (a join, a renewal): the leader's address, or "retry" while none is known.
+pub(super) fn redirect_to_leader(node: &Node) -> Response {
+    match leader_addr(node) {
+        Some(leader_addr) if leader_addr != node.member_addr() => Response::Redirect { leader_addr },
+        _ => Response::Error { message: "no leader is known right now; retry in a moment".into(), retryable: true },
+    }
+}
+
 /// The leader's address as this node knows it.
 pub fn leader_addr(node: &Node) -> Option<String> {
     let leader = node.metrics().current_leader?;

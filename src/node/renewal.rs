@@ -50,10 +50,7 @@ pub(super) async fn renew_for(node: &Node, node_id: NodeId, public_key_der: &[u8
 /// Answers a member's `Renew`: on the leader, signs; elsewhere, points at the leader.
 pub(super) async fn answer_renew(node: &Arc<Node>, caller: NodeId, public_key_der: Vec<u8>) -> Response {
     if !node.raft.is_leader() {
-        return match leader_addr(node) {
-            Some(leader_addr) if leader_addr != node.member_addr() => Response::Redirect { leader_addr },
-            _ => Response::Error { message: "no leader is known right now; retry in a moment".into(), retryable: true },
-        };
+        return super::membership::redirect_to_leader(node);
     }
     match renew_for(node, caller, &public_key_der).await {
         Ok(cert_pem) => Response::Admin(AdminResponse::Certificate(cert_pem)),

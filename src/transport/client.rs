@@ -234,7 +234,7 @@ pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, TransportError> {
     }
 }
 
-fn unreachable(addr: &str, reason: impl std::fmt::Display) -> TransportError {
+pub(crate) fn unreachable(addr: &str, reason: impl std::fmt::Display) -> TransportError {
     TransportError::Unreachable { addr: addr.into(), reason: reason.to_string() }
 }
 

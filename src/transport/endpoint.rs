@@ -13,7 +13,7 @@ use quinn::crypto::rustls::QuicClientConfig;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-use crate::transport::client::{resolve, Client};
+use crate::transport::client::{resolve, unreachable, Client};
 use crate::transport::error::TransportError;
 use crate::transport::limits::{
     CONNECTION_RECEIVE_WINDOW_BYTES, IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SEND_WINDOW_BYTES, SHUTDOWN_TIMEOUT,
@@ -189,8 +189,4 @@ pub async fn join(
         Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
         other => Err(TransportError::UnexpectedResponse { expected: "Join", got: other.kind().into() }),
     }
-}
-
-fn unreachable(addr: &str, reason: impl std::fmt::Display) -> TransportError {
-    TransportError::Unreachable { addr: addr.into(), reason: reason.to_string() }
 }

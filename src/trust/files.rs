@@ -6,41 +6,17 @@
 //! through a symlink planted in its place.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 
 use super::error::TrustError;
-use super::ids::random_bytes;
+use crate::raft::small_file;
 
-/// Mode of every credential file: owner read/write only. Certificates are not secret, but one
-/// mode for all keeps the rule simple.
-const CREDENTIAL_FILE_MODE: u32 = 0o600;
-
-/// Replaces `dir/name` with `contents`, atomically and durably.
+/// Replaces `dir/name` with `contents`, atomically and durably, owner-only: the node's one
+/// atomic writer ([`small_file::replace`]), whose temp files start-up also cleans.
 pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> Result<(), TrustError> {
-    let suffix = data_encoding::HEXLOWER.encode(&random_bytes::<8>()?);
-    let temp = dir.join(format!(".{name}.{suffix}.tmp"));
-    let written = (|| -> io::Result<()> {
-        // create_new is O_CREAT|O_EXCL: fails on any existing entry, symlinks included;
-        // O_NOFOLLOW states the same intent explicitly.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(CREDENTIAL_FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temp, dir.join(name))?;
-        // The rename is durable only once the directory entry is.
-        fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        // Best effort: the original error is what matters.
-        let _ = fs::remove_file(&temp);
-    }
-    Ok(written?)
+    small_file::replace(&dir.join(name), contents).map_err(io::Error::from)?;
+    Ok(())
 }
 
 /// Reads `dir/name`, or `None` if it does not exist.
