@@ -6,8 +6,8 @@
 //! and to the key pair the joiner made itself. The leader checks the proof against the
 //! token's verifier in the replicated [`Registry`] and has the CA sign the joiner's public key:
 //! the certificate names the node id and cluster id (URI SAN) and expires. Every connection
-//! is then checked twice: the chain by TLS, the named node by [`Registry::authorize`] (admitted,
-//! not revoked).
+//! is then checked twice: the chain by TLS, the named node by [`Registry::check_connection`]
+//! (this cluster, not revoked).
 //!
 //! Invariants: secrets (token secrets, private keys) never appear in `Debug` output or error
 //! messages; the registry stores only token verifiers, which cannot make a proof; registry

@@ -32,6 +32,7 @@ use crate::raft::types::{NodeId, SnapshotImage, TypeConfig};
 use crate::transport::wire::{AdminRequest, AppendReply, Request, Response, SnapshotHeader};
 use crate::transport::{BoxFuture, Caller, RpcHandler};
 use crate::trust::certs::PeerIdentity;
+use crate::trust::error::TrustError;
 
 /// The RPC handler of one node. Created before the node (the endpoint needs it to bind),
 /// then attached to it.
@@ -169,22 +170,14 @@ fn refusal_message(refusal: Response) -> String {
     }
 }
 
-/// Whether the member presenting `peer` may talk to this node at all: its certificate is of
-/// this cluster's CA (checked by TLS) and names this cluster, and its id is not revoked.
-///
-/// Not "admitted in this node's registry": a node applies the registry as it catches up, so
-/// a member that joined after this node's last applied entry (a leader elected since, say)
-/// would be refused by it, and it could never catch up. Certificates are only ever issued on
-/// an admission, so the CA's signature says as much; what a lagging registry can miss is a
-/// revocation, and it learns that from the log like everything else.
+/// Whether the member presenting `peer` may talk to this node at all
+/// ([`Registry::check_connection`](crate::trust::registry::Registry::check_connection)).
 fn check_member(node: &Node, peer: &PeerIdentity) -> Result<(), Response> {
-    if peer.cluster_id != node.cluster_id() {
-        return Err(error_response("the certificate names another cluster", false));
+    match node.trust.get().check_connection(node.cluster_id(), peer) {
+        Ok(()) => Ok(()),
+        Err(TrustError::Revoked { node_id }) => Err(Response::Revoked { node_id }),
+        Err(error) => Err(error_response(error.to_string(), false)),
     }
-    if node.trust.get().is_revoked(peer.node_id) {
-        return Err(Response::Revoked { node_id: peer.node_id });
-    }
-    Ok(())
 }
 
 /// The per-request rules of the module docs.

@@ -333,16 +333,23 @@ impl Registry {
         self.last_node_id
     }
 
-    /// Whether a connection presenting `peer` may talk to this cluster at all: same cluster
-    /// id, admitted, not revoked. (Certificate chain and expiry are checked by TLS.)
-    pub fn authorize(&self, peer: &PeerIdentity) -> Result<Role, TrustError> {
-        if self.cluster_id != Some(peer.cluster_id) {
+    /// Whether a member presenting `peer` may talk to a node of `own_cluster` at all: its
+    /// certificate (whose chain and expiry TLS has checked) names that cluster, and its id is
+    /// not revoked.
+    ///
+    /// Not "admitted in this registry": a node applies the registry as it catches up, so a
+    /// member admitted after this node's last applied entry (a leader elected since, say)
+    /// would be refused, and the node could never catch up. Certificates are only ever issued
+    /// on an admission, so the CA's signature says as much; what a lagging registry can miss is
+    /// a revocation, and it learns that from the log like everything else.
+    pub fn check_connection(&self, own_cluster: ClusterId, peer: &PeerIdentity) -> Result<(), TrustError> {
+        if peer.cluster_id != own_cluster || self.cluster_id.is_some_and(|cluster| cluster != own_cluster) {
             return Err(TrustError::WrongCluster);
         }
         if self.is_revoked(peer.node_id) {
             return Err(TrustError::Revoked { node_id: peer.node_id });
         }
-        self.admission(peer.node_id).map(|a| a.role).ok_or(TrustError::NotAMember { node_id: peer.node_id })
+        Ok(())
     }
 }
 

@@ -50,7 +50,7 @@ fn bootstrap_once() {
     refused(&mut empty, TrustChange::Revoke { node_id: 1 }, Refusal::NotBootstrapped);
     let mut r = bootstrapped();
     assert_eq!(r.admission(1).map(|a| a.role), Some(Role::Voter));
-    assert_eq!(r.authorize(&peer(1)).unwrap(), Role::Voter);
+    assert!(r.check_connection(ClusterId([1; 16]), &peer(1)).is_ok());
     let again = TrustChange::Bootstrap { cluster_id: ClusterId([9; 16]), ca_fingerprint: Fingerprint([9; 32]), cert_not_after_unix_s: 0 };
     refused(&mut r, again, Refusal::AlreadyBootstrapped);
 }
@@ -132,13 +132,17 @@ fn revoke_then_authorize_fails() {
     assert_eq!(r.apply(&TrustChange::Revoke { node_id: 2 }), TrustOutcome::Done);
     assert_eq!(r.apply(&TrustChange::Revoke { node_id: 2 }), TrustOutcome::Done, "idempotent");
     assert!(r.is_revoked(2));
-    assert!(matches!(r.authorize(&peer(2)), Err(TrustError::Revoked { node_id: 2 })));
+    assert!(matches!(r.check_connection(ClusterId([1; 16]), &peer(2)), Err(TrustError::Revoked { node_id: 2 })));
     refused(&mut r, TrustChange::Renew { node_id: 2, cert_not_after_unix_s: NOW }, Refusal::NotAdmitted);
     refused(&mut r, TrustChange::Revoke { node_id: 3 }, Refusal::NotAdmitted);
-    assert!(matches!(r.authorize(&peer(3)), Err(TrustError::NotAMember { node_id: 3 })));
+    // A member this registry has not seen admitted yet (admitted after what it has applied)
+    // is let in; its certificate is the proof of admission.
+    assert!(r.check_connection(ClusterId([1; 16]), &peer(3)).is_ok());
     let foreign = PeerIdentity { cluster_id: ClusterId([7; 16]), ..peer(1) };
-    assert!(matches!(r.authorize(&foreign), Err(TrustError::WrongCluster)));
-    assert!(matches!(Registry::default().authorize(&peer(1)), Err(TrustError::WrongCluster)));
+    assert!(matches!(r.check_connection(ClusterId([1; 16]), &foreign), Err(TrustError::WrongCluster)));
+    assert!(matches!(r.check_connection(ClusterId([7; 16]), &foreign), Err(TrustError::WrongCluster)), "not this registry's cluster");
+    // Before its first entries a node knows only its own cluster, from its certificate.
+    assert!(Registry::default().check_connection(ClusterId([1; 16]), &peer(1)).is_ok());
 }
 
 // Goal: when every node id is taken, admission is refused and nothing changes.
