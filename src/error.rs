@@ -116,7 +116,11 @@ impl Error {
     pub fn is_not_writable(&self) -> bool {
         matches!(
             self,
-            Error::NotLeader { .. } | Error::LostQuorum { .. } | Error::NodeStopped(_) | Error::OwnedElsewhere(_) | Error::Removed { .. }
+            Error::NotLeader { .. }
+                | Error::LostQuorum { .. }
+                | Error::NodeStopped(_)
+                | Error::OwnedElsewhere(_)
+                | Error::Removed { .. }
         )
     }
 

@@ -85,7 +85,11 @@ fn register_for_new_connections() -> Result<(), String> {
         // stores it as a generic function pointer.
         let entry = unsafe {
             std::mem::transmute::<
-                unsafe extern "C" fn(*mut sqlite3, *mut *mut c_char, *const sqlite3_api_routines) -> c_int,
+                unsafe extern "C" fn(
+                    *mut sqlite3,
+                    *mut *mut c_char,
+                    *const sqlite3_api_routines,
+                ) -> c_int,
                 unsafe extern "C" fn(),
             >(on_new_connection)
         };

@@ -42,11 +42,19 @@ pub const ADMIN_DEADLINE: Duration = Duration::from_secs(15);
 static NODES: Mutex<Option<HashMap<PathBuf, Arc<Node>>>> = Mutex::new(None);
 
 fn running(db: &Path) -> Option<Arc<Node>> {
-    NODES.lock().unwrap_or_else(PoisonError::into_inner).as_ref().and_then(|nodes| nodes.get(db).cloned())
+    NODES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|nodes| nodes.get(db).cloned())
 }
 
 fn remember(db: &Path, node: Arc<Node>) {
-    NODES.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(HashMap::new).insert(db.to_owned(), node);
+    NODES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashMap::new)
+        .insert(db.to_owned(), node);
 }
 
 fn forget(db: &Path) -> Option<Arc<Node>> {

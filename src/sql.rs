@@ -123,7 +123,9 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
             let (addr, options) = (parse_addr(addr)?, parse_options(options.first(), &usage)?);
             Ok(id_output(node::init(&db()?, &addr, &options)?))
         }
-        (Function::Join, [SqlValue::Text(addr), SqlValue::Text(peer), options @ ..]) if options.len() <= 1 => {
+        (Function::Join, [SqlValue::Text(addr), SqlValue::Text(peer), options @ ..])
+            if options.len() <= 1 =>
+        {
             let (addr, peer) = (parse_addr(addr)?, parse_addr(peer)?);
             let options = parse_options(options.first(), &usage)?;
             Ok(id_output(node::join(&db()?, &addr, &peer, &options)?))
@@ -142,14 +144,15 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
             let id = NodeId::try_from(*id).map_err(|_| usage())?;
             node::remove(&db()?, id).map(|()| SqlOutput::Null)
         }
-        (Function::Barrier, []) => {
-            node::barrier(&db()?).map(|index| SqlOutput::Integer(i64::try_from(index).unwrap_or(i64::MAX)))
-        }
+        (Function::Barrier, []) => node::barrier(&db()?)
+            .map(|index| SqlOutput::Integer(i64::try_from(index).unwrap_or(i64::MAX))),
         (Function::Transfer, [SqlValue::Integer(id)]) => {
             let id = NodeId::try_from(*id).map_err(|_| usage())?;
             node::transfer(&db()?, id).map(|()| SqlOutput::Null)
         }
-        (Function::LastError, []) => Ok(crate::vfs::last_error::message().map_or(SqlOutput::Null, SqlOutput::Text)),
+        (Function::LastError, []) => {
+            Ok(crate::vfs::last_error::message().map_or(SqlOutput::Null, SqlOutput::Text))
+        }
         _ => Err(usage()),
     }
 }
@@ -171,7 +174,10 @@ fn node_database(function: Function, caller: &Caller) -> Result<PathBuf, Error> 
 }
 
 /// The optional options argument: absent or NULL means the defaults.
-fn parse_options(value: Option<&SqlValue>, usage: &dyn Fn() -> Error) -> Result<StartOptions, Error> {
+fn parse_options(
+    value: Option<&SqlValue>,
+    usage: &dyn Fn() -> Error,
+) -> Result<StartOptions, Error> {
     let options = match value {
         None | Some(SqlValue::Null) => StartOptions::default(),
         Some(SqlValue::Text(text)) => StartOptions::parse(text)?,
@@ -186,7 +192,11 @@ fn parse_options(value: Option<&SqlValue>, usage: &dyn Fn() -> Error) -> Result<
 /// Checks a `host:port` address; names are resolved, so `localhost:7001` works.
 fn parse_addr(text: &str) -> Result<String, Error> {
     use std::net::ToSocketAddrs;
-    let invalid = |why: &str| Error::InvalidArgument(format!("invalid address '{text}': {why}; expected 'host:port', e.g. '127.0.0.1:7001'"));
+    let invalid = |why: &str| {
+        Error::InvalidArgument(format!(
+            "invalid address '{text}': {why}; expected 'host:port', e.g. '127.0.0.1:7001'"
+        ))
+    };
     let (host, port) = text.rsplit_once(':').ok_or_else(|| invalid("no port"))?;
     if host.is_empty() {
         return Err(invalid("no host"));
@@ -208,7 +218,12 @@ mod tests {
     fn addresses_are_checked() {
         // Goal: malformed addresses are refused with a message naming the problem.
         assert!(parse_addr("127.0.0.1:7001").is_ok());
-        for (bad, why) in [("127.0.0.1", "no port"), (":7001", "no host"), ("127.0.0.1:0", "1-65535"), ("127.0.0.1:99999", "1-65535")] {
+        for (bad, why) in [
+            ("127.0.0.1", "no port"),
+            (":7001", "no host"),
+            ("127.0.0.1:0", "1-65535"),
+            ("127.0.0.1:99999", "1-65535"),
+        ] {
             let message = parse_addr(bad).unwrap_err().to_string();
             assert!(message.contains(why), "{bad}: {message}");
         }

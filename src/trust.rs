@@ -30,4 +30,6 @@ pub use certs::{
 pub use error::TrustError;
 pub use ids::{ClusterId, Fingerprint, NodeId, Role, TokenId};
 pub use registry::{Admission, Refusal, Registry, TokenRecord, TrustChange, TrustOutcome};
-pub use token::{JoinProof, JoinToken, ProofBinding, TokenVerifier, TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
+pub use token::{
+    JoinProof, JoinToken, ProofBinding, TokenVerifier, TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL,
+};

@@ -43,7 +43,9 @@ fn run_script(script: &Path) -> String {
     }
     let output = child.wait_with_output().expect("output");
     let scratch_path = scratch.path().to_string_lossy().into_owned();
-    let clean = |bytes: &[u8]| mask_random_values(&String::from_utf8_lossy(bytes).replace(&scratch_path, "$SCRATCH"));
+    let clean = |bytes: &[u8]| {
+        mask_random_values(&String::from_utf8_lossy(bytes).replace(&scratch_path, "$SCRATCH"))
+    };
     format!(
         "{}-- stderr --\n{}-- exit: {} --\n",
         clean(&output.stdout),
@@ -83,7 +85,10 @@ fn mask_random_values(text: &str) -> String {
 fn masking_keeps_ordinary_output() {
     // Goal: only values of the masked shapes change; words and short numbers stay.
     let text = "token 7ac8d0c91e956141 expired at unix time 1796378252 s; abc 42 deadbeef";
-    assert_eq!(mask_random_values(text), "token <token-id> expired at unix time <unix-time> s; abc 42 deadbeef");
+    assert_eq!(
+        mask_random_values(text),
+        "token <token-id> expired at unix time <unix-time> s; abc 42 deadbeef"
+    );
 }
 
 #[test]
@@ -107,5 +112,11 @@ fn sql_scripts_match_their_expected_output() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scripts differ:\n{}", failures.len(), scripts.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scripts differ:\n{}",
+        failures.len(),
+        scripts.len(),
+        failures.join("\n")
+    );
 }

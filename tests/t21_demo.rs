@@ -20,7 +20,11 @@ fn run_demo(script: &Path) -> (bool, String) {
         .arg(script)
         .output()
         .expect("run scripts/run_demo.sh");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), text)
 }
 

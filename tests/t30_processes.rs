@@ -39,7 +39,8 @@ impl Member {
     /// Node 1 of a new cluster: `ha_init`.
     fn first(port: u16) -> Member {
         let addr = format!("127.0.0.1:{port}");
-        let startup = format!(".load ./libdqlite_vfs\n.open file:n1.db?vfs=ha\nSELECT ha_init('{addr}');");
+        let startup =
+            format!(".load ./libdqlite_vfs\n.open file:n1.db?vfs=ha\nSELECT ha_init('{addr}');");
         Member { name: "n1".into(), addr, startup, shell: None }
     }
 
@@ -57,7 +58,9 @@ impl Member {
         let mut shell = Shell::start(&self.name, dir);
         let output = shell.ok(&self.startup);
         self.shell = Some(shell);
-        output.trim().parse().unwrap_or_else(|_| panic!("[{}] startup returned {output:?}, not a node id", self.name))
+        output.trim().parse().unwrap_or_else(|_| {
+            panic!("[{}] startup returned {output:?}, not a node id", self.name)
+        })
     }
 
     /// The running shell.
@@ -73,10 +76,6 @@ impl Member {
     }
 }
 
-
-
-
-
 /// The schema: a trigger makes every insert write a second table, so replication must carry
 /// both tables' pages of one transaction together.
 const SCHEMA: &str = "\
@@ -89,8 +88,9 @@ END;";
 /// Inserts one row whose values only the writer can know (`random()`, `datetime('now')`), so
 /// followers can only hold them through replication. Returns the id once acknowledged.
 fn insert_row(shell: &mut Shell, label: &str) -> Result<i64, String> {
-    let output =
-        shell.sql(&format!("INSERT INTO t(v, r, at) VALUES ('{label}', random(), datetime('now')) RETURNING id;"))?;
+    let output = shell.sql(&format!(
+        "INSERT INTO t(v, r, at) VALUES ('{label}', random(), datetime('now')) RETURNING id;"
+    ))?;
     output.trim().parse().map_err(|_| format!("INSERT returned {output:?}, not an id"))
 }
 
@@ -127,7 +127,8 @@ fn ids(shell: &mut Shell) -> Vec<i64> {
 fn write_phase(leader: &mut Shell, phase: &str, acknowledged: &mut Vec<i64>) {
     for i in 0..ROWS_PER_PHASE {
         let label = format!("{phase}-{i}");
-        let id = insert_row(leader, &label).unwrap_or_else(|e| panic!("[{}] insert {label}: {e}", leader.name()));
+        let id = insert_row(leader, &label)
+            .unwrap_or_else(|e| panic!("[{}] insert {label}: {e}", leader.name()));
         acknowledged.push(id);
     }
     acknowledged.extend(insert_transaction(leader, &format!("{phase}-tx")));
@@ -136,8 +137,14 @@ fn write_phase(leader: &mut Shell, phase: &str, acknowledged: &mut Vec<i64>) {
 /// Index (in `members`) of the node that `members[probe]` names as leader.
 fn leader_index(members: &mut [Member], probe: usize) -> usize {
     let status = members[probe].shell().status();
-    let leader_addr = status["leader_addr"].as_str().unwrap_or_else(|| panic!("no leader known: {status}")).to_owned();
-    members.iter().position(|m| m.addr == leader_addr).unwrap_or_else(|| panic!("leader {leader_addr} is not ours"))
+    let leader_addr = status["leader_addr"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no leader known: {status}"))
+        .to_owned();
+    members
+        .iter()
+        .position(|m| m.addr == leader_addr)
+        .unwrap_or_else(|| panic!("leader {leader_addr} is not ours"))
 }
 
 /// What the failover took, measured from the SIGKILL.
@@ -215,7 +222,11 @@ fn leader_sigkill_failover_and_catch_up() {
         assert_eq!(contents(shell), expected, "[{}] follower contents", shell.name());
         let refused = shell.sql("INSERT INTO t(v) VALUES ('written on a follower');");
         let error = refused.expect_err("a write on a follower must fail");
-        assert!(error.contains("attempt to write a readonly database"), "[{}] follower write: {error}", shell.name());
+        assert!(
+            error.contains("attempt to write a readonly database"),
+            "[{}] follower write: {error}",
+            shell.name()
+        );
     }
 
     // SIGKILL the leader; a survivor must take over and commit.
@@ -247,13 +258,22 @@ fn leader_sigkill_failover_and_catch_up() {
     for member in &mut members {
         let shell = member.shell();
         shell.barrier(SETTLE_DEADLINE);
-        assert_eq!(contents(shell), expected, "[{}] contents differ from the leader's", shell.name());
+        assert_eq!(
+            contents(shell),
+            expected,
+            "[{}] contents differ from the leader's",
+            shell.name()
+        );
         let present = ids(shell);
         let missing: Vec<_> = acknowledged.iter().filter(|id| !present.contains(id)).collect();
         assert!(missing.is_empty(), "[{}] acknowledged ids missing: {missing:?}", shell.name());
         assert_eq!(shell.ok("PRAGMA integrity_check;"), "ok", "[{}] integrity", shell.name());
     }
-    assert_eq!(acknowledged.len(), 3 * (ROWS_PER_PHASE + 2) + 1, "every write was acknowledged once");
+    assert_eq!(
+        acknowledged.len(),
+        3 * (ROWS_PER_PHASE + 2) + 1,
+        "every write was acknowledged once"
+    );
 }
 
 /// Goal: one owner per database: while a process runs a database's node, another process may
@@ -278,11 +298,18 @@ fn a_second_process_may_read_but_not_write() {
     let error = attempt.expect_err("a write from a process that does not own the node must fail");
     // A VFS can only return a result code, not a message: the refusal is SQLITE_READONLY
     // (extended code SQLITE_READONLY_CANTLOCK, documented in README).
-    assert!(error.contains("readonly database"), "the write should be refused as read-only: {error}");
+    assert!(
+        error.contains("readonly database"),
+        "the write should be refused as read-only: {error}"
+    );
 
     // Nothing of the attempt is visible, to the owner or to the other process.
     assert_eq!(owner.ok("SELECT v FROM t ORDER BY id;"), "by the owner", "the owner's view");
-    assert_eq!(other.ok("SELECT v FROM t ORDER BY id;"), "by the owner", "the other process's view");
+    assert_eq!(
+        other.ok("SELECT v FROM t ORDER BY id;"),
+        "by the owner",
+        "the other process's view"
+    );
     assert_eq!(owner.ok("PRAGMA integrity_check;"), "ok");
 }
 
@@ -292,7 +319,8 @@ fn log_records(bytes: &[u8]) -> Vec<Range<usize>> {
     let mut records = Vec::new();
     let mut at = 0;
     while let Some(header) = bytes.get(at..at + 8) {
-        let end = at + 8 + u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let end =
+            at + 8 + u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         if end > bytes.len() {
             break;
         }
@@ -320,7 +348,9 @@ fn a_node_whose_raft_core_stops_says_so() {
     }
     // The applied position is recorded by the apply of the first entry a second or more after
     // the last record: so the last insert's own apply records it, and the log then loses it.
-    std::thread::sleep(Duration::from_millis(dqlite_vfs::raft::state_machine::APPLIED_SYNC_INTERVAL_MS + 300));
+    std::thread::sleep(Duration::from_millis(
+        dqlite_vfs::raft::state_machine::APPLIED_SYNC_INTERVAL_MS + 300,
+    ));
     insert_row(node.shell(), "row 2").expect("a node of one commits");
     std::thread::sleep(Duration::from_millis(300));
     node.kill();
@@ -339,8 +369,11 @@ fn a_node_whose_raft_core_stops_says_so() {
     // Lines of the panic's backtrace may still come in between: the status is the JSON line.
     let status = loop {
         let output = shell.ok("SELECT ha_status();");
-        let status: serde_json::Value =
-            output.lines().rev().find_map(|line| serde_json::from_str(line).ok()).unwrap_or_default();
+        let status: serde_json::Value = output
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or_default();
         if status["role"] == "stopped" || Instant::now() >= until {
             break status;
         }
@@ -349,6 +382,8 @@ fn a_node_whose_raft_core_stops_says_so() {
     assert_eq!(status["role"], "stopped", "{status}");
     let reason = status["stopped_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("raft stopped"), "the reason: {status}");
-    let refused = shell.sql("INSERT INTO t(v) VALUES ('after the stop');").expect_err("a stopped node takes no write");
+    let refused = shell
+        .sql("INSERT INTO t(v) VALUES ('after the stop');")
+        .expect_err("a stopped node takes no write");
     assert!(!refused.is_empty());
 }

@@ -98,10 +98,7 @@ fn run_file(path: &Path, name: &str) -> FileReport {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let records = parse_script(name, &text).unwrap_or_else(|why| panic!("{why}"));
-    let mut report = FileReport {
-        name: name.to_string(),
-        ..FileReport::default()
-    };
+    let mut report = FileReport { name: name.to_string(), ..FileReport::default() };
     let mut state = FileState {
         hash_threshold: DEFAULT_HASH_THRESHOLD,
         labels: HashMap::new(),
@@ -119,9 +116,9 @@ fn run_file(path: &Path, name: &str) -> FileReport {
         }
         match run_record(&mut cluster, &mut state, record) {
             RecordResult::Passed => report.passed += 1,
-            RecordResult::Failed(why) => report
-                .failures
-                .push(format!("{name}:{}: {why}", record.line)),
+            RecordResult::Failed(why) => {
+                report.failures.push(format!("{name}:{}: {why}", record.line))
+            }
             RecordResult::Control => {}
             RecordResult::Halt => {
                 report.halted_at = Some(record.line);
@@ -136,10 +133,7 @@ fn run_file(path: &Path, name: &str) -> FileReport {
 }
 
 fn known_skip(name: &str, line: usize) -> Option<&'static str> {
-    KNOWN_SKIPS
-        .iter()
-        .find(|(file, at, _)| *file == name && *at == line)
-        .map(|(_, _, why)| *why)
+    KNOWN_SKIPS.iter().find(|(file, at, _)| *file == name && *at == line).map(|(_, _, why)| *why)
 }
 
 enum RecordResult {
@@ -160,23 +154,10 @@ fn run_record(cluster: &mut Cluster, state: &mut FileState, record: &Record) -> 
         Kind::Statement { expect_error, sql } => {
             check_statement(*expect_error, cluster.statement(sql), sql)
         }
-        Kind::Query {
-            types,
-            sort,
-            label,
-            sql,
-            expected,
-        } => {
+        Kind::Query { types, sort, label, sql, expected } => {
             let outcome = cluster.query(sql);
-            match check_query(
-                state,
-                record.line,
-                types,
-                *sort,
-                label.as_deref(),
-                expected,
-                outcome,
-            ) {
+            match check_query(state, record.line, types, *sort, label.as_deref(), expected, outcome)
+            {
                 Ok(()) => RecordResult::Passed,
                 Err(why) => RecordResult::Failed(format!("{why}\n    SQL: {sql}")),
             }
@@ -187,10 +168,9 @@ fn run_record(cluster: &mut Cluster, state: &mut FileState, record: &Record) -> 
 fn check_statement(expect_error: bool, outcome: Outcome, sql: &str) -> RecordResult {
     match (expect_error, outcome.error) {
         (false, None) | (true, Some(_)) => RecordResult::Passed,
-        (false, Some(error)) => RecordResult::Failed(format!(
-            "statement failed: {}\n    SQL: {sql}",
-            error.message
-        )),
+        (false, Some(error)) => {
+            RecordResult::Failed(format!("statement failed: {}\n    SQL: {sql}", error.message))
+        }
         (true, None) => RecordResult::Failed(format!(
             "statement succeeded but an error was expected\n    SQL: {sql}"
         )),
@@ -216,17 +196,11 @@ fn check_query(
     }
     let output = outcome.rows;
     let rows = parse_quote_rows(&output).map_err(|why| {
-        format!(
-            "unreadable output ({why}): {}",
-            String::from_utf8_lossy(&output)
-        )
+        format!("unreadable output ({why}): {}", String::from_utf8_lossy(&output))
     })?;
     let values = rendered_values(&rows, types, sort)?;
     let actual = if values.len() > state.hash_threshold {
-        Expected::Hash {
-            count: values.len(),
-            md5: md5_of_values(&values),
-        }
+        Expected::Hash { count: values.len(), md5: md5_of_values(&values) }
     } else {
         Expected::Values(values.clone())
     };
@@ -238,15 +212,8 @@ fn check_query(
         ));
     }
     if let Some(label) = label {
-        let digest = format!(
-            "{} values hashing to {}",
-            values.len(),
-            md5_of_values(&values)
-        );
-        let first = state
-            .labels
-            .entry(label.to_string())
-            .or_insert_with(|| digest.clone());
+        let digest = format!("{} values hashing to {}", values.len(), md5_of_values(&values));
+        let first = state.labels.entry(label.to_string()).or_insert_with(|| digest.clone());
         if *first != digest {
             return Err(format!(
                 "label {label}: {digest}, but an earlier query with this label gave {first}"
@@ -272,10 +239,7 @@ fn rendered_values(
             ));
         }
         rendered_rows.push(
-            row.iter()
-                .zip(types.chars())
-                .map(|(cell, t)| render(cell, t))
-                .collect::<Vec<_>>(),
+            row.iter().zip(types.chars()).map(|(cell, t)| render(cell, t)).collect::<Vec<_>>(),
         );
     }
     if sort == SortMode::RowSort {
@@ -295,11 +259,7 @@ fn md5_of_values(values: &[String]) -> String {
         hasher.update(value.as_bytes());
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn describe(result: &Expected) -> String {
@@ -310,19 +270,13 @@ fn describe(result: &Expected) -> String {
 }
 
 fn print_summary(reports: &[FileReport], seconds: f64) {
-    println!(
-        "\nsqllogictest on a 3-node cluster: {} files in {seconds:.1}s",
-        reports.len()
-    );
+    println!("\nsqllogictest on a 3-node cluster: {} files in {seconds:.1}s", reports.len());
     println!(
         "{:<40} {:>7} {:>7} {:>7} {:>8} {:>9} {:>7}",
         "file", "run", "passed", "failed", "skipped", "other-db", "secs"
     );
     for r in reports {
-        let halted = r
-            .halted_at
-            .map(|line| format!("  (halt at line {line})"))
-            .unwrap_or_default();
+        let halted = r.halted_at.map(|line| format!("  (halt at line {line})")).unwrap_or_default();
         println!(
             "{:<40} {:>7} {:>7} {:>7} {:>8} {:>9} {:>7.1}{halted}",
             r.name,
@@ -366,11 +320,8 @@ fn sqllogictest_corpus_passes_on_a_three_node_cluster() {
     let only = std::env::var("SLT_ONLY").unwrap_or_default();
     let mut reports = Vec::new();
     for path in corpus_files(&dir) {
-        let name = path
-            .strip_prefix(&dir)
-            .expect("file is in the corpus")
-            .to_string_lossy()
-            .into_owned();
+        let name =
+            path.strip_prefix(&dir).expect("file is in the corpus").to_string_lossy().into_owned();
         if !name.contains(&only) {
             continue;
         }
@@ -378,18 +329,12 @@ fn sqllogictest_corpus_passes_on_a_three_node_cluster() {
         reports.push(run_file(&path, &name));
     }
     print_summary(&reports, started.elapsed().as_secs_f64());
-    let failures: Vec<&String> = reports
-        .iter()
-        .flat_map(|r| r.failures.iter().take(FAILURES_SHOWN))
-        .collect();
+    let failures: Vec<&String> =
+        reports.iter().flat_map(|r| r.failures.iter().take(FAILURES_SHOWN)).collect();
     let failed: usize = reports.iter().map(|r| r.failures.len()).sum();
     assert!(
         failed == 0,
         "{failed} records failed (up to {FAILURES_SHOWN} per file shown):\n{}",
-        failures
-            .iter()
-            .map(|f| f.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        failures.iter().map(|f| f.as_str()).collect::<Vec<_>>().join("\n")
     );
 }

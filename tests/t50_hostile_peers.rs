@@ -22,11 +22,15 @@ use std::time::{Duration, Instant};
 
 use common::shell::Shell;
 use dqlite_vfs::raft::types::{NodeId, SnapshotImage, TypeConfig};
-use dqlite_vfs::transport::wire::{AdminRequest, AppendReply, JoinGrant, JoinRequest, Request, Response, SnapshotHeader};
-use dqlite_vfs::transport::{self, BoxFuture, Caller, Endpoint, JoinAnswer, RpcHandler, TransportError};
+use dqlite_vfs::transport::wire::{
+    AdminRequest, AppendReply, JoinGrant, JoinRequest, Request, Response, SnapshotHeader,
+};
+use dqlite_vfs::transport::{
+    self, BoxFuture, Caller, Endpoint, JoinAnswer, RpcHandler, TransportError,
+};
 use dqlite_vfs::trust::{
-    ClusterCa, ClusterId, Fingerprint, JoinToken, NodeIdentity, NodeKey, PeerIdentity, ProofBinding, Role, TrustError,
-    CLUSTER_SERVER_NAME, NODE_CERT_VALIDITY,
+    ClusterCa, ClusterId, Fingerprint, JoinToken, NodeIdentity, NodeKey, PeerIdentity,
+    ProofBinding, Role, TrustError, CLUSTER_SERVER_NAME, NODE_CERT_VALIDITY,
 };
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -78,7 +82,9 @@ impl Cluster {
         cluster.init("n1");
         for n in 2..=size {
             let token = issue_token(&mut cluster.nodes[0].shell, None);
-            let node = cluster.join(&format!("n{n}"), &token).unwrap_or_else(|e| panic!("[n{n}] ha_join: {e}"));
+            let node = cluster
+                .join(&format!("n{n}"), &token)
+                .unwrap_or_else(|e| panic!("[n{n}] ha_join: {e}"));
             assert_eq!(node, n as NodeId, "[n{n}] node id");
         }
         for node in &mut cluster.nodes[1..] {
@@ -95,7 +101,9 @@ impl Cluster {
     fn init(&mut self, name: &str) -> NodeId {
         let addr = format!("127.0.0.1:{}", common::free_udp_port(PORTS));
         let mut shell = Shell::start(name, self.dir());
-        let output = shell.ok(&format!(".load ./libdqlite_vfs\n.open file:{name}.db?vfs=ha\nSELECT ha_init('{addr}');"));
+        let output = shell.ok(&format!(
+            ".load ./libdqlite_vfs\n.open file:{name}.db?vfs=ha\nSELECT ha_init('{addr}');"
+        ));
         let id = parse_id(name, &output);
         self.nodes.push(Node { shell, addr, id });
         id
@@ -120,7 +128,10 @@ impl Cluster {
 }
 
 fn parse_id(name: &str, output: &str) -> NodeId {
-    output.trim().parse().unwrap_or_else(|_| panic!("[{name}] startup returned {output:?}, not a node id"))
+    output
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("[{name}] startup returned {output:?}, not a node id"))
 }
 
 /// `ha_token()` (or `ha_token(options)`) on `shell`: the token's text.
@@ -134,25 +145,31 @@ fn issue_token(shell: &mut Shell, options: Option<&str>) -> String {
     token
 }
 
-
 /// The member ids `ha_status()` lists, in order.
 fn member_ids(shell: &mut Shell) -> Vec<NodeId> {
     let status = shell.status();
     let members = status["members"].as_array().unwrap_or_else(|| panic!("no members in {status}"));
-    members.iter().map(|m| m["id"].as_u64().unwrap_or_else(|| panic!("member without id: {m}"))).collect()
+    members
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap_or_else(|| panic!("member without id: {m}")))
+        .collect()
 }
 
 /// The outstanding token ids and their uses left, as `ha_status()` lists them.
 fn tokens(shell: &mut Shell) -> BTreeSet<(String, u64)> {
     let status = shell.status();
     let tokens = status["tokens"].as_array().unwrap_or_else(|| panic!("no tokens in {status}"));
-    tokens.iter().map(|t| (t["id"].as_str().unwrap_or("?").to_owned(), t["uses_left"].as_u64().unwrap_or(0))).collect()
+    tokens
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap_or("?").to_owned(), t["uses_left"].as_u64().unwrap_or(0)))
+        .collect()
 }
 
-
-
 fn unix_now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,21 +179,44 @@ fn unix_now_s() -> u64 {
 /// The attacker's runtime: the transport needs tokio, and endpoints bound on it keep serving
 /// between `block_on` calls (its worker threads drive them).
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// Asks `seed` to admit a node reachable at `my_addr` with `token`, proving the token's secret
 /// for `key` exactly as a real joiner does, and follows redirects to the leader. Unlike
 /// `ha_join` it makes no local check first (expiry, role): the *leader's* checks are tested.
-async fn join_with(seed: &str, token: &JoinToken, role: Role, key: &NodeKey, my_addr: &str) -> Result<JoinGrant, TransportError> {
+async fn join_with(
+    seed: &str,
+    token: &JoinToken,
+    role: Role,
+    key: &NodeKey,
+    my_addr: &str,
+) -> Result<JoinGrant, TransportError> {
     let mut target = seed.to_owned();
     // A few redirects at most: leadership does not move in these tests.
     for _ in 0..4 {
-        let (pin, token, addr, public_key_der) = (token.ca_fingerprint, token.clone(), my_addr.to_owned(), key.public_key_der());
+        let (pin, token, addr, public_key_der) =
+            (token.ca_fingerprint, token.clone(), my_addr.to_owned(), key.public_key_der());
         let request = move |tls_exporter| {
-            let binding = ProofBinding { token_id: token.id, tls_exporter, joiner_public_key_der: &public_key_der, role, addr: &addr };
+            let binding = ProofBinding {
+                token_id: token.id,
+                tls_exporter,
+                joiner_public_key_der: &public_key_der,
+                role,
+                addr: &addr,
+            };
             let proof = token.prove(&binding);
-            JoinRequest { token_id: token.id, role, addr: addr.clone(), public_key_der: public_key_der.clone(), proof }
+            JoinRequest {
+                token_id: token.id,
+                role,
+                addr: addr.clone(),
+                public_key_der: public_key_der.clone(),
+                proof,
+            }
         };
         match transport::join(&target, pin, request, CALL_DEADLINE).await? {
             JoinAnswer::Granted(grant) => return Ok(grant),
@@ -201,10 +241,16 @@ impl Impostor {
         let token = JoinToken::decode(token).expect("a token from ha_token() decodes");
         let key = NodeKey::generate().expect("key pair");
         let addr = format!("127.0.0.1:{}", common::free_udp_port(PORTS));
-        let grant = join_with(seed, &token, role, &key, &addr).await.unwrap_or_else(|e| panic!("a valid token is refused: {e}"));
-        let ca = ClusterCa::from_pem(&grant.ca_cert_pem, None).expect("the granted CA certificate parses");
-        let identity = NodeIdentity::new(&grant.cert_pem, key).expect("the granted certificate is for our key");
-        let endpoint = Endpoint::bind(&addr, &ca, &identity, Arc::new(RefusingHandler::default())).await.expect("bind the impostor");
+        let grant = join_with(seed, &token, role, &key, &addr)
+            .await
+            .unwrap_or_else(|e| panic!("a valid token is refused: {e}"));
+        let ca = ClusterCa::from_pem(&grant.ca_cert_pem, None)
+            .expect("the granted CA certificate parses");
+        let identity = NodeIdentity::new(&grant.cert_pem, key)
+            .expect("the granted certificate is for our key");
+        let endpoint = Endpoint::bind(&addr, &ca, &identity, Arc::new(RefusingHandler::default()))
+            .await
+            .expect("bind the impostor");
         Impostor { endpoint, node_id: grant.node_id, addr }
     }
 
@@ -254,10 +300,16 @@ impl RpcHandler for RefusingHandler {
         _requests: BoxStream<'static, AppendEntriesRequest<TypeConfig>>,
     ) -> BoxStream<'static, AppendReply> {
         self.requests.fetch_add(1, Ordering::SeqCst);
-        Box::pin(futures_util::stream::once(async { AppendReply::Failed { message: REFUSING.into() } }))
+        Box::pin(futures_util::stream::once(async {
+            AppendReply::Failed { message: REFUSING.into() }
+        }))
     }
 
-    fn accept_snapshot(&self, _caller: &PeerIdentity, _header: &SnapshotHeader) -> Result<(), Response> {
+    fn accept_snapshot(
+        &self,
+        _caller: &PeerIdentity,
+        _header: &SnapshotHeader,
+    ) -> Result<(), Response> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         Err(Response::Error { message: REFUSING.into(), retryable: false })
     }
@@ -308,23 +360,39 @@ fn joins_with_bad_tokens_are_refused() {
     // (a) Right id, wrong secret: the proof is checked against the stored verifier.
     let legitimate = issue_token(cluster.leader(), None);
     let real = JoinToken::decode(&legitimate).expect("decode");
-    let mut forged = JoinToken::generate(real.cluster_id, real.ca_fingerprint, real.role, real.expires_at_unix_s, vec![]).expect("token");
+    let mut forged = JoinToken::generate(
+        real.cluster_id,
+        real.ca_fingerprint,
+        real.role,
+        real.expires_at_unix_s,
+        vec![],
+    )
+    .expect("token");
     forged.id = real.id;
     let outstanding = tokens(cluster.leader());
     let message = join_refusal("(a) wrong secret", attempt(&forged));
     println!("(a) wrong secret: {message}");
-    assert!(message.contains("the join proof does not match the token: wrong secret"), "(a): {message}");
+    assert!(
+        message.contains("the join proof does not match the token: wrong secret"),
+        "(a): {message}"
+    );
     assert_eq!(member_ids(cluster.leader()), members, "(a) members changed");
-    assert_eq!(tokens(cluster.leader()), outstanding, "(a) a refused join must not spend a token use");
+    assert_eq!(
+        tokens(cluster.leader()),
+        outstanding,
+        "(a) a refused join must not spend a token use"
+    );
 
     // (b) The token node 2 joined with (one use), with its real secret.
-    let message = join_refusal("(b) used up", attempt(&JoinToken::decode(&used_up).expect("decode")));
+    let message =
+        join_refusal("(b) used up", attempt(&JoinToken::decode(&used_up).expect("decode")));
     println!("(b) used up: {message}");
     assert!(message.contains("has no uses left"), "(b): {message}");
     assert_eq!(member_ids(cluster.leader()), members, "(b) members changed");
 
     // (c) Expired one second after issue; the attacker skips the joiner's local expiry check.
-    let short = JoinToken::decode(&issue_token(cluster.leader(), Some(r#"{"ttl_s":1}"#))).expect("decode");
+    let short =
+        JoinToken::decode(&issue_token(cluster.leader(), Some(r#"{"ttl_s":1}"#))).expect("decode");
     std::thread::sleep(Duration::from_secs(2));
     assert!(short.expires_at_unix_s <= unix_now_s(), "the token must have expired by now");
     let message = join_refusal("(c) expired", attempt(&short));
@@ -339,7 +407,10 @@ fn joins_with_bad_tokens_are_refused() {
     let other = JoinToken::decode(&other_token).expect("decode");
     match attempt(&other) {
         Err(TransportError::Trust(TrustError::ForeignCluster { expected, found })) => {
-            println!("(d) foreign cluster: pinned {expected}, presented {}", found.map_or("none".into(), |f| f.to_string()));
+            println!(
+                "(d) foreign cluster: pinned {expected}, presented {}",
+                found.map_or("none".into(), |f| f.to_string())
+            );
             assert_eq!(expected, other.ca_fingerprint);
             assert_eq!(found, Some(real.ca_fingerprint), "the node presents its own cluster's CA");
         }
@@ -348,8 +419,14 @@ fn joins_with_bad_tokens_are_refused() {
     assert_eq!(member_ids(cluster.leader()), members, "(d) members changed");
 
     // (e) A well-formed token of this cluster whose id was never issued.
-    let unknown =
-        JoinToken::generate(real.cluster_id, real.ca_fingerprint, Role::Voter, unix_now_s() + 3600, vec![]).expect("token");
+    let unknown = JoinToken::generate(
+        real.cluster_id,
+        real.ca_fingerprint,
+        Role::Voter,
+        unix_now_s() + 3600,
+        vec![],
+    )
+    .expect("token");
     let message = join_refusal("(e) unknown id", attempt(&unknown));
     println!("(e) unknown token: {message}");
     assert!(message.contains("no outstanding token"), "(e): {message}");
@@ -374,8 +451,14 @@ fn a_rogue_server_with_another_ca_is_refused_by_the_joiner() {
     let token = issue_token(cluster.leader(), None);
     let rt = runtime();
     let rogue_ca = ClusterCa::generate(ClusterId::generate().expect("id")).expect("rogue CA");
-    let rogue_identity =
-        NodeIdentity::issue_self(&rogue_ca, rogue_ca.cluster_id(), 1, NODE_CERT_VALIDITY, unix_now_s()).expect("rogue cert");
+    let rogue_identity = NodeIdentity::issue_self(
+        &rogue_ca,
+        rogue_ca.cluster_id(),
+        1,
+        NODE_CERT_VALIDITY,
+        unix_now_s(),
+    )
+    .expect("rogue cert");
     let handler = Arc::new(RefusingHandler::default());
     let rogue_addr = format!("127.0.0.1:{}", common::free_udp_port(PORTS));
     let rogue = rt
@@ -389,11 +472,24 @@ fn a_rogue_server_with_another_ca_is_refused_by_the_joiner() {
     let error = outcome.expect_err("joining through a rogue server must fail");
     println!("joiner: {error}");
     assert!(error.contains("the peer belongs to another cluster"), "{error}");
-    assert!(error.contains(&rogue_ca.fingerprint().to_string()), "the error names the rogue's CA: {error}");
-    assert_eq!(handler.requests.load(Ordering::SeqCst), 0, "the rogue server must get no request (no proof, no key)");
-    assert!(!cluster.dir().join("joiner.db-ha").exists(), "a failed join must not create the node's state directory");
+    assert!(
+        error.contains(&rogue_ca.fingerprint().to_string()),
+        "the error names the rogue's CA: {error}"
+    );
+    assert_eq!(
+        handler.requests.load(Ordering::SeqCst),
+        0,
+        "the rogue server must get no request (no proof, no key)"
+    );
+    assert!(
+        !cluster.dir().join("joiner.db-ha").exists(),
+        "a failed join must not create the node's state directory"
+    );
     match joiner.sql("SELECT json_extract(ha_status(), '$.role');") {
-        Ok(role) => assert!(!["leader", "follower", "learner", "candidate"].contains(&role.trim()), "joiner reports {role}"),
+        Ok(role) => assert!(
+            !["leader", "follower", "learner", "candidate"].contains(&role.trim()),
+            "joiner reports {role}"
+        ),
         Err(error) => println!("joiner ha_status(): {error}"),
     }
     // The real cluster is untouched.
@@ -421,14 +517,20 @@ fn a_learner_cannot_get_the_ca_key_or_change_membership() {
     let requests = [
         AdminRequest::FetchCaKey,
         AdminRequest::Remove { node_id: 1 },
-        AdminRequest::AddMember { node_id: learner.node_id, addr: learner.addr.clone(), learner: false },
+        AdminRequest::AddMember {
+            node_id: learner.node_id,
+            addr: learner.addr.clone(),
+            learner: false,
+        },
         AdminRequest::IssueToken { role: Role::Voter, ttl_s: 3600, uses: 1, seeds: vec![] },
     ];
-    let targets: Vec<(String, String)> = cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();
+    let targets: Vec<(String, String)> =
+        cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();
     for (name, addr) in &targets {
         for request in &requests {
             let what = format!("{request:?} to {name}");
-            let message = refusal(&what, rt.block_on(learner.call(addr, Request::Admin(request.clone()))));
+            let message =
+                refusal(&what, rt.block_on(learner.call(addr, Request::Admin(request.clone()))));
             println!("{what}: {message}");
             let expected = match request {
                 AdminRequest::AddMember { .. } => "admitted as a learner",
@@ -461,7 +563,11 @@ fn forged_raft_messages_are_refused() {
     let impostor = rt.block_on(Impostor::admit(&seed, &token, Role::Voter));
     let me = impostor.node_id;
     println!("impostor admitted as node {me}");
-    let terms_before: Vec<u64> = cluster.nodes.iter_mut().map(|n| n.shell.status()["term"].as_u64().expect("term")).collect();
+    let terms_before: Vec<u64> = cluster
+        .nodes
+        .iter_mut()
+        .map(|n| n.shell.status()["term"].as_u64().expect("term"))
+        .collect();
     let term = terms_before.iter().copied().max().expect("two nodes");
 
     let vote = |term: u64, node: NodeId| VoteOf::<TypeConfig>::new(term, node);
@@ -472,13 +578,34 @@ fn forged_raft_messages_are_refused() {
         leader_commit: None,
     };
     let forgeries = [
-        ("a vote naming node 2", Request::Vote(VoteRequest::new(vote(term + 1, 2), None)), "sent a message naming node 2"),
-        ("a pre-vote naming node 2", Request::PreVote(VoteRequest::new(vote(term + 1, 2), None)), "sent a message naming node 2"),
-        ("an append naming leader 1", Request::AppendEntries(append(term, 1)), "in the name of leader 1"),
-        ("a vote with term u64::MAX", Request::Vote(VoteRequest::new(vote(u64::MAX, me), None)), "past the bound"),
-        ("an append with term u64::MAX", Request::AppendEntries(append(u64::MAX, me)), "past the bound"),
+        (
+            "a vote naming node 2",
+            Request::Vote(VoteRequest::new(vote(term + 1, 2), None)),
+            "sent a message naming node 2",
+        ),
+        (
+            "a pre-vote naming node 2",
+            Request::PreVote(VoteRequest::new(vote(term + 1, 2), None)),
+            "sent a message naming node 2",
+        ),
+        (
+            "an append naming leader 1",
+            Request::AppendEntries(append(term, 1)),
+            "in the name of leader 1",
+        ),
+        (
+            "a vote with term u64::MAX",
+            Request::Vote(VoteRequest::new(vote(u64::MAX, me), None)),
+            "past the bound",
+        ),
+        (
+            "an append with term u64::MAX",
+            Request::AppendEntries(append(u64::MAX, me)),
+            "past the bound",
+        ),
     ];
-    let targets: Vec<(String, String)> = cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();
+    let targets: Vec<(String, String)> =
+        cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();
     for (name, addr) in &targets {
         for (what, request, expected) in &forgeries {
             let what = format!("{what} to {name}");
@@ -488,9 +615,16 @@ fn forged_raft_messages_are_refused() {
         }
     }
 
-    let terms_after: Vec<u64> = cluster.nodes.iter_mut().map(|n| n.shell.status()["term"].as_u64().expect("term")).collect();
+    let terms_after: Vec<u64> = cluster
+        .nodes
+        .iter_mut()
+        .map(|n| n.shell.status()["term"].as_u64().expect("term"))
+        .collect();
     println!("terms before {terms_before:?}, after {terms_after:?}");
-    assert!(terms_after.iter().all(|&t| t < TERM_MAX), "a forged term got through: {terms_after:?}");
+    assert!(
+        terms_after.iter().all(|&t| t < TERM_MAX),
+        "a forged term got through: {terms_after:?}"
+    );
     assert_eq!(cluster.leader().status()["role"], "leader", "node 1 must still lead");
     cluster.leader().ok("CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('after the forgeries');");
     cluster.nodes[1].shell.barrier(SETTLE_DEADLINE);
@@ -521,7 +655,11 @@ fn a_removed_node_is_refused() {
     // our 3 s timeout are both fine: ha_status() decides.
     let add = AdminRequest::AddMember { node_id: id, addr: intruder.addr.clone(), learner: true };
     let added = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(3), intruder.call(&seed, Request::Admin(add.clone()))).await
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            intruder.call(&seed, Request::Admin(add.clone())),
+        )
+        .await
     });
     println!("AddMember of itself: {added:?}");
     let until = Instant::now() + SETTLE_DEADLINE;
@@ -532,11 +670,15 @@ fn a_removed_node_is_refused() {
     // While a member, it is answered like any member. (`ReadIndex`, not `Status`: a remote
     // `Status` is refused by every node with "status is answered locally".)
     let answer = rt.block_on(intruder.call(&seed, Request::Admin(AdminRequest::ReadIndex)));
-    assert!(matches!(answer, Ok(Response::Admin(_))), "a member's ReadIndex before removal: {answer:?}");
+    assert!(
+        matches!(answer, Ok(Response::Admin(_))),
+        "a member's ReadIndex before removal: {answer:?}"
+    );
 
     cluster.leader().ok(&format!("SELECT ha_remove({id});"));
     assert!(!member_ids(cluster.leader()).contains(&id), "ha_remove({id}) left it a member");
-    let targets: Vec<(String, String)> = cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();
+    let targets: Vec<(String, String)> =
+        cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();
     for (name, addr) in &targets {
         // A follower learns of the revocation when it applies the entry: poll, bounded.
         let until = Instant::now() + SETTLE_DEADLINE;
@@ -548,12 +690,17 @@ fn a_removed_node_is_refused() {
                     break;
                 }
                 Ok(Response::Admin(_)) if Instant::now() < until => std::thread::sleep(POLL),
-                other => panic!("ReadIndex to {name} after removal: expected Revoked, got {other:?}"),
+                other => {
+                    panic!("ReadIndex to {name} after removal: expected Revoked, got {other:?}")
+                }
             }
         }
         for request in [AdminRequest::Status, add.clone()] {
             let again = rt.block_on(intruder.call(addr, Request::Admin(request.clone())));
-            assert!(matches!(again, Ok(Response::Revoked { .. })), "{request:?} to {name} after removal: {again:?}");
+            assert!(
+                matches!(again, Ok(Response::Revoked { .. })),
+                "{request:?} to {name} after removal: {again:?}"
+            );
         }
     }
     assert!(!member_ids(cluster.leader()).contains(&id), "the removed node came back");
@@ -614,9 +761,9 @@ fn flood_client_config(pin: Fingerprint) -> quinn::ClientConfig {
     let (crypto, _pin_check) = transport::tls::join_client_config(pin).expect("join client config");
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport
-        .keep_alive_interval(Some(Duration::from_millis(500)))
-        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(10)).expect("idle timeout")));
+    transport.keep_alive_interval(Some(Duration::from_millis(500))).max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(Duration::from_secs(10)).expect("idle timeout"),
+    ));
     config.transport_config(Arc::new(transport));
     config
 }
@@ -624,7 +771,13 @@ fn flood_client_config(pin: Fingerprint) -> quinn::ClientConfig {
 /// One flood connection: handshake as an anonymous joiner; if it completes, some connections
 /// send garbage on a stream (random bytes, or a frame announcing 1 GiB that never comes) and
 /// all are kept open and idle.
-async fn flood_one(socket: quinn::Endpoint, config: quinn::ClientConfig, target: SocketAddr, n: usize, counts: Arc<FloodCounts>) {
+async fn flood_one(
+    socket: quinn::Endpoint,
+    config: quinn::ClientConfig,
+    target: SocketAddr,
+    n: usize,
+    counts: Arc<FloodCounts>,
+) {
     counts.attempted.fetch_add(1, Ordering::Relaxed);
     let connecting = match socket.connect_with(config, target, CLUSTER_SERVER_NAME) {
         Ok(connecting) => connecting,
@@ -666,7 +819,12 @@ fn flood_failure(counts: &FloodCounts, error: String) {
 
 /// Makes connection attempts from `FLOOD_SOCKETS` sockets until `stop` or the cap; returns
 /// the sockets, to be closed by the caller.
-async fn flood_connections(target: SocketAddr, pin: Fingerprint, counts: Arc<FloodCounts>, stop: Arc<AtomicBool>) -> Vec<quinn::Endpoint> {
+async fn flood_connections(
+    target: SocketAddr,
+    pin: Fingerprint,
+    counts: Arc<FloodCounts>,
+    stop: Arc<AtomicBool>,
+) -> Vec<quinn::Endpoint> {
     let config = flood_client_config(pin);
     let per_socket = FLOOD_ATTEMPTS_MAX / FLOOD_SOCKETS;
     let mut tasks = Vec::new();
@@ -679,7 +837,13 @@ async fn flood_connections(target: SocketAddr, pin: Fingerprint, counts: Arc<Flo
             futures_util::stream::iter(0..per_socket)
                 .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
                 .for_each_concurrent(FLOOD_IN_FLIGHT, |i| {
-                    flood_one(socket.clone(), config.clone(), target, s * per_socket + i, counts.clone())
+                    flood_one(
+                        socket.clone(),
+                        config.clone(),
+                        target,
+                        s * per_socket + i,
+                        counts.clone(),
+                    )
                 })
                 .await
         }));
@@ -744,7 +908,9 @@ impl Flood {
     /// counts and how many completed connections were still open at the end.
     fn stop(self, rt: &tokio::runtime::Runtime) -> (Arc<FloodCounts>, usize) {
         self.stop.store(true, Ordering::Relaxed);
-        let sockets = rt.block_on(async { tokio::time::timeout(FLOOD_STEP_DEADLINE * 3, self.connections).await });
+        let sockets = rt.block_on(async {
+            tokio::time::timeout(FLOOD_STEP_DEADLINE * 3, self.connections).await
+        });
         self.datagrams.join().expect("garbage thread");
         let open = std::mem::take(&mut *self.counts.open.lock().expect("flood lock"));
         let held_open = open.iter().filter(|c| c.close_reason().is_none()).count();
@@ -754,7 +920,8 @@ impl Flood {
         if let Ok(Ok(sockets)) = sockets {
             rt.block_on(async {
                 for socket in sockets {
-                    let _ = tokio::time::timeout(Duration::from_millis(500), socket.wait_idle()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(500), socket.wait_idle()).await;
                 }
             });
         }
@@ -768,9 +935,15 @@ fn measure_commits(shell: &mut Shell, label: &str, duration: Duration) -> (usize
     let start = Instant::now();
     let mut inserted = 0;
     while start.elapsed() < duration {
-        let sql: String = (0..INSERTS_PER_BATCH).map(|i| format!("INSERT INTO flood(v) VALUES ('{label}-{}');\n", inserted + i)).collect();
+        let sql: String = (0..INSERTS_PER_BATCH)
+            .map(|i| format!("INSERT INTO flood(v) VALUES ('{label}-{}');\n", inserted + i))
+            .collect();
         if let Err(error) = shell.sql_within(&sql, BATCH_DEADLINE) {
-            panic!("[{}] an INSERT failed {:?} into the {label} measurement: {error}", shell.name(), start.elapsed());
+            panic!(
+                "[{}] an INSERT failed {:?} into the {label} measurement: {error}",
+                shell.name(),
+                start.elapsed()
+            );
         }
         inserted += INSERTS_PER_BATCH;
     }
@@ -779,7 +952,8 @@ fn measure_commits(shell: &mut Shell, label: &str, duration: Duration) -> (usize
 
 /// `VmHWM` (peak resident set) and `VmRSS` of a process, in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
     let field = |name: &str| {
         status
             .lines()
@@ -804,7 +978,8 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 fn commits_go_on_under_a_connection_flood() {
     let started = Instant::now();
     let mut cluster = Cluster::start(3);
-    let pin = JoinToken::decode(&issue_token(cluster.leader(), None)).expect("decode").ca_fingerprint;
+    let pin =
+        JoinToken::decode(&issue_token(cluster.leader(), None)).expect("decode").ca_fingerprint;
     let target: SocketAddr = cluster.nodes[1].addr.parse().expect("follower address");
     let follower_pid = cluster.nodes[1].shell.pid();
     cluster.leader().ok("CREATE TABLE flood(v TEXT NOT NULL);");
@@ -826,8 +1001,12 @@ fn commits_go_on_under_a_connection_flood() {
     let rate = |n: usize, t: Duration| n as f64 / t.as_secs_f64();
     let (rate_before, rate_during) = (rate(before, before_time), rate(during, during_time));
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    println!("commit rate before the flood: {rate_before:.0}/s ({before} INSERTs in {before_time:.2?})");
-    println!("commit rate during the flood: {rate_during:.0}/s ({during} INSERTs in {during_time:.2?})");
+    println!(
+        "commit rate before the flood: {rate_before:.0}/s ({before} INSERTs in {before_time:.2?})"
+    );
+    println!(
+        "commit rate during the flood: {rate_during:.0}/s ({during} INSERTs in {during_time:.2?})"
+    );
     println!("ratio during/before: {:.2}", rate_during / rate_before);
     println!(
         "flood: {} connection attempts, {} handshakes completed, {} refused, {} failed otherwise (first: {:?}), \
@@ -846,16 +1025,32 @@ fn commits_go_on_under_a_connection_flood() {
     );
     println!("follower applied index: {applied_before:?} before the flood, {applied_during:?} at its end (leader commit {leader_commit:?})");
 
-    assert!(load(&counts.attempted) >= FLOOD_ATTEMPTS_MIN, "the flood made only {} attempts", load(&counts.attempted));
-    assert!(load(&counts.datagrams) >= 1_000, "only {} garbage datagrams sent", load(&counts.datagrams));
+    assert!(
+        load(&counts.attempted) >= FLOOD_ATTEMPTS_MIN,
+        "the flood made only {} attempts",
+        load(&counts.attempted)
+    );
+    assert!(
+        load(&counts.datagrams) >= 1_000,
+        "only {} garbage datagrams sent",
+        load(&counts.datagrams)
+    );
     assert!(during > 0, "no commit during the flood");
     let total = before + during;
-    assert_eq!(cluster.leader().ok("SELECT count(*) FROM flood;"), total.to_string(), "acknowledged INSERTs missing on the leader");
+    assert_eq!(
+        cluster.leader().ok("SELECT count(*) FROM flood;"),
+        total.to_string(),
+        "acknowledged INSERTs missing on the leader"
+    );
 
     // The follower got through the flood: still following, and it catches up.
     cluster.nodes[1].shell.wait_for_role("follower", SETTLE_DEADLINE);
     cluster.nodes[1].shell.barrier(SETTLE_DEADLINE);
-    assert_eq!(cluster.nodes[1].shell.ok("SELECT count(*) FROM flood;"), total.to_string(), "the follower lacks rows");
+    assert_eq!(
+        cluster.nodes[1].shell.ok("SELECT count(*) FROM flood;"),
+        total.to_string(),
+        "the follower lacks rows"
+    );
     println!("test ran {:.1?}", started.elapsed());
 }
 
@@ -882,7 +1077,9 @@ fn a_member_still_connects_during_a_flood() {
     let follower = cluster.nodes[1].addr.clone();
     let flood = Flood::start(&rt, follower.parse().expect("follower address"), pin);
     let until = Instant::now() + FLOOD_STEP_DEADLINE * 2;
-    while flood.counts.handshakes.load(Ordering::Relaxed) < CONNECTIONS_MAX - 8 && Instant::now() < until {
+    while flood.counts.handshakes.load(Ordering::Relaxed) < CONNECTIONS_MAX - 8
+        && Instant::now() < until
+    {
         std::thread::sleep(POLL);
     }
     let full_after = flood.counts.handshakes.load(Ordering::Relaxed);
@@ -904,7 +1101,16 @@ fn a_member_still_connects_during_a_flood() {
         counts.handshakes.load(Ordering::Relaxed),
         counts.refused.load(Ordering::Relaxed)
     );
-    println!("member's ReadIndex to the follower, {} tries: first {:?}, last {:?}", outcomes.len(), outcomes.first(), outcomes.last());
-    assert!(answered, "a member could not get a connection to the follower during the flood: {:?}", outcomes.last());
+    println!(
+        "member's ReadIndex to the follower, {} tries: first {:?}, last {:?}",
+        outcomes.len(),
+        outcomes.first(),
+        outcomes.last()
+    );
+    assert!(
+        answered,
+        "a member could not get a connection to the follower during the flood: {:?}",
+        outcomes.last()
+    );
     rt.block_on(member.endpoint.shutdown());
 }

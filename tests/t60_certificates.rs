@@ -28,7 +28,12 @@ const RENEWAL_DEADLINE: Duration = Duration::from_secs(25);
 fn expiries(shell: &mut Shell) -> Vec<(u64, String)> {
     let status = shell.status();
     let members = status["members"].as_array().cloned().unwrap_or_default();
-    members.iter().map(|m| (m["id"].as_u64().unwrap_or(0), m["cert_expires_at"].as_str().unwrap_or("").to_owned())).collect()
+    members
+        .iter()
+        .map(|m| {
+            (m["id"].as_u64().unwrap_or(0), m["cert_expires_at"].as_str().unwrap_or("").to_owned())
+        })
+        .collect()
 }
 
 fn start(name: &str, dir: &std::path::Path, sql: &str) -> Shell {
@@ -42,7 +47,8 @@ fn certificates_renew_before_they_expire() {
     let scratch = common::scratch_with_extension();
     let dir = scratch.path();
     let (p1, p2) = (common::free_udp_port(PORTS), common::free_udp_port(PORTS));
-    let mut leader = start("n1", dir, &format!("SELECT ha_init('127.0.0.1:{p1}');\nCREATE TABLE t(x);"));
+    let mut leader =
+        start("n1", dir, &format!("SELECT ha_init('127.0.0.1:{p1}');\nCREATE TABLE t(x);"));
     let token = leader.ok("SELECT ha_token();").trim().to_owned();
     let join = format!("SELECT ha_join('127.0.0.1:{p2}', '127.0.0.1:{p1}', '{token}');");
     let mut follower = start("n2", dir, &join);
@@ -56,10 +62,16 @@ fn certificates_renew_before_they_expire() {
     loop {
         let now = expiries(&mut leader);
         if now.iter().zip(&first).all(|(new, old)| new.0 == old.0 && new.1 > old.1) {
-            eprintln!("renewed after {:.1} s: {first:?} -> {now:?}", started.elapsed().as_secs_f64());
+            eprintln!(
+                "renewed after {:.1} s: {first:?} -> {now:?}",
+                started.elapsed().as_secs_f64()
+            );
             break;
         }
-        assert!(Instant::now() < until, "not renewed within {RENEWAL_DEADLINE:?}: {first:?} -> {now:?}");
+        assert!(
+            Instant::now() < until,
+            "not renewed within {RENEWAL_DEADLINE:?}: {first:?} -> {now:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let own = follower.status()["cert_expires_at"].as_str().unwrap_or("").to_owned();

@@ -34,15 +34,17 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(command: HostCommand, library: PathBuf, scratch: PathBuf, keep: bool) -> Ctx {
-        let env = std::env::var_os("DQLITE_VFS_LOG").map(|v| vec![("DQLITE_VFS_LOG".into(), v)]).unwrap_or_default();
+        let env = std::env::var_os("DQLITE_VFS_LOG")
+            .map(|v| vec![("DQLITE_VFS_LOG".into(), v)])
+            .unwrap_or_default();
         Ctx { command, library, scratch, env, keep, next_port: Cell::new(0) }
     }
 
     /// `count` free ports, moving on through the range so consecutive clusters differ.
     fn ports(&self, count: usize) -> Result<Vec<u16>> {
         let hint = self.next_port.get();
-        let ports =
-            free_udp_ports(PORTS, count, hint).with_context(|| format!("{count} free UDP ports in {PORTS:?}"))?;
+        let ports = free_udp_ports(PORTS, count, hint)
+            .with_context(|| format!("{count} free UDP ports in {PORTS:?}"))?;
         let step = u16::try_from(count).unwrap_or(1);
         self.next_port.set(hint.wrapping_add(step) % (PORTS.end - PORTS.start));
         Ok(ports)
@@ -50,8 +52,13 @@ impl Ctx {
 
     /// A host spec in `dir` (not a node): plain SQLite, or the extension without a node.
     pub fn bare_host(&self, dir: &std::path::Path, name: &str, plain: bool) -> HostSpec {
-        let mut spec =
-            HostSpec::new(name, &self.command, Some(&self.library), &dir.join(format!("{name}.db")), Vec::new());
+        let mut spec = HostSpec::new(
+            name,
+            &self.command,
+            Some(&self.library),
+            &dir.join(format!("{name}.db")),
+            Vec::new(),
+        );
         spec.plain = plain;
         spec.env = self.env.clone();
         spec
@@ -194,5 +201,7 @@ impl Deployment {
 
 /// A write refused before it happened by a node that is not (yet) a writable leader.
 fn retryable(error: &HostError) -> bool {
-    error.sql().is_some_and(|e| e.code == Some(codes::SQLITE_READONLY) || e.extended == Some(SQLITE_IOERR_WRITE))
+    error.sql().is_some_and(|e| {
+        e.code == Some(codes::SQLITE_READONLY) || e.extended == Some(SQLITE_IOERR_WRITE)
+    })
 }

@@ -80,7 +80,8 @@ fn run(args: Args) -> Result<()> {
     let library = library.canonicalize().context("extension path")?;
     let scratch = args.scratch.unwrap_or_else(std::env::temp_dir);
     let ctx = Ctx::new(HostCommand::self_exec(HOST_SUBCOMMAND)?, library, scratch, args.keep);
-    let selected: Vec<u8> = if args.only.is_empty() { (1..=7).collect() } else { args.only.clone() };
+    let selected: Vec<u8> =
+        if args.only.is_empty() { (1..=7).collect() } else { args.only.clone() };
     if let Some(bad) = selected.iter().find(|id| !(1..=7).contains(*id)) {
         bail!("no workload {bad}: workloads are 1 to 7");
     }
@@ -114,7 +115,8 @@ fn run(args: Args) -> Result<()> {
     context["sizes"] = json!(format!("{sizes:?}"));
     let report = report::json(&outcomes, context);
     let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(&args.json, text + "\n").with_context(|| format!("writing {}", args.json.display()))?;
+    std::fs::write(&args.json, text + "\n")
+        .with_context(|| format!("writing {}", args.json.display()))?;
     eprintln!("bench: wrote {}", args.json.display());
     Ok(())
 }

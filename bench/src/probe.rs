@@ -21,9 +21,17 @@ const SYNCS: usize = 200;
 pub fn fsync_ms(dir: &Path, files: usize) -> Result<(f64, f64)> {
     let start = &Barrier::new(files);
     let per_file: Vec<Result<Vec<u64>>> = std::thread::scope(|scope| {
-        let workers: Vec<_> =
-            (0..files).map(|n| scope.spawn(move || sync_latencies_us(&dir.join(format!("fsync-probe-{n}")), start))).collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("fsync probe thread panicked")))).collect()
+        let workers: Vec<_> = (0..files)
+            .map(|n| {
+                scope.spawn(move || sync_latencies_us(&dir.join(format!("fsync-probe-{n}")), start))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| Err(anyhow::anyhow!("fsync probe thread panicked")))
+            })
+            .collect()
     });
     let mut latencies_us = Vec::with_capacity(SYNCS * files);
     for one in per_file {
@@ -35,8 +43,12 @@ pub fn fsync_ms(dir: &Path, files: usize) -> Result<(f64, f64)> {
 }
 
 fn sync_latencies_us(path: &Path, start: &Barrier) -> Result<Vec<u64>> {
-    let mut file =
-        OpenOptions::new().create(true).truncate(true).write(true).open(path).context("fsync probe file")?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .context("fsync probe file")?;
     let block = [0x5au8; 4096];
     let mut latencies_us = Vec::with_capacity(SYNCS);
     start.wait();

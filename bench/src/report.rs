@@ -101,12 +101,24 @@ fn verdict(target: &Option<Target>) -> &'static str {
 
 /// The table, with a header line describing the modes.
 pub fn table(outcomes: &[Outcome]) -> String {
-    let header = ["#", "workload", "metric", "plain", "1 node (x plain)", "3 nodes (x plain)", "target (3 nodes)", ""];
+    let header = [
+        "#",
+        "workload",
+        "metric",
+        "plain",
+        "1 node (x plain)",
+        "3 nodes (x plain)",
+        "target (3 nodes)",
+        "",
+    ];
     let mut lines: Vec<[String; 8]> = vec![header.map(String::from)];
     for outcome in outcomes {
         for (i, row) in outcome.rows.iter().enumerate() {
-            let (id, name) =
-                if i == 0 { (outcome.id.to_string(), outcome.name.to_owned()) } else { (String::new(), String::new()) };
+            let (id, name) = if i == 0 {
+                (outcome.id.to_string(), outcome.name.to_owned())
+            } else {
+                (String::new(), String::new())
+            };
             lines.push([
                 id,
                 name,
@@ -119,7 +131,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..8).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..8).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (n, line) in lines.iter().enumerate() {
         let cells: Vec<String> = line
@@ -135,7 +148,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
             .collect();
         let _ = writeln!(out, "{}", cells.join(" | ").trim_end());
         if n == 0 {
-            let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-|-"));
+            let _ = writeln!(
+                out,
+                "{}",
+                widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-|-")
+            );
         }
     }
     for outcome in outcomes {
@@ -172,8 +189,11 @@ pub fn json(outcomes: &[Outcome], context: Value) -> Value {
             json!({ "id": o.id, "name": o.name, "rows": rows, "notes": o.notes })
         })
         .collect();
-    let judged: Vec<Option<bool>> =
-        outcomes.iter().flat_map(|o| o.rows.iter()).filter_map(|r| r.target.as_ref().map(|t| t.met)).collect();
+    let judged: Vec<Option<bool>> = outcomes
+        .iter()
+        .flat_map(|o| o.rows.iter())
+        .filter_map(|r| r.target.as_ref().map(|t| t.met))
+        .collect();
     json!({
         "context": context,
         "workloads": workloads,

@@ -88,7 +88,8 @@ pub fn each_mode(
 ) {
     for &mode in modes {
         eprintln!("[{} {}] {}: starting", outcome.id, outcome.name, mode.label());
-        let result = Deployment::start(ctx, mode).and_then(|mut deployment| measure(mode, &mut deployment));
+        let result =
+            Deployment::start(ctx, mode).and_then(|mut deployment| measure(mode, &mut deployment));
         match result {
             Ok(()) => eprintln!("[{} {}] {}: done", outcome.id, outcome.name, mode.label()),
             Err(error) => {
@@ -122,11 +123,18 @@ pub fn repeat_deadline(expected: Duration) -> Duration {
 pub const ROW_TEXT: &str = "a row of about forty bytes of text......";
 
 /// The failed units of a report as a note, if any.
-pub fn failures_note(mode: Mode, what: &str, report: &ha_host::protocol::RepeatReport) -> Option<String> {
+pub fn failures_note(
+    mode: Mode,
+    what: &str,
+    report: &ha_host::protocol::RepeatReport,
+) -> Option<String> {
     if report.units_failed == 0 {
         return None;
     }
-    let errors: Vec<String> =
-        report.errors.iter().map(|e| format!("{} x extended {:?} ({})", e.count, e.extended, e.message)).collect();
+    let errors: Vec<String> = report
+        .errors
+        .iter()
+        .map(|e| format!("{} x extended {:?} ({})", e.count, e.extended, e.message))
+        .collect();
     Some(format!("{}: {what}: {} failed: {}", mode.label(), report.units_failed, errors.join("; ")))
 }

@@ -59,7 +59,8 @@ impl Findings {
 
 fn query(endpoint: &Endpoint, statements: Vec<Statement>) -> anyhow::Result<Vec<Vec<Value>>> {
     let mut client = Client::connect("check", endpoint.control_addr)?;
-    let answer = client.request(&Request::Exec { conn: "main".into(), statements, tx: false }, QUERY_DEADLINE)?;
+    let answer = client
+        .request(&Request::Exec { conn: "main".into(), statements, tx: false }, QUERY_DEADLINE)?;
     let rows = answer["results"]
         .as_array()
         .and_then(|results| results.last())
@@ -74,7 +75,9 @@ const PAGE_ROWS: usize = 50_000;
 
 /// Every row of `table` as `rowid, columns...`, in rowid order, read a page at a time.
 fn all_rows(endpoint: &Endpoint, columns: &str, table: &str) -> anyhow::Result<Vec<Vec<Value>>> {
-    let sql = format!("SELECT rowid, {columns} FROM \"{table}\" WHERE rowid > ? ORDER BY rowid LIMIT {PAGE_ROWS}");
+    let sql = format!(
+        "SELECT rowid, {columns} FROM \"{table}\" WHERE rowid > ? ORDER BY rowid LIMIT {PAGE_ROWS}"
+    );
     let mut rows = Vec::new();
     let mut after = i64::MIN;
     loop {
@@ -96,7 +99,11 @@ fn all_rows(endpoint: &Endpoint, columns: &str, table: &str) -> anyhow::Result<V
 pub fn converge(cluster: &Cluster) -> anyhow::Result<u64> {
     let start = Instant::now();
     let leader = cluster.wait_for_leader(CONVERGE_DEADLINE)?;
-    let endpoint = cluster.endpoints().into_iter().find(|e| e.slot == leader).ok_or_else(|| anyhow!("leader gone"))?;
+    let endpoint = cluster
+        .endpoints()
+        .into_iter()
+        .find(|e| e.slot == leader)
+        .ok_or_else(|| anyhow!("leader gone"))?;
     let barrier = query(&endpoint, vec![Statement::new("SELECT ha_barrier()")])?;
     let floor = barrier.first().and_then(|row| row.first()).and_then(Value::as_u64).unwrap_or(0);
     let mut last = String::new();
@@ -108,7 +115,13 @@ pub fn converge(cluster: &Cluster) -> anyhow::Result<u64> {
             match cluster.status(slot) {
                 Ok(status) => {
                     let index = status["applied_index"].as_u64().unwrap_or(0);
-                    last.push_str(&format!("n{}: role {} applied {} commit {}; ", slot + 1, status["role"], index, status["commit_index"]));
+                    last.push_str(&format!(
+                        "n{}: role {} applied {} commit {}; ",
+                        slot + 1,
+                        status["role"],
+                        index,
+                        status["commit_index"]
+                    ));
                     all &= index >= floor && status["commit_index"].as_u64() == Some(index);
                     applied.insert(index);
                 }
@@ -158,7 +171,12 @@ pub fn check_all(cluster: &Cluster, history: &History, facts: &RunFacts<'_>) -> 
         findings.violation(format!("nodes hold different rows: {contents:?}"));
     }
     check_registers(history, &final_reads, &mut findings);
-    never_committed::check_register_reads(history, &final_reads, facts.never_committed, &mut findings);
+    never_committed::check_register_reads(
+        history,
+        &final_reads,
+        facts.never_committed,
+        &mut findings,
+    );
     check_files(cluster, &endpoints, &mut findings);
     findings
 }
@@ -169,14 +187,25 @@ fn check_bank_reads(history: &History, findings: &mut Findings) {
         .iter()
         .filter_map(|op| match op.kind {
             OpKind::ReadTotal { total, accounts } if op.outcome == Outcome::Ok => {
-                (total != Some(bank::TOTAL) || accounts != Some(bank::ACCOUNTS))
-                    .then(|| format!("op {} on n{} at {} us: total {total:?} over {accounts:?} accounts", op.id, op.node + 1, op.complete_us))
+                (total != Some(bank::TOTAL) || accounts != Some(bank::ACCOUNTS)).then(|| {
+                    format!(
+                        "op {} on n{} at {} us: total {total:?} over {accounts:?} accounts",
+                        op.id,
+                        op.node + 1,
+                        op.complete_us
+                    )
+                })
             }
             _ => None,
         })
         .collect();
     if !bad.is_empty() {
-        findings.violation(format!("{} bank reads saw a wrong total (expected {}), e.g. {:?}", bad.len(), bank::TOTAL, &bad[..bad.len().min(EXAMPLES_MAX)]));
+        findings.violation(format!(
+            "{} bank reads saw a wrong total (expected {}), e.g. {:?}",
+            bad.len(),
+            bank::TOTAL,
+            &bad[..bad.len().min(EXAMPLES_MAX)]
+        ));
     }
 }
 
@@ -193,27 +222,57 @@ fn node_checks(
     if integrity != vec![vec![json!("ok")]] {
         findings.violation(format!("{name}: integrity_check: {integrity:?}"));
     }
-    let total = query(endpoint, vec![Statement::new("SELECT sum(balance), count(*) FROM accounts")])?;
+    let total =
+        query(endpoint, vec![Statement::new("SELECT sum(balance), count(*) FROM accounts")])?;
     if total != vec![vec![json!(bank::TOTAL), json!(bank::ACCOUNTS)]] {
-        findings.violation(format!("{name}: final bank total {total:?}, expected {} over {} accounts", bank::TOTAL, bank::ACCOUNTS));
+        findings.violation(format!(
+            "{name}: final bank total {total:?}, expected {} over {} accounts",
+            bank::TOTAL,
+            bank::ACCOUNTS
+        ));
     }
     let keys = |column: &str, table: &str| -> anyhow::Result<BTreeSet<i64>> {
-        Ok(all_rows(endpoint, column, table)?.iter().filter_map(|row| row.get(1).and_then(Value::as_i64)).collect())
+        Ok(all_rows(endpoint, column, table)?
+            .iter()
+            .filter_map(|row| row.get(1).and_then(Value::as_i64))
+            .collect())
     };
     let unique = keys("k", "uniq")?;
-    check_keys(&name, "unique insert", &unique, history, |kind| match kind {
-        OpKind::Insert { key } => Some(*key),
-        _ => None,
-    }, findings);
+    check_keys(
+        &name,
+        "unique insert",
+        &unique,
+        history,
+        |kind| match kind {
+            OpKind::Insert { key } => Some(*key),
+            _ => None,
+        },
+        findings,
+    );
     let large = keys("id", "big")?;
-    check_keys(&name, "large transaction", &large, history, |kind| match kind {
-        OpKind::Large { key, .. } => Some(*key),
-        _ => None,
-    }, findings);
+    check_keys(
+        &name,
+        "large transaction",
+        &large,
+        history,
+        |kind| match kind {
+            OpKind::Large { key, .. } => Some(*key),
+            _ => None,
+        },
+        findings,
+    );
     never_committed::check_keys(&name, &unique, &large, facts.never_committed, findings);
     let counter = query(endpoint, vec![staleness::read_statement()])?;
-    counter::check_final(&name, counter.first().and_then(|row| row.first()).and_then(Value::as_i64), history, findings);
-    let sizes = query(endpoint, vec![Statement::new("SELECT id, bytes, length(data) FROM big WHERE data IS NOT NULL")])?;
+    counter::check_final(
+        &name,
+        counter.first().and_then(|row| row.first()).and_then(Value::as_i64),
+        history,
+        findings,
+    );
+    let sizes = query(
+        endpoint,
+        vec![Statement::new("SELECT id, bytes, length(data) FROM big WHERE data IS NOT NULL")],
+    )?;
     for row in sizes {
         if row.get(1) != row.get(2) {
             findings.violation(format!("{name}: large row {row:?} has the wrong size"));
@@ -223,20 +282,39 @@ fn node_checks(
     for key in 0..register::KEYS {
         let rows = query(endpoint, register::read_statements(key))?;
         let value = rows.first().and_then(|row| row.first()).and_then(Value::as_i64);
-        final_reads.push((key, RegisterEntry { id: 0, op: RegisterOp::Read(value), invoke_us: now, complete_us: Some(history.now_us()) }));
+        final_reads.push((
+            key,
+            RegisterEntry {
+                id: 0,
+                op: RegisterOp::Read(value),
+                invoke_us: now,
+                complete_us: Some(history.now_us()),
+            },
+        ));
     }
     content_hash(endpoint)
 }
 
 /// Compares the keys a node holds with what the history says about them.
-fn check_keys(name: &str, what: &str, present: &BTreeSet<i64>, history: &History, key_of: impl Fn(&OpKind) -> Option<i64>, findings: &mut Findings) {
+fn check_keys(
+    name: &str,
+    what: &str,
+    present: &BTreeSet<i64>,
+    history: &History,
+    key_of: impl Fn(&OpKind) -> Option<i64>,
+    findings: &mut Findings,
+) {
     let mut attempted: HashMap<i64, Outcome> = HashMap::new();
     for op in history.ops() {
         if let Some(key) = key_of(&op.kind) {
             attempted.insert(key, op.outcome);
         }
     }
-    let lost: Vec<i64> = attempted.iter().filter(|(key, outcome)| **outcome == Outcome::Ok && !present.contains(key)).map(|(key, _)| *key).collect();
+    let lost: Vec<i64> = attempted
+        .iter()
+        .filter(|(key, outcome)| **outcome == Outcome::Ok && !present.contains(key))
+        .map(|(key, _)| *key)
+        .collect();
     let refused: Vec<(i64, Outcome)> = present
         .iter()
         .filter_map(|key| match attempted.get(key) {
@@ -244,15 +322,28 @@ fn check_keys(name: &str, what: &str, present: &BTreeSet<i64>, history: &History
             _ => None,
         })
         .collect();
-    let phantom: Vec<i64> = present.iter().filter(|key| !attempted.contains_key(key)).copied().collect();
+    let phantom: Vec<i64> =
+        present.iter().filter(|key| !attempted.contains_key(key)).copied().collect();
     if !lost.is_empty() {
-        findings.violation(format!("{name}: {} acknowledged {what}s lost, e.g. keys {:?}", lost.len(), &lost[..lost.len().min(EXAMPLES_MAX)]));
+        findings.violation(format!(
+            "{name}: {} acknowledged {what}s lost, e.g. keys {:?}",
+            lost.len(),
+            &lost[..lost.len().min(EXAMPLES_MAX)]
+        ));
     }
     if !refused.is_empty() {
-        findings.violation(format!("{name}: {} {what}s reported as did-not-happen are present, e.g. {:?}", refused.len(), &refused[..refused.len().min(EXAMPLES_MAX)]));
+        findings.violation(format!(
+            "{name}: {} {what}s reported as did-not-happen are present, e.g. {:?}",
+            refused.len(),
+            &refused[..refused.len().min(EXAMPLES_MAX)]
+        ));
     }
     if !phantom.is_empty() {
-        findings.violation(format!("{name}: {} {what} keys were never attempted, e.g. {:?}", phantom.len(), &phantom[..phantom.len().min(EXAMPLES_MAX)]));
+        findings.violation(format!(
+            "{name}: {} {what} keys were never attempted, e.g. {:?}",
+            phantom.len(),
+            &phantom[..phantom.len().min(EXAMPLES_MAX)]
+        ));
     }
 }
 
@@ -261,7 +352,11 @@ fn content_hash(endpoint: &Endpoint) -> anyhow::Result<String> {
     let tables = query(endpoint, vec![Statement::new("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")])?;
     let mut hasher = Md5::new();
     for table in tables.iter().filter_map(|row| row.first().and_then(Value::as_str)) {
-        let columns = if table == "big" { "id, bytes, length(data), hex(substr(data, 1, 64)), hex(substr(data, -64))" } else { "*" };
+        let columns = if table == "big" {
+            "id, bytes, length(data), hex(substr(data, 1, 64)), hex(substr(data, -64))"
+        } else {
+            "*"
+        };
         let rows = all_rows(endpoint, columns, table)?;
         hasher.update(table.as_bytes());
         hasher.update(serde_json::to_vec(&rows)?);
@@ -270,7 +365,11 @@ fn content_hash(endpoint: &Endpoint) -> anyhow::Result<String> {
 }
 
 /// Each register key's history, plus the final reads, must be linearizable.
-fn check_registers(history: &History, final_reads: &[(i64, RegisterEntry)], findings: &mut Findings) {
+fn check_registers(
+    history: &History,
+    final_reads: &[(i64, RegisterEntry)],
+    findings: &mut Findings,
+) {
     let mut per_key: BTreeMap<i64, Vec<RegisterEntry>> = BTreeMap::new();
     for op in history.ops() {
         let (key, entry_op) = match op.kind {
@@ -284,7 +383,12 @@ fn check_registers(history: &History, final_reads: &[(i64, RegisterEntry)], find
             // Failed writes did not happen; failed or unknown reads returned nothing.
             _ => continue,
         };
-        per_key.entry(key).or_default().push(RegisterEntry { id: op.id, op: entry_op, invoke_us: op.invoke_us, complete_us });
+        per_key.entry(key).or_default().push(RegisterEntry {
+            id: op.id,
+            op: entry_op,
+            invoke_us: op.invoke_us,
+            complete_us,
+        });
     }
     for (key, read) in final_reads {
         per_key.entry(*key).or_default().push(read.clone());
@@ -334,7 +438,10 @@ fn check_files(cluster: &Cluster, endpoints: &[Endpoint], findings: &mut Finding
     if distinct.len() > 1 {
         findings.violation(format!("database files differ after checkpoint: {hashes:?}"));
     } else {
-        findings.notes.push(format!("database files byte-identical after checkpoint on {} nodes", hashes.len()));
+        findings.notes.push(format!(
+            "database files byte-identical after checkpoint on {} nodes",
+            hashes.len()
+        ));
     }
 }
 
@@ -371,7 +478,9 @@ mod tests {
         let present: BTreeSet<i64> = [2, 3, 4, 5].into();
         check_keys("n1", "unique insert", &present, &history, key_of, &mut findings);
         assert_eq!(findings.violations.len(), 3, "{:?}", findings.violations);
-        assert!(findings.violations[0].contains("1 acknowledged unique inserts lost, e.g. keys [1]"));
+        assert!(
+            findings.violations[0].contains("1 acknowledged unique inserts lost, e.g. keys [1]")
+        );
         assert!(findings.violations[1].contains("reported as did-not-happen are present"));
         assert!(findings.violations[2].contains("never attempted, e.g. [4]"));
 

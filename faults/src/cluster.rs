@@ -117,7 +117,8 @@ impl Cluster {
             bail!("no more node slots (at most {} per run)", self.config.slots_max);
         }
         let port = |offset: u64| -> anyhow::Result<u16> {
-            u16::try_from(u64::from(self.config.port_base) + slot * 2 + offset).context("port out of range")
+            u16::try_from(u64::from(self.config.port_base) + slot * 2 + offset)
+                .context("port out of range")
         };
         let real_addr = SocketAddr::from(([127, 0, 0, 1], port(0)?));
         let proxy_addr = SocketAddr::from(([127, 0, 0, 1], port(1)?));
@@ -129,7 +130,13 @@ impl Cluster {
         let startup = startup_sql(real_addr, proxy_addr, peer.zip(token.as_deref()), learner);
         let name = format!("n{}", slot + 1);
         let db = self.config.dir.join(format!("{name}.db"));
-        let mut spec = HostSpec::new(&name, &self.config.command, Some(&self.config.extension), &db, vec![startup]);
+        let mut spec = HostSpec::new(
+            &name,
+            &self.config.command,
+            Some(&self.config.extension),
+            &db,
+            vec![startup],
+        );
         if let Some(filter) = &self.config.log_filter {
             spec.env.push(("DQLITE_VFS_LOG".into(), filter.into()));
         }
@@ -161,7 +168,10 @@ impl Cluster {
         let mut client = Client::connect("token", control_addr)?;
         let request = Request::Exec {
             conn: "token".into(),
-            statements: vec![Statement::with_params("SELECT ha_token(?1)", vec![serde_json::json!(role)])],
+            statements: vec![Statement::with_params(
+                "SELECT ha_token(?1)",
+                vec![serde_json::json!(role)],
+            )],
             tx: false,
         };
         let answer = client.request(&request, TOKEN_DEADLINE)?;
@@ -253,7 +263,9 @@ impl Cluster {
     pub fn removed_with_files(&self) -> Option<Slot> {
         self.lock()
             .iter()
-            .find(|state| state.health == Health::Removed && removed_copy_of(&state.spec.db).exists())
+            .find(|state| {
+                state.health == Health::Removed && removed_copy_of(&state.spec.db).exists()
+            })
             .map(|state| state.slot)
     }
 
@@ -297,12 +309,22 @@ impl Cluster {
     /// A fresh node (a new empty database, a free port) tries to join through `peer` with
     /// `token`. Returns the running host if it was admitted, else why it was not. Its files
     /// are removed either way once the host is gone.
-    pub fn try_join(&self, peer: SocketAddr, token: &str) -> anyhow::Result<Result<HostProcess, ha_host::process::HostError>> {
+    pub fn try_join(
+        &self,
+        peer: SocketAddr,
+        token: &str,
+    ) -> anyhow::Result<Result<HostProcess, ha_host::process::HostError>> {
         let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = self.config.dir.join(format!("intruder-{port}"));
         std::fs::create_dir_all(&dir)?;
         let startup = format!("SELECT ha_join('127.0.0.1:{port}', '{peer}', '{token}')");
-        let spec = HostSpec::new("intruder", &self.config.command, Some(&self.config.extension), &dir.join("intruder.db"), vec![startup]);
+        let spec = HostSpec::new(
+            "intruder",
+            &self.config.command,
+            Some(&self.config.extension),
+            &dir.join("intruder.db"),
+            vec![startup],
+        );
         let result = HostProcess::spawn(&spec);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -322,7 +344,12 @@ impl Cluster {
             if state.health != Health::Removed {
                 bail!("n{} is still a member: remove it first", slot + 1);
             }
-            state.spec.startup = vec![startup_sql(state.real_addr, state.proxy_addr, Some((peer, token.as_str())), state.learner)];
+            state.spec.startup = vec![startup_sql(
+                state.real_addr,
+                state.proxy_addr,
+                Some((peer, token.as_str())),
+                state.learner,
+            )];
             state.raft_id = None;
             state.health = Health::Killed;
         }
@@ -334,7 +361,12 @@ impl Cluster {
         self.lock()
             .iter()
             .filter(|state| state.health != Health::Removed)
-            .map(|state| Member { slot: state.slot, raft_id: state.raft_id, health: state.health, learner: state.learner })
+            .map(|state| Member {
+                slot: state.slot,
+                raft_id: state.raft_id,
+                health: state.health,
+                learner: state.learner,
+            })
             .collect()
     }
 
@@ -354,7 +386,10 @@ impl Cluster {
     }
 
     pub fn slot_of(&self, raft_id: NodeId) -> Option<Slot> {
-        self.lock().iter().find(|state| state.raft_id == Some(raft_id) && state.health != Health::Removed).map(|s| s.slot)
+        self.lock()
+            .iter()
+            .find(|state| state.raft_id == Some(raft_id) && state.health != Health::Removed)
+            .map(|s| s.slot)
     }
 
     pub fn proxy_addr(&self, slot: Slot) -> Option<SocketAddr> {
@@ -372,8 +407,13 @@ impl Cluster {
 
     /// `ha_status()` of a running slot, within [`STATUS_DEADLINE`].
     pub fn status(&self, slot: Slot) -> anyhow::Result<Value> {
-        let endpoint = self.endpoints().into_iter().find(|e| e.slot == slot).ok_or_else(|| anyhow!("slot {slot} not running"))?;
-        let mut client = ha_host::process::Client::connect(&format!("n{}", slot + 1), endpoint.control_addr)?;
+        let endpoint = self
+            .endpoints()
+            .into_iter()
+            .find(|e| e.slot == slot)
+            .ok_or_else(|| anyhow!("slot {slot} not running"))?;
+        let mut client =
+            ha_host::process::Client::connect(&format!("n{}", slot + 1), endpoint.control_addr)?;
         let answer = client.request(&Request::Status, STATUS_DEADLINE)?;
         Ok(answer["status"].clone())
     }
@@ -449,7 +489,9 @@ impl Cluster {
         while start.elapsed() < deadline {
             if target.is_none() {
                 let leader = self.leader();
-                target = leader.filter(|leader| *leader != slot).and_then(|leader| self.status(leader).ok()?["commit_index"].as_u64());
+                target = leader
+                    .filter(|leader| *leader != slot)
+                    .and_then(|leader| self.status(leader).ok()?["commit_index"].as_u64());
                 if leader == Some(slot) {
                     // It leads the latest term: nothing to catch up with.
                     target = Some(0);
@@ -461,14 +503,20 @@ impl Cluster {
                     if applied >= target {
                         return Ok(applied);
                     }
-                    last = format!("role {} applied {applied} of the leader's {target}, stopped_reason {}", status["role"], status["stopped_reason"]);
+                    last = format!(
+                        "role {} applied {applied} of the leader's {target}, stopped_reason {}",
+                        status["role"], status["stopped_reason"]
+                    );
                 }
                 (None, _) => {}
                 (Some(_), Err(error)) => last = format!("{error:#}"),
             }
             std::thread::sleep(POLL);
         }
-        bail!("n{} did not catch up with the leader within {deadline:?}; last seen: {last}", slot + 1)
+        bail!(
+            "n{} did not catch up with the leader within {deadline:?}; last seen: {last}",
+            slot + 1
+        )
     }
 
     /// SIGKILLs every process (at the end of the run, or on drop).
@@ -489,12 +537,18 @@ impl Drop for Cluster {
 /// The SQL that makes a node: `ha_init` without a peer, else `ha_join` through `peer` with
 /// `token` (whose role, voter or learner, the node takes). Every node advertises its proxy
 /// port, so all its traffic passes the proxy.
-fn startup_sql(real_addr: SocketAddr, proxy_addr: SocketAddr, peer: Option<(SocketAddr, &str)>, learner: bool) -> String {
+fn startup_sql(
+    real_addr: SocketAddr,
+    proxy_addr: SocketAddr,
+    peer: Option<(SocketAddr, &str)>,
+    learner: bool,
+) -> String {
     match peer {
         None => format!(r#"SELECT ha_init('{real_addr}', '{{"advertise":"{proxy_addr}"}}')"#),
         Some((peer, token)) => {
             let role = if learner { "learner" } else { "voter" };
-            let options = format!(r#"{{"advertise":"{proxy_addr}","role":"{role}","token":"{token}"}}"#);
+            let options =
+                format!(r#"{{"advertise":"{proxy_addr}","role":"{role}","token":"{token}"}}"#);
             format!("SELECT ha_join('{real_addr}', '{peer}', '{options}')")
         }
     }

@@ -84,7 +84,9 @@ pub fn records(bytes: &[u8]) -> Vec<Range<usize>> {
 /// from everyone, whose last entries no one else received). A follower's last record was
 /// acknowledged once synced: losing it is losing durable data, not a crash.
 pub fn tear_tail(state_dir: &Path, rng: &mut StdRng, may_cut_last: bool) -> anyhow::Result<Damage> {
-    let Some(newest) = segments(state_dir)?.pop() else { bail!("{} has no log segment", state_dir.display()) };
+    let Some(newest) = segments(state_dir)?.pop() else {
+        bail!("{} has no log segment", state_dir.display())
+    };
     let bytes = std::fs::read(&newest).with_context(|| format!("read {}", newest.display()))?;
     let last = records(&bytes).pop();
     let cut = may_cut_last && last.is_some() && rng.random_bool(2.0 / 3.0);
@@ -94,14 +96,23 @@ pub fn tear_tail(state_dir: &Path, rng: &mut StdRng, may_cut_last: bool) -> anyh
     if let (true, Some(last)) = (cut, &last) {
         // Strictly inside: at least one byte of the record goes and at least one stays.
         kept = rng.random_range(last.start + 1..last.end);
-        description.push(format!("cut the last record ({} bytes at {}) after {} bytes", last.len(), last.start, kept - last.start));
+        description.push(format!(
+            "cut the last record ({} bytes at {}) after {} bytes",
+            last.len(),
+            last.start,
+            kept - last.start
+        ));
     }
     let mut tail = Vec::new();
     if append {
         match (&last, rng.random_bool(0.5)) {
             (Some(last), true) => {
                 tail = bytes[last.start..rng.random_range(last.start + 1..last.end)].to_vec();
-                description.push(format!("appended the first {} bytes of a copy of the last record ({} bytes)", tail.len(), last.len()));
+                description.push(format!(
+                    "appended the first {} bytes of a copy of the last record ({} bytes)",
+                    tail.len(),
+                    last.len()
+                ));
             }
             _ => {
                 tail = vec![0u8; rng.random_range(1..=GARBAGE_BYTES_MAX)];
@@ -110,7 +121,10 @@ pub fn tear_tail(state_dir: &Path, rng: &mut StdRng, may_cut_last: bool) -> anyh
             }
         }
     }
-    let file = OpenOptions::new().write(true).open(&newest).with_context(|| format!("open {}", newest.display()))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .with_context(|| format!("open {}", newest.display()))?;
     file.set_len(kept as u64)?;
     file.write_all_at(&tail, kept as u64)?;
     file.sync_all()?;
@@ -120,20 +134,32 @@ pub fn tear_tail(state_dir: &Path, rng: &mut StdRng, may_cut_last: bool) -> anyh
 /// Flips bytes inside a checksummed state file: a log record that another record follows (its
 /// length, checksum or body), or one of the small state files. The node must refuse to start.
 pub fn corrupt(state_dir: &Path, rng: &mut StdRng) -> anyhow::Result<Damage> {
-    let small: Vec<PathBuf> = SMALL_FILES.iter().map(|name| state_dir.join(name)).filter(|path| path.is_file()).collect();
+    let small: Vec<PathBuf> =
+        SMALL_FILES.iter().map(|name| state_dir.join(name)).filter(|path| path.is_file()).collect();
     let middle = middle_records(state_dir)?;
     let use_log = !middle.is_empty() && (small.is_empty() || rng.random_bool(0.5));
     let (file, range, what) = if use_log {
-        let (file, record) = middle.choose(rng).cloned().ok_or_else(|| anyhow::anyhow!("no record"))?;
+        let (file, record) =
+            middle.choose(rng).cloned().ok_or_else(|| anyhow::anyhow!("no record"))?;
         // Which part of the record: a damaged length hides where the next record starts.
         let (part, range) = match rng.random_range(0..3) {
             0 => ("length", record.start..record.start + 4),
             1 => ("checksum", record.start + 4..record.start + RECORD_HEADER_BYTES),
             _ => ("body", record.start + RECORD_HEADER_BYTES..record.end),
         };
-        (file, range, format!("the {part} of a log record followed by others ({} bytes at {})", record.len(), record.start))
+        (
+            file,
+            range,
+            format!(
+                "the {part} of a log record followed by others ({} bytes at {})",
+                record.len(),
+                record.start
+            ),
+        )
     } else {
-        let Some(file) = small.choose(rng).cloned() else { bail!("{} has no state file to damage", state_dir.display()) };
+        let Some(file) = small.choose(rng).cloned() else {
+            bail!("{} has no state file to damage", state_dir.display())
+        };
         let length = std::fs::metadata(&file)?.len() as usize;
         (file, 0..length, "a small state file".to_owned())
     };
@@ -142,7 +168,11 @@ pub fn corrupt(state_dir: &Path, rng: &mut StdRng) -> anyhow::Result<Damage> {
     }
     let offset = rng.random_range(range.clone());
     let count = rng.random_range(1..=4).min(range.end - offset);
-    let handle = OpenOptions::new().read(true).write(true).open(&file).with_context(|| format!("open {}", file.display()))?;
+    let handle = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .with_context(|| format!("open {}", file.display()))?;
     let mut bytes = vec![0u8; count];
     handle.read_exact_at(&mut bytes, offset as u64)?;
     for byte in &mut bytes {
@@ -161,7 +191,8 @@ fn middle_records(state_dir: &Path) -> anyhow::Result<Vec<(PathBuf, Range<usize>
     let segments = segments(state_dir)?;
     let mut found = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
-        let bytes = std::fs::read(segment).with_context(|| format!("read {}", segment.display()))?;
+        let bytes =
+            std::fs::read(segment).with_context(|| format!("read {}", segment.display()))?;
         let mut records = records(&bytes);
         if index + 1 == segments.len() {
             records.pop();
@@ -210,24 +241,43 @@ mod tests {
         for seed in 0..64 {
             let may_cut_last = seed % 2 == 0;
             let dir = state_dir_with(&[record(b"sealed"), intact.clone()]);
-            let damage = tear_tail(dir.path(), &mut StdRng::seed_from_u64(seed), may_cut_last).unwrap();
-            assert!(damage.file.ends_with("0000000000000001.seg"), "the newest segment: {damage:?}");
+            let damage =
+                tear_tail(dir.path(), &mut StdRng::seed_from_u64(seed), may_cut_last).unwrap();
+            assert!(
+                damage.file.ends_with("0000000000000001.seg"),
+                "the newest segment: {damage:?}"
+            );
             let torn = std::fs::read(&damage.file).unwrap();
             assert_ne!(torn, intact, "{damage:?}");
-            assert_eq!(torn[..last_start], intact[..last_start], "records before the last one untouched: {damage:?}");
+            assert_eq!(
+                torn[..last_start],
+                intact[..last_start],
+                "records before the last one untouched: {damage:?}"
+            );
             assert_eq!(records(&torn).first(), Some(&(0..last_start)));
             let last_cut = torn.len() < intact.len() || torn[..intact.len()] != intact[..];
             if last_cut {
                 assert!(may_cut_last, "the last record is cut only when allowed: {damage:?}");
-                assert!(damage.offset > last_start as u64 && damage.offset < intact.len() as u64, "{damage:?}");
+                assert!(
+                    damage.offset > last_start as u64 && damage.offset < intact.len() as u64,
+                    "{damage:?}"
+                );
                 cuts += 1;
             } else {
-                assert_eq!(records(&torn), records(&intact), "what is appended is never a whole record: {damage:?}");
+                assert_eq!(
+                    records(&torn),
+                    records(&intact),
+                    "what is appended is never a whole record: {damage:?}"
+                );
             }
             if damage.description.contains("copy") {
                 copies += 1;
                 let appended = &torn[damage.offset as usize..];
-                assert_eq!(appended, &intact[last_start..last_start + appended.len()], "{damage:?}");
+                assert_eq!(
+                    appended,
+                    &intact[last_start..last_start + appended.len()],
+                    "{damage:?}"
+                );
             }
             if damage.description.contains("random") {
                 garbage += 1;
@@ -235,7 +285,10 @@ mod tests {
             let sealed = std::fs::read(dir.path().join("log/0000000000000000.seg")).unwrap();
             assert_eq!(sealed, record(b"sealed"));
         }
-        assert!(cuts > 0 && copies > 0 && garbage > 0, "every kind of tear: {cuts} cuts, {copies} partial copies, {garbage} random");
+        assert!(
+            cuts > 0 && copies > 0 && garbage > 0,
+            "every kind of tear: {cuts} cuts, {copies} partial copies, {garbage} random"
+        );
     }
 
     #[test]
@@ -254,12 +307,20 @@ mod tests {
                 continue;
             }
             in_log += 1;
-            let before = if damage.file.ends_with("0000000000000000.seg") { record(b"sealed") } else { newest.clone() };
+            let before = if damage.file.ends_with("0000000000000000.seg") {
+                record(b"sealed")
+            } else {
+                newest.clone()
+            };
             assert_ne!(after, before, "{damage:?}");
             assert_eq!(after.len(), before.len());
             let last = records(&newest).pop().unwrap();
             if damage.file.ends_with("0000000000000001.seg") {
-                assert_eq!(after[last.clone()], before[last], "the newest segment's last record is never damaged: {damage:?}");
+                assert_eq!(
+                    after[last.clone()],
+                    before[last],
+                    "the newest segment's last record is never damaged: {damage:?}"
+                );
             }
         }
         assert!(in_log > 0 && in_small > 0, "{in_log} log records, {in_small} small files damaged");

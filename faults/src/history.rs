@@ -45,7 +45,12 @@ pub enum OpKind {
     CounterWrite { value: i64 },
     /// The counter read on a follower or learner without a barrier, with that node's role and
     /// applied index (in the same statement) and the leader's commit index just before.
-    CounterRead { value: Option<i64>, role: Option<String>, applied_index: Option<u64>, leader_commit_index: Option<u64> },
+    CounterRead {
+        value: Option<i64>,
+        role: Option<String>,
+        applied_index: Option<u64>,
+        leader_commit_index: Option<u64>,
+    },
 }
 
 impl OpKind {
@@ -65,7 +70,10 @@ impl OpKind {
 
     /// Whether the operation writes (goes to the leader).
     pub fn is_write(&self) -> bool {
-        !matches!(self, OpKind::ReadTotal { .. } | OpKind::RegisterRead { .. } | OpKind::CounterRead { .. })
+        !matches!(
+            self,
+            OpKind::ReadTotal { .. } | OpKind::RegisterRead { .. } | OpKind::CounterRead { .. }
+        )
     }
 }
 
@@ -131,8 +139,14 @@ impl History {
     }
 
     pub fn event(&self, action: impl Into<String>, nodes: &[NodeId]) {
-        let event = NemesisEvent { at_us: self.now_us(), action: action.into(), nodes: nodes.to_vec() };
-        eprintln!("[nemesis {:>8.3}s] {} {:?}", event.at_us as f64 / 1e6, event.action, event.nodes);
+        let event =
+            NemesisEvent { at_us: self.now_us(), action: action.into(), nodes: nodes.to_vec() };
+        eprintln!(
+            "[nemesis {:>8.3}s] {} {:?}",
+            event.at_us as f64 / 1e6,
+            event.action,
+            event.nodes
+        );
         if let Ok(mut events) = self.events.lock() {
             events.push(event);
         }

@@ -42,9 +42,13 @@ pub enum Verdict {
     Linearizable,
     /// No valid order exists. `stuck_ids` are the acknowledged operations the deepest search
     /// state could not place next (the place to look in the history).
-    Violation { stuck_ids: Vec<u64> },
+    Violation {
+        stuck_ids: Vec<u64>,
+    },
     /// The search used its whole budget of states without an answer.
-    Inconclusive { states: u64 },
+    Inconclusive {
+        states: u64,
+    },
 }
 
 /// Checks one key's history starting from `initial`, exploring at most `states_max` states.
@@ -205,13 +209,20 @@ mod tests {
 
     #[test]
     fn sequential_history_is_linearizable() {
-        let history = [read(1, None, 0, 1), write(2, 5, 2, Some(3)), read(3, Some(5), 4, 5), write(4, 6, 6, Some(7)), read(5, Some(6), 8, 9)];
+        let history = [
+            read(1, None, 0, 1),
+            write(2, 5, 2, Some(3)),
+            read(3, Some(5), 4, 5),
+            write(4, 6, 6, Some(7)),
+            read(5, Some(6), 8, 9),
+        ];
         assert_eq!(check_register(&history, None, BUDGET), Verdict::Linearizable);
     }
 
     #[test]
     fn stale_read_after_acknowledged_write_is_a_violation() {
-        let history = [write(1, 5, 0, Some(10)), write(2, 6, 11, Some(20)), read(3, Some(5), 21, 30)];
+        let history =
+            [write(1, 5, 0, Some(10)), write(2, 6, 11, Some(20)), read(3, Some(5), 21, 30)];
         let verdict = check_register(&history, None, BUDGET);
         assert!(matches!(verdict, Verdict::Violation { .. }), "{verdict:?}");
     }
@@ -241,7 +252,8 @@ mod tests {
 
     #[test]
     fn unknown_write_may_never_take_effect() {
-        let history = [write(1, 7, 0, None), write(2, 8, 100, Some(110)), read(3, Some(8), 200, 210)];
+        let history =
+            [write(1, 7, 0, None), write(2, 8, 100, Some(110)), read(3, Some(8), 200, 210)];
         assert_eq!(check_register(&history, None, BUDGET), Verdict::Linearizable);
     }
 

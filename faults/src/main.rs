@@ -127,7 +127,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("bad duration '{text}': expected e.g. 90s, 30m, 2h"))?;
+    let number: u64 =
+        number.parse().map_err(|_| format!("bad duration '{text}': expected e.g. 90s, 30m, 2h"))?;
     let seconds = match unit {
         "ms" => return Ok(Duration::from_millis(number)),
         "" | "s" => number,
@@ -160,7 +161,10 @@ fn default_extension() -> anyhow::Result<PathBuf> {
     let dir = exe.parent().ok_or_else(|| anyhow!("executable has no directory"))?;
     let path = dir.join("libdqlite_vfs.so");
     if !path.exists() {
-        bail!("{} not found: build the library first (cargo build [--release]) or pass --extension", path.display());
+        bail!(
+            "{} not found: build the library first (cargo build [--release]) or pass --extension",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -189,7 +193,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     .context("make the run directory")?
     .keep();
     println!("run directory: {}", run_dir.display());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let proxy = Proxy::new(runtime.handle().clone());
     let config = ClusterConfig {
         command: HostCommand::self_exec(HOST_SUBCOMMAND)?,
@@ -201,7 +206,12 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     };
     let cluster = Arc::new(Cluster::new(config, proxy));
     let history = Arc::new(History::new());
-    start_watchdog(args.duration + WATCHDOG_SLACK, seed, Arc::clone(&history), run_dir.join("history.jsonl"))?;
+    start_watchdog(
+        args.duration + WATCHDOG_SLACK,
+        seed,
+        Arc::clone(&history),
+        run_dir.join("history.jsonl"),
+    )?;
     let outcome = run_in(args, seed, learner, &cluster, &history);
     cluster.kill_all();
     let verdict = match outcome {
@@ -214,7 +224,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     };
     let passed = verdict.passed;
     if verdict.clean && !args.keep {
-        std::fs::remove_dir_all(&run_dir).with_context(|| format!("remove {}", run_dir.display()))?;
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("remove {}", run_dir.display()))?;
     } else {
         let path = run_dir.join("history.jsonl");
         history.write_to(&path)?;
@@ -223,7 +234,11 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     }
     if !passed {
         let learner = if learner { "on" } else { "off" };
-        println!("FAILED: replay with --seed {seed} --nodes {} --learner {learner} --duration {}s", args.nodes, args.duration.as_secs());
+        println!(
+            "FAILED: replay with --seed {seed} --nodes {} --learner {learner} --duration {}s",
+            args.nodes,
+            args.duration.as_secs()
+        );
     }
     Ok(passed)
 }
@@ -272,11 +287,19 @@ fn start_progress(shared: Arc<Shared>) {
 
 /// Ends the process (status 3) if the run outlives `limit`, after saving the history. The
 /// node hosts exit by themselves when their stdin (held by this process) closes.
-fn start_watchdog(limit: Duration, seed: u64, history: Arc<History>, path: PathBuf) -> anyhow::Result<()> {
+fn start_watchdog(
+    limit: Duration,
+    seed: u64,
+    history: Arc<History>,
+    path: PathBuf,
+) -> anyhow::Result<()> {
     std::thread::Builder::new().name("watchdog".into()).spawn(move || {
         std::thread::sleep(limit);
         let _ = history.write_to(&path);
-        eprintln!("fault suite: still running after {limit:?}; giving up (seed {seed}); history: {}", path.display());
+        eprintln!(
+            "fault suite: still running after {limit:?}; giving up (seed {seed}); history: {}",
+            path.display()
+        );
         std::process::exit(3);
     })?;
     Ok(())
@@ -289,14 +312,29 @@ struct Verdict {
     clean: bool,
 }
 
-fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history: &Arc<History>) -> anyhow::Result<Verdict> {
+fn run_in(
+    args: &Args,
+    seed: u64,
+    learner: bool,
+    cluster: &Arc<Cluster>,
+    history: &Arc<History>,
+) -> anyhow::Result<Verdict> {
     let started = Instant::now();
     let voters = usize::from(args.nodes);
     setup_cluster(cluster, voters, learner)?;
-    println!("cluster of {voters} voters{} ready in {:.1} s", if learner { " and a learner" } else { "" }, started.elapsed().as_secs_f64());
+    println!(
+        "cluster of {voters} voters{} ready in {:.1} s",
+        if learner { " and a learner" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
 
     let writes = Arc::new(write_gate::WriteGate::default());
-    let shared = Arc::new(Shared { cluster: Arc::clone(cluster), history: Arc::clone(history), stop: Default::default(), writes: Arc::clone(&writes) });
+    let shared = Arc::new(Shared {
+        cluster: Arc::clone(cluster),
+        history: Arc::clone(history),
+        stop: Default::default(),
+        writes: Arc::clone(&writes),
+    });
     // New workloads go at the end: a worker's seed is its place in this list.
     let workloads: [(&str, WorkloadBody); 8] = [
         ("bank-transfer", workload::bank::transfers),
@@ -312,13 +350,21 @@ fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history
     for (index, (name, body)) in workloads.into_iter().enumerate() {
         let rng = StdRng::seed_from_u64(seed.wrapping_add(1 + index as u64));
         let mut worker = Worker::new(name, Arc::clone(&shared), rng);
-        threads.push(std::thread::Builder::new().name(name.into()).spawn(move || body(&mut worker))?);
+        threads
+            .push(std::thread::Builder::new().name(name.into()).spawn(move || body(&mut worker))?);
     }
 
     start_progress(Arc::clone(&shared));
     let kinds = if args.faults.is_empty() { nemesis::ALL.to_vec() } else { args.faults.clone() };
     let workload_start = Instant::now();
-    let mut nemesis = Nemesis::new(Arc::clone(cluster), Arc::clone(history), writes, StdRng::seed_from_u64(seed), voters, kinds);
+    let mut nemesis = Nemesis::new(
+        Arc::clone(cluster),
+        Arc::clone(history),
+        writes,
+        StdRng::seed_from_u64(seed),
+        voters,
+        kinds,
+    );
     nemesis.run(workload_start + args.duration);
     history.event("healing everything", &[]);
     nemesis.heal_all();
@@ -335,7 +381,11 @@ fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history
         nodes: voters,
         duration_s,
         history,
-        faults: nemesis.counts.iter().map(|(kind, count)| (kind.label().to_owned(), *count)).collect(),
+        faults: nemesis
+            .counts
+            .iter()
+            .map(|(kind, count)| (kind.label().to_owned(), *count))
+            .collect(),
         failovers_ms: report::failover_ms(history, &nemesis.leader_kills),
         elections_ms: nemesis.elections_ms.clone(),
         proxy: cluster.proxy.stats(),
@@ -347,11 +397,19 @@ fn run_in(args: &Args, seed: u64, learner: bool, cluster: &Arc<Cluster>, history
     };
     println!("{}", summary.render());
     let available = findings.availability.is_empty() || args.availability == Availability::Warn;
-    Ok(Verdict { passed: findings.violations.is_empty() && available, clean: findings.violations.is_empty() && findings.availability.is_empty() })
+    Ok(Verdict {
+        passed: findings.violations.is_empty() && available,
+        clean: findings.violations.is_empty() && findings.availability.is_empty(),
+    })
 }
 
 /// After the faults: restart every node, wait for convergence, check every invariant.
-fn finish(cluster: &Cluster, history: &History, nemesis: &mut Nemesis, voters: usize) -> checks::Findings {
+fn finish(
+    cluster: &Cluster,
+    history: &History,
+    nemesis: &mut Nemesis,
+    voters: usize,
+) -> checks::Findings {
     history.event("restarting every node (SIGKILL, start)", &[]);
     let slots: Vec<_> = cluster.members().into_iter().map(|member| member.slot).collect();
     for &slot in &slots {
@@ -402,8 +460,17 @@ fn setup_cluster(cluster: &Cluster, voters: usize, learner: bool) -> anyhow::Res
     Ok(())
 }
 
-fn exec_on(cluster: &Cluster, slot: cluster::Slot, statements: Vec<Statement>, tx: bool) -> anyhow::Result<()> {
-    let endpoint = cluster.endpoints().into_iter().find(|e| e.slot == slot).ok_or_else(|| anyhow!("n{} not running", slot + 1))?;
+fn exec_on(
+    cluster: &Cluster,
+    slot: cluster::Slot,
+    statements: Vec<Statement>,
+    tx: bool,
+) -> anyhow::Result<()> {
+    let endpoint = cluster
+        .endpoints()
+        .into_iter()
+        .find(|e| e.slot == slot)
+        .ok_or_else(|| anyhow!("n{} not running", slot + 1))?;
     let mut client = Client::connect("setup", endpoint.control_addr)?;
     client.request(&Request::Exec { conn: "main".into(), statements, tx }, SETUP_DEADLINE)?;
     Ok(())

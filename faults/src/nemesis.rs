@@ -105,7 +105,14 @@ pub struct Nemesis {
 
 impl Nemesis {
     /// `nodes` is the number of voters; learner faults are left out when there is no learner.
-    pub fn new(cluster: Arc<Cluster>, history: Arc<History>, writes: Arc<WriteGate>, rng: StdRng, nodes: usize, mut kinds: Vec<FaultKind>) -> Self {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        history: Arc<History>,
+        writes: Arc<WriteGate>,
+        rng: StdRng,
+        nodes: usize,
+        mut kinds: Vec<FaultKind>,
+    ) -> Self {
         if !cluster.members().iter().any(|member| member.learner) {
             kinds.retain(|kind| !kind.targets_learner());
         }
@@ -155,10 +162,16 @@ impl Nemesis {
     fn round(&mut self) -> anyhow::Result<()> {
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
         let first = *self.kinds.choose(&mut self.rng).ok_or_else(|| anyhow!("no faults"))?;
-        let left = self.until.map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
+        let left = self
+            .until
+            .map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
         let long = matches!(
             first,
-            FaultKind::Membership | FaultKind::CorruptState | FaultKind::UncommittedWrite | FaultKind::TornTail | FaultKind::RevokedPeer
+            FaultKind::Membership
+                | FaultKind::CorruptState
+                | FaultKind::UncommittedWrite
+                | FaultKind::TornTail
+                | FaultKind::RevokedPeer
         );
         if long && left < LONG_ROUND_MARGIN {
             bail!("{:.1} s left: too little for a round of {}", left.as_secs_f64(), first.label());
@@ -178,14 +191,19 @@ impl Nemesis {
         let voter_fault = |kind: &FaultKind| kind.held() && !kind.targets_learner();
         let mut kinds = vec![first];
         if max_faulty >= 2 && voter_fault(&first) && self.rng.random_bool(0.5) {
-            let second: Vec<FaultKind> =
-                self.kinds.iter().copied().filter(|k| voter_fault(k) && !(k.targets_leader() && first.targets_leader())).collect();
+            let second: Vec<FaultKind> = self
+                .kinds
+                .iter()
+                .copied()
+                .filter(|k| voter_fault(k) && !(k.targets_leader() && first.targets_leader()))
+                .collect();
             if let Some(second) = second.choose(&mut self.rng) {
                 kinds.push(*second);
             }
         }
         if !first.targets_learner() && self.rng.random_bool(LEARNER_TOO) {
-            let learner: Vec<FaultKind> = self.kinds.iter().copied().filter(|k| k.targets_learner()).collect();
+            let learner: Vec<FaultKind> =
+                self.kinds.iter().copied().filter(|k| k.targets_learner()).collect();
             if let Some(extra) = learner.choose(&mut self.rng) {
                 kinds.push(*extra);
             }
@@ -212,9 +230,14 @@ impl Nemesis {
             *self.counts.entry(kind).or_default() += 1;
             match self.inject(kind, target) {
                 Ok(fault) => active.push(fault),
-                Err(error) => self.history.event(format!("{} failed: {error:#}", kind.label()), &[target]),
+                Err(error) => {
+                    self.history.event(format!("{} failed: {error:#}", kind.label()), &[target])
+                }
             }
-            if matches!(kind, FaultKind::PauseLeader | FaultKind::PauseFollower | FaultKind::PauseLearner) {
+            if matches!(
+                kind,
+                FaultKind::PauseLeader | FaultKind::PauseFollower | FaultKind::PauseLearner
+            ) {
                 hold = PAUSE_MS;
             }
         }
@@ -241,7 +264,9 @@ impl Nemesis {
     /// Waits until `slot` has applied what the leader committed; an availability problem if
     /// it does not within [`CATCH_UP_DEADLINE`].
     fn caught_up(&mut self, slot: Slot, after: &str) {
-        let left = self.until.map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
+        let left = self
+            .until
+            .map_or(Duration::MAX, |until| until.saturating_duration_since(Instant::now()));
         let deadline = CATCH_UP_DEADLINE.min(left.saturating_add(CATCH_UP_AFTER_END));
         match self.cluster.wait_caught_up(slot, deadline) {
             Ok(applied) => self.history.event(format!("caught up {after}, applied {applied}"), &[slot]),
@@ -256,7 +281,9 @@ impl Nemesis {
     /// faulty, the leader's commit index must move within [`PROGRESS_DEADLINE`]: a learner
     /// counted for quorum, or a leader that needs the faulty nodes, would stall it.
     fn expect_commits(&mut self, leader: Slot, faulty: &[Slot]) {
-        let commit_index = |cluster: &Cluster| cluster.status(leader).ok().and_then(|status| status["commit_index"].as_u64());
+        let commit_index = |cluster: &Cluster| {
+            cluster.status(leader).ok().and_then(|status| status["commit_index"].as_u64())
+        };
         let Some(first) = commit_index(&self.cluster) else { return };
         let started = Instant::now();
         while started.elapsed() < PROGRESS_DEADLINE {
@@ -282,8 +309,12 @@ impl Nemesis {
                     continue;
                 }
                 if self.cluster.status(slot).is_ok_and(|status| status["role"] == "leader") {
-                    let elected_ms = (self.history.now_us().saturating_sub(killed_at)) as f64 / 1000.0;
-                    self.history.event(format!("new leader elected {elected_ms:.0} ms after the kill"), &[slot]);
+                    let elected_ms =
+                        (self.history.now_us().saturating_sub(killed_at)) as f64 / 1000.0;
+                    self.history.event(
+                        format!("new leader elected {elected_ms:.0} ms after the kill"),
+                        &[slot],
+                    );
                     self.elections_ms.push(elected_ms);
                     return;
                 }
@@ -299,7 +330,9 @@ impl Nemesis {
             .cluster
             .voters()
             .into_iter()
-            .filter(|member| member.health == Health::Up && member.slot != leader && !used.contains(&member.slot))
+            .filter(|member| {
+                member.health == Health::Up && member.slot != leader && !used.contains(&member.slot)
+            })
             .map(|member| member.slot)
             .collect();
         candidates.choose(&mut self.rng).copied()
@@ -307,15 +340,28 @@ impl Nemesis {
 
     /// The running learner, if there is one.
     fn learner(&self) -> Option<Slot> {
-        self.cluster.members().into_iter().find(|member| member.learner && member.health == Health::Up).map(|member| member.slot)
+        self.cluster
+            .members()
+            .into_iter()
+            .find(|member| member.learner && member.health == Health::Up)
+            .map(|member| member.slot)
     }
 
     fn member(&self, slot: Slot) -> anyhow::Result<Member> {
-        self.cluster.members().into_iter().find(|member| member.slot == slot).ok_or_else(|| anyhow!("n{} is not a member", slot + 1))
+        self.cluster
+            .members()
+            .into_iter()
+            .find(|member| member.slot == slot)
+            .ok_or_else(|| anyhow!("n{} is not a member", slot + 1))
     }
 
     fn others(&self, slot: Slot) -> Vec<Slot> {
-        self.cluster.members().into_iter().map(|member| member.slot).filter(|s| *s != slot).collect()
+        self.cluster
+            .members()
+            .into_iter()
+            .map(|member| member.slot)
+            .filter(|s| *s != slot)
+            .collect()
     }
 
     fn inject(&mut self, kind: FaultKind, target: Slot) -> anyhow::Result<Active> {
@@ -389,7 +435,13 @@ impl Nemesis {
 
     /// SIGKILL any member and start it again at once.
     fn restart_one(&mut self) -> anyhow::Result<()> {
-        let members: Vec<Slot> = self.cluster.members().into_iter().filter(|m| m.health == Health::Up).map(|m| m.slot).collect();
+        let members: Vec<Slot> = self
+            .cluster
+            .members()
+            .into_iter()
+            .filter(|m| m.health == Health::Up)
+            .map(|m| m.slot)
+            .collect();
         let slot = *members.choose(&mut self.rng).ok_or_else(|| anyhow!("no member up"))?;
         *self.counts.entry(FaultKind::Restart).or_default() += 1;
         self.history.event(FaultKind::Restart.label(), &[slot]);

@@ -73,17 +73,29 @@ impl Proxy {
 
     /// Listens on `listen` for traffic to `node`, whose real port is `real`, and records `real`
     /// as the port `node` sends from. Returns the bound proxy address.
-    pub fn add_node(&self, node: NodeId, listen: SocketAddr, real: SocketAddr) -> anyhow::Result<SocketAddr> {
-        let socket = std::net::UdpSocket::bind(listen).with_context(|| format!("bind proxy port {listen}"))?;
+    pub fn add_node(
+        &self,
+        node: NodeId,
+        listen: SocketAddr,
+        real: SocketAddr,
+    ) -> anyhow::Result<SocketAddr> {
+        let socket = std::net::UdpSocket::bind(listen)
+            .with_context(|| format!("bind proxy port {listen}"))?;
         socket.set_nonblocking(true)?;
         let bound = socket.local_addr()?;
-        self.shared.senders.write().map_err(|_| anyhow::anyhow!("proxy lock poisoned"))?.insert(real.port(), node);
+        self.shared
+            .senders
+            .write()
+            .map_err(|_| anyhow::anyhow!("proxy lock poisoned"))?
+            .insert(real.port(), node);
         let shared = Arc::clone(&self.shared);
         let tasks = Arc::clone(&self.tasks);
         let runtime = self.runtime.clone();
         let task = self.runtime.spawn(async move {
             match UdpSocket::from_std(socket) {
-                Ok(socket) => listen_loop(Arc::new(socket), node, real, shared, tasks, runtime).await,
+                Ok(socket) => {
+                    listen_loop(Arc::new(socket), node, real, shared, tasks, runtime).await
+                }
                 Err(error) => eprintln!("proxy for node {node}: {error}"),
             }
         });
@@ -122,7 +134,10 @@ impl Proxy {
     }
 
     pub fn stats(&self) -> (u64, u64) {
-        (self.shared.stats.forwarded.load(Ordering::Relaxed), self.shared.stats.dropped.load(Ordering::Relaxed))
+        (
+            self.shared.stats.forwarded.load(Ordering::Relaxed),
+            self.shared.stats.dropped.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -179,7 +194,13 @@ async fn listen_loop(
 }
 
 /// Carries `node`'s replies arriving at `relay` back to `peer` from the proxy port.
-async fn reply_loop(relay: Arc<UdpSocket>, proxy_port: Arc<UdpSocket>, node: NodeId, peer: SocketAddr, shared: Arc<Shared>) {
+async fn reply_loop(
+    relay: Arc<UdpSocket>,
+    proxy_port: Arc<UdpSocket>,
+    node: NodeId,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) {
     let mut buffer = vec![0u8; DATAGRAM_BYTES_MAX];
     let peer_node = shared.sender_of(peer);
     loop {
@@ -202,7 +223,11 @@ mod tests {
 
     async fn receive(socket: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
         let mut buffer = [0u8; 64];
-        let (length, from) = tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buffer)).await.ok()?.ok()?;
+        let (length, from) =
+            tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buffer))
+                .await
+                .ok()?
+                .ok()?;
         Some((buffer[..length].to_vec(), from))
     }
 
@@ -221,7 +246,11 @@ mod tests {
         assert_ne!(relay, a.local_addr().unwrap(), "b sees the relay, not a");
         b.send_to(b"pong", relay).await.unwrap();
         let (payload, from) = receive(&a).await.expect("b's reply reaches a");
-        assert_eq!((payload.as_slice(), from), (&b"pong"[..], b_proxy), "the reply comes from b's proxy port");
+        assert_eq!(
+            (payload.as_slice(), from),
+            (&b"pong"[..], b_proxy),
+            "the reply comes from b's proxy port"
+        );
 
         // One-way cut a -> b: a's datagrams are dropped, b's still arrive.
         proxy.block(1, 2);

@@ -17,7 +17,12 @@ pub fn failover_ms(history: &History, leader_kills: &[(u64, Slot)]) -> Vec<f64> 
         .iter()
         .filter_map(|&(killed_at, slot)| {
             ops.iter()
-                .filter(|op| op.kind.is_write() && op.outcome == Outcome::Ok && op.node != slot && op.complete_us > killed_at)
+                .filter(|op| {
+                    op.kind.is_write()
+                        && op.outcome == Outcome::Ok
+                        && op.node != slot
+                        && op.complete_us > killed_at
+                })
                 .map(|op| op.complete_us - killed_at)
                 .min()
                 .map(|us| us as f64 / 1000.0)
@@ -31,7 +36,11 @@ pub fn median_max(values: &[f64]) -> Option<(f64, f64)> {
     sorted.sort_by(f64::total_cmp);
     let max = *sorted.last()?;
     let middle = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2.0 };
+    let median = if sorted.len() % 2 == 1 {
+        sorted[middle]
+    } else {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    };
     Some((median, max))
 }
 
@@ -56,7 +65,11 @@ impl Summary<'_> {
     pub fn render(&self) -> String {
         let mut text = String::new();
         let _ = writeln!(text, "== fault suite summary ==");
-        let _ = writeln!(text, "seed {}  nodes {}  workload+faults {:.1} s", self.seed, self.nodes, self.duration_s);
+        let _ = writeln!(
+            text,
+            "seed {}  nodes {}  workload+faults {:.1} s",
+            self.seed, self.nodes, self.duration_s
+        );
         let mut by_kind: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
         let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
         for op in self.history.ops() {
@@ -81,26 +94,41 @@ impl Summary<'_> {
         }
         let total: u64 = by_kind.values().map(|counts| counts.iter().sum::<u64>()).sum();
         let _ = writeln!(text, "  {:<20} {total:>7}", "total");
-        let reasons: Vec<String> = reasons.iter().map(|(reason, count)| format!("{reason}: {count}")).collect();
-        let _ = writeln!(text, "  failures by cause (code -1: host unreachable): {}", reasons.join("; "));
+        let reasons: Vec<String> =
+            reasons.iter().map(|(reason, count)| format!("{reason}: {count}")).collect();
+        let _ = writeln!(
+            text,
+            "  failures by cause (code -1: host unreachable): {}",
+            reasons.join("; ")
+        );
         let _ = writeln!(text, "faults:");
         for (kind, count) in &self.faults {
             let _ = writeln!(text, "  {kind:<30} {count:>4}");
         }
-        for (what, values) in [("kill -> first commit on a new leader", &self.failovers_ms), ("kill -> a new leader elected", &self.elections_ms)] {
+        for (what, values) in [
+            ("kill -> first commit on a new leader", &self.failovers_ms),
+            ("kill -> a new leader elected", &self.elections_ms),
+        ] {
             match median_max(values) {
                 Some((median, max)) => {
                     let all: Vec<String> = values.iter().map(|ms| format!("{ms:.0}")).collect();
                     let _ = writeln!(text, "failover, {what}: {} times, median {median:.0} ms, max {max:.0} ms (all: {})", values.len(), all.join(", "));
                 }
                 None => {
-                    let _ = writeln!(text, "failover, {what}: not measured (no leader kill this run)");
+                    let _ =
+                        writeln!(text, "failover, {what}: not measured (no leader kill this run)");
                 }
             }
         }
-        let _ = writeln!(text, "proxy: {} datagrams forwarded, {} dropped by cuts", self.proxy.0, self.proxy.1);
+        let _ = writeln!(
+            text,
+            "proxy: {} datagrams forwarded, {} dropped by cuts",
+            self.proxy.0, self.proxy.1
+        );
         let _ = writeln!(text, "follower reads without a barrier, staleness (behind the newest acknowledged write / the leader's commit index):");
-        for (what, figures) in [("all reads", &self.staleness), ("outside fault rounds", &self.staleness_quiet)] {
+        for (what, figures) in
+            [("all reads", &self.staleness), ("outside fault rounds", &self.staleness_quiet)]
+        {
             match figures {
                 Some(figures) => {
                     let worst = &figures.worst;
@@ -149,7 +177,9 @@ fn time(lag: &Percentiles) -> String {
 
 fn entries(lag: Option<&Percentiles>) -> String {
     match lag {
-        Some(lag) => format!("median {:.0}, p99 {:.0}, max {:.0} entries", lag.median, lag.p99, lag.max),
+        Some(lag) => {
+            format!("median {:.0}, p99 {:.0}, max {:.0} entries", lag.median, lag.p99, lag.max)
+        }
         None => "entries not measured".into(),
     }
 }

@@ -55,16 +55,21 @@ pub fn lags(ops: &[Op]) -> Vec<Lag> {
     let mut acks: Vec<(i64, u64)> = ops
         .iter()
         .filter_map(|op| match op.kind {
-            OpKind::CounterWrite { value } if op.outcome == Outcome::Ok => Some((value, op.complete_us)),
+            OpKind::CounterWrite { value } if op.outcome == Outcome::Ok => {
+                Some((value, op.complete_us))
+            }
             _ => None,
         })
         .collect();
     acks.sort_unstable();
     ops.iter()
         .filter_map(|op| match &op.kind {
-            OpKind::CounterRead { value: Some(value), role, applied_index, leader_commit_index }
-                if op.outcome == Outcome::Ok && role.as_deref() != Some("leader") =>
-            {
+            OpKind::CounterRead {
+                value: Some(value),
+                role,
+                applied_index,
+                leader_commit_index,
+            } if op.outcome == Outcome::Ok && role.as_deref() != Some("leader") => {
                 let missed = acks.partition_point(|(acked, _)| acked <= value);
                 let time_us = match acks.get(missed) {
                     Some((_, acked_us)) if *acked_us <= op.invoke_us => op.invoke_us - acked_us,
@@ -91,7 +96,11 @@ pub fn lags(ops: &[Op]) -> Vec<Lag> {
 /// The lags of reads that overlap no fault window (each extended by [`SETTLE_US`]).
 pub fn outside(lags: &[Lag], windows: &[(u64, u64)]) -> Vec<Lag> {
     lags.iter()
-        .filter(|lag| windows.iter().all(|&(start, end)| lag.complete_us < start || lag.invoke_us > end + SETTLE_US))
+        .filter(|lag| {
+            windows
+                .iter()
+                .all(|&(start, end)| lag.complete_us < start || lag.invoke_us > end + SETTLE_US)
+        })
         .cloned()
         .collect()
 }
@@ -99,7 +108,9 @@ pub fn outside(lags: &[Lag], windows: &[(u64, u64)]) -> Vec<Lag> {
 pub fn percentiles(values: &[f64]) -> Option<Percentiles> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let rank = |fraction: f64| sorted[((fraction * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let rank = |fraction: f64| {
+        sorted[((fraction * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+    };
     let max = *sorted.last()?;
     Some(Percentiles { median: rank(0.5), p99: rank(0.99), max })
 }
@@ -108,7 +119,12 @@ pub fn figures(lags: &[Lag]) -> Option<Figures> {
     let time: Vec<f64> = lags.iter().map(|lag| lag.time_ms).collect();
     let entries: Vec<f64> = lags.iter().filter_map(|lag| lag.entries).map(|e| e as f64).collect();
     let worst = lags.iter().max_by(|a, b| a.time_ms.total_cmp(&b.time_ms))?.clone();
-    Some(Figures { reads: lags.len(), time_ms: percentiles(&time)?, entries: percentiles(&entries), worst })
+    Some(Figures {
+        reads: lags.len(),
+        time_ms: percentiles(&time)?,
+        entries: percentiles(&entries),
+        worst,
+    })
 }
 
 #[cfg(test)]
@@ -116,11 +132,25 @@ mod tests {
     use super::*;
 
     fn op(kind: OpKind, invoke_us: u64, complete_us: u64) -> Op {
-        Op { id: 0, worker: "t".into(), node: 1, invoke_us, complete_us, kind, outcome: Outcome::Ok, message: None }
+        Op {
+            id: 0,
+            worker: "t".into(),
+            node: 1,
+            invoke_us,
+            complete_us,
+            kind,
+            outcome: Outcome::Ok,
+            message: None,
+        }
     }
 
     fn read(value: i64, role: &str, invoke_us: u64, applied: u64, commit: u64) -> Op {
-        let kind = OpKind::CounterRead { value: Some(value), role: Some(role.into()), applied_index: Some(applied), leader_commit_index: Some(commit) };
+        let kind = OpKind::CounterRead {
+            value: Some(value),
+            role: Some(role.into()),
+            applied_index: Some(applied),
+            leader_commit_index: Some(commit),
+        };
         op(kind, invoke_us, invoke_us + 100)
     }
 
@@ -151,7 +181,14 @@ mod tests {
 
     #[test]
     fn reads_during_and_just_after_faults_are_left_out() {
-        let lag = |invoke_us: u64| Lag { node: 1, role: None, invoke_us, complete_us: invoke_us + 10, time_ms: 0.0, entries: None };
+        let lag = |invoke_us: u64| Lag {
+            node: 1,
+            role: None,
+            invoke_us,
+            complete_us: invoke_us + 10,
+            time_ms: 0.0,
+            entries: None,
+        };
         let all = vec![lag(100), lag(5_000), lag(10_500), lag(2_000_000)];
         let kept = outside(&all, &[(4_000, 10_000)]);
         assert_eq!(kept, vec![lag(100), lag(2_000_000)]);
@@ -160,7 +197,10 @@ mod tests {
     #[test]
     fn percentiles_by_nearest_rank() {
         let values: Vec<f64> = (1..=200).map(f64::from).collect();
-        assert_eq!(percentiles(&values), Some(Percentiles { median: 100.0, p99: 198.0, max: 200.0 }));
+        assert_eq!(
+            percentiles(&values),
+            Some(Percentiles { median: 100.0, p99: 198.0, max: 200.0 })
+        );
         assert_eq!(percentiles(&[7.0]), Some(Percentiles { median: 7.0, p99: 7.0, max: 7.0 }));
         assert_eq!(percentiles(&[]), None);
     }

@@ -72,7 +72,14 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(name: &str, shared: Arc<Shared>, rng: StdRng) -> Self {
-        Worker { name: name.to_owned(), shared, rng, clients: HashMap::new(), leader: None, leader_checked: None }
+        Worker {
+            name: name.to_owned(),
+            shared,
+            rng,
+            clients: HashMap::new(),
+            leader: None,
+            leader_checked: None,
+        }
     }
 
     pub fn stopping(&self) -> bool {
@@ -124,7 +131,13 @@ impl Worker {
         };
         let mut client = match client {
             Ok(client) => client,
-            Err(error) => return Reply { outcome: Outcome::Failed { code: -1 }, message: Some(error.to_string()), rows: Vec::new() },
+            Err(error) => {
+                return Reply {
+                    outcome: Outcome::Failed { code: -1 },
+                    message: Some(error.to_string()),
+                    rows: Vec::new(),
+                }
+            }
         };
         let request = Request::Exec { conn: self.name.clone(), statements, tx };
         match client.request(&request, OP_DEADLINE) {
@@ -134,7 +147,9 @@ impl Worker {
                     .as_array()
                     .and_then(|results| results.last())
                     .and_then(|last| last["rows"].as_array())
-                    .map(|rows| rows.iter().map(|row| row.as_array().cloned().unwrap_or_default()).collect())
+                    .map(|rows| {
+                        rows.iter().map(|row| row.as_array().cloned().unwrap_or_default()).collect()
+                    })
                     .unwrap_or_default();
                 Reply { outcome: Outcome::Ok, message: None, rows }
             }
@@ -150,13 +165,26 @@ impl Worker {
     }
 
     /// Runs one operation and records it; returns the reply for the caller to read rows.
-    pub fn operate(&mut self, endpoint: &Endpoint, kind: OpKind, statements: Vec<Statement>, tx: bool) -> (Reply, OpKind) {
+    pub fn operate(
+        &mut self,
+        endpoint: &Endpoint,
+        kind: OpKind,
+        statements: Vec<Statement>,
+        tx: bool,
+    ) -> (Reply, OpKind) {
         let id = self.shared.history.next_id();
         self.operate_with_id(id, endpoint, kind, statements, tx)
     }
 
     /// As [`Worker::operate`] with an id taken beforehand (when the id is the written value).
-    pub fn operate_with_id(&mut self, id: u64, endpoint: &Endpoint, kind: OpKind, statements: Vec<Statement>, tx: bool) -> (Reply, OpKind) {
+    pub fn operate_with_id(
+        &mut self,
+        id: u64,
+        endpoint: &Endpoint,
+        kind: OpKind,
+        statements: Vec<Statement>,
+        tx: bool,
+    ) -> (Reply, OpKind) {
         let writes = Arc::clone(&self.shared.writes);
         let _pass = kind.is_write().then(|| writes.enter());
         let invoke_us = self.shared.history.now_us();
@@ -169,7 +197,14 @@ impl Worker {
     }
 
     /// Records an operation that completed now.
-    pub fn record(&self, id: u64, endpoint: &Endpoint, kind: OpKind, reply: &Reply, invoke_us: u64) {
+    pub fn record(
+        &self,
+        id: u64,
+        endpoint: &Endpoint,
+        kind: OpKind,
+        reply: &Reply,
+        invoke_us: u64,
+    ) {
         self.shared.history.record(Op {
             id,
             worker: self.name.clone(),
@@ -192,7 +227,9 @@ impl Worker {
 pub fn classify(error: &HostError) -> Outcome {
     match error.sql() {
         Some(sql) => match (sql.code, sql.extended) {
-            (Some(code), Some(extended)) if DID_NOT_HAPPEN.contains(&extended) || code == 5 => Outcome::Failed { code: i64::from(extended) },
+            (Some(code), Some(extended)) if DID_NOT_HAPPEN.contains(&extended) || code == 5 => {
+                Outcome::Failed { code: i64::from(extended) }
+            }
             (_, Some(extended)) => Outcome::Unknown { reason: format!("code {extended}") },
             _ => Outcome::Unknown { reason: "host error".into() },
         },
@@ -211,14 +248,21 @@ mod tests {
     use ha_host::protocol::SqlError;
 
     fn sql_error(code: i32, extended: i32) -> HostError {
-        HostError::Sql { name: "n1".into(), error: SqlError { code: Some(code), extended: Some(extended), message: String::new() } }
+        HostError::Sql {
+            name: "n1".into(),
+            error: SqlError { code: Some(code), extended: Some(extended), message: String::new() },
+        }
     }
 
     #[test]
     fn error_codes_map_to_outcomes() {
         // Not the leader, another owner, refused by raft, busy: did not happen.
         for (code, extended) in [(8, 8), (8, 520), (10, 778), (5, 5), (5, 517)] {
-            assert_eq!(classify(&sql_error(code, extended)), Outcome::Failed { code: i64::from(extended) }, "{extended}");
+            assert_eq!(
+                classify(&sql_error(code, extended)),
+                Outcome::Failed { code: i64::from(extended) },
+                "{extended}"
+            );
         }
         // Outcome unknown, and anything unexpected, may have happened.
         assert_eq!(classify(&sql_error(10, 7690)), Outcome::Unknown { reason: "code 7690".into() });

@@ -74,10 +74,12 @@ impl Cluster {
         for (i, port) in config.ports.iter().enumerate() {
             let addr = format!("127.0.0.1:{port}");
             // Joiners get their startup SQL once node 1 runs and can issue their tokens.
-            let startup = if i == 0 { vec![format!("SELECT ha_init('{addr}')")] } else { Vec::new() };
+            let startup =
+                if i == 0 { vec![format!("SELECT ha_init('{addr}')")] } else { Vec::new() };
             let name = format!("n{}", i + 1);
             let db = dir.path().join(format!("{name}.db"));
-            let mut spec = HostSpec::new(&name, &config.command, Some(&config.extension), &db, startup);
+            let mut spec =
+                HostSpec::new(&name, &config.command, Some(&config.extension), &db, startup);
             spec.env = config.env.clone();
             nodes.push(Node { spec, addr, process: None });
         }
@@ -86,7 +88,8 @@ impl Cluster {
             if i > 0 {
                 let token = cluster.node(0)?.token("voter")?;
                 let addr = &cluster.nodes[i].addr;
-                cluster.nodes[i].spec.startup = vec![format!("SELECT ha_join('{addr}', '{first}', '{token}')")];
+                cluster.nodes[i].spec.startup =
+                    vec![format!("SELECT ha_join('{addr}', '{first}', '{token}')")];
             }
             cluster.restart(i)?;
         }
@@ -163,9 +166,17 @@ impl Cluster {
     }
 
     /// Waits until node `i` has applied at least `index`; returns its applied index.
-    pub fn wait_applied(&self, i: usize, index: u64, deadline: Duration) -> Result<u64, ClusterError> {
+    pub fn wait_applied(
+        &self,
+        i: usize,
+        index: u64,
+        deadline: Duration,
+    ) -> Result<u64, ClusterError> {
         self.poll(&format!("n{} applied {index}", i + 1), deadline, |statuses| {
-            statuses[i].as_ref().and_then(|s| s["applied_index"].as_u64()).filter(|&applied| applied >= index)
+            statuses[i]
+                .as_ref()
+                .and_then(|s| s["applied_index"].as_u64())
+                .filter(|&applied| applied >= index)
         })
     }
 

@@ -86,7 +86,10 @@ impl HostCommand {
         }
         let exe = std::env::current_exe().ok()?;
         let dir = exe.parent()?;
-        [dir.join("ha-host"), dir.parent()?.join("ha-host")].into_iter().find(|p| p.exists()).map(HostCommand::binary)
+        [dir.join("ha-host"), dir.parent()?.join("ha-host")]
+            .into_iter()
+            .find(|p| p.exists())
+            .map(HostCommand::binary)
     }
 }
 
@@ -165,10 +168,14 @@ impl HostProcess {
         }
         command.envs(spec.env.iter().map(|(k, v)| (k, v)));
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(log);
-        let mut child = command.spawn().map_err(|source| HostError::Spawn { name: name.clone(), source })?;
+        let mut child =
+            command.spawn().map_err(|source| HostError::Spawn { name: name.clone(), source })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
-            return Err(HostError::Spawn { name, source: std::io::Error::other("pipes were not set up") });
+            return Err(HostError::Spawn {
+                name,
+                source: std::io::Error::other("pipes were not set up"),
+            });
         };
         let (sender, ready) = mpsc::channel();
         std::thread::spawn(move || {
@@ -187,10 +194,12 @@ impl HostProcess {
         let line = match ready.recv_timeout(READY_DEADLINE) {
             Ok(Some(Ok(line))) => line,
             Ok(_) => return Err(process.not_ready("exited before its ready line")),
-            Err(_) => return Err(process.not_ready(&format!("no ready line within {READY_DEADLINE:?}"))),
+            Err(_) => {
+                return Err(process.not_ready(&format!("no ready line within {READY_DEADLINE:?}")))
+            }
         };
-        let ready: Value =
-            serde_json::from_str(&line).map_err(|e| process.not_ready(&format!("ready line {line:?}: {e}")))?;
+        let ready: Value = serde_json::from_str(&line)
+            .map_err(|e| process.not_ready(&format!("ready line {line:?}: {e}")))?;
         if ready["ready"] != json!(true) {
             return Err(process.not_ready(&format!("{}", ready["error"])));
         }
@@ -249,8 +258,14 @@ impl HostProcess {
     }
 
     /// `exec` on a named connection: each statement's `{columns, rows, changes}`.
-    pub fn exec(&self, conn: &str, statements: Vec<Statement>, tx: bool) -> Result<Vec<Value>, HostError> {
-        let answer = self.request(&Request::Exec { conn: conn.to_owned(), statements, tx }, REQUEST_DEADLINE)?;
+    pub fn exec(
+        &self,
+        conn: &str,
+        statements: Vec<Statement>,
+        tx: bool,
+    ) -> Result<Vec<Value>, HostError> {
+        let answer = self
+            .request(&Request::Exec { conn: conn.to_owned(), statements, tx }, REQUEST_DEADLINE)?;
         match answer.get("results") {
             Some(Value::Array(results)) => Ok(results.clone()),
             _ => Err(self.protocol(&format!("exec answered {answer}"))),
@@ -259,7 +274,8 @@ impl HostProcess {
 
     /// The rows of one statement on the main connection.
     pub fn query(&self, sql: &str) -> Result<Vec<Value>, HostError> {
-        let results = self.exec(crate::protocol::MAIN_CONNECTION, vec![Statement::new(sql)], false)?;
+        let results =
+            self.exec(crate::protocol::MAIN_CONNECTION, vec![Statement::new(sql)], false)?;
         match results.first().and_then(|r| r.get("rows")) {
             Some(Value::Array(rows)) => Ok(rows.clone()),
             _ => Err(self.protocol("exec without rows")),
@@ -301,8 +317,10 @@ impl HostProcess {
 
     fn signal(&self, signal: Signal) -> Result<(), HostError> {
         let pid = i32::try_from(self.child.id()).map_err(|_| self.protocol("pid out of range"))?;
-        kill(Pid::from_raw(pid), signal)
-            .map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{signal}: {e}") })
+        kill(Pid::from_raw(pid), signal).map_err(|e| HostError::Io {
+            name: self.spec.name.clone(),
+            detail: format!("{signal}: {e}"),
+        })
     }
 
     /// SIGKILL and reap: the process gets no chance to shut down cleanly.
@@ -349,8 +367,10 @@ impl HostProcess {
     /// CPU time (user plus system, all threads) the process has used so far.
     pub fn cpu_time(&self) -> Result<Duration, HostError> {
         let path = format!("/proc/{}/stat", self.child.id());
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| HostError::Io {
+            name: self.spec.name.clone(),
+            detail: format!("{path}: {e}"),
+        })?;
         // Fields after the command name (which may hold spaces, so split after its ')'):
         // state is field 3, utime and stime are fields 14 and 15 (proc(5)).
         let rest = text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
@@ -374,13 +394,17 @@ impl HostProcess {
     /// that ends with it.
     pub fn context_switches(&self) -> Result<u64, HostError> {
         let answer = self.request(&Request::Usage, REQUEST_DEADLINE)?;
-        answer["context_switches"].as_u64().ok_or_else(|| self.protocol(&format!("usage answered {answer}")))
+        answer["context_switches"]
+            .as_u64()
+            .ok_or_else(|| self.protocol(&format!("usage answered {answer}")))
     }
 
     fn proc_status_kib(&self, field: &str) -> Result<u64, HostError> {
         let path = format!("/proc/{}/status", self.child.id());
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| HostError::Io { name: self.spec.name.clone(), detail: format!("{path}: {e}") })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| HostError::Io {
+            name: self.spec.name.clone(),
+            detail: format!("{path}: {e}"),
+        })?;
         text.lines()
             .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
@@ -406,7 +430,10 @@ impl Client {
     const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
     pub fn connect(name: &str, addr: SocketAddr) -> Result<Client, HostError> {
-        let io = |e: std::io::Error| HostError::Io { name: name.to_owned(), detail: format!("{addr}: {e}") };
+        let io = |e: std::io::Error| HostError::Io {
+            name: name.to_owned(),
+            detail: format!("{addr}: {e}"),
+        };
         let writer = TcpStream::connect_timeout(&addr, Self::CONNECT_DEADLINE).map_err(io)?;
         writer.set_nodelay(true).map_err(io)?;
         let reader = BufReader::new(writer.try_clone().map_err(io)?);
@@ -434,19 +461,27 @@ impl Client {
                 Ok(0) => return Err(io(std::io::Error::other("connection closed (host exited?)"))),
                 Ok(_) if answer.ends_with('\n') => break,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(HostError::Timeout { name: self.name.clone(), deadline });
                 }
                 Err(e) => return Err(io(e)),
             }
         }
-        let answer: Value = serde_json::from_str(&answer)
-            .map_err(|e| HostError::Protocol { name: self.name.clone(), detail: format!("{e}: {answer}") })?;
+        let answer: Value = serde_json::from_str(&answer).map_err(|e| HostError::Protocol {
+            name: self.name.clone(),
+            detail: format!("{e}: {answer}"),
+        })?;
         if answer["ok"] == json!(true) {
             return Ok(answer);
         }
-        let error: SqlError = serde_json::from_value(answer["error"].clone())
-            .map_err(|e| HostError::Protocol { name: self.name.clone(), detail: format!("{e}: {answer}") })?;
+        let error: SqlError = serde_json::from_value(answer["error"].clone()).map_err(|e| {
+            HostError::Protocol { name: self.name.clone(), detail: format!("{e}: {answer}") }
+        })?;
         Err(HostError::Sql { name: self.name.clone(), error })
     }
 }

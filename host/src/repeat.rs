@@ -10,8 +10,8 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::protocol::{
-    ErrorCount, RepeatReport, RepeatSpec, SqlError, BLOB_BYTES_MAX, REPEAT_COUNT_MAX, REPEAT_DURATION_MS_MAX,
-    STATEMENTS_MAX,
+    ErrorCount, RepeatReport, RepeatSpec, SqlError, BLOB_BYTES_MAX, REPEAT_COUNT_MAX,
+    REPEAT_DURATION_MS_MAX, STATEMENTS_MAX,
 };
 use crate::sqlite::{roll_back_if_open, sql_error, to_sql};
 
@@ -63,10 +63,15 @@ fn compile_param(value: &Value) -> Result<Param, SqlError> {
     if let Value::Object(map) = value {
         if map.len() == 1 {
             if let Some(start) = map.get("$seq") {
-                return start.as_i64().map(Param::Seq).ok_or_else(|| SqlError::host("$seq needs an integer"));
+                return start
+                    .as_i64()
+                    .map(Param::Seq)
+                    .ok_or_else(|| SqlError::host("$seq needs an integer"));
             }
             if let Some(range) = map.get("$rand") {
-                let bounds = range.as_array().and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_i64()?)));
+                let bounds = range
+                    .as_array()
+                    .and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_i64()?)));
                 return match bounds {
                     Some((lo, hi)) if lo <= hi => Ok(Param::Rand(lo, hi)),
                     _ => Err(SqlError::host("$rand needs [lo, hi] with lo <= hi")),
@@ -74,9 +79,9 @@ fn compile_param(value: &Value) -> Result<Param, SqlError> {
             }
             if let Some(len) = map.get("$blob") {
                 return match len.as_u64() {
-                    Some(n) if n <= BLOB_BYTES_MAX => {
-                        Ok(Param::Blob(usize::try_from(n).map_err(|_| SqlError::host("blob size"))?))
-                    }
+                    Some(n) if n <= BLOB_BYTES_MAX => Ok(Param::Blob(
+                        usize::try_from(n).map_err(|_| SqlError::host("blob size"))?,
+                    )),
                     _ => Err(SqlError::host(format!("$blob needs a size up to {BLOB_BYTES_MAX}"))),
                 };
             }
@@ -160,9 +165,17 @@ fn micros(elapsed: Duration) -> u64 {
 }
 
 /// One unit: every statement `times` times, in a transaction if asked. Returns rows read.
-fn run_unit(conn: &Connection, compiled: &[Compiled], tx: bool, rng: &mut Rng, seq: &mut i64) -> Result<u64, SqlError> {
+fn run_unit(
+    conn: &Connection,
+    compiled: &[Compiled],
+    tx: bool,
+    rng: &mut Rng,
+    seq: &mut i64,
+) -> Result<u64, SqlError> {
     if tx {
-        conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map_err(sql_error)?;
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .map_err(sql_error)?;
     }
     let mut rows_read = 0;
     for statement in compiled {
@@ -208,9 +221,15 @@ mod tests {
     #[test]
     fn generators_parse() {
         assert!(matches!(compile_param(&serde_json::json!({"$seq": 5})), Ok(Param::Seq(5))));
-        assert!(matches!(compile_param(&serde_json::json!({"$rand": [1, 2]})), Ok(Param::Rand(1, 2))));
+        assert!(matches!(
+            compile_param(&serde_json::json!({"$rand": [1, 2]})),
+            Ok(Param::Rand(1, 2))
+        ));
         assert!(compile_param(&serde_json::json!({"$rand": [2, 1]})).is_err());
         assert!(matches!(compile_param(&serde_json::json!({"$blob": 10})), Ok(Param::Blob(10))));
-        assert!(matches!(compile_param(&serde_json::json!("x")), Ok(Param::Fixed(SqlValue::Text(_)))));
+        assert!(matches!(
+            compile_param(&serde_json::json!("x")),
+            Ok(Param::Fixed(SqlValue::Text(_)))
+        ));
     }
 }

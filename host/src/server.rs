@@ -16,7 +16,9 @@ use nix::sys::resource::{getrusage, UsageWho};
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 
-use crate::protocol::{Request, SqlError, Statement, CLIENTS_MAX, CONNECTIONS_MAX, MAIN_CONNECTION, REQUEST_BYTES_MAX};
+use crate::protocol::{
+    Request, SqlError, Statement, CLIENTS_MAX, CONNECTIONS_MAX, MAIN_CONNECTION, REQUEST_BYTES_MAX,
+};
 use crate::sqlite::{self, DatabaseConfig};
 
 /// The connection `status` and `barrier` run on.
@@ -69,13 +71,16 @@ impl Host {
             }
             Request::Status => {
                 let text = self.scalar(ADMIN_CONNECTION, "SELECT ha_status()")?;
-                let text = text.as_str().ok_or_else(|| (SqlError::host("ha_status() is not text"), None))?;
-                let status =
-                    serde_json::from_str(text).map_err(|e| (SqlError::host(format!("ha_status(): {e}")), None))?;
+                let text = text
+                    .as_str()
+                    .ok_or_else(|| (SqlError::host("ha_status() is not text"), None))?;
+                let status = serde_json::from_str(text)
+                    .map_err(|e| (SqlError::host(format!("ha_status(): {e}")), None))?;
                 answer.insert("status".into(), status);
             }
             Request::Barrier => {
-                answer.insert("index".into(), self.scalar(ADMIN_CONNECTION, "SELECT ha_barrier()")?);
+                answer
+                    .insert("index".into(), self.scalar(ADMIN_CONNECTION, "SELECT ha_barrier()")?);
             }
             Request::Repeat(spec) => {
                 let conn = self.connection(&spec.conn).map_err(|e| (e, None))?;
@@ -87,12 +92,16 @@ impl Host {
             Request::Usage => {
                 let usage = getrusage(UsageWho::RUSAGE_SELF)
                     .map_err(|e| (SqlError::host(format!("getrusage: {e}")), None))?;
-                let switches = usage.voluntary_context_switches() + usage.involuntary_context_switches();
+                let switches =
+                    usage.voluntary_context_switches() + usage.involuntary_context_switches();
                 answer.insert("context_switches".into(), json!(switches));
             }
             Request::Close { conn } => {
                 if conn == MAIN_CONNECTION || conn == ADMIN_CONNECTION {
-                    return Err((SqlError::host(format!("connection {conn} cannot be closed")), None));
+                    return Err((
+                        SqlError::host(format!("connection {conn} cannot be closed")),
+                        None,
+                    ));
                 }
                 lock(&self.connections).remove(&conn);
             }
@@ -103,7 +112,8 @@ impl Host {
     /// First column of the first row of `sql`.
     fn scalar(&self, conn: &str, sql: &str) -> Result<Value, (SqlError, Option<usize>)> {
         let conn = self.connection(conn).map_err(|e| (e, None))?;
-        let result = sqlite::run_statement(&lock(&conn), &Statement::new(sql)).map_err(|e| (e, None))?;
+        let result =
+            sqlite::run_statement(&lock(&conn), &Statement::new(sql)).map_err(|e| (e, None))?;
         Ok(result["rows"][0][0].clone())
     }
 }
@@ -138,7 +148,8 @@ pub fn run(config: HostConfig) -> SqlError {
         if clients.fetch_add(1, Ordering::SeqCst) >= CLIENTS_MAX {
             clients.fetch_sub(1, Ordering::SeqCst);
             let mut stream = stream;
-            let refusal = json!({ "ok": false, "error": error_json(&SqlError::host("too many clients")) });
+            let refusal =
+                json!({ "ok": false, "error": error_json(&SqlError::host("too many clients")) });
             let _ = writeln!(stream, "{refusal}");
             continue;
         }
@@ -157,12 +168,17 @@ fn start(config: &HostConfig) -> Result<Started, SqlError> {
     if let Some(library) = &config.extension {
         sqlite::load_extension(library)?;
     }
-    let host = Arc::new(Host { database: config.database.clone(), connections: Mutex::new(HashMap::new()) });
+    let host = Arc::new(Host {
+        database: config.database.clone(),
+        connections: Mutex::new(HashMap::new()),
+    });
     let main = host.connection(MAIN_CONNECTION)?;
     let mut last = Value::Null;
     for sql in &config.startup {
         let result = sqlite::run_statement(&lock(&main), &Statement::new(sql.clone()))?;
-        if let Some(value) = result["rows"].as_array().and_then(|rows| rows.last()).map(|row| row[0].clone()) {
+        if let Some(value) =
+            result["rows"].as_array().and_then(|rows| rows.last()).map(|row| row[0].clone())
+        {
             last = value;
         }
     }
@@ -191,7 +207,10 @@ fn serve_client(host: &Host, stream: TcpStream) {
             Ok(_) => {}
         }
         let (answer, shutdown) = if line.len() > REQUEST_BYTES_MAX {
-            (json!({ "ok": false, "error": error_json(&SqlError::host("request line too long")) }), false)
+            (
+                json!({ "ok": false, "error": error_json(&SqlError::host("request line too long")) }),
+                false,
+            )
         } else {
             answer(host, line.trim_end())
         };
@@ -211,7 +230,10 @@ fn answer(host: &Host, line: &str) -> (Value, bool) {
     let request: Request = match serde_json::from_str(line) {
         Ok(request) => request,
         Err(e) => {
-            return (json!({ "ok": false, "error": error_json(&SqlError::host(format!("bad request: {e}"))) }), false)
+            return (
+                json!({ "ok": false, "error": error_json(&SqlError::host(format!("bad request: {e}"))) }),
+                false,
+            )
         }
     };
     let shutdown = matches!(request, Request::Shutdown);
@@ -220,7 +242,9 @@ fn answer(host: &Host, line: &str) -> (Value, bool) {
             fields.insert("ok".into(), Value::Bool(true));
             Value::Object(fields)
         }
-        Err((error, statement)) => json!({ "ok": false, "error": error_json(&error), "statement": statement }),
+        Err((error, statement)) => {
+            json!({ "ok": false, "error": error_json(&error), "statement": statement })
+        }
     };
     (answer, shutdown)
 }

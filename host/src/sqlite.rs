@@ -45,7 +45,9 @@ impl DatabaseConfig {
         conn.busy_timeout(Duration::from_millis(crate::BUSY_TIMEOUT_MS)).map_err(sql_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         if self.plain {
-            let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)).map_err(sql_error)?;
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+                .map_err(sql_error)?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(SqlError::host(format!("journal_mode is {mode}, not wal")));
             }
@@ -99,14 +101,18 @@ pub fn to_sql(value: &Value) -> Result<SqlValue, SqlError> {
         Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
         Value::Number(n) => match n.as_i64() {
             Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().ok_or_else(|| SqlError::host(format!("number {n} out of range")))?),
+            None => SqlValue::Real(
+                n.as_f64().ok_or_else(|| SqlError::host(format!("number {n} out of range")))?,
+            ),
         },
         Value::String(s) => SqlValue::Text(s.clone()),
         Value::Object(map) => match map.get("$hex").and_then(Value::as_str) {
             Some(hex) if map.len() == 1 => SqlValue::Blob(from_hex(hex)?),
             _ => return Err(SqlError::host(format!("unknown parameter object {value}"))),
         },
-        Value::Array(_) => return Err(SqlError::host(format!("an array is not a parameter: {value}"))),
+        Value::Array(_) => {
+            return Err(SqlError::host(format!("an array is not a parameter: {value}")))
+        }
     })
 }
 
@@ -131,7 +137,10 @@ fn from_hex(hex: &str) -> Result<Vec<u8>, SqlError> {
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| SqlError::host(format!("bad $hex: {hex}"))))
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| SqlError::host(format!("bad $hex: {hex}")))
+        })
         .collect()
 }
 
@@ -139,7 +148,8 @@ fn from_hex(hex: &str) -> Result<Vec<u8>, SqlError> {
 pub fn run_statement(conn: &Connection, statement: &Statement) -> Result<Value, SqlError> {
     let params = statement.params.iter().map(to_sql).collect::<Result<Vec<_>, _>>()?;
     let mut stmt = conn.prepare_cached(&statement.sql).map_err(sql_error)?;
-    let columns: Vec<Value> = stmt.column_names().into_iter().map(|c| Value::String(c.to_owned())).collect();
+    let columns: Vec<Value> =
+        stmt.column_names().into_iter().map(|c| Value::String(c.to_owned())).collect();
     let width = columns.len();
     let mut rows_out = Vec::new();
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(sql_error)?;
@@ -147,8 +157,10 @@ pub fn run_statement(conn: &Connection, statement: &Statement) -> Result<Value, 
         if rows_out.len() == ROWS_MAX {
             return Err(SqlError::host(format!("more than {ROWS_MAX} rows")));
         }
-        let values =
-            (0..width).map(|i| row.get_ref(i).map(to_json)).collect::<Result<Vec<_>, _>>().map_err(sql_error)?;
+        let values = (0..width)
+            .map(|i| row.get_ref(i).map(to_json))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_error)?;
         rows_out.push(Value::Array(values));
     }
     drop(rows);
@@ -161,7 +173,11 @@ pub fn run_statement(conn: &Connection, statement: &Statement) -> Result<Value, 
 
 /// `exec`: the statements in order, optionally in one `BEGIN IMMEDIATE` transaction. On
 /// failure returns the error and the failing statement's index (None: BEGIN or COMMIT).
-pub fn exec(conn: &Connection, statements: &[Statement], tx: bool) -> Result<Vec<Value>, (SqlError, Option<usize>)> {
+pub fn exec(
+    conn: &Connection,
+    statements: &[Statement],
+    tx: bool,
+) -> Result<Vec<Value>, (SqlError, Option<usize>)> {
     if tx {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| (sql_error(e), None))?;
     }

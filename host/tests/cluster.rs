@@ -20,12 +20,21 @@ const FAILOVER_DEADLINE: Duration = Duration::from_secs(20);
 #[test]
 fn plain_host_serves_the_protocol() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut spec = HostSpec::new("plain", &host_command(), None, &dir.path().join("p.db"), Vec::new());
+    let mut spec =
+        HostSpec::new("plain", &host_command(), None, &dir.path().join("p.db"), Vec::new());
     spec.plain = true;
     let host = HostProcess::spawn(&spec).expect("start a plain host");
-    host.exec("main", vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")], false).expect("create");
-    let insert = Statement::with_params("INSERT INTO t VALUES (?, ?)", vec![json!({"$seq": 1}), json!({"$blob": 100})])
-        .times(10);
+    host.exec(
+        "main",
+        vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")],
+        false,
+    )
+    .expect("create");
+    let insert = Statement::with_params(
+        "INSERT INTO t VALUES (?, ?)",
+        vec![json!({"$seq": 1}), json!({"$blob": 100})],
+    )
+    .times(10);
     let report = host
         .repeat(
             RepeatSpec {
@@ -42,11 +51,15 @@ fn plain_host_serves_the_protocol() {
         )
         .expect("repeat");
     assert_eq!((report.units_ok, report.units_failed, report.latencies_us.len()), (5, 0, 5));
-    let rows = host.query("SELECT count(*), min(id), max(id), sum(length(v)) FROM t").expect("count");
+    let rows =
+        host.query("SELECT count(*), min(id), max(id), sum(length(v)) FROM t").expect("count");
     assert_eq!(rows, vec![json!([50, 1, 50, 5000])]);
     let reads = RepeatSpec {
         conn: "r1".into(),
-        statements: vec![Statement::with_params("SELECT id FROM t WHERE id = ?", vec![json!({"$rand": [1, 50]})])],
+        statements: vec![Statement::with_params(
+            "SELECT id FROM t WHERE id = ?",
+            vec![json!({"$rand": [1, 50]})],
+        )],
         count: 100,
         duration_ms: Some(10_000),
         tx: false,
@@ -59,13 +72,19 @@ fn plain_host_serves_the_protocol() {
     let error = host
         .exec(
             "main",
-            vec![Statement::new("INSERT INTO t VALUES (51, NULL)"), Statement::new("INSERT INTO t VALUES (1, NULL)")],
+            vec![
+                Statement::new("INSERT INTO t VALUES (51, NULL)"),
+                Statement::new("INSERT INTO t VALUES (1, NULL)"),
+            ],
             true,
         )
         .expect_err("duplicate key");
     let sql = error.sql().expect("an SQLite error");
     assert_eq!((sql.code, sql.extended), (Some(19), Some(1555)));
-    assert_eq!(host.query("SELECT count(*) FROM t WHERE id = 51").expect("count"), vec![json!([0])]);
+    assert_eq!(
+        host.query("SELECT count(*) FROM t WHERE id = 51").expect("count"),
+        vec![json!([0])]
+    );
     assert!(host.peak_rss_kib().expect("VmHWM") >= host.rss_kib().expect("VmRSS"));
 }
 
@@ -99,7 +118,11 @@ fn three_hosts_fail_over() {
     let insert = vec![Statement::new("INSERT INTO t VALUES (3, 'after')")];
     write_until(cluster.node(new_leader).expect("new leader runs"), insert, FAILOVER_DEADLINE)
         .expect("write on the new leader");
-    eprintln!("new leader n{} took a write {:?} after the SIGKILL", new_leader + 1, killed_at.elapsed());
+    eprintln!(
+        "new leader n{} took a write {:?} after the SIGKILL",
+        new_leader + 1,
+        killed_at.elapsed()
+    );
     let other = cluster.followers(new_leader)[0];
     let node = cluster.node(other).expect("survivor runs");
     node.barrier().expect("barrier on the surviving follower");
@@ -118,14 +141,21 @@ fn a_follower_connection_cannot_hold_up_replication() {
     let cluster = start_cluster(3, 5);
     let leader = cluster.leader(Duration::from_secs(10)).expect("a leader");
     let schema = vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")];
-    write_until(cluster.node(leader).expect("leader runs"), schema, Duration::from_secs(10)).expect("schema");
+    write_until(cluster.node(leader).expect("leader runs"), schema, Duration::from_secs(10))
+        .expect("schema");
     let follower = cluster.followers(leader)[0];
     let node = cluster.node(follower).expect("follower runs");
     node.barrier().expect("barrier on the follower");
-    let refused = node.exec("writer", vec![Statement::new("BEGIN IMMEDIATE")], false).expect_err("BEGIN IMMEDIATE on a follower");
+    let refused = node
+        .exec("writer", vec![Statement::new("BEGIN IMMEDIATE")], false)
+        .expect_err("BEGIN IMMEDIATE on a follower");
     assert_eq!(refused.sql().and_then(|e| e.extended), Some(8), "refused as read-only: {refused}");
     let snapshot = node
-        .exec("reader", vec![Statement::new("BEGIN"), Statement::new("SELECT count(*) FROM t")], false)
+        .exec(
+            "reader",
+            vec![Statement::new("BEGIN"), Statement::new("SELECT count(*) FROM t")],
+            false,
+        )
         .expect("a read transaction on the follower");
     assert_eq!(snapshot.last().map(|r| r["rows"].clone()), Some(json!([[0]])));
 
@@ -133,13 +163,17 @@ fn a_follower_connection_cannot_hold_up_replication() {
     let mut rows = 0;
     while Instant::now() < until {
         rows += 1;
-        let insert = vec![Statement::with_params("INSERT INTO t VALUES (?, 'x')", vec![json!(rows)])];
-        write_until(cluster.node(leader).expect("leader runs"), insert, Duration::from_secs(5)).expect("write on the leader");
+        let insert =
+            vec![Statement::with_params("INSERT INTO t VALUES (?, 'x')", vec![json!(rows)])];
+        write_until(cluster.node(leader).expect("leader runs"), insert, Duration::from_secs(5))
+            .expect("write on the leader");
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = node.status().expect("follower status");
     assert_eq!(status["role"], "follower", "{status}");
-    let still = node.exec("reader", vec![Statement::new("SELECT count(*) FROM t")], false).expect("read in the snapshot");
+    let still = node
+        .exec("reader", vec![Statement::new("SELECT count(*) FROM t")], false)
+        .expect("read in the snapshot");
     assert_eq!(still[0]["rows"], json!([[0]]), "the read transaction keeps its snapshot");
     node.exec("reader", vec![Statement::new("COMMIT")], false).expect("end the read transaction");
     node.barrier().expect("barrier");

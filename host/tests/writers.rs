@@ -19,9 +19,15 @@ const WRITE_FOR_MS: u64 = 4_000;
 #[test]
 fn four_writers_on_the_leader_take_turns_without_busy_errors() {
     let cluster = common::start_cluster(3, 0);
-    let leader = cluster.node(cluster.leader(Duration::from_secs(10)).expect("a leader")).expect("leader runs");
+    let leader = cluster
+        .node(cluster.leader(Duration::from_secs(10)).expect("a leader"))
+        .expect("leader runs");
     leader
-        .exec("main", vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER)")], true)
+        .exec(
+            "main",
+            vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER)")],
+            true,
+        )
         .expect("schema");
     let reports: Vec<_> = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..WRITERS)
@@ -29,7 +35,10 @@ fn four_writers_on_the_leader_take_turns_without_busy_errors() {
                 scope.spawn(move || {
                     let spec = RepeatSpec {
                         conn: format!("w{w}"),
-                        statements: vec![Statement::with_params("INSERT INTO t(writer) VALUES (?)", vec![json!(w)])],
+                        statements: vec![Statement::with_params(
+                            "INSERT INTO t(writer) VALUES (?)",
+                            vec![json!(w)],
+                        )],
                         count: 10_000_000,
                         duration_ms: Some(WRITE_FOR_MS),
                         tx: false,
@@ -37,7 +46,9 @@ fn four_writers_on_the_leader_take_turns_without_busy_errors() {
                         seed: w,
                         stop_on_error: false,
                     };
-                    leader.repeat(spec, Duration::from_millis(WRITE_FOR_MS) + Duration::from_secs(30)).expect("repeat")
+                    leader
+                        .repeat(spec, Duration::from_millis(WRITE_FOR_MS) + Duration::from_secs(30))
+                        .expect("repeat")
                 })
             })
             .collect();

@@ -171,10 +171,12 @@ mod tests {
         // past `libversion_number` is read (they may not exist in an old host's table).
         let mut table = [None::<RawFn>; LIBVERSION_NUMBER_SLOT + 1];
         // SAFETY: a function pointer stored as the generic slot type, as SQLite stores it.
-        table[LIBVERSION_NUMBER_SLOT] =
-            Some(unsafe { std::mem::transmute::<unsafe extern "C" fn() -> c_int, RawFn>(old_version) });
+        table[LIBVERSION_NUMBER_SLOT] = Some(unsafe {
+            std::mem::transmute::<unsafe extern "C" fn() -> c_int, RawFn>(old_version)
+        });
         // SAFETY: the table is only read up to the version slot for an old version.
-        let error = unsafe { install(table.as_ptr().cast()) }.err().expect("an old host is refused");
+        let error =
+            unsafe { install(table.as_ptr().cast()) }.err().expect("an old host is refused");
         assert_eq!(error, "dqlite-vfs needs SQLite 3.37.0 or newer; this host has 3.30.1");
     }
 
@@ -188,8 +190,9 @@ mod tests {
     fn fake_table() -> Vec<Option<RawFn>> {
         let mut table = vec![Some(any_function as RawFn); 300];
         // SAFETY: a function pointer stored as the generic slot type, as SQLite stores it.
-        table[LIBVERSION_NUMBER_SLOT] =
-            Some(unsafe { std::mem::transmute::<unsafe extern "C" fn() -> c_int, RawFn>(new_version) });
+        table[LIBVERSION_NUMBER_SLOT] = Some(unsafe {
+            std::mem::transmute::<unsafe extern "C" fn() -> c_int, RawFn>(new_version)
+        });
         table
     }
 
@@ -201,9 +204,13 @@ mod tests {
         // SAFETY: fake tables whose slots are never called by install.
         unsafe { install(first.as_ptr().cast()) }.expect("the first library loads");
         // SAFETY: as above.
-        assert!(unsafe { install(first.as_ptr().cast()) }.is_ok(), "the same library again is fine");
+        assert!(
+            unsafe { install(first.as_ptr().cast()) }.is_ok(),
+            "the same library again is fine"
+        );
         // SAFETY: as above.
-        let error = unsafe { install(second.as_ptr().cast()) }.err().expect("a second library is refused");
+        let error =
+            unsafe { install(second.as_ptr().cast()) }.err().expect("a second library is refused");
         assert!(error.contains("another SQLite library"), "{error}");
     }
 

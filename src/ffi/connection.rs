@@ -32,11 +32,15 @@ impl Connection {
     pub fn open(path: &Path, through: Through) -> Result<Connection, Error> {
         let uri = file_uri(path, through)?;
         let mut db: *mut sqlite3 = std::ptr::null_mut();
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX;
+        let flags =
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX;
         // SAFETY: valid C string and out-pointer; a NULL VFS name means the URI decides.
         let rc = unsafe { (host().open_v2)(uri.as_ptr(), &mut db, flags, std::ptr::null()) };
         let Some(db) = NonNull::new(db) else {
-            return Err(Error::Sqlite { code: rc, message: "out of memory opening a connection".into() });
+            return Err(Error::Sqlite {
+                code: rc,
+                message: "out of memory opening a connection".into(),
+            });
         };
         let connection = Connection { db };
         if rc != SQLITE_OK {
@@ -51,17 +55,26 @@ impl Connection {
 
     fn error(&self, rc: c_int) -> Error {
         // SAFETY: open connection; errmsg returns a valid string owned by SQLite.
-        let message = unsafe { CStr::from_ptr((host().errmsg)(self.db.as_ptr())) }.to_string_lossy().into_owned();
+        let message = unsafe { CStr::from_ptr((host().errmsg)(self.db.as_ptr())) }
+            .to_string_lossy()
+            .into_owned();
         Error::Sqlite { code: rc, message }
     }
 
     /// Runs SQL that returns no rows.
     pub fn exec(&self, sql: &str) -> Result<(), Error> {
-        let sql = CString::new(sql).map_err(|_| Error::InvalidArgument("SQL with a NUL byte".into()))?;
+        let sql =
+            CString::new(sql).map_err(|_| Error::InvalidArgument("SQL with a NUL byte".into()))?;
         let mut message: *mut std::ffi::c_char = std::ptr::null_mut();
         // SAFETY: open connection, valid SQL string, no callback.
         let rc = unsafe {
-            (host().exec)(self.db.as_ptr(), sql.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), &mut message)
+            (host().exec)(
+                self.db.as_ptr(),
+                sql.as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut message,
+            )
         };
         if !message.is_null() {
             // SAFETY: allocated by SQLite.
@@ -77,10 +90,13 @@ impl Connection {
     /// Runs a query and returns the first column of its first row as text (None: no row
     /// or NULL).
     pub fn query_text(&self, sql: &str) -> Result<Option<String>, Error> {
-        let sql = CString::new(sql).map_err(|_| Error::InvalidArgument("SQL with a NUL byte".into()))?;
+        let sql =
+            CString::new(sql).map_err(|_| Error::InvalidArgument("SQL with a NUL byte".into()))?;
         let mut stmt: *mut sqlite3_stmt = std::ptr::null_mut();
         // SAFETY: open connection, valid SQL, out-pointer.
-        let rc = unsafe { (host().prepare_v2)(self.db.as_ptr(), sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut()) };
+        let rc = unsafe {
+            (host().prepare_v2)(self.db.as_ptr(), sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
+        };
         if rc != SQLITE_OK {
             return Err(self.error(rc));
         }
@@ -89,7 +105,8 @@ impl Connection {
             match (host().step)(stmt) {
                 SQLITE_ROW if (host().column_type)(stmt, 0) != SQLITE_NULL => {
                     let text = (host().column_text)(stmt, 0);
-                    Ok((!text.is_null()).then(|| CStr::from_ptr(text.cast()).to_string_lossy().into_owned()))
+                    Ok((!text.is_null())
+                        .then(|| CStr::from_ptr(text.cast()).to_string_lossy().into_owned()))
                 }
                 SQLITE_ROW | SQLITE_DONE => Ok(None),
                 rc => Err(self.error(rc)),
@@ -103,7 +120,14 @@ impl Connection {
     /// Copies this connection's main database, page for page, into `dest`'s.
     pub fn backup_into(&self, dest: &Connection) -> Result<(), Error> {
         // SAFETY: two open connections; "main" names exist.
-        let backup = unsafe { (host().backup_init)(dest.db.as_ptr(), c"main".as_ptr(), self.db.as_ptr(), c"main".as_ptr()) };
+        let backup = unsafe {
+            (host().backup_init)(
+                dest.db.as_ptr(),
+                c"main".as_ptr(),
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+            )
+        };
         if backup.is_null() {
             // SAFETY: open connection.
             return Err(dest.error(unsafe { (host().extended_errcode)(dest.db.as_ptr()) }));
@@ -128,7 +152,9 @@ impl Drop for Connection {
 
 /// `file:` URI for `path`, percent-encoding what URIs reserve.
 fn file_uri(path: &Path, through: Through) -> Result<CString, Error> {
-    let path = path.to_str().ok_or_else(|| Error::InvalidArgument(format!("path {} is not UTF-8", path.display())))?;
+    let path = path
+        .to_str()
+        .ok_or_else(|| Error::InvalidArgument(format!("path {} is not UTF-8", path.display())))?;
     let mut uri = String::from("file:");
     for c in path.chars() {
         match c {

@@ -66,7 +66,8 @@ impl RawFile {
         let read = method!(self, xRead);
         for (i, chunk) in buf.chunks_mut(IO_CHUNK_BYTES).enumerate() {
             let len = c_int::try_from(chunk.len()).map_err(|_| Code(SQLITE_MISUSE))?;
-            let at = i64::try_from(offset + (i * IO_CHUNK_BYTES) as u64).map_err(|_| Code(SQLITE_MISUSE))?;
+            let at = i64::try_from(offset + (i * IO_CHUNK_BYTES) as u64)
+                .map_err(|_| Code(SQLITE_MISUSE))?;
             // SAFETY: chunk is valid for len bytes; file is open.
             Code::check(unsafe { read(self.as_ptr(), chunk.as_mut_ptr().cast(), len, at) })?;
         }
@@ -78,7 +79,8 @@ impl RawFile {
         let write = method!(self, xWrite);
         for (i, chunk) in buf.chunks(IO_CHUNK_BYTES).enumerate() {
             let len = c_int::try_from(chunk.len()).map_err(|_| Code(SQLITE_MISUSE))?;
-            let at = i64::try_from(offset + (i * IO_CHUNK_BYTES) as u64).map_err(|_| Code(SQLITE_MISUSE))?;
+            let at = i64::try_from(offset + (i * IO_CHUNK_BYTES) as u64)
+                .map_err(|_| Code(SQLITE_MISUSE))?;
             // SAFETY: chunk is valid for len bytes; file is open.
             Code::check(unsafe { write(self.as_ptr(), chunk.as_ptr().cast(), len, at) })?;
         }

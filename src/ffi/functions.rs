@@ -42,13 +42,20 @@ pub unsafe fn register_all(db: *mut sqlite3) -> Result<(), String> {
     Ok(())
 }
 
-unsafe extern "C" fn call_function(ctx: *mut sqlite3_context, argc: c_int, argv: *mut *mut sqlite3_value) {
+unsafe extern "C" fn call_function(
+    ctx: *mut sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut sqlite3_value,
+) {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: SQLite passes a valid context and `argc` values for the call's duration.
         let (function, caller, args) = unsafe { read_call(ctx, argc, argv) }?;
-        crate::sql::call(function, &caller, &args).map_err(|error| (error.to_string(), error.sqlite_code()))
+        crate::sql::call(function, &caller, &args)
+            .map_err(|error| (error.to_string(), error.sqlite_code()))
     }));
-    let outcome = outcome.unwrap_or_else(|_| Err(("internal error in dqlite-vfs (panic caught)".into(), SQLITE_INTERNAL)));
+    let outcome = outcome.unwrap_or_else(|_| {
+        Err(("internal error in dqlite-vfs (panic caught)".into(), SQLITE_INTERNAL))
+    });
     // SAFETY: ctx is valid until we return.
     unsafe { report(ctx, outcome) }
 }
@@ -65,7 +72,8 @@ unsafe fn read_call(
     let api = host();
     // SAFETY: the user data is the function id set at registration.
     let id = unsafe { (api.user_data)(ctx) } as usize;
-    let function = Function::from_id(id).ok_or(("unknown ha function".to_string(), SQLITE_INTERNAL))?;
+    let function =
+        Function::from_id(id).ok_or(("unknown ha function".to_string(), SQLITE_INTERNAL))?;
     let argc = usize::try_from(argc).unwrap_or(0);
     let mut args = Vec::with_capacity(argc);
     for i in 0..argc {
@@ -87,12 +95,15 @@ unsafe fn caller_of(db: *mut sqlite3) -> Caller {
     let api = host();
     let mut vfs: *mut sqlite3_vfs = std::ptr::null_mut();
     // SAFETY: FCNTL_VFS_POINTER writes the main database's VFS into `vfs`.
-    let rc = unsafe { (api.file_control)(db, c"main".as_ptr(), SQLITE_FCNTL_VFS_POINTER, (&raw mut vfs).cast()) };
+    let rc = unsafe {
+        (api.file_control)(db, c"main".as_ptr(), SQLITE_FCNTL_VFS_POINTER, (&raw mut vfs).cast())
+    };
     let through_ha = rc == SQLITE_OK && super::vfs::is_ours(vfs);
     // SAFETY: db is open; the name is valid until the connection closes or detaches.
     let name = unsafe { (api.db_filename)(db, c"main".as_ptr()) };
     // SAFETY: NULL or a valid C string.
-    let path = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
+    let path =
+        (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
     Caller { main_db: path.filter(|p| !p.is_empty()).map(PathBuf::from), through_ha }
 }
 

@@ -208,7 +208,8 @@ unsafe extern "C" fn x_open(
             return rc;
         }
         // SAFETY: `name` is NULL or a NUL-terminated string valid during the call.
-        let path = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
+        let path = (!name.is_null())
+            .then(|| unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned());
         let logic = Box::into_raw(Box::new(HaFile::open(path, FileKind::from_flags(flags), raw)));
         // SAFETY: initialising our slot; from now on SQLite calls our methods.
         unsafe {
@@ -240,7 +241,11 @@ fn methods_for(inner: *const sqlite3_io_methods) -> *const sqlite3_io_methods {
     static V3: OnceLock<IoMethods> = OnceLock::new();
     // SAFETY: a valid io_methods table of an open file.
     let version = unsafe { (*inner).iVersion };
-    let table = if version >= 3 { V3.get_or_init(|| io_methods(3)) } else { V1.get_or_init(|| io_methods(1)) };
+    let table = if version >= 3 {
+        V3.get_or_init(|| io_methods(3))
+    } else {
+        V1.get_or_init(|| io_methods(1))
+    };
     &table.0
 }
 
@@ -331,11 +336,18 @@ unsafe extern "C" fn x_close(file: *mut sqlite3_file) -> c_int {
     })
 }
 
-unsafe extern "C" fn x_write(file: *mut sqlite3_file, buf: *const c_void, n: c_int, off: sqlite3_int64) -> c_int {
+unsafe extern "C" fn x_write(
+    file: *mut sqlite3_file,
+    buf: *const c_void,
+    n: c_int,
+    off: sqlite3_int64,
+) -> c_int {
     guarded(SQLITE_IOERR_WRITE, || {
         // SAFETY: an open file of ours.
         let (logic, _) = unsafe { parts(file) };
-        let (Ok(len), Ok(offset)) = (usize::try_from(n), u64::try_from(off)) else { return SQLITE_MISUSE };
+        let (Ok(len), Ok(offset)) = (usize::try_from(n), u64::try_from(off)) else {
+            return SQLITE_MISUSE;
+        };
         if buf.is_null() {
             return SQLITE_MISUSE;
         }
@@ -361,11 +373,18 @@ unsafe extern "C" fn x_sync(file: *mut sqlite3_file, flags: c_int) -> c_int {
     })
 }
 
-unsafe extern "C" fn x_shm_lock(file: *mut sqlite3_file, offset: c_int, n: c_int, flags: c_int) -> c_int {
+unsafe extern "C" fn x_shm_lock(
+    file: *mut sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
     guarded(SQLITE_IOERR, || {
         // SAFETY: an open file of ours.
         let (logic, _) = unsafe { parts(file) };
-        let (Ok(slot), Ok(count)) = (usize::try_from(offset), usize::try_from(n)) else { return SQLITE_MISUSE };
+        let (Ok(slot), Ok(count)) = (usize::try_from(offset), usize::try_from(n)) else {
+            return SQLITE_MISUSE;
+        };
         code(logic.shm_lock(slot, count, flags))
     })
 }
@@ -383,7 +402,8 @@ unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mu
                 // SAFETY: see above.
                 let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
                 // SAFETY: see above.
-                let value = (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy());
+                let value =
+                    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy());
                 if let PragmaDecision::Refuse(message) = logic.pragma(&name, value.as_deref()) {
                     // SAFETY: args[0] receives a message allocated with sqlite3_malloc.
                     unsafe { *args = sqlite_string(&message) };

@@ -19,11 +19,13 @@ use super::runtime::wait;
 use super::{ADMIN_DEADLINE, JOIN_DEADLINE};
 use crate::error::Error;
 use crate::raft::types::{ApplyOutcome, Command};
-use crate::transport::wire::{AdminRequest, AdminResponse, JoinGrant, JoinRequest, Request, Response, Secret};
+use crate::transport::wire::{
+    AdminRequest, AdminResponse, JoinGrant, JoinRequest, Request, Response, Secret,
+};
 use crate::transport::{JoinAnswer, TransportError};
 use crate::trust::certs::{cert_validity, NodeKey};
-use crate::trust::registry::{TokenRecord, TrustChange, TrustOutcome};
 use crate::trust::error::TrustError;
+use crate::trust::registry::{TokenRecord, TrustChange, TrustOutcome};
 use crate::trust::token::{JoinToken, ProofBinding, TLS_EXPORTER_BYTES};
 use crate::trust::Role;
 
@@ -48,7 +50,9 @@ pub(super) async fn propose(node: &Node, change: TrustChange) -> Result<TrustOut
             ApplyOutcome::Trust(outcome) => Ok(outcome),
             other => Err(Error::Raft(format!("a trust change was applied as {other:?}"))),
         },
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(Error::NotLeader { leader: None }),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            Err(Error::NotLeader { leader: None })
+        }
         Err(error) => Err(Error::Raft(format!("proposing a trust change: {error}"))),
     }
 }
@@ -56,28 +60,49 @@ pub(super) async fn propose(node: &Node, change: TrustChange) -> Result<TrustOut
 /// Leader side of `ha_token`: a new token, recorded (as its verifier) through Raft.
 pub(super) async fn issue_here(node: &Node, options: TokenOptions) -> Result<AdminResponse, Error> {
     let registry = node.trust.get();
-    let (Some(cluster_id), Some(ca_fingerprint)) = (registry.cluster_id, registry.ca_fingerprint) else {
+    let (Some(cluster_id), Some(ca_fingerprint)) = (registry.cluster_id, registry.ca_fingerprint)
+    else {
         return Err(Error::NotLeader { leader: None });
     };
     let now = unix_now();
     let expires_at_unix_s = now.saturating_add(options.ttl_s);
-    let token = JoinToken::generate(cluster_id, ca_fingerprint, options.role, expires_at_unix_s, options.seeds)?;
-    let record = TokenRecord { verifier: token.verifier(), expires_at_unix_s, uses_left: options.uses, role: options.role };
+    let token = JoinToken::generate(
+        cluster_id,
+        ca_fingerprint,
+        options.role,
+        expires_at_unix_s,
+        options.seeds,
+    )?;
+    let record = TokenRecord {
+        verifier: token.verifier(),
+        expires_at_unix_s,
+        uses_left: options.uses,
+        role: options.role,
+    };
     match propose(node, TrustChange::IssueToken { id: token.id, record, now_unix_s: now }).await? {
         TrustOutcome::Done => Ok(AdminResponse::Token(Secret(token.encode()))),
-        TrustOutcome::Refused(refusal) => Err(Error::Refused(format!("no token issued: {refusal}"))),
+        TrustOutcome::Refused(refusal) => {
+            Err(Error::Refused(format!("no token issued: {refusal}")))
+        }
         TrustOutcome::Admitted { .. } => Err(Error::Raft("issuing a token admitted a node".into())),
     }
 }
 
 /// Answers an anonymous `Join`: on the leader, admits; elsewhere, points at the leader.
-pub(super) async fn answer_join(node: &Arc<Node>, tls_exporter: [u8; TLS_EXPORTER_BYTES], request: JoinRequest) -> Response {
+pub(super) async fn answer_join(
+    node: &Arc<Node>,
+    tls_exporter: [u8; TLS_EXPORTER_BYTES],
+    request: JoinRequest,
+) -> Response {
     if !node.raft.is_leader() {
         return super::membership::redirect_to_leader(node);
     }
     match admit_here(node, tls_exporter, request).await {
         Ok(grant) => Response::Join(grant),
-        Err(Error::NotLeader { .. }) => Response::Error { message: "leadership is changing; retry in a moment".into(), retryable: true },
+        Err(Error::NotLeader { .. }) => Response::Error {
+            message: "leadership is changing; retry in a moment".into(),
+            retryable: true,
+        },
         Err(error) => {
             tracing::info!(%error, "join refused");
             Response::Error { message: error.to_string(), retryable: false }
@@ -86,10 +111,16 @@ pub(super) async fn answer_join(node: &Arc<Node>, tls_exporter: [u8; TLS_EXPORTE
 }
 
 /// Leader side of a join: the checks of the module docs, then the id and the certificate.
-async fn admit_here(node: &Node, tls_exporter: [u8; TLS_EXPORTER_BYTES], request: JoinRequest) -> Result<JoinGrant, Error> {
+async fn admit_here(
+    node: &Node,
+    tls_exporter: [u8; TLS_EXPORTER_BYTES],
+    request: JoinRequest,
+) -> Result<JoinGrant, Error> {
     check_member_addr(&request.addr)?;
     if request.public_key_der.len() > PUBLIC_KEY_BYTES_MAX {
-        return Err(Error::InvalidArgument(format!("the joiner's public key is over {PUBLIC_KEY_BYTES_MAX} bytes")));
+        return Err(Error::InvalidArgument(format!(
+            "the joiner's public key is over {PUBLIC_KEY_BYTES_MAX} bytes"
+        )));
     }
     let registry = node.trust.get();
     let cluster_id = registry.cluster_id.ok_or(Error::NotLeader { leader: None })?;
@@ -105,13 +136,21 @@ async fn admit_here(node: &Node, tls_exporter: [u8; TLS_EXPORTER_BYTES], request
     record.verifier.verify(&binding, &request.proof)?;
     let ca = node.ca.read().unwrap_or_else(PoisonError::into_inner).clone();
     if !ca.has_key() {
-        return Err(Error::Refused("this leader does not hold the cluster CA key yet; retry in a moment".into()));
+        return Err(Error::Refused(
+            "this leader does not hold the cluster CA key yet; retry in a moment".into(),
+        ));
     }
     // Signing once with a placeholder id checks that the key is usable before a token use is
     // spent on it.
     let validity = cert_validity();
-    let cert_not_after_unix_s = ca.issue(&request.public_key_der, cluster_id, 0, validity, now)?.not_after_unix_s;
-    let change = TrustChange::Admit { token: request.token_id, role: request.role, now_unix_s: now, cert_not_after_unix_s };
+    let cert_not_after_unix_s =
+        ca.issue(&request.public_key_der, cluster_id, 0, validity, now)?.not_after_unix_s;
+    let change = TrustChange::Admit {
+        token: request.token_id,
+        role: request.role,
+        now_unix_s: now,
+        cert_not_after_unix_s,
+    };
     let node_id = match propose(node, change.clone()).await? {
         TrustOutcome::Admitted { node_id } => node_id,
         TrustOutcome::Refused(refusal) => return Err(Error::Trust(refusal.into_error(&change))),
@@ -119,7 +158,13 @@ async fn admit_here(node: &Node, tls_exporter: [u8; TLS_EXPORTER_BYTES], request
     };
     let issued = ca.issue(&request.public_key_der, cluster_id, node_id, validity, now)?;
     tracing::info!(node_id, role = %request.role, addr = %request.addr, "admitted a new node");
-    Ok(JoinGrant { node_id, cluster_id, ca_cert_pem: ca.cert_pem().to_owned(), cert_pem: issued.cert_pem, members: members(node) })
+    Ok(JoinGrant {
+        node_id,
+        cluster_id,
+        ca_cert_pem: ca.cert_pem().to_owned(),
+        cert_pem: issued.cert_pem,
+        members: members(node),
+    })
 }
 
 /// Answers a voter's `FetchCaKey` (the caller was checked to be a voter).
@@ -127,7 +172,10 @@ pub(super) fn answer_ca_key(node: &Node) -> Response {
     let ca = node.ca.read().unwrap_or_else(PoisonError::into_inner);
     match ca.key_pem() {
         Some(key) => Response::Admin(AdminResponse::CaKey(Secret(key.to_owned()))),
-        None => Response::Error { message: "this node does not hold the CA key".into(), retryable: true },
+        None => Response::Error {
+            message: "this node does not hold the CA key".into(),
+            retryable: true,
+        },
     }
 }
 
@@ -143,9 +191,17 @@ pub struct Admitted {
 
 /// Joiner side: asks `peer` (then the leader it points at) to admit this node, reachable at
 /// `my_addr`, with `token`. Retries while the cluster has no leader, until [`JOIN_DEADLINE`].
-pub fn request_admission(my_addr: &str, peer: &str, token: &JoinToken, role: Role) -> Result<Admitted, Error> {
+pub fn request_admission(
+    my_addr: &str,
+    peer: &str,
+    token: &JoinToken,
+    role: Role,
+) -> Result<Admitted, Error> {
     if token.expires_at_unix_s <= unix_now() {
-        return Err(Error::Trust(TrustError::TokenExpired { id: token.id, expired_at_unix_s: token.expires_at_unix_s }));
+        return Err(Error::Trust(TrustError::TokenExpired {
+            id: token.id,
+            expired_at_unix_s: token.expires_at_unix_s,
+        }));
     }
     let key = NodeKey::generate()?;
     let public_key_der = key.public_key_der();
@@ -153,15 +209,27 @@ pub fn request_admission(my_addr: &str, peer: &str, token: &JoinToken, role: Rol
     let mut target = peer.to_owned();
     let mut redirects = 0;
     loop {
-        let (token, my_addr, public_key_der, asked) = (token.clone(), my_addr.to_owned(), public_key_der.clone(), target.clone());
+        let (token, my_addr, public_key_der, asked) =
+            (token.clone(), my_addr.to_owned(), public_key_der.clone(), target.clone());
         let attempt = wait(
             async move {
                 let pin = token.ca_fingerprint;
                 let request = move |tls_exporter: [u8; TLS_EXPORTER_BYTES]| {
-                    let binding =
-                        ProofBinding { token_id: token.id, tls_exporter, joiner_public_key_der: &public_key_der, role, addr: &my_addr };
+                    let binding = ProofBinding {
+                        token_id: token.id,
+                        tls_exporter,
+                        joiner_public_key_der: &public_key_der,
+                        role,
+                        addr: &my_addr,
+                    };
                     let proof = token.prove(&binding);
-                    JoinRequest { token_id: token.id, role, addr: my_addr.clone(), public_key_der: public_key_der.clone(), proof }
+                    JoinRequest {
+                        token_id: token.id,
+                        role,
+                        addr: my_addr.clone(),
+                        public_key_der: public_key_der.clone(),
+                        proof,
+                    }
                 };
                 Ok(crate::transport::join(&asked, pin, request, ADMIN_DEADLINE).await)
             },
@@ -191,7 +259,9 @@ pub fn request_admission(my_addr: &str, peer: &str, token: &JoinToken, role: Rol
 fn join_error(peer: &str, error: TransportError) -> Error {
     match error {
         TransportError::Trust(trust) => Error::Trust(trust),
-        TransportError::Remote { message, .. } => Error::Refused(format!("{peer} refused the join: {message}")),
+        TransportError::Remote { message, .. } => {
+            Error::Refused(format!("{peer} refused the join: {message}"))
+        }
         other => Error::Unreachable(format!("could not join through {peer}: {other}")),
     }
 }
@@ -204,13 +274,20 @@ pub fn fetch_ca_key(node: &Node, peer: &str) -> Result<(), Error> {
     }
     let (client, peer_owned) = (node.client.clone(), peer.to_owned());
     let response = wait(
-        async move { Ok(client.call(&peer_owned, Request::Admin(AdminRequest::FetchCaKey), ADMIN_DEADLINE).await) },
+        async move {
+            Ok(client
+                .call(&peer_owned, Request::Admin(AdminRequest::FetchCaKey), ADMIN_DEADLINE)
+                .await)
+        },
         ADMIN_DEADLINE + Duration::from_secs(1),
         "fetching the CA key",
     )?
     .map_err(|error| join_error(peer, error))?;
     let Response::Admin(AdminResponse::CaKey(Secret(key_pem))) = response else {
-        return Err(Error::Refused(format!("{peer} answered the CA key request with {}", response.kind())));
+        return Err(Error::Refused(format!(
+            "{peer} answered the CA key request with {}",
+            response.kind()
+        )));
     };
     let mut ca = node.ca.write().unwrap_or_else(PoisonError::into_inner);
     let with_key = ca.with_key(&key_pem)?;

@@ -40,7 +40,8 @@ const FRAME_HEADER_BYTES: u64 = 24;
 const COMMIT_BYTES_PER_SEC_MIN: u64 = 10 * 1024 * 1024;
 
 fn commit_deadline(pages: &crate::raft::types::PageSet) -> std::time::Duration {
-    COMMIT_DEADLINE + std::time::Duration::from_millis(pages.bytes() * 1000 / COMMIT_BYTES_PER_SEC_MIN)
+    COMMIT_DEADLINE
+        + std::time::Duration::from_millis(pages.bytes() * 1000 / COMMIT_BYTES_PER_SEC_MIN)
 }
 
 impl Node {
@@ -78,21 +79,28 @@ const NEW_LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// the local state and must follow everything committed before them.
 fn may_write(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -> bool {
     metrics.state == ServerState::Leader
-        && metrics.last_applied.as_ref().is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+        && metrics
+            .last_applied
+            .as_ref()
+            .is_some_and(|applied| applied.leader_id.term == metrics.current_term)
 }
 
 /// How long a leader may go without a majority's acknowledgement before it refuses new
 /// writes: the longest election timeout, after which the others may well have elected
 /// someone else. Heartbeats go every 50 ms, so a connected leader never comes close.
-const QUORUM_SILENCE_MAX: std::time::Duration = std::time::Duration::from_millis(super::lifecycle::ELECTION_TIMEOUT_MAX_MS);
+const QUORUM_SILENCE_MAX: std::time::Duration =
+    std::time::Duration::from_millis(super::lifecycle::ELECTION_TIMEOUT_MAX_MS);
 
 /// For a leader of several voters: how long since a majority last acknowledged it, if that
 /// is too long (`None`: in contact, or alone, where its own log is the majority).
-fn quorum_silence(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -> Option<std::time::Duration> {
+fn quorum_silence(
+    metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>,
+) -> Option<std::time::Duration> {
     if metrics.membership_config.membership().voter_ids().count() <= 1 {
         return None;
     }
-    let silent = metrics.last_quorum_acked.as_ref().map(|acked| openraft::Instant::elapsed(&**acked));
+    let silent =
+        metrics.last_quorum_acked.as_ref().map(|acked| openraft::Instant::elapsed(&**acked));
     match silent {
         Some(silent) if silent <= QUORUM_SILENCE_MAX => None,
         Some(silent) => Some(silent),
@@ -101,9 +109,13 @@ fn quorum_silence(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig
 }
 
 /// A leader may write only while a majority keeps acknowledging it (see [`quorum_silence`]).
-fn in_contact(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>) -> Result<(), Error> {
+fn in_contact(
+    metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>,
+) -> Result<(), Error> {
     match quorum_silence(metrics) {
-        Some(silent) => Err(Error::LostQuorum { silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX) }),
+        Some(silent) => Err(Error::LostQuorum {
+            silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+        }),
         None => Ok(()),
     }
 }
@@ -123,7 +135,10 @@ impl Replicator for Node {
         if metrics.state == ServerState::Leader {
             // Only a transaction that took the write lock before this node was elected gets
             // here: the others waited in `before_write_lock`.
-            return Err(Error::NotCommitted("this node became the leader a moment ago and is still applying earlier entries".into()));
+            return Err(Error::NotCommitted(
+                "this node became the leader a moment ago and is still applying earlier entries"
+                    .into(),
+            ));
         }
         Err(self.not_leader())
     }
@@ -132,7 +147,8 @@ impl Replicator for Node {
         // Every write transaction asks: look at the latest metrics without cloning them.
         let ready = {
             let metrics = self.raft.metrics();
-            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&metrics);
+            let metrics =
+                openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&metrics);
             metrics.state != ServerState::Leader || may_write(&metrics)
         };
         if ready {
@@ -146,24 +162,37 @@ impl Replicator for Node {
         let _ = run_blocking(
             async move {
                 raft.wait(Some(NEW_LEADER_WAIT))
-                    .metrics(|m| may_write(m) || m.state != ServerState::Leader, "apply the term's first entry")
+                    .metrics(
+                        |m| may_write(m) || m.state != ServerState::Leader,
+                        "apply the term's first entry",
+                    )
                     .await
             },
             NEW_LEADER_WAIT,
         );
-        tracing::debug!(waited_us = started.elapsed().as_micros() as u64, "new leader ready for local writes");
+        tracing::debug!(
+            waited_us = started.elapsed().as_micros() as u64,
+            "new leader ready for local writes"
+        );
     }
 
     fn commit(&self, wal: &RawFile, commit: &CommitFrame) -> Result<(), Error> {
         let started = std::time::Instant::now();
         let before = self.db.index_header()?;
         let frame_bytes = u64::from(commit.page_size) + FRAME_HEADER_BYTES;
-        let commit_frame = u32::try_from((commit.header_offset - WAL_HEADER_BYTES) / frame_bytes + 1)
-            .map_err(|_| Error::Refused("the WAL is too long".into()))?;
-        let pages = capture_transaction(&super::files::Wal { file: wal }, &before, commit_frame, Some(&commit.header))
-            .map_err(|e| Error::io("reading the transaction from the WAL", std::io::Error::other(e)))?;
+        let commit_frame =
+            u32::try_from((commit.header_offset - WAL_HEADER_BYTES) / frame_bytes + 1)
+                .map_err(|_| Error::Refused("the WAL is too long".into()))?;
+        let pages = capture_transaction(
+            &super::files::Wal { file: wal },
+            &before,
+            commit_frame,
+            Some(&commit.header),
+        )
+        .map_err(|e| Error::io("reading the transaction from the WAL", std::io::Error::other(e)))?;
         let salts = self.wal_generation(wal, &before)?;
-        let proposal = ProposalId { node: self.id(), seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
+        let proposal =
+            ProposalId { node: self.id(), seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
         let base = self.db.last_write_index();
         self.db.begin_local(LocalCommit {
             proposal,
@@ -188,17 +217,34 @@ impl Replicator for Node {
         self.db.wait_local(proposal, Instant::now() + deadline, answered);
         let final_state = self.db.end_local(proposal);
         let outcome = answer.lock().unwrap_or_else(PoisonError::into_inner).take();
-        tracing::debug!(?proposal, ?final_state, answered = outcome.is_some(), elapsed_us = started.elapsed().as_micros() as u64, "commit finished");
+        tracing::debug!(
+            ?proposal,
+            ?final_state,
+            answered = outcome.is_some(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "commit finished"
+        );
         // Only errors raised before the entry was proposed mean "did not happen"; once it is in
         // the log, anything short of its application here leaves its fate open.
         match (final_state, outcome) {
             (Some(LocalState::Finished), _) => Ok(()),
             (Some(LocalState::Rejected), _) => Err(Error::Conflict),
-            (_, Some(Ok(response))) if response.data == ApplyOutcome::Conflict => Err(Error::Conflict),
-            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown("the entry was applied without finishing the local commit".into())),
-            (_, Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => Err(self.not_leader()),
-            (_, Some(Err(error))) => Err(Error::OutcomeUnknown(format!("the cluster dropped the proposed entry ({error})"))),
-            (_, None) => Err(Error::OutcomeUnknown(format!("no confirmation from the cluster within {} ms", deadline.as_millis()))),
+            (_, Some(Ok(response))) if response.data == ApplyOutcome::Conflict => {
+                Err(Error::Conflict)
+            }
+            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown(
+                "the entry was applied without finishing the local commit".into(),
+            )),
+            (_, Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => {
+                Err(self.not_leader())
+            }
+            (_, Some(Err(error))) => Err(Error::OutcomeUnknown(format!(
+                "the cluster dropped the proposed entry ({error})"
+            ))),
+            (_, None) => Err(Error::OutcomeUnknown(format!(
+                "no confirmation from the cluster within {} ms",
+                deadline.as_millis()
+            ))),
         }
     }
 }

@@ -27,7 +27,10 @@ pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let applied = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).last_applied;
+            let applied = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(
+                &raft.metrics(),
+            )
+            .last_applied;
             if let Some(applied) = applied {
                 log.release_applied(applied.index());
             }
@@ -40,7 +43,10 @@ pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
             if bytes <= bytes_max {
                 continue;
             }
-            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(
+                &raft.metrics(),
+            )
+            .clone();
             if metrics.state == ServerState::Shutdown {
                 return;
             }
@@ -48,7 +54,12 @@ pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
             let snapshot = metrics.snapshot.map(|id| id.index());
             let triggered = match snapshot {
                 Some(snapshot) if Some(snapshot) >= applied => {
-                    tracing::info!(bytes, bytes_max, upto = snapshot, "raft log over its bound: dropping what the snapshot covers");
+                    tracing::info!(
+                        bytes,
+                        bytes_max,
+                        upto = snapshot,
+                        "raft log over its bound: dropping what the snapshot covers"
+                    );
                     raft.trigger().purge_log(snapshot).await
                 }
                 _ => {

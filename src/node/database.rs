@@ -19,11 +19,11 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::files::{DbFiles, Index, Wal};
-use crate::wal::append::WriteLock;
 use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
 use crate::raft::state_machine::Database;
 use crate::raft::types::{LogIndex, Page, PageData, PageSet, ProposalId};
+use crate::wal::append::WriteLock;
 use crate::wal::format::Salts;
 use crate::wal::index::header::{read_header, IndexHeader};
 use crate::wal::index::SharedIndex;
@@ -103,12 +103,16 @@ impl WalPosition {
     const BYTES: usize = 12;
 
     fn encode(self) -> Vec<u8> {
-        [self.salts.salt1, self.salts.salt2, self.commit_frame].iter().flat_map(|v| v.to_be_bytes()).collect()
+        [self.salts.salt1, self.salts.salt2, self.commit_frame]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect()
     }
 
     fn decode(bytes: &[u8]) -> Option<WalPosition> {
         let bytes: &[u8; Self::BYTES] = bytes.try_into().ok()?;
-        let word = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let word =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         Some(WalPosition { salts: Salts { salt1: word(0), salt2: word(4) }, commit_frame: word(8) })
     }
 }
@@ -164,7 +168,8 @@ impl ReplicatedDb {
     pub fn index_header(&self) -> Result<IndexHeader, Error> {
         let index = self.files.index();
         let region0 = index.region(0).map_err(|e| Error::io("mapping the wal-index", e))?;
-        read_header(&index, &region0).map_err(|e| Error::io("reading the wal-index header", other(e)))
+        read_header(&index, &region0)
+            .map_err(|e| Error::io("reading the wal-index header", other(e)))
     }
 
     /// Registers the local commit about to be proposed.
@@ -178,12 +183,18 @@ impl ReplicatedDb {
     pub fn wait_local(&self, proposal: ProposalId, until: Instant, answered: impl Fn() -> bool) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            let waiting = pending.as_ref().is_some_and(|c| c.proposal == proposal && c.state == LocalState::Waiting);
+            let waiting = pending
+                .as_ref()
+                .is_some_and(|c| c.proposal == proposal && c.state == LocalState::Waiting);
             let now = Instant::now();
             if !waiting || answered() || now >= until {
                 return;
             }
-            pending = self.settled.wait_timeout(pending, until - now).unwrap_or_else(PoisonError::into_inner).0;
+            pending = self
+                .settled
+                .wait_timeout(pending, until - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -213,7 +224,8 @@ impl ReplicatedDb {
 
     /// Makes sure the wal-index header is valid (SQLite recovers it in a read if needed).
     fn refresh_index(&self) -> io::Result<()> {
-        self.with_reader(|reader| reader.query_text("PRAGMA schema_version").map(|_| ())).map_err(other)
+        self.with_reader(|reader| reader.query_text("PRAGMA schema_version").map(|_| ()))
+            .map_err(other)
     }
 
     /// Waits until a finished local commit is published in the wal-index.
@@ -223,7 +235,9 @@ impl ReplicatedDb {
             let finished = {
                 let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 match pending.as_ref() {
-                    Some(commit) if commit.state == LocalState::Finished => Some((commit.commit_frame, commit.salts)),
+                    Some(commit) if commit.state == LocalState::Finished => {
+                        Some((commit.commit_frame, commit.salts))
+                    }
                     _ => None,
                 }
             };
@@ -252,7 +266,10 @@ impl ReplicatedDb {
     /// Runs one WAL append under the write lock and records where the database then stands.
     fn append_with(
         &self,
-        write: impl FnOnce(&Wal<'_>, &Index<'_>) -> Result<crate::wal::append::AppendReport, crate::wal::WalError>,
+        write: impl FnOnce(
+            &Wal<'_>,
+            &Index<'_>,
+        ) -> Result<crate::wal::append::AppendReport, crate::wal::WalError>,
     ) -> io::Result<()> {
         self.refresh_index()?;
         let index = self.files.index();
@@ -279,7 +296,9 @@ impl ReplicatedDb {
         loop {
             match crate::wal::append::acquire_write_lock(index, WRITE_LOCK_RETRY) {
                 Ok(lock) => return Ok(lock),
-                Err(crate::wal::error::WalError::WriteLockBusy) if started.elapsed() < WRITE_LOCK_WAIT => {
+                Err(crate::wal::error::WalError::WriteLockBusy)
+                    if started.elapsed() < WRITE_LOCK_WAIT =>
+                {
                     self.doom_waiting_local();
                     if !warned && started.elapsed() >= Duration::from_secs(1) {
                         tracing::warn!("applying waits for the WAL write lock, held by a local checkpoint or recovery");
@@ -314,18 +333,26 @@ impl Database for ReplicatedDb {
         let checkpointer = self.checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
         let started = Instant::now();
         match checkpointer.exec("PRAGMA wal_checkpoint(PASSIVE)") {
-            Ok(()) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "checkpoint done"),
+            Ok(()) => tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "checkpoint done"
+            ),
             Err(error) => tracing::warn!(%error, "checkpoint failed"),
         }
     }
 
     fn finish_local(&self, proposal: ProposalId, index: LogIndex) -> io::Result<bool> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(commit) = pending.as_mut().filter(|c| c.proposal == proposal && c.state == LocalState::Waiting) else {
+        let Some(commit) =
+            pending.as_mut().filter(|c| c.proposal == proposal && c.state == LocalState::Waiting)
+        else {
             tracing::debug!(?proposal, pending = ?pending.as_ref().map(|c| (c.proposal, c.state)), "not a waiting local commit");
             return Ok(false);
         };
-        self.files.wal.write_all_at(&commit.header, commit.header_offset).map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
+        self.files
+            .wal
+            .write_all_at(&commit.header, commit.header_offset)
+            .map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
         commit.state = LocalState::Finished;
         self.settled.notify_all();
         *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -356,12 +383,18 @@ impl Database for ReplicatedDb {
         self.with_reader(|reader| -> Result<(), Error> {
             reader.exec("BEGIN")?;
             let result = (|| {
-                let cookie: i64 = reader.query_text("PRAGMA schema_version")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+                let cookie: i64 = reader
+                    .query_text("PRAGMA schema_version")?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 // The backup sets the copy's schema cookie to its old value + 1 and a
                 // rollback-mode commit rewrites the change counter: prepare the copy so
                 // that page 1 comes out byte for byte as in the source.
                 dest.query_text("PRAGMA journal_mode=WAL")?;
-                dest.exec(&format!("PRAGMA schema_version={}", cookie.wrapping_sub(1) as u32 as i64))?;
+                dest.exec(&format!(
+                    "PRAGMA schema_version={}",
+                    cookie.wrapping_sub(1) as u32 as i64
+                ))?;
                 reader.backup_into(&dest)
             })();
             let _ = reader.exec("COMMIT");
@@ -377,7 +410,9 @@ impl Database for ReplicatedDb {
         self.wait_published()?;
         let (page_size, page_count) = (image.page_size, image.page_count);
         self.append_with(|wal, index| {
-            crate::wal::append::append_batches(wal, index, page_size, u64::from(page_count), || image.next_batch().map_err(crate::wal::WalError::from))
+            crate::wal::append::append_batches(wal, index, page_size, u64::from(page_count), || {
+                image.next_batch().map_err(crate::wal::WalError::from)
+            })
         })
     }
 
@@ -405,7 +440,9 @@ impl Database for ReplicatedDb {
             // No committed frame in the WAL: whatever was committed before is in the
             // database file (a WAL restarts only once fully checkpointed).
             _ if scan.last_commit_frame == 0 => true,
-            Some(header) => header.salts == position.salts && scan.last_commit_frame >= position.commit_frame,
+            Some(header) => {
+                header.salts == position.salts && scan.last_commit_frame >= position.commit_frame
+            }
             None => true,
         })
     }
@@ -438,19 +475,37 @@ impl ImageReader {
         let len = file.metadata()?.len();
         let mut header = [0u8; 100];
         if len < header.len() as u64 {
-            return Err(other(format!("snapshot image {} is too short to be a database ({len} bytes)", path.display())));
+            return Err(other(format!(
+                "snapshot image {} is too short to be a database ({len} bytes)",
+                path.display()
+            )));
         }
         file.read_exact_at(&mut header, 0)?;
         let raw_size = u32::from(u16::from_be_bytes([header[16], header[17]]));
         let page_size = if raw_size == 1 { 65_536 } else { raw_size };
-        if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() || len % u64::from(page_size) != 0 {
-            return Err(other(format!("snapshot image {} has a bad page size {page_size} for {len} bytes", path.display())));
+        if !(512..=65_536).contains(&page_size)
+            || !page_size.is_power_of_two()
+            || len % u64::from(page_size) != 0
+        {
+            return Err(other(format!(
+                "snapshot image {} has a bad page size {page_size} for {len} bytes",
+                path.display()
+            )));
         }
         let count = len / u64::from(page_size);
         if count > IMAGE_PAGES_MAX {
-            return Err(other(format!("snapshot image {} has too many pages ({count})", path.display())));
+            return Err(other(format!(
+                "snapshot image {} has too many pages ({count})",
+                path.display()
+            )));
         }
-        Ok(ImageReader { file, path: path.to_owned(), page_size, page_count: count as u32, next_page: 1 })
+        Ok(ImageReader {
+            file,
+            path: path.to_owned(),
+            page_size,
+            page_count: count as u32,
+            next_page: 1,
+        })
     }
 
     /// The next pages, or `None` past the last; each a slice of one buffer read for the batch.
@@ -471,7 +526,10 @@ impl ImageReader {
         let pages = bytes
             .chunks_exact(self.page_size as usize)
             .enumerate()
-            .map(|(i, data)| Page { number: first + i as u32, data: PageData::from(bytes.slice_ref(data)) })
+            .map(|(i, data)| Page {
+                number: first + i as u32,
+                data: PageData::from(bytes.slice_ref(data)),
+            })
             .collect();
         self.next_page += count;
         Ok(Some(PageSet { page_size: self.page_size, db_size_pages: self.page_count, pages }))

@@ -26,7 +26,8 @@ impl DbFiles {
         let name = Arc::new(HostFilename::new(path).map_err(|c| code_error("naming", path, c))?);
         let db = OwnedFile::open(inner_vfs(), Arc::clone(&name), Which::Database)
             .map_err(|c| code_error("opening", path, c))?;
-        let wal = OwnedFile::open(inner_vfs(), name, Which::Wal).map_err(|c| code_error("opening the WAL of", path, c))?;
+        let wal = OwnedFile::open(inner_vfs(), name, Which::Wal)
+            .map_err(|c| code_error("opening the WAL of", path, c))?;
         // The VFS attaches a file to the shared memory on its first map; wal-index locks
         // taken before that fail.
         db.shm_region(0, true).map_err(|c| code_error("mapping the wal-index of", path, c))?;
@@ -111,10 +112,15 @@ impl SharedIndex for Index<'_> {
     }
 
     fn try_lock_exclusive(&self, first_slot: usize, count: usize) -> io::Result<bool> {
-        self.file.shm_lock(first_slot, count, SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE).map_err(io_error)
+        self.file
+            .shm_lock(first_slot, count, SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE)
+            .map_err(io_error)
     }
 
     fn unlock_exclusive(&self, first_slot: usize, count: usize) -> io::Result<()> {
-        self.file.shm_lock(first_slot, count, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE).map(|_| ()).map_err(io_error)
+        self.file
+            .shm_lock(first_slot, count, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)
+            .map(|_| ())
+            .map_err(io_error)
     }
 }

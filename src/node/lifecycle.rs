@@ -6,24 +6,24 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use super::admission::{self, unix_now};
 use super::database::ReplicatedDb;
 use super::options::{Role, StartOptions};
 use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
-use super::admission::{self, unix_now};
 use super::{compaction, membership, renewal, START_DEADLINE};
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::types::{Member, NodeId, TypeConfig};
+use crate::transport::{Client, Endpoint};
 use crate::trust::certs::{cert_validity, ClusterCa, NodeIdentity};
 use crate::trust::error::TrustError;
 use crate::trust::token::JoinToken;
 use crate::trust::view::TrustView;
 use crate::trust::ClusterId;
-use crate::transport::{Client, Endpoint};
 use crate::vfs::owner::OwnerLock;
 use crate::vfs::{self, SharedDb};
 
@@ -111,8 +111,12 @@ impl Node {
     /// Presents `identity` (a renewed certificate) on new connections from now on.
     pub(super) fn present(&self, identity: &NodeIdentity) -> Result<(), Error> {
         let ca = self.ca.read().unwrap_or_else(PoisonError::into_inner).clone();
-        if let Some(endpoint) = self.endpoint.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            endpoint.present(&ca, identity).map_err(|e| Error::Refused(format!("presenting the renewed certificate: {e}")))?;
+        if let Some(endpoint) =
+            self.endpoint.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        {
+            endpoint
+                .present(&ca, identity)
+                .map_err(|e| Error::Refused(format!("presenting the renewed certificate: {e}")))?;
         }
         self.cert_not_after_unix_s.store(identity.peer().not_after_unix_s, Ordering::Release);
         Ok(())
@@ -139,7 +143,9 @@ impl Node {
     /// `metrics` are this node's latest (callers usually hold them already).
     pub fn stopped_reason(&self, metrics: &openraft::RaftMetrics<TypeConfig>) -> Option<String> {
         let stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        stopped.or_else(|| metrics.running_state.as_ref().err().map(|fatal| format!("raft stopped: {fatal}")))
+        stopped.or_else(|| {
+            metrics.running_state.as_ref().err().map(|fatal| format!("raft stopped: {fatal}"))
+        })
     }
 
     /// Refuses a second start of this database at another address.
@@ -157,7 +163,9 @@ impl Node {
     /// Stops Raft and the endpoint and detaches from the VFS. Idempotent.
     pub fn stop(&self, reason: &str) {
         *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_owned());
-        if let Some(attachment) = self.attachment.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(attachment) =
+            self.attachment.lock().unwrap_or_else(PoisonError::into_inner).take()
+        {
             vfs::detach(&attachment);
         }
         let raft = self.raft.clone();
@@ -175,8 +183,12 @@ impl Node {
         // stopped, so none is still being written.
         match crate::raft::state_machine::remove_incoming(self.dir.root()) {
             Ok(0) => {}
-            Ok(removed) => tracing::info!(node = self.id, removed, "removed partial snapshot files"),
-            Err(error) => tracing::warn!(node = self.id, %error, "could not remove partial snapshot files"),
+            Ok(removed) => {
+                tracing::info!(node = self.id, removed, "removed partial snapshot files")
+            }
+            Err(error) => {
+                tracing::warn!(node = self.id, %error, "could not remove partial snapshot files")
+            }
         }
     }
 }
@@ -222,7 +234,12 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
 
 /// `ha_join`: become a member of `peer`'s cluster with a join token, or resume this
 /// database's node (which needs no token: the one given may have expired or been used).
-pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions) -> Result<Arc<Node>, Error> {
+pub fn join_or_resume(
+    db: &Path,
+    addr: &str,
+    peer: &str,
+    options: &StartOptions,
+) -> Result<Arc<Node>, Error> {
     let dir = StateDir::of(db);
     if let Some(identity) = live_identity(&dir)? {
         check_resume(&identity, addr, options)?;
@@ -257,7 +274,10 @@ pub fn join_or_resume(db: &Path, addr: &str, peer: &str, options: &StartOptions)
     let grant = &admitted.grant;
     let ca = ClusterCa::from_pem(&grant.ca_cert_pem, None)?;
     if ca.fingerprint() != token.ca_fingerprint || grant.cluster_id != token.cluster_id {
-        return Err(Error::Trust(TrustError::ForeignCluster { expected: token.ca_fingerprint, found: Some(ca.fingerprint()) }));
+        return Err(Error::Trust(TrustError::ForeignCluster {
+            expected: token.ca_fingerprint,
+            found: Some(ca.fingerprint()),
+        }));
     }
     let tls_identity = NodeIdentity::new(&grant.cert_pem, admitted.key)?;
     let named = tls_identity.peer();
@@ -315,7 +335,10 @@ fn check_resume(identity: &Identity, addr: &str, options: &StartOptions) -> Resu
         )));
     }
     if options.role == Role::Learner && !identity.learner {
-        return Err(Error::Refused(format!("this database is node {}, a voter; it cannot resume as a learner", identity.node_id)));
+        return Err(Error::Refused(format!(
+            "this database is node {}, a voter; it cannot resume as a learner",
+            identity.node_id
+        )));
     }
     Ok(())
 }
@@ -364,16 +387,26 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     let config = raft_config()?;
     let removed = Arc::new(AtomicBool::new(false));
     let removed_for_network = Arc::clone(&removed);
-    let (ca_for_bind, db_for_sm, handler_for_bind, trust_for_sm) = (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler), trust.clone());
+    let (ca_for_bind, db_for_sm, handler_for_bind, trust_for_sm) =
+        (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler), trust.clone());
     let started = wait(
         async move {
             let endpoint = Endpoint::bind(&addr, &ca_for_bind, &tls_identity, handler_for_bind)
                 .await
-                .map_err(|e| Error::Refused(format!("cannot listen on {addr}: {e} (is the address in use, or not local?)")))?;
+                .map_err(|e| {
+                    Error::Refused(format!(
+                        "cannot listen on {addr}: {e} (is the address in use, or not local?)"
+                    ))
+                })?;
             let opened = tokio::task::spawn_blocking(move || {
-                let log = LogStore::open_with_segment_bytes(&root, compaction::segment_bytes_for(log_bytes_max)).map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
-                let sm = StateMachine::open(&root, db_for_sm, trust_for_sm)
-                    .map_err(|e| Error::io("opening the state machine", std::io::Error::other(e)))?;
+                let log = LogStore::open_with_segment_bytes(
+                    &root,
+                    compaction::segment_bytes_for(log_bytes_max),
+                )
+                .map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
+                let sm = StateMachine::open(&root, db_for_sm, trust_for_sm).map_err(|e| {
+                    Error::io("opening the state machine", std::io::Error::other(e))
+                })?;
                 Ok::<_, Error>((log, sm))
             })
             .await
@@ -385,7 +418,8 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                     return Err(error);
                 }
             };
-            let network = NetworkFactory::new(id, endpoint.client(), Arc::clone(&removed_for_network));
+            let network =
+                NetworkFactory::new(id, endpoint.client(), Arc::clone(&removed_for_network));
             match RaftNode::new(id, config, network, log.clone(), sm).await {
                 Ok(raft) => {
                     compaction::spawn(raft.clone(), log.clone(), log_bytes_max);
@@ -413,7 +447,9 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         raft,
         log,
         log_bytes_max,
-        snapshot_bytes_max: options.snapshot_bytes_max.unwrap_or(crate::transport::limits::SNAPSHOT_BYTES_MAX),
+        snapshot_bytes_max: options
+            .snapshot_bytes_max
+            .unwrap_or(crate::transport::limits::SNAPSHOT_BYTES_MAX),
         client: endpoint.client(),
         ca: RwLock::new(ca),
         cluster_id,
@@ -457,5 +493,10 @@ fn watch_core(raft: RaftNode, stopped: Arc<Mutex<Option<String>>>) -> Result<(),
 /// The members of the cluster as this node knows them.
 pub fn members(node: &Node) -> BTreeMap<NodeId, Member> {
     let metrics = node.metrics();
-    metrics.membership_config.membership().nodes().map(|(id, member)| (*id, member.clone())).collect()
+    metrics
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(id, member)| (*id, member.clone()))
+        .collect()
 }

@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::ffi::connection::{Connection, Through};
 use crate::raft::types::{Member, NodeId};
 use crate::transport::wire::{AdminRequest, AdminResponse, Request, Response, Secret};
-use crate::trust::registry::{TrustChange, TrustOutcome};
 use crate::transport::TransportError;
+use crate::trust::registry::{TrustChange, TrustOutcome};
 
 /// Node 1 of a new cluster: initialise Raft with itself, wait to lead, and put the
 /// database's current contents into a snapshot so later members start from it.
@@ -30,15 +30,23 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
         let ca = node.ca.read().unwrap_or_else(PoisonError::into_inner);
         (ca.fingerprint(), node.cert_not_after_unix_s())
     };
-    let bootstrap = TrustChange::Bootstrap { cluster_id: node.cluster_id(), ca_fingerprint, cert_not_after_unix_s };
+    let bootstrap = TrustChange::Bootstrap {
+        cluster_id: node.cluster_id(),
+        ca_fingerprint,
+        cert_not_after_unix_s,
+    };
     let node = Arc::clone(node);
     wait(
         async move {
             raft.initialize(me).await.map_err(|e| Error::Raft(e.to_string()))?;
-            raft
-                .wait(Some(START_DEADLINE))
+            raft.wait(Some(START_DEADLINE))
                 .metrics(
-                    |m| m.state == ServerState::Leader && m.last_applied.as_ref().is_some_and(|a| a.leader_id.term == m.current_term),
+                    |m| {
+                        m.state == ServerState::Leader
+                            && m.last_applied
+                                .as_ref()
+                                .is_some_and(|a| a.leader_id.term == m.current_term)
+                    },
                     "lead and apply the first entry of the term",
                 )
                 .await
@@ -47,17 +55,27 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
             // member receives it with the cluster's data.
             match super::admission::propose(&node, bootstrap).await? {
                 TrustOutcome::Admitted { node_id: 1 } => {}
-                other => return Err(Error::Raft(format!("recording the cluster's trust state: {other:?}"))),
+                other => {
+                    return Err(Error::Raft(format!(
+                        "recording the cluster's trust state: {other:?}"
+                    )))
+                }
             }
             let applied = node.metrics().last_applied.map(|id| id.index());
             raft.trigger().snapshot().await.map_err(|e| Error::Raft(e.to_string()))?;
             let metrics = raft
                 .wait(Some(START_DEADLINE))
-                .metrics(|m| m.snapshot.is_some() && m.snapshot.map(|s| s.index()) >= applied, "initial snapshot")
+                .metrics(
+                    |m| m.snapshot.is_some() && m.snapshot.map(|s| s.index()) >= applied,
+                    "initial snapshot",
+                )
                 .await
                 .map_err(|e| Error::Raft(e.to_string()))?;
             if let Some(snapshot) = metrics.snapshot {
-                raft.trigger().purge_log(snapshot.index()).await.map_err(|e| Error::Raft(e.to_string()))?;
+                raft.trigger()
+                    .purge_log(snapshot.index())
+                    .await
+                    .map_err(|e| Error::Raft(e.to_string()))?;
             }
             Ok(())
         },
@@ -87,7 +105,11 @@ pub fn check_joinable(db: &Path) -> Result<(), Error> {
 /// then wait until it holds the cluster's data.
 pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
     let learner = node.is_learner();
-    let request = Request::Admin(AdminRequest::AddMember { node_id: node.id(), addr: node.member_addr().to_owned(), learner });
+    let request = Request::Admin(AdminRequest::AddMember {
+        node_id: node.id(),
+        addr: node.member_addr().to_owned(),
+        learner,
+    });
     admin_call(node, peer, request, JOIN_DEADLINE)?;
     let raft = node.raft.clone();
     let id = node.id();
@@ -102,7 +124,9 @@ pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
                         } else {
                             membership.voter_ids().any(|v| v == id)
                         };
-                        joined && m.last_applied.as_ref().map(|l| l.index()) >= m.local_committed.as_ref().map(|c| c.index())
+                        joined
+                            && m.last_applied.as_ref().map(|l| l.index())
+                                >= m.local_committed.as_ref().map(|c| c.index())
                     },
                     "become a member",
                 )
@@ -131,7 +155,9 @@ pub fn leave(node: &Arc<Node>) -> Result<(), Error> {
 /// `ha_remove`: remove another member through the leader.
 pub fn remove(node: &Arc<Node>, id: NodeId) -> Result<(), Error> {
     if !members(node).contains_key(&id) {
-        return Err(Error::InvalidArgument(format!("node {id} is not a member of this cluster (see ha_status())")));
+        return Err(Error::InvalidArgument(format!(
+            "node {id} is not a member of this cluster (see ha_status())"
+        )));
     }
     to_leader(node, Request::Admin(AdminRequest::Remove { node_id: id })).map(|_| ())
 }
@@ -157,7 +183,10 @@ pub fn transfer(node: &Arc<Node>, id: NodeId) -> Result<(), Error> {
 /// Whether leadership must move to `to`: not if it already leads; an error if it cannot lead.
 /// Checked where `ha_transfer` is called (no round trip for a bad call) and again on the
 /// leader, whose membership is the one that counts.
-fn transfer_needed(metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>, to: NodeId) -> Result<bool, Error> {
+fn transfer_needed(
+    metrics: &openraft::RaftMetrics<crate::raft::types::TypeConfig>,
+    to: NodeId,
+) -> Result<bool, Error> {
     if metrics.current_leader == Some(to) {
         return Ok(false);
     }
@@ -177,16 +206,24 @@ const TRANSFER_DEADLINE: Duration = Duration::from_secs(5);
 /// Leader side of `ha_transfer`: openraft stops proposing here and tells `to` to campaign at
 /// once; returns when `to` leads.
 async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<(), Error> {
-    let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+    let metrics =
+        openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics())
+            .clone();
     if !transfer_needed(&metrics, to)? {
         return Ok(());
     }
     raft.trigger().transfer_leader(to).await.map_err(|e| Error::Raft(e.to_string()))?;
-    let moved = raft.wait(Some(TRANSFER_DEADLINE)).metrics(|m| m.current_leader == Some(to), "hand leadership over").await;
+    let moved = raft
+        .wait(Some(TRANSFER_DEADLINE))
+        .metrics(|m| m.current_leader == Some(to), "hand leadership over")
+        .await;
     match moved {
         Ok(_) => Ok(()),
         Err(_) => {
-            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(
+                &raft.metrics(),
+            )
+            .clone();
             Err(Error::Unreachable(format!(
                 "leadership did not move to node {to} within {} s (the leader is now {}): retry",
                 TRANSFER_DEADLINE.as_secs(),
@@ -212,7 +249,11 @@ fn send_to_leader(node: &Arc<Node>, request: Request) -> Result<AdminResponse, E
         let attempt = match (&request, node.raft.is_leader()) {
             (Request::Admin(admin), true) => {
                 let (leader, admin) = (Arc::clone(node), admin.clone());
-                wait(async move { lead_admin(&leader, admin).await }, remaining, "changing the cluster")
+                wait(
+                    async move { lead_admin(&leader, admin).await },
+                    remaining,
+                    "changing the cluster",
+                )
             }
             _ => match leader_addr(node) {
                 Some(leader) => admin_request(node, &leader, request.clone(), remaining),
@@ -261,7 +302,12 @@ fn admin_call(node: &Node, addr: &str, request: Request, deadline: Duration) -> 
     }
 }
 
-fn admin_request(node: &Node, addr: &str, request: Request, deadline: Duration) -> Result<AdminResponse, Error> {
+fn admin_request(
+    node: &Node,
+    addr: &str,
+    request: Request,
+    deadline: Duration,
+) -> Result<AdminResponse, Error> {
     let (client, addr_owned) = (node.client.clone(), addr.to_owned());
     let response = wait(
         async move {
@@ -311,9 +357,16 @@ fn leader_read_index(node: &Node) -> Result<u64, Error> {
             wait(async move { read_index(&raft).await }, ADMIN_DEADLINE, "confirming leadership")
         } else {
             match leader_addr(node).filter(|addr| addr != node.member_addr()) {
-                Some(leader) => match admin_request(node, &leader, Request::Admin(AdminRequest::ReadIndex), ADMIN_DEADLINE) {
+                Some(leader) => match admin_request(
+                    node,
+                    &leader,
+                    Request::Admin(AdminRequest::ReadIndex),
+                    ADMIN_DEADLINE,
+                ) {
                     Ok(AdminResponse::ReadIndex { index }) => Ok(index),
-                    Ok(other) => Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}"))),
+                    Ok(other) => {
+                        Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}")))
+                    }
                     Err(error) => Err(error),
                 },
                 None => Err(Error::NotLeader { leader: None }),
@@ -334,8 +387,13 @@ fn leader_read_index(node: &Node) -> Result<u64, Error> {
 /// (a join, a renewal): the leader's address, or "retry" while none is known.
 pub(super) fn redirect_to_leader(node: &Node) -> Response {
     match leader_addr(node) {
-        Some(leader_addr) if leader_addr != node.member_addr() => Response::Redirect { leader_addr },
-        _ => Response::Error { message: "no leader is known right now; retry in a moment".into(), retryable: true },
+        Some(leader_addr) if leader_addr != node.member_addr() => {
+            Response::Redirect { leader_addr }
+        }
+        _ => Response::Error {
+            message: "no leader is known right now; retry in a moment".into(),
+            retryable: true,
+        },
     }
 }
 
@@ -372,18 +430,28 @@ const CHANGE_RETRY: Duration = Duration::from_millis(50);
 async fn change<F, Fut>(what: &str, mut attempt: F) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<openraft::raft::ClientWriteResponse<crate::raft::types::TypeConfig>, RaftError<crate::raft::types::TypeConfig, ClientWriteError<crate::raft::types::TypeConfig>>>>,
+    Fut: std::future::Future<
+        Output = Result<
+            openraft::raft::ClientWriteResponse<crate::raft::types::TypeConfig>,
+            RaftError<
+                crate::raft::types::TypeConfig,
+                ClientWriteError<crate::raft::types::TypeConfig>,
+            >,
+        >,
+    >,
 {
     let deadline = tokio::time::Instant::now() + ADMIN_DEADLINE;
     loop {
         match attempt().await {
             Ok(_) => return Ok(()),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(_))))
-                if tokio::time::Instant::now() < deadline =>
-            {
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(_),
+            ))) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(CHANGE_RETRY).await;
             }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => return Err(Error::NotLeader { leader: None }),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                return Err(Error::NotLeader { leader: None })
+            }
             Err(error) => return Err(Error::Raft(format!("{what}: {error}"))),
         }
     }
@@ -398,14 +466,20 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
             change("adding a learner", || raft.add_learner(node_id, member.clone(), true)).await?;
             if !learner {
                 change("making it a voter", || {
-                    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+                    raft.change_membership(
+                        ChangeMembers::AddVoterIds(BTreeSet::from([node_id])),
+                        false,
+                    )
                 })
                 .await?;
             }
         }
         AdminRequest::Transfer { node_id } => transfer_here(raft, node_id).await?,
         AdminRequest::Remove { node_id } => {
-            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+            let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(
+                &raft.metrics(),
+            )
+            .clone();
             let membership = metrics.membership_config.membership().clone();
             let removal = if membership.voter_ids().any(|v| v == node_id) {
                 ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
@@ -418,16 +492,29 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
             // Removal revokes: from this entry on, every member refuses the node's certificate.
             match super::admission::propose(node, TrustChange::Revoke { node_id }).await? {
                 TrustOutcome::Done => {}
-                other => return Err(Error::Raft(format!("node {node_id} was removed, but revoking it gave {other:?}: retry ha_remove"))),
+                other => {
+                    return Err(Error::Raft(format!(
+                    "node {node_id} was removed, but revoking it gave {other:?}: retry ha_remove"
+                )))
+                }
             }
         }
         AdminRequest::IssueToken { role, ttl_s, uses, seeds } => {
-            return super::admission::issue_here(node, TokenOptions { role, ttl_s, uses, seeds }).await
+            return super::admission::issue_here(node, TokenOptions { role, ttl_s, uses, seeds })
+                .await
         }
-        AdminRequest::FetchCaKey => return Err(Error::InvalidArgument("the CA key is answered by the node asked".into())),
-        AdminRequest::Renew { .. } => return Err(Error::InvalidArgument("a renewal is answered for its caller".into())),
-        AdminRequest::Status => return Err(Error::InvalidArgument("status is answered locally".into())),
-        AdminRequest::ReadIndex => return Ok(AdminResponse::ReadIndex { index: read_index(raft).await? }),
+        AdminRequest::FetchCaKey => {
+            return Err(Error::InvalidArgument("the CA key is answered by the node asked".into()))
+        }
+        AdminRequest::Renew { .. } => {
+            return Err(Error::InvalidArgument("a renewal is answered for its caller".into()))
+        }
+        AdminRequest::Status => {
+            return Err(Error::InvalidArgument("status is answered locally".into()))
+        }
+        AdminRequest::ReadIndex => {
+            return Ok(AdminResponse::ReadIndex { index: read_index(raft).await? })
+        }
     }
     Ok(AdminResponse::Done)
 }

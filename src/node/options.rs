@@ -67,7 +67,10 @@ impl StartOptions {
                 }
             }
         };
-        if options.snapshot_bytes_max.is_some_and(|bytes| !(SNAPSHOT_BYTES_MAX_MIN..=SNAPSHOT_BYTES_MAX).contains(&bytes)) {
+        if options
+            .snapshot_bytes_max
+            .is_some_and(|bytes| !(SNAPSHOT_BYTES_MAX_MIN..=SNAPSHOT_BYTES_MAX).contains(&bytes))
+        {
             return Err(Error::InvalidArgument(format!(
                 "invalid options '{text}': snapshot_bytes_max must be {SNAPSHOT_BYTES_MAX_MIN}..={SNAPSHOT_BYTES_MAX}"
             )));
@@ -93,7 +96,9 @@ pub const MEMBER_ADDR_BYTES_MAX: usize = 255;
 /// addresses enter the replicated membership, so a malformed one would poison every node.
 /// Names are not resolved here (that would block, and a member may move).
 pub fn check_member_addr(addr: &str) -> Result<(), Error> {
-    let invalid = |why: &str| Error::InvalidArgument(format!("invalid member address ({} bytes): {why}", addr.len()));
+    let invalid = |why: &str| {
+        Error::InvalidArgument(format!("invalid member address ({} bytes): {why}", addr.len()))
+    };
     if addr.len() > MEMBER_ADDR_BYTES_MAX {
         return Err(invalid("longer than 255 bytes"));
     }
@@ -149,13 +154,19 @@ impl TokenOptions {
             }
         };
         if !(1..=TOKEN_TTL_MAX_S).contains(&options.ttl_s) {
-            return Err(Error::InvalidArgument(format!("invalid token options: ttl_s must be 1..={TOKEN_TTL_MAX_S}")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid token options: ttl_s must be 1..={TOKEN_TTL_MAX_S}"
+            )));
         }
         if !(1..=TOKEN_USES_MAX).contains(&options.uses) {
-            return Err(Error::InvalidArgument(format!("invalid token options: uses must be 1..={TOKEN_USES_MAX}")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid token options: uses must be 1..={TOKEN_USES_MAX}"
+            )));
         }
         if options.seeds.len() > SEEDS_MAX {
-            return Err(Error::InvalidArgument(format!("invalid token options: at most {SEEDS_MAX} seeds")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid token options: at most {SEEDS_MAX} seeds"
+            )));
         }
         options.seeds.iter().try_for_each(|seed| check_member_addr(seed))?;
         Ok(options)
@@ -171,12 +182,30 @@ mod tests {
         // Goal: both the bare role and the JSON object forms are understood.
         assert_eq!(StartOptions::parse("learner").unwrap().role, Role::Learner);
         assert_eq!(StartOptions::parse(" voter ").unwrap(), StartOptions::default());
-        let options = StartOptions::parse(r#"{"advertise":"127.0.0.1:9001","role":"learner"}"#).unwrap();
-        assert_eq!(options, StartOptions { advertise: Some("127.0.0.1:9001".into()), role: Role::Learner, log_bytes_max: None, token: None, snapshot_bytes_max: None });
-        assert_eq!(StartOptions::parse(" dqvfs-join1.abc ").unwrap().token, Some(Secret("dqvfs-join1.abc".into())));
-        let options = StartOptions::parse(r#"{"token":"dqvfs-join1.abc","advertise":"127.0.0.1:9001"}"#).unwrap();
+        let options =
+            StartOptions::parse(r#"{"advertise":"127.0.0.1:9001","role":"learner"}"#).unwrap();
+        assert_eq!(
+            options,
+            StartOptions {
+                advertise: Some("127.0.0.1:9001".into()),
+                role: Role::Learner,
+                log_bytes_max: None,
+                token: None,
+                snapshot_bytes_max: None
+            }
+        );
+        assert_eq!(
+            StartOptions::parse(" dqvfs-join1.abc ").unwrap().token,
+            Some(Secret("dqvfs-join1.abc".into()))
+        );
+        let options =
+            StartOptions::parse(r#"{"token":"dqvfs-join1.abc","advertise":"127.0.0.1:9001"}"#)
+                .unwrap();
         assert_eq!(options.token, Some(Secret("dqvfs-join1.abc".into())));
-        assert_eq!(StartOptions::parse(r#"{"log_bytes_max":67108864}"#).unwrap().log_bytes_max, Some(64 << 20));
+        assert_eq!(
+            StartOptions::parse(r#"{"log_bytes_max":67108864}"#).unwrap().log_bytes_max,
+            Some(64 << 20)
+        );
     }
 
     #[test]
@@ -202,7 +231,13 @@ mod tests {
         assert!(check_member_addr("node-2.example.org:7001").is_ok());
         assert!(check_member_addr("[::1]:7001").is_ok());
         let huge = format!("{}:7001", "a".repeat(1 << 20));
-        for (bad, why) in [(huge.as_str(), "255 bytes"), ("127.0.0.1", "no port"), ("h:0", "1-65535"), (":1", "host"), ("a b:1", "host")] {
+        for (bad, why) in [
+            (huge.as_str(), "255 bytes"),
+            ("127.0.0.1", "no port"),
+            ("h:0", "1-65535"),
+            (":1", "host"),
+            ("a b:1", "host"),
+        ] {
             let message = check_member_addr(bad).unwrap_err().to_string();
             assert!(message.contains(why), "{}: {message}", &bad[..bad.len().min(20)]);
         }
@@ -213,7 +248,9 @@ mod tests {
         // Goal: ha_token's shorthand and JSON forms are understood; out-of-range values refused.
         assert_eq!(TokenOptions::parse(None).unwrap(), TokenOptions::default());
         assert_eq!(TokenOptions::parse(Some("learner")).unwrap().role, Role::Learner);
-        let options = TokenOptions::parse(Some(r#"{"ttl_s":60,"uses":3,"seeds":["127.0.0.1:7001"]}"#)).unwrap();
+        let options =
+            TokenOptions::parse(Some(r#"{"ttl_s":60,"uses":3,"seeds":["127.0.0.1:7001"]}"#))
+                .unwrap();
         assert_eq!((options.ttl_s, options.uses, options.seeds.len()), (60, 3, 1));
         for (bad, why) in [
             (r#"{"ttl_s":0}"#, "ttl_s"),

@@ -29,26 +29,45 @@ const REDIRECTS_MAX: usize = 4;
 
 /// Leader side: a certificate for `node_id` (the caller) and `public_key_der`, its new expiry
 /// committed through Raft first.
-pub(super) async fn renew_for(node: &Node, node_id: NodeId, public_key_der: &[u8]) -> Result<String, Error> {
+pub(super) async fn renew_for(
+    node: &Node,
+    node_id: NodeId,
+    public_key_der: &[u8],
+) -> Result<String, Error> {
     let registry = node.trust.get();
     let cluster_id = registry.cluster_id.ok_or(Error::NotLeader { leader: None })?;
     if registry.admission(node_id).is_none() {
-        return Err(Error::Refused(format!("node {node_id} is not an admitted member: no certificate for it")));
+        return Err(Error::Refused(format!(
+            "node {node_id} is not an admitted member: no certificate for it"
+        )));
     }
     let ca = node.ca.read().unwrap_or_else(PoisonError::into_inner).clone();
     if !ca.has_key() {
-        return Err(Error::Refused("this leader does not hold the cluster CA key yet; retry in a moment".into()));
+        return Err(Error::Refused(
+            "this leader does not hold the cluster CA key yet; retry in a moment".into(),
+        ));
     }
     let (now, validity) = (unix_now(), cert_validity());
     let issued = ca.issue(public_key_der, cluster_id, node_id, validity, now)?;
-    match propose(node, TrustChange::Renew { node_id, cert_not_after_unix_s: issued.not_after_unix_s }).await? {
+    match propose(
+        node,
+        TrustChange::Renew { node_id, cert_not_after_unix_s: issued.not_after_unix_s },
+    )
+    .await?
+    {
         TrustOutcome::Done => Ok(issued.cert_pem),
-        other => Err(Error::Refused(format!("the renewal of node {node_id} was not recorded: {other:?}"))),
+        other => Err(Error::Refused(format!(
+            "the renewal of node {node_id} was not recorded: {other:?}"
+        ))),
     }
 }
 
 /// Answers a member's `Renew`: on the leader, signs; elsewhere, points at the leader.
-pub(super) async fn answer_renew(node: &Arc<Node>, caller: NodeId, public_key_der: Vec<u8>) -> Response {
+pub(super) async fn answer_renew(
+    node: &Arc<Node>,
+    caller: NodeId,
+    public_key_der: Vec<u8>,
+) -> Response {
     if !node.raft.is_leader() {
         return super::membership::redirect_to_leader(node);
     }
@@ -80,7 +99,9 @@ async fn renew_when_due(node: Weak<Node>) {
         }
         match renew(&node).await {
             Ok(not_after) => tracing::info!(node = node.id(), not_after, "certificate renewed"),
-            Err(error) => tracing::warn!(node = node.id(), %error, seconds_left = left_s, "certificate renewal failed; retrying at the next check"),
+            Err(error) => {
+                tracing::warn!(node = node.id(), %error, seconds_left = left_s, "certificate renewal failed; retrying at the next check")
+            }
         }
     }
 }
@@ -111,12 +132,20 @@ pub(super) async fn renew(node: &Arc<Node>) -> Result<u64, Error> {
 async fn ask_leader(node: &Node, public_key_der: Vec<u8>) -> Result<String, Error> {
     let mut target = leader_addr(node).ok_or(Error::NotLeader { leader: None })?;
     for _ in 0..REDIRECTS_MAX {
-        let request = Request::Admin(AdminRequest::Renew { public_key_der: public_key_der.clone() });
+        let request =
+            Request::Admin(AdminRequest::Renew { public_key_der: public_key_der.clone() });
         match node.client.call(&target, request, ADMIN_DEADLINE).await {
             Ok(Response::Admin(AdminResponse::Certificate(cert_pem))) => return Ok(cert_pem),
             Ok(Response::Redirect { leader_addr }) => target = leader_addr,
-            Ok(other) => return Err(Error::Refused(format!("{target} answered the renewal with {}", other.kind()))),
-            Err(error) => return Err(Error::Unreachable(format!("renewing through {target}: {error}"))),
+            Ok(other) => {
+                return Err(Error::Refused(format!(
+                    "{target} answered the renewal with {}",
+                    other.kind()
+                )))
+            }
+            Err(error) => {
+                return Err(Error::Unreachable(format!("renewing through {target}: {error}")))
+            }
         }
     }
     Err(Error::Unreachable("leadership kept moving during the renewal".into()))

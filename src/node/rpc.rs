@@ -71,7 +71,10 @@ impl RpcHandler for Handler {
             match caller {
                 Caller::Anonymous { tls_exporter } => match request {
                     Request::Join(join) => admission::answer_join(&node, tls_exporter, join).await,
-                    _ => error_response("peer has no cluster certificate: only Join is allowed", false),
+                    _ => error_response(
+                        "peer has no cluster certificate: only Join is allowed",
+                        false,
+                    ),
                 },
                 Caller::Member(peer) => match (authorize(&node, &peer, &request), request) {
                     (Err(refusal), _) => refusal,
@@ -122,12 +125,19 @@ impl RpcHandler for Handler {
         }))
     }
 
-    fn accept_snapshot(&self, caller: &PeerIdentity, header: &SnapshotHeader) -> Result<(), Response> {
+    fn accept_snapshot(
+        &self,
+        caller: &PeerIdentity,
+        header: &SnapshotHeader,
+    ) -> Result<(), Response> {
         let node = self.node()?;
         check_member(&node, caller)?;
         if header.size_bytes > node.snapshot_bytes_max {
             return Err(error_response(
-                format!("a snapshot of {} bytes exceeds this node's snapshot_bytes_max of {}", header.size_bytes, node.snapshot_bytes_max),
+                format!(
+                    "a snapshot of {} bytes exceeds this node's snapshot_bytes_max of {}",
+                    header.size_bytes, node.snapshot_bytes_max
+                ),
                 false,
             ));
         }
@@ -135,11 +145,16 @@ impl RpcHandler for Handler {
         if let Some(last) = &header.meta.last_log_id {
             bounds::check_log_id(last).map_err(|e| error_response(e.to_string(), false))?;
         }
-        from_named_node(caller.node_id, bounds::vote_node(&header.vote), "a snapshot's sender must be the leader its vote names")
+        from_named_node(
+            caller.node_id,
+            bounds::vote_node(&header.vote),
+            "a snapshot's sender must be the leader its vote names",
+        )
     }
 
     fn incoming_snapshot_path(&self) -> PathBuf {
-        let dir = self.node().map(|n| n.state_dir().snapshots()).unwrap_or_else(|_| std::env::temp_dir());
+        let dir =
+            self.node().map(|n| n.state_dir().snapshots()).unwrap_or_else(|_| std::env::temp_dir());
         dir.join(format!("incoming-{:016x}.db", rand::random::<u64>()))
     }
 
@@ -165,7 +180,9 @@ fn failed_stream(message: String) -> BoxStream<'static, AppendReply> {
 fn refusal_message(refusal: Response) -> String {
     match refusal {
         Response::Error { message, .. } => message,
-        Response::Revoked { node_id } => format!("node {node_id} was removed from the cluster: its certificate is revoked"),
+        Response::Revoked { node_id } => {
+            format!("node {node_id} was removed from the cluster: its certificate is revoked")
+        }
         other => other.kind().to_string(),
     }
 }
@@ -185,43 +202,77 @@ fn authorize(node: &Node, peer: &PeerIdentity, request: &Request) -> Result<(), 
     check_member(node, peer)?;
     let refuse = |e: bounds::BoundsError| error_response(e.to_string(), false);
     match request {
-        Request::AppendEntries(rpc) => check_append(peer.node_id, rpc).map_err(|why| error_response(why, false)),
+        Request::AppendEntries(rpc) => {
+            check_append(peer.node_id, rpc).map_err(|why| error_response(why, false))
+        }
         Request::Vote(rpc) | Request::PreVote(rpc) => {
             bounds::check_vote_request(rpc).map_err(refuse)?;
-            from_named_node(peer.node_id, bounds::vote_node(&rpc.vote), "a vote request's sender must be the candidate")?;
+            from_named_node(
+                peer.node_id,
+                bounds::vote_node(&rpc.vote),
+                "a vote request's sender must be the candidate",
+            )?;
             // An admitted node that is not (yet) a voter has no election to run: its votes
             // could only raise terms and disturb the cluster.
             if is_voter(node, peer.node_id) {
                 Ok(())
             } else {
-                Err(error_response(format!("refused: node {} is not a voter, so it cannot be a candidate", peer.node_id), false))
+                Err(error_response(
+                    format!(
+                        "refused: node {} is not a voter, so it cannot be a candidate",
+                        peer.node_id
+                    ),
+                    false,
+                ))
             }
         }
         Request::TransferLeader(rpc) => {
             bounds::check_vote(rpc.from_leader()).map_err(refuse)?;
-            from_named_node(peer.node_id, bounds::vote_node(rpc.from_leader()), "a transfer's sender must be the leader")
+            from_named_node(
+                peer.node_id,
+                bounds::vote_node(rpc.from_leader()),
+                "a transfer's sender must be the leader",
+            )
         }
-        Request::Join(_) => Err(error_response("a member does not join again: Join is for nodes without a certificate", false)),
-        Request::Admin(AdminRequest::Status | AdminRequest::ReadIndex | AdminRequest::Renew { .. }) => Ok(()),
+        Request::Join(_) => Err(error_response(
+            "a member does not join again: Join is for nodes without a certificate",
+            false,
+        )),
+        Request::Admin(
+            AdminRequest::Status | AdminRequest::ReadIndex | AdminRequest::Renew { .. },
+        ) => Ok(()),
         Request::Admin(AdminRequest::AddMember { node_id, addr, learner }) => {
-            super::options::check_member_addr(addr).map_err(|e| error_response(e.to_string(), false))?;
+            super::options::check_member_addr(addr)
+                .map_err(|e| error_response(e.to_string(), false))?;
             let registry = node.trust.get();
             let admitted = registry.admission(*node_id).ok_or_else(|| {
-                error_response(format!("node {node_id} was never admitted with a token (or was revoked)"), false)
+                error_response(
+                    format!("node {node_id} was never admitted with a token (or was revoked)"),
+                    false,
+                )
             })?;
             if admitted.role == crate::trust::Role::Learner && !learner {
-                return Err(error_response(format!("node {node_id} was admitted as a learner: it cannot become a voter"), false));
+                return Err(error_response(
+                    format!("node {node_id} was admitted as a learner: it cannot become a voter"),
+                    false,
+                ));
             }
             if peer.node_id == *node_id || is_voter(node, peer.node_id) {
                 Ok(())
             } else {
-                Err(error_response("only the admitted node itself or a voter may add a member", false))
+                Err(error_response(
+                    "only the admitted node itself or a voter may add a member",
+                    false,
+                ))
             }
         }
         // Leaving: any member may remove itself.
         Request::Admin(AdminRequest::Remove { node_id }) if *node_id == peer.node_id => Ok(()),
         Request::Admin(
-            AdminRequest::Remove { .. } | AdminRequest::Transfer { .. } | AdminRequest::IssueToken { .. } | AdminRequest::FetchCaKey,
+            AdminRequest::Remove { .. }
+            | AdminRequest::Transfer { .. }
+            | AdminRequest::IssueToken { .. }
+            | AdminRequest::FetchCaKey,
         ) => {
             if is_voter(node, peer.node_id) {
                 Ok(())
@@ -241,7 +292,10 @@ fn from_named_node(sender: NodeId, named: NodeId, rule: &str) -> Result<(), Resp
     if sender == named {
         Ok(())
     } else {
-        Err(error_response(format!("refused: node {sender} sent a message naming node {named} ({rule})"), false))
+        Err(error_response(
+            format!("refused: node {sender} sent a message naming node {named} ({rule})"),
+            false,
+        ))
     }
 }
 
@@ -264,12 +318,15 @@ async fn answer(node: &Arc<Node>, request: Request) -> Response {
         Request::AppendEntries(rpc) => {
             let last_index = rpc.entries.last().map(|e| e.log_id.index);
             tracing::trace!(target: "dqlite_vfs::latency", node = node.id(), last_index, "append_entries received");
-            let response = raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries);
+            let response =
+                raft.append_entries(rpc).await.map_or_else(|e| failed(&e), Response::AppendEntries);
             tracing::trace!(target: "dqlite_vfs::latency", node = node.id(), last_index, "append_entries answered");
             response
         }
         Request::Vote(rpc) => raft.vote(rpc).await.map_or_else(|e| failed(&e), Response::Vote),
-        Request::PreVote(rpc) => raft.pre_vote(rpc).await.map_or_else(|e| failed(&e), Response::PreVote),
+        Request::PreVote(rpc) => {
+            raft.pre_vote(rpc).await.map_or_else(|e| failed(&e), Response::PreVote)
+        }
         Request::TransferLeader(rpc) => match raft.handle_transfer_leader(rpc).await {
             Ok(response) => Response::TransferLeader(response),
             Err(e) => failed(&e),
@@ -284,7 +341,9 @@ async fn answer(node: &Arc<Node>, request: Request) -> Response {
             // without risking doing it twice.
             match lead_admin(node, admin).await {
                 Ok(done) => Response::Admin(done),
-                Err(Error::NotLeader { .. }) => error_response("leadership is changing; retry in a moment", true),
+                Err(Error::NotLeader { .. }) => {
+                    error_response("leadership is changing; retry in a moment", true)
+                }
                 Err(e) => error_response(e.to_string(), false),
             }
         }

@@ -72,6 +72,8 @@ pub fn wait<T: Send + 'static>(
     what: &str,
 ) -> Result<T, Error> {
     run_blocking(future, deadline).map_err(|e| {
-        e.unwrap_or_else(|| Error::Unreachable(format!("{what}: no answer within {} s", deadline.as_secs())))
+        e.unwrap_or_else(|| {
+            Error::Unreachable(format!("{what}: no answer within {} s", deadline.as_secs()))
+        })
     })?
 }

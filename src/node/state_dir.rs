@@ -97,9 +97,8 @@ impl StateDir {
     pub fn create(&self) -> Result<(), Error> {
         // Only what is missing: whatever is there (a link, a file) is for the check to judge.
         let create = |dir: &Path| match fs::symlink_metadata(dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                small_file::create_private_dir(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => small_file::create_private_dir(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e)),
             _ => Ok(()),
         };
         create(&self.root)?;
@@ -133,11 +132,20 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 return Err(Error::InsecureStateDir {
                     dir: self.root.display().to_string(),
-                    problem: format!("it is owned by uid {} and this process cannot create files in it", meta.uid()),
-                    fix: format!("run the node as uid {}, or chown -R <the node's user> {}", meta.uid(), self.root.display()),
+                    problem: format!(
+                        "it is owned by uid {} and this process cannot create files in it",
+                        meta.uid()
+                    ),
+                    fix: format!(
+                        "run the node as uid {}, or chown -R <the node's user> {}",
+                        meta.uid(),
+                        self.root.display()
+                    ),
                 })
             }
-            Err(e) => return Err(Error::io(format!("creating a file in {}", self.root.display()), e)),
+            Err(e) => {
+                return Err(Error::io(format!("creating a file in {}", self.root.display()), e))
+            }
         };
         check_dir(&self.root, &self.root, uid)?;
         Ok(uid)
@@ -150,7 +158,10 @@ impl StateDir {
         for dir in [self.root.clone(), self.tls()] {
             match small_file::remove_temp_files(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(Error::io(format!("removing partial files in {}", dir.display()), e))
+                    return Err(Error::io(
+                        format!("removing partial files in {}", dir.display()),
+                        e,
+                    ))
                 }
                 _ => {}
             }
@@ -186,17 +197,25 @@ impl StateDir {
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
         let corrupt = |reason: String| {
-            Error::io(format!("{} is corrupt (fix or remove it)", path.display()), io::Error::new(io::ErrorKind::InvalidData, reason))
+            Error::io(
+                format!("{} is corrupt (fix or remove it)", path.display()),
+                io::Error::new(io::ErrorKind::InvalidData, reason),
+            )
         };
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let identity = if value.get("crc32").is_none() && value.get("node_id").is_some() {
             tracing::warn!(path = %path.display(), "node.json has no checksum (written by an older version)");
             value
         } else {
-            let stored: StoredIdentity = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+            let stored: StoredIdentity =
+                serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
             let crc = identity_crc(&stored.identity).map_err(|e| corrupt(e.to_string()))?;
             if crc != stored.crc32 {
-                return Err(corrupt(format!("checksum mismatch: stored {:#010x}, computed {crc:#010x}", stored.crc32)));
+                return Err(corrupt(format!(
+                    "checksum mismatch: stored {:#010x}, computed {crc:#010x}",
+                    stored.crc32
+                )));
             }
             stored.identity
         };
@@ -207,9 +226,11 @@ impl StateDir {
     pub fn save_identity(&self, identity: &Identity) -> Result<(), Error> {
         let encoding = |e: serde_json::Error| Error::io("encoding node.json", io::Error::other(e));
         let value = serde_json::to_value(identity).map_err(encoding)?;
-        let stored = StoredIdentity { crc32: identity_crc(&value).map_err(encoding)?, identity: value };
+        let stored =
+            StoredIdentity { crc32: identity_crc(&value).map_err(encoding)?, identity: value };
         let bytes = serde_json::to_vec_pretty(&stored).map_err(encoding)?;
-        small_file::replace(&self.root.join(IDENTITY_FILE), &bytes).map_err(|e| Error::io("writing node.json", e.into()))
+        small_file::replace(&self.root.join(IDENTITY_FILE), &bytes)
+            .map_err(|e| Error::io("writing node.json", e.into()))
     }
 
     /// Refuses an identity whose node id is not the one in this node's certificate
@@ -232,8 +253,13 @@ impl StateDir {
 /// The metadata of `dir` (not following a link), refused if it is not a directory or is open
 /// to group or others. `root` is the state directory, for the fix.
 fn dir_metadata(root: &Path, dir: &Path) -> Result<fs::Metadata, Error> {
-    let meta = fs::symlink_metadata(dir).map_err(|e| Error::io(format!("inspecting {}", dir.display()), e))?;
-    let refuse = |problem: String, fix: String| Error::InsecureStateDir { dir: dir.display().to_string(), problem, fix };
+    let meta = fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("inspecting {}", dir.display()), e))?;
+    let refuse = |problem: String, fix: String| Error::InsecureStateDir {
+        dir: dir.display().to_string(),
+        problem,
+        fix,
+    };
     if meta.file_type().is_symlink() {
         return Err(refuse(
             "it is a symbolic link: the state must be a directory of its own, private to the node's user".into(),
@@ -241,7 +267,10 @@ fn dir_metadata(root: &Path, dir: &Path) -> Result<fs::Metadata, Error> {
         ));
     }
     if !meta.is_dir() {
-        return Err(refuse("it is not a directory".into(), format!("move it away ({} is the node's state)", root.display())));
+        return Err(refuse(
+            "it is not a directory".into(),
+            format!("move it away ({} is the node's state)", root.display()),
+        ));
     }
     let mode = meta.mode() & 0o7777;
     if mode & GROUP_OTHER_BITS != 0 {
@@ -259,8 +288,15 @@ fn check_dir(root: &Path, dir: &Path, uid: u32) -> Result<(), Error> {
     if meta.uid() != uid {
         return Err(Error::InsecureStateDir {
             dir: dir.display().to_string(),
-            problem: format!("it is owned by uid {}, but this process runs as uid {uid}", meta.uid()),
-            fix: format!("run the node as uid {}, or chown -R {uid} {}", meta.uid(), root.display()),
+            problem: format!(
+                "it is owned by uid {}, but this process runs as uid {uid}",
+                meta.uid()
+            ),
+            fix: format!(
+                "run the node as uid {}, or chown -R {uid} {}",
+                meta.uid(),
+                root.display()
+            ),
         });
     }
     Ok(())
@@ -322,7 +358,14 @@ mod tests {
     }
 
     fn identity() -> Identity {
-        Identity { node_id: 3, addr: "127.0.0.1:7003".into(), advertise: None, learner: false, joined: true, left: false }
+        Identity {
+            node_id: 3,
+            addr: "127.0.0.1:7003".into(),
+            advertise: None,
+            learner: false,
+            joined: true,
+            left: false,
+        }
     }
 
     fn mode_of(path: &Path) -> u32 {
@@ -347,7 +390,8 @@ mod tests {
         }
         assert_eq!(mode_of(&dir.root().join("node.json")), 0o600);
         dir.check_private().unwrap();
-        let names: Vec<_> = fs::read_dir(dir.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            fs::read_dir(dir.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 4, "the uid probe is gone: {names:?}");
     }
 
@@ -359,7 +403,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = StateDir::of(&tmp.path().join("app.db"));
         dir.create().unwrap();
-        for (path, mode) in [(dir.root().to_owned(), 0o755), (dir.root().to_owned(), 0o770), (dir.log(), 0o750)] {
+        for (path, mode) in
+            [(dir.root().to_owned(), 0o755), (dir.root().to_owned(), 0o770), (dir.log(), 0o750)]
+        {
             set_mode(&path, mode);
             let error = dir.create().unwrap_err();
             assert!(matches!(error, Error::InsecureStateDir { .. }), "{error}");
@@ -382,7 +428,11 @@ mod tests {
         let dir = StateDir::of(&tmp.path().join("app.db"));
         std::os::unix::fs::symlink(&elsewhere, dir.root()).unwrap();
         let message = dir.create().unwrap_err().to_string();
-        assert!(message.contains("symbolic link") && message.contains(&dir.root().display().to_string()), "{message}");
+        assert!(
+            message.contains("symbolic link")
+                && message.contains(&dir.root().display().to_string()),
+            "{message}"
+        );
         assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
 
         let other = StateDir::of(&tmp.path().join("other.db"));
@@ -390,7 +440,11 @@ mod tests {
         set_mode(other.root(), 0o700);
         std::os::unix::fs::symlink(&elsewhere, other.log()).unwrap();
         let message = other.create().unwrap_err().to_string();
-        assert!(message.contains("symbolic link") && message.contains(&other.log().display().to_string()), "{message}");
+        assert!(
+            message.contains("symbolic link")
+                && message.contains(&other.log().display().to_string()),
+            "{message}"
+        );
     }
 
     #[test]
@@ -405,7 +459,10 @@ mod tests {
         }
         std::os::unix::fs::chown(dir.log(), Some(4242), None).unwrap();
         let message = dir.check_private().unwrap_err().to_string();
-        assert!(message.contains("owned by uid 4242") && message.contains("chown -R 0"), "{message}");
+        assert!(
+            message.contains("owned by uid 4242") && message.contains("chown -R 0"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -423,7 +480,10 @@ mod tests {
         bad[at + 3] = b'4';
         fs::write(&path, &bad).unwrap();
         let message = dir.identity().unwrap_err().to_string();
-        assert!(message.contains("node.json is corrupt") && message.contains("checksum mismatch"), "{message}");
+        assert!(
+            message.contains("node.json is corrupt") && message.contains("checksum mismatch"),
+            "{message}"
+        );
         // Every single-bit flip is refused or read back unchanged (whitespace outside values).
         for i in 0..good.len() {
             let mut flipped = good.clone();
@@ -453,7 +513,12 @@ mod tests {
         let dir = StateDir::of(&tmp.path().join("app.db"));
         dir.check_node_id(&identity(), 3).unwrap();
         let message = dir.check_node_id(&identity(), 4).unwrap_err().to_string();
-        assert!(message.contains("node 3") && message.contains("node 4") && message.contains("node.json"), "{message}");
+        assert!(
+            message.contains("node 3")
+                && message.contains("node 4")
+                && message.contains("node.json"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -463,7 +528,10 @@ mod tests {
         let dir = StateDir::of(&tmp.path().join("app.db"));
         dir.create().unwrap();
         dir.save_identity(&identity()).unwrap();
-        let stale = [small_file::temp_path(&dir.root().join("node.json")), small_file::temp_path(&dir.tls().join("node.key"))];
+        let stale = [
+            small_file::temp_path(&dir.root().join("node.json")),
+            small_file::temp_path(&dir.tls().join("node.key")),
+        ];
         for path in &stale {
             fs::write(path, b"partial").unwrap();
         }

@@ -22,7 +22,8 @@ pub fn of(node: &Node) -> Value {
         (None, ServerState::Candidate) => "candidate",
         (None, ServerState::Learner) => "learner",
     };
-    let leader_addr = metrics.current_leader.and_then(|id| members.get(&id)).map(|m| m.addr.clone());
+    let leader_addr =
+        metrics.current_leader.and_then(|id| members.get(&id)).map(|m| m.addr.clone());
     json!({
         "node_id": node.id(),
         "addr": node.member_addr(),
@@ -66,13 +67,19 @@ fn rfc3339(unix_s: u64) -> String {
     let z = days + 719_468;
     let era = z / 146_097;
     let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
     let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", seconds / 3600, seconds / 60 % 60, seconds % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 #[cfg(test)]

@@ -99,9 +99,15 @@ mod tests {
     // Goal: an append is refused if any id in it (previous, committed, entries) is out of bounds.
     #[test]
     fn appends_with_huge_indexes_are_refused() {
-        let ok = AppendEntriesRequest { vote: vote(3, 1), prev_log_id: Some(log_id(3, 9)), entries: vec![], leader_commit: Some(log_id(3, 9)) };
+        let ok = AppendEntriesRequest {
+            vote: vote(3, 1),
+            prev_log_id: Some(log_id(3, 9)),
+            entries: vec![],
+            leader_commit: Some(log_id(3, 9)),
+        };
         assert_eq!(check_append(&ok), Ok(()));
-        let bad_commit = AppendEntriesRequest { leader_commit: Some(log_id(3, u64::MAX)), ..ok.clone() };
+        let bad_commit =
+            AppendEntriesRequest { leader_commit: Some(log_id(3, u64::MAX)), ..ok.clone() };
         assert_eq!(check_append(&bad_commit), Err(BoundsError::Index(u64::MAX)));
         let bad_prev = AppendEntriesRequest { prev_log_id: Some(log_id(u64::MAX, 1)), ..ok };
         assert_eq!(check_append(&bad_prev), Err(BoundsError::Term(u64::MAX)));

@@ -75,11 +75,7 @@ impl LogStore {
     ) -> Result<LogStore, LogError> {
         let dir = state_dir.join(LOG_DIR);
         let state = State::open(&dir, segment_bytes_max)?;
-        Ok(LogStore {
-            state: Arc::new(Mutex::new(state)),
-            dir,
-            syncer: Syncer::start()?,
-        })
+        Ok(LogStore { state: Arc::new(Mutex::new(state)), dir, syncer: Syncer::start()? })
     }
 
     /// A read handle sharing this log.
@@ -230,10 +226,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         with_state(&self.state, |st| {
-            Ok(LogState {
-                last_purged_log_id: st.purged,
-                last_log_id: st.last_log_id(),
-            })
+            Ok(LogState { last_purged_log_id: st.purged, last_log_id: st.last_log_id() })
         })
         .await
     }
@@ -261,7 +254,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A small append is one short write: cheaper here than the hand-over to a blocking
         // thread, which would sit on every commit's path.
         let small = entries.iter().map(page_bytes).sum::<u64>() <= INLINE_APPEND_BYTES_MAX;
-        let inline = if small { self.state.try_lock().ok().map(|mut st| st.append(&entries)) } else { None };
+        let inline =
+            if small { self.state.try_lock().ok().map(|mut st| st.append(&entries)) } else { None };
         let written = match inline {
             Some(result) => result.map_err(io::Error::from),
             None => with_state(&self.state, move |st| st.append(&entries)).await,

@@ -17,16 +17,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
+use futures_util::Stream;
+use openraft::base::BoxFuture;
+use openraft::error::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
 use openraft::network::{RPCOption, RPCTypes};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::base::BoxFuture;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{RaftNetworkFactory, RaftNetworkV2};
-use futures_util::Stream;
 
 use crate::raft::types::{page_bytes, Member, NodeId, SnapshotImage, TypeConfig};
 use crate::transport::limits::SNAPSHOT_TRANSFER_TIMEOUT;
@@ -77,27 +79,53 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    async fn call(&self, action: RPCTypes, request: Request, ttl: Duration) -> Result<Response, RPCError<TypeConfig>> {
-        let response = self.client.call_node(&self.addr, self.target, request, ttl).await.map_err(|e| self.rpc_error(action, ttl, e))?;
+    async fn call(
+        &self,
+        action: RPCTypes,
+        request: Request,
+        ttl: Duration,
+    ) -> Result<Response, RPCError<TypeConfig>> {
+        let response = self
+            .client
+            .call_node(&self.addr, self.target, request, ttl)
+            .await
+            .map_err(|e| self.rpc_error(action, ttl, e))?;
         if let Response::Revoked { node_id } = &response {
             if !self.removed.swap(true, Ordering::AcqRel) {
-                tracing::warn!(node = node_id, by = self.target, "this node's certificate is revoked: it was removed from the cluster");
+                tracing::warn!(
+                    node = node_id,
+                    by = self.target,
+                    "this node's certificate is revoked: it was removed from the cluster"
+                );
             }
         }
         Ok(response)
     }
 
-    fn rpc_error(&self, action: RPCTypes, ttl: Duration, e: TransportError) -> RPCError<TypeConfig> {
+    fn rpc_error(
+        &self,
+        action: RPCTypes,
+        ttl: Duration,
+        e: TransportError,
+    ) -> RPCError<TypeConfig> {
         tracing::debug!(target_node = self.target, addr = %self.addr, error = %e, "{action:?} failed");
         match classify(&e) {
-            Kind::Timeout => RPCError::Timeout(Timeout { action, id: self.local_id, target: self.target, timeout: ttl }),
+            Kind::Timeout => RPCError::Timeout(Timeout {
+                action,
+                id: self.local_id,
+                target: self.target,
+                timeout: ttl,
+            }),
             Kind::Unreachable => RPCError::Unreachable(Unreachable::new(&e)),
             Kind::Network => RPCError::Network(NetworkError::new(&e)),
         }
     }
 
     fn unexpected(&self, action: RPCTypes, ttl: Duration, got: &Response) -> RPCError<TypeConfig> {
-        let e = TransportError::UnexpectedResponse { expected: action_name(action), got: got.kind().into() };
+        let e = TransportError::UnexpectedResponse {
+            expected: action_name(action),
+            got: got.kind().into(),
+        };
         self.rpc_error(action, ttl, e)
     }
 }
@@ -146,7 +174,11 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     /// Replication and heartbeats: one QUIC stream per session, requests sent as openraft makes
     /// them and answers read in order, so a commit's entries never wait behind the answer to
     /// the previous request (openraft's default sends one request at a time).
-    fn stream_append<'s, S>(&'s mut self, input: S, option: RPCOption) -> BoxFuture<'s, stream::AppendStreamResult<'s>>
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, stream::AppendStreamResult<'s>>
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
@@ -208,7 +240,13 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         // per-chunk bound inside the transport, and `cancel` stops it at once.
         let _ = option;
         let ttl = SNAPSHOT_TRANSFER_TIMEOUT;
-        let send = self.client.send_snapshot((&self.addr, self.target), vote, snapshot.meta, &snapshot.snapshot.path, ttl);
+        let send = self.client.send_snapshot(
+            (&self.addr, self.target),
+            vote,
+            snapshot.meta,
+            &snapshot.snapshot.path,
+            ttl,
+        );
         let result = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             result = send => result,

@@ -95,5 +95,4 @@ impl<'de> Visitor<'de> for PageDataVisitor {
     fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<PageData, E> {
         Ok(PageData(Bytes::from(v)))
     }
-
 }

@@ -121,7 +121,8 @@ fn take_offered(buf: &[u8]) -> Option<Bytes> {
     }
     OFFERED.with(|slot| {
         let mut slot = slot.borrow_mut();
-        let matches = slot.as_ref().is_some_and(|b| b.as_ptr() == buf.as_ptr() && b.len() == buf.len());
+        let matches =
+            slot.as_ref().is_some_and(|b| b.as_ptr() == buf.as_ptr() && b.len() == buf.len());
         if matches {
             slot.take()
         } else {

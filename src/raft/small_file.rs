@@ -65,17 +65,11 @@ impl From<SmallFileError> for io::Error {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SmallFileError + '_ {
-    move |source| SmallFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| SmallFileError::Io { path: path.to_path_buf(), source }
 }
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> SmallFileError {
-    SmallFileError::Corrupt {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
+    SmallFileError::Corrupt { path: path.to_path_buf(), reason: reason.into() }
 }
 
 /// The bytes `write` stores for `value` (header and body), for callers that overwrite a
@@ -83,10 +77,7 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> SmallFileError {
 pub(crate) fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, SmallFileError> {
     let body = rmp_serde::to_vec_named(value).map_err(|e| corrupt(path, format!("encode: {e}")))?;
     if body.len() > SMALL_FILE_BODY_BYTES_MAX {
-        return Err(corrupt(
-            path,
-            format!("value of {} bytes exceeds the bound", body.len()),
-        ));
+        return Err(corrupt(path, format!("value of {} bytes exceeds the bound", body.len())));
     }
     let len = u32::try_from(body.len()).map_err(|_| corrupt(path, "length overflows u32"))?;
     let mut bytes = Vec::with_capacity(HEADER_BYTES + body.len());
@@ -98,10 +89,7 @@ pub(crate) fn encode<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, Sm
 }
 
 /// Replace the value stored at `path` with `value`.
-pub(crate) fn write<T: Serialize>(
-    path: &Path,
-    value: &T,
-) -> Result<(), SmallFileError> {
+pub(crate) fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), SmallFileError> {
     replace(path, &encode(path, value)?)
 }
 
@@ -118,7 +106,8 @@ pub(crate) fn write<T: Serialize>(
 /// its old content; a temp file left by a crash is removed by [`remove_temp_files`].
 pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), SmallFileError> {
     let tmp = temp_path(path);
-    let written = write_new(&tmp, bytes).and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
+    let written =
+        write_new(&tmp, bytes).and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
     if let Err(error) = written {
         match fs::remove_file(&tmp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -133,11 +122,8 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), SmallFileError> {
 
 /// Creates the file at `path` (which must not exist) private, writes `bytes` and fsyncs it.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), SmallFileError> {
-    let mut file = private_file_options()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_err(path))?;
+    let mut file =
+        private_file_options().write(true).create_new(true).open(path).map_err(io_err(path))?;
     file.write_all(bytes).map_err(io_err(path))?;
     file.sync_all().map_err(io_err(path))
 }
@@ -200,8 +186,7 @@ pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SmallF
         Err(e) => return Err(io_err(path)(e)),
     };
     let mut header = [0u8; HEADER_BYTES];
-    file.read_exact(&mut header)
-        .map_err(|e| corrupt(path, format!("short header: {e}")))?;
+    file.read_exact(&mut header).map_err(|e| corrupt(path, format!("short header: {e}")))?;
     if header[0..4] != MAGIC {
         return Err(corrupt(path, "bad magic"));
     }
@@ -212,8 +197,7 @@ pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, SmallF
         return Err(corrupt(path, format!("length {len} exceeds the bound")));
     }
     let mut body = vec![0u8; len_usize];
-    file.read_exact(&mut body)
-        .map_err(|e| corrupt(path, format!("short body: {e}")))?;
+    file.read_exact(&mut body).map_err(|e| corrupt(path, format!("short body: {e}")))?;
     if checksum(len, &body) != crc {
         return Err(corrupt(path, "checksum mismatch"));
     }
@@ -231,20 +215,18 @@ fn checksum(len: u32, body: &[u8]) -> u32 {
 /// A fresh temp file name beside `path`: `<name>.tmp-<16 hex>`. Random rather than fixed, so
 /// that a stale or planted file of a known name is never reused.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!("{TEMP_INFIX}{:0width$x}", rand::random::<u64>(), width = TEMP_SUFFIX_HEX_DIGITS));
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(
+        "{TEMP_INFIX}{:0width$x}",
+        rand::random::<u64>(),
+        width = TEMP_SUFFIX_HEX_DIGITS
+    ));
     path.with_file_name(name)
 }
 
 /// fsync the directory holding `path`, so that a create, rename or unlink in it is durable.
 pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     sync_dir(dir)
 }
 
@@ -277,10 +259,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
         fs::write(&p, bytes).unwrap();
-        assert!(matches!(
-            read::<String>(&p),
-            Err(SmallFileError::Corrupt { .. })
-        ));
+        assert!(matches!(read::<String>(&p), Err(SmallFileError::Corrupt { .. })));
     }
 
     fn mode_of(path: &Path) -> u32 {
@@ -325,7 +304,10 @@ mod tests {
         let planted = temp_path(&target);
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
         let error = write_new(&planted, b"secret").unwrap_err();
-        assert!(matches!(error, SmallFileError::Io { ref source, .. } if source.kind() == io::ErrorKind::AlreadyExists), "{error}");
+        assert!(
+            matches!(error, SmallFileError::Io { ref source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
+            "{error}"
+        );
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         // Nor does a writer that opens an existing file follow a link.
         let error = private_file_options().write(true).open(&planted).unwrap_err();
@@ -349,7 +331,8 @@ mod tests {
         // The write itself fails: the directory is gone.
         assert!(replace(&dir.path().join("missing/v"), b"new").is_err());
         assert_eq!(read::<u64>(&p).unwrap(), Some(1));
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "no temp file left: {names:?}");
     }
 
@@ -358,7 +341,11 @@ mod tests {
     fn temp_files_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let keep = ["vote", "applied", "snap-1-00000000000000aa.db", "node.json", "x.tmp-123"];
-        let stale = [temp_path(&dir.path().join("vote")), dir.path().join("vote.tmp"), dir.path().join("import.tmp")];
+        let stale = [
+            temp_path(&dir.path().join("vote")),
+            dir.path().join("vote.tmp"),
+            dir.path().join("import.tmp"),
+        ];
         for name in keep {
             fs::write(dir.path().join(name), b"x").unwrap();
         }

@@ -72,15 +72,17 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SmError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| SmError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| SmError::Task(e.to_string()))?
 }
 
 impl<D: Database> StateMachine<D> {
     /// Open the state machine of the node whose state directory is `state_dir`: read the
     /// applied state and the current snapshot. Blocking.
-    pub fn open(state_dir: &Path, db: Arc<D>, trust: TrustView) -> Result<StateMachine<D>, SmError> {
+    pub fn open(
+        state_dir: &Path,
+        db: Arc<D>,
+        trust: TrustView,
+    ) -> Result<StateMachine<D>, SmError> {
         crate::raft::small_file::create_private_dir(state_dir)?;
         let mut applied = applied::load(state_dir)?;
         if let Some(hint) = applied::load_hint(state_dir) {
@@ -153,11 +155,7 @@ impl<D: Database> StateMachine<D> {
                 self.applied.last_membership = StoredMembership::new(Some(log_id), m);
                 ApplyOutcome::Applied
             }
-            EntryPayload::Normal(Command::Write {
-                proposal,
-                base,
-                pages,
-            }) => {
+            EntryPayload::Normal(Command::Write { proposal, base, pages }) => {
                 let db = Arc::clone(&self.db);
                 let index = log_id.index;
                 if base != self.applied.last_write_index {
@@ -220,7 +218,10 @@ impl<D: Database> StateMachine<D> {
             self.current.clone(),
             self.applied.registry.clone(),
         );
-        let cur = blocking(move || snapshot_store::build(&dir, &*db, meta, (lwi, &registry), prev.as_ref())).await?;
+        let cur = blocking(move || {
+            snapshot_store::build(&dir, &*db, meta, (lwi, &registry), prev.as_ref())
+        })
+        .await?;
         let snap = cur.to_snapshot(&self.state_dir.join(SNAPSHOT_DIR));
         self.current = Some(cur);
         Ok(snap)
@@ -249,10 +250,7 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogIdT>, StoredMembershipT), io::Error> {
-        Ok((
-            self.applied.last_applied,
-            self.applied.last_membership.clone(),
-        ))
+        Ok((self.applied.last_applied, self.applied.last_membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -283,12 +281,8 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
         meta: &SnapshotMetaT,
         snapshot: SnapshotImage,
     ) -> Result<(), io::Error> {
-        let (db, dir, prev, meta2) = (
-            Arc::clone(&self.db),
-            self.state_dir.clone(),
-            self.current.clone(),
-            meta.clone(),
-        );
+        let (db, dir, prev, meta2) =
+            (Arc::clone(&self.db), self.state_dir.clone(), self.current.clone(), meta.clone());
         let (cur, registry) = blocking(move || {
             snapshot_store::install(&dir, &*db, meta2, &snapshot.path, prev.as_ref())
         })

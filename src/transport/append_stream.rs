@@ -19,7 +19,10 @@ pub struct AppendSender {
 
 impl AppendSender {
     /// Sends one request; its answer comes through the paired [`AppendReceiver`].
-    pub async fn send(&mut self, request: &AppendEntriesRequest<TypeConfig>) -> Result<(), TransportError> {
+    pub async fn send(
+        &mut self,
+        request: &AppendEntriesRequest<TypeConfig>,
+    ) -> Result<(), TransportError> {
         write_frame(&mut self.send, request).await.map_err(TransportError::from)
     }
 

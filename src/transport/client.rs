@@ -19,16 +19,19 @@ use quinn::Connection;
 use tokio::time::{timeout, Instant};
 
 use crate::raft::types::{NodeId, TypeConfig};
-use crate::trust::peer_identity;
 use crate::transport::append_stream::{AppendReceiver, AppendSender};
 use crate::transport::error::TransportError;
-use crate::transport::progress::SnapshotTransfers;
 use crate::transport::limits::{
-    CONNECT_TIMEOUT, FRAME_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN, SNAPSHOT_TRANSFER_TIMEOUT,
+    CONNECT_TIMEOUT, FRAME_BYTES_MAX, RECONNECT_BACKOFF_MAX, RECONNECT_BACKOFF_MIN,
+    SNAPSHOT_TRANSFER_TIMEOUT,
 };
+use crate::transport::progress::SnapshotTransfers;
 use crate::transport::snapshot;
+use crate::transport::wire::{
+    read_frame, write_frame, Request, Response, SnapshotHeader, StreamOpen,
+};
+use crate::trust::peer_identity;
 use crate::trust::CLUSTER_SERVER_NAME;
-use crate::transport::wire::{read_frame, write_frame, Request, Response, SnapshotHeader, StreamOpen};
 
 /// Peer slots kept at most; past this, slots without a live connection are forgotten.
 const PEERS_MAX: usize = 1024;
@@ -59,7 +62,14 @@ struct Peer {
 impl Client {
     pub(crate) fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
         let transfers = SnapshotTransfers::default();
-        Client { inner: Arc::new(Inner { endpoint, config: std::sync::RwLock::new(config), peers: Mutex::new(HashMap::new()), transfers }) }
+        Client {
+            inner: Arc::new(Inner {
+                endpoint,
+                config: std::sync::RwLock::new(config),
+                peers: Mutex::new(HashMap::new()),
+                transfers,
+            }),
+        }
     }
 
     /// Makes later connections present a new certificate (after a renewal).
@@ -74,7 +84,12 @@ impl Client {
 
     /// Sends `request` to the peer at `addr` (`host:port`) and waits for its response, all
     /// within `deadline`. A `Response::Error` from the peer becomes [`TransportError::Remote`].
-    pub async fn call(&self, addr: &str, request: Request, deadline: Duration) -> Result<Response, TransportError> {
+    pub async fn call(
+        &self,
+        addr: &str,
+        request: Request,
+        deadline: Duration,
+    ) -> Result<Response, TransportError> {
         timeout(deadline, self.call_unbounded(addr, request))
             .await
             .map_err(|_| TransportError::timeout("rpc", deadline))?
@@ -83,7 +98,13 @@ impl Client {
     /// [`Client::call`] to the member `node`: refused with [`TransportError::WrongPeer`] if
     /// the certificate presented at `addr` names another node (a member replaced at the same
     /// address, say), so a message meant for one member never reaches another.
-    pub async fn call_node(&self, addr: &str, node: NodeId, request: Request, deadline: Duration) -> Result<Response, TransportError> {
+    pub async fn call_node(
+        &self,
+        addr: &str,
+        node: NodeId,
+        request: Request,
+        deadline: Duration,
+    ) -> Result<Response, TransportError> {
         timeout(deadline, async {
             self.member_connection(addr, node).await?;
             self.call_unbounded(addr, request).await
@@ -93,11 +114,17 @@ impl Client {
     }
 
     /// The connection to `addr`, checked to present the certificate of member `node`.
-    async fn member_connection(&self, addr: &str, node: NodeId) -> Result<Connection, TransportError> {
+    async fn member_connection(
+        &self,
+        addr: &str,
+        node: NodeId,
+    ) -> Result<Connection, TransportError> {
         let conn = self.connection(addr).await?;
         let found = conn
             .peer_identity()
-            .and_then(|identity| identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+            .and_then(|identity| {
+                identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok()
+            })
             .and_then(|chain| chain.first().and_then(|cert| peer_identity(cert.as_ref()).ok()))
             .map(|peer| peer.node_id);
         if found == Some(node) {
@@ -107,7 +134,11 @@ impl Client {
         }
     }
 
-    async fn call_unbounded(&self, addr: &str, request: Request) -> Result<Response, TransportError> {
+    async fn call_unbounded(
+        &self,
+        addr: &str,
+        request: Request,
+    ) -> Result<Response, TransportError> {
         let conn = self.connection(addr).await?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
         write_frame(&mut send, &StreamOpen::Rpc(request)).await?;
@@ -115,7 +146,9 @@ impl Client {
         let _ = send.finish();
         let response = read_frame::<_, Response>(&mut recv, FRAME_BYTES_MAX).await?;
         match response {
-            Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
+            Response::Error { message, retryable } => {
+                Err(TransportError::Remote { message, retryable })
+            }
             other => Ok(other),
         }
     }
@@ -123,7 +156,11 @@ impl Client {
     /// Opens a pipelined AppendEntries stream to the peer at `addr` (see
     /// [`wire`](super::wire)); connecting is bounded by the connection deadline.
     /// Checked like [`Client::call_node`]: the peer must be member `node`.
-    pub async fn open_append_stream(&self, addr: &str, node: NodeId) -> Result<(AppendSender, AppendReceiver), TransportError> {
+    pub async fn open_append_stream(
+        &self,
+        addr: &str,
+        node: NodeId,
+    ) -> Result<(AppendSender, AppendReceiver), TransportError> {
         let conn = self.member_connection(addr, node).await?;
         let (mut send, recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
         write_frame(&mut send, &StreamOpen::AppendStream).await?;
@@ -149,13 +186,22 @@ impl Client {
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
             snapshot::send(&mut send, header, path, (&self.inner.transfers, addr)).await?;
             let _ = send.finish();
-            read_frame::<_, Response>(&mut recv, FRAME_BYTES_MAX).await.map_err(TransportError::from)
+            read_frame::<_, Response>(&mut recv, FRAME_BYTES_MAX)
+                .await
+                .map_err(TransportError::from)
         };
-        let response = timeout(deadline, transfer).await.map_err(|_| TransportError::timeout("snapshot", deadline))??;
+        let response = timeout(deadline, transfer)
+            .await
+            .map_err(|_| TransportError::timeout("snapshot", deadline))??;
         match response {
             Response::Snapshot(r) => Ok(r),
-            Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
-            other => Err(TransportError::UnexpectedResponse { expected: "Snapshot", got: other.kind().into() }),
+            Response::Error { message, retryable } => {
+                Err(TransportError::Remote { message, retryable })
+            }
+            other => Err(TransportError::UnexpectedResponse {
+                expected: "Snapshot",
+                got: other.kind().into(),
+            }),
         }
     }
 
@@ -210,9 +256,10 @@ impl Client {
         match timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => Ok(conn),
             // QUIC gives up on a silent peer after its idle timeout, before our own deadline.
-            Ok(Err(quinn::ConnectionError::TimedOut)) => {
-                Err(unreachable(addr, "no answer to the handshake (is a node running at that address?)"))
-            }
+            Ok(Err(quinn::ConnectionError::TimedOut)) => Err(unreachable(
+                addr,
+                "no answer to the handshake (is a node running at that address?)",
+            )),
             Ok(Err(e)) => Err(unreachable(addr, e)),
             Err(_) => Err(unreachable(addr, "handshake timed out")),
         }
@@ -229,7 +276,9 @@ fn backoff(failures: u32) -> Duration {
 pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, TransportError> {
     let resolved = timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(addr)).await;
     match resolved {
-        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| TransportError::Resolve { addr: addr.into() }),
+        Ok(Ok(mut addrs)) => {
+            addrs.next().ok_or_else(|| TransportError::Resolve { addr: addr.into() })
+        }
         _ => Err(TransportError::Resolve { addr: addr.into() }),
     }
 }

@@ -16,18 +16,21 @@ use tokio::time::timeout;
 use crate::transport::client::{resolve, unreachable, Client};
 use crate::transport::error::TransportError;
 use crate::transport::limits::{
-    CONNECTION_RECEIVE_WINDOW_BYTES, IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SEND_WINDOW_BYTES, SHUTDOWN_TIMEOUT,
-    SOCKET_BUFFER_BYTES, STREAMS_PER_CONNECTION_MAX, STREAM_RECEIVE_WINDOW_BYTES, UDP_PAYLOAD_BYTES_MAX,
+    CONNECTION_RECEIVE_WINDOW_BYTES, IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, SEND_WINDOW_BYTES,
+    SHUTDOWN_TIMEOUT, SOCKET_BUFFER_BYTES, STREAMS_PER_CONNECTION_MAX, STREAM_RECEIVE_WINDOW_BYTES,
+    UDP_PAYLOAD_BYTES_MAX,
 };
-use crate::transport::server::{accept_loop, RpcHandler};
 use crate::transport::limits::{CONNECT_TIMEOUT, JOIN_RESPONSE_BYTES_MAX};
+use crate::transport::server::{accept_loop, RpcHandler};
 use crate::transport::tls::{client_config, join_client_config, join_exporter, server_config};
-use crate::trust::CLUSTER_SERVER_NAME;
-use crate::transport::wire::{read_frame, write_frame, JoinGrant, JoinRequest, Request, Response, StreamOpen};
+use crate::transport::wire::{
+    read_frame, write_frame, JoinGrant, JoinRequest, Request, Response, StreamOpen,
+};
 use crate::trust::certs::{ClusterCa, NodeIdentity};
 use crate::trust::error::TrustError;
 use crate::trust::token::TLS_EXPORTER_BYTES;
 use crate::trust::Fingerprint;
+use crate::trust::CLUSTER_SERVER_NAME;
 
 /// QUIC application error code sent when we close connections on shutdown.
 const CLOSE_CODE_SHUTDOWN: u32 = 0;
@@ -53,9 +56,15 @@ impl Endpoint {
         server.transport_config(transport_config()?);
         let socket = with_large_buffers(std::net::UdpSocket::bind(addr)?);
         let endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
-        let quic = quinn::Endpoint::new(endpoint_config, Some(server), socket, Arc::new(quinn::TokioRuntime))?;
+        let quic = quinn::Endpoint::new(
+            endpoint_config,
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         let client = Client::new(quic.clone(), quic_client_config(client_config(ca, identity)?)?);
-        let accept_task = tokio::spawn(accept_loop(quic.clone(), handler, client.transfers().clone()));
+        let accept_task =
+            tokio::spawn(accept_loop(quic.clone(), handler, client.transfers().clone()));
         tracing::info!(addr = %quic.local_addr()?, "transport endpoint bound");
         Ok(Endpoint { quic, client, accept_task })
     }
@@ -112,7 +121,8 @@ fn with_large_buffers(socket: std::net::UdpSocket) -> std::net::UdpSocket {
 /// peer can make us buffer), keep-alive under the idle timeout, datagrams as large as the path
 /// allows.
 fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
-    let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT).map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+    let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT)
+        .map_err(|e| TransportError::TlsConfig(e.to_string()))?;
     let mut config = quinn::TransportConfig::default();
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(UDP_PAYLOAD_BYTES_MAX);
@@ -128,7 +138,9 @@ fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
     Ok(Arc::new(config))
 }
 
-pub(crate) fn quic_client_config(crypto: QuicClientConfig) -> Result<quinn::ClientConfig, TransportError> {
+pub(crate) fn quic_client_config(
+    crypto: QuicClientConfig,
+) -> Result<quinn::ClientConfig, TransportError> {
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport_config()?);
     Ok(config)
@@ -155,23 +167,30 @@ pub async fn join(
     deadline: Duration,
 ) -> Result<JoinAnswer, TransportError> {
     let target = resolve(seed_addr).await?;
-    let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let local: SocketAddr =
+        if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let quic = quinn::Endpoint::client(local)?;
     let (crypto, pin_check) = join_client_config(pin)?;
     let config = quic_client_config(crypto)?;
     let exchange = async {
-        let connecting = quic.connect_with(config, target, CLUSTER_SERVER_NAME).map_err(|e| unreachable(seed_addr, e))?;
+        let connecting = quic
+            .connect_with(config, target, CLUSTER_SERVER_NAME)
+            .map_err(|e| unreachable(seed_addr, e))?;
         let conn = match timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 return Err(match (pin_check.foreign_fingerprint(), e) {
-                    (Some(found), _) => TransportError::Trust(TrustError::ForeignCluster { expected: pin, found: Some(found) }),
+                    (Some(found), _) => TransportError::Trust(TrustError::ForeignCluster {
+                        expected: pin,
+                        found: Some(found),
+                    }),
                     // QUIC gives up on a silent peer after its idle timeout, before our own deadline.
-                    (None, quinn::ConnectionError::TimedOut) => {
-                        unreachable(seed_addr, "no answer to the handshake (is a node running at that address?)")
-                    }
+                    (None, quinn::ConnectionError::TimedOut) => unreachable(
+                        seed_addr,
+                        "no answer to the handshake (is a node running at that address?)",
+                    ),
                     (None, e) => unreachable(seed_addr, e),
-                })
+                });
             }
             Err(_) => return Err(unreachable(seed_addr, "handshake timed out")),
         };
@@ -179,14 +198,20 @@ pub async fn join(
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(seed_addr, e))?;
         write_frame(&mut send, &StreamOpen::Rpc(Request::Join(request(tls_exporter)))).await?;
         let _ = send.finish();
-        Ok::<_, TransportError>(read_frame::<_, Response>(&mut recv, JOIN_RESPONSE_BYTES_MAX).await?)
+        Ok::<_, TransportError>(
+            read_frame::<_, Response>(&mut recv, JOIN_RESPONSE_BYTES_MAX).await?,
+        )
     };
     let result = timeout(deadline, exchange).await;
     close(&quic).await;
     match result.map_err(|_| TransportError::timeout("join", deadline))?? {
         Response::Join(grant) => Ok(JoinAnswer::Granted(grant)),
         Response::Redirect { leader_addr } => Ok(JoinAnswer::Redirect(leader_addr)),
-        Response::Error { message, retryable } => Err(TransportError::Remote { message, retryable }),
-        other => Err(TransportError::UnexpectedResponse { expected: "Join", got: other.kind().into() }),
+        Response::Error { message, retryable } => {
+            Err(TransportError::Remote { message, retryable })
+        }
+        other => {
+            Err(TransportError::UnexpectedResponse { expected: "Join", got: other.kind().into() })
+        }
     }
 }

@@ -106,6 +106,9 @@ pub enum TransportError {
 impl TransportError {
     /// Builds a [`TransportError::Timeout`] from a duration.
     pub fn timeout(what: &'static str, after: std::time::Duration) -> Self {
-        TransportError::Timeout { what, after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX) }
+        TransportError::Timeout {
+            what,
+            after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+        }
     }
 }

@@ -73,12 +73,23 @@ pub struct SnapshotTransfers {
 
 impl SnapshotTransfers {
     /// Registers a transfer; it is listed until the returned guard is finished or dropped.
-    pub fn start(&self, direction: Direction, peer: impl Into<String>, bytes_total: u64) -> TransferGuard {
+    pub fn start(
+        &self,
+        direction: Direction,
+        peer: impl Into<String>,
+        bytes_total: u64,
+    ) -> TransferGuard {
         let bytes_done = Arc::new(AtomicU64::new(0));
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let id = table.next_id;
         table.next_id += 1;
-        let live = Live { direction, peer: peer.into(), bytes_total, bytes_done: Arc::clone(&bytes_done), started: Instant::now() };
+        let live = Live {
+            direction,
+            peer: peer.into(),
+            bytes_total,
+            bytes_done: Arc::clone(&bytes_done),
+            started: Instant::now(),
+        };
         table.live.insert(id, live);
         TransferGuard { transfers: self.clone(), id, bytes_done, completed: false }
     }
@@ -143,8 +154,14 @@ mod tests {
         sending.advance(60);
         sending.finish();
         assert!(transfers.in_flight().is_empty());
-        assert_eq!(transfers.last_ended().map(|t| (t.bytes_done, t.completed)), Some((100, Some(true))));
+        assert_eq!(
+            transfers.last_ended().map(|t| (t.bytes_done, t.completed)),
+            Some((100, Some(true)))
+        );
         drop(transfers.start(Direction::Receiving, "127.0.0.1:7001", 100));
-        assert_eq!(transfers.last_ended().map(|t| (t.direction, t.completed)), Some((Direction::Receiving, Some(false))));
+        assert_eq!(
+            transfers.last_ended().map(|t| (t.direction, t.completed)),
+            Some((Direction::Receiving, Some(false)))
+        );
     }
 }

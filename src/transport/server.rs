@@ -24,16 +24,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
 use crate::raft::types::{SnapshotImage, TypeConfig};
+use crate::transport::error::TransportError;
 use crate::transport::limits::{
-    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, HANDSHAKES_MAX, HANDSHAKE_QUEUE_MAX, HANDSHAKE_QUEUE_WAIT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
-    UNAUTHENTICATED_CONNECTION_LIFETIME, UNAUTHENTICATED_FRAME_BYTES_MAX, UNAUTHENTICATED_HANDSHAKE_TIMEOUT,
+    CONNECTIONS_MAX, FRAME_BYTES_MAX, HANDLER_TIMEOUT, HANDSHAKES_MAX, HANDSHAKE_QUEUE_MAX,
+    HANDSHAKE_QUEUE_WAIT, REQUEST_READ_TIMEOUT, UNAUTHENTICATED_CONNECTIONS_MAX,
+    UNAUTHENTICATED_CONNECTION_LIFETIME, UNAUTHENTICATED_FRAME_BYTES_MAX,
+    UNAUTHENTICATED_HANDSHAKE_TIMEOUT,
 };
 use crate::transport::progress::SnapshotTransfers;
 use crate::transport::snapshot;
-use crate::transport::error::TransportError;
-use crate::transport::wire::{read_frame, write_frame, AppendReply, FrameError, Request, Response, SnapshotHeader, StreamOpen};
-use crate::trust::certs::{peer_identity, PeerIdentity};
 use crate::transport::tls::join_exporter;
+use crate::transport::wire::{
+    read_frame, write_frame, AppendReply, FrameError, Request, Response, SnapshotHeader, StreamOpen,
+};
+use crate::trust::certs::{peer_identity, PeerIdentity};
 use crate::trust::token::TLS_EXPORTER_BYTES;
 
 /// A boxed, sendable future: what the handler returns.
@@ -68,7 +72,11 @@ pub trait RpcHandler: Send + Sync + 'static {
 
     /// Whether `caller` may send the snapshot `header` announces: decided before any of the
     /// image is read. `Err` is the answer to send instead.
-    fn accept_snapshot(&self, caller: &PeerIdentity, header: &SnapshotHeader) -> Result<(), Response>;
+    fn accept_snapshot(
+        &self,
+        caller: &PeerIdentity,
+        header: &SnapshotHeader,
+    ) -> Result<(), Response>;
 
     /// Where to write an incoming snapshot image: a fresh file path in the state directory.
     /// The file is removed again if the transfer fails.
@@ -92,7 +100,11 @@ pub trait RpcHandler: Send + Sync + 'static {
 /// names a member is then served without further bounds; one without a certificate takes one
 /// of [`UNAUTHENTICATED_CONNECTIONS_MAX`] slots (or is closed at once when none is free) and
 /// holds it until its connection ends, at most [`UNAUTHENTICATED_CONNECTION_LIFETIME`].
-pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcHandler>, transfers: SnapshotTransfers) {
+pub(crate) async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    handler: Arc<dyn RpcHandler>,
+    transfers: SnapshotTransfers,
+) {
     let slots = Slots {
         queue: Arc::new(Semaphore::new(HANDSHAKE_QUEUE_MAX)),
         handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
@@ -121,7 +133,9 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcH
         };
         let (handler, transfers, slots) = (handler.clone(), transfers.clone(), slots.clone());
         tokio::spawn(async move {
-            let handshake = match timeout(HANDSHAKE_QUEUE_WAIT, slots.handshakes.acquire_owned()).await {
+            let handshake = match timeout(HANDSHAKE_QUEUE_WAIT, slots.handshakes.acquire_owned())
+                .await
+            {
                 Ok(Ok(handshake)) => handshake,
                 _ => {
                     tracing::debug!(peer = %incoming.remote_address(), "no handshake slot in time, refusing");
@@ -130,7 +144,8 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, handler: Arc<dyn RpcH
                 }
             };
             drop(queued);
-            serve_connection(incoming, handler, transfers, (handshake, slots.unauthenticated)).await;
+            serve_connection(incoming, handler, transfers, (handshake, slots.unauthenticated))
+                .await;
         });
     }
     tracing::debug!("accept loop ended");
@@ -195,7 +210,13 @@ async fn serve_connection(
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                tokio::spawn(serve_stream(send, recv, caller.clone(), handler.clone(), (transfers.clone(), peer.to_string())));
+                tokio::spawn(serve_stream(
+                    send,
+                    recv,
+                    caller.clone(),
+                    handler.clone(),
+                    (transfers.clone(), peer.to_string()),
+                ));
             }
             Err(e) => return tracing::debug!(%peer, error = %e, "connection closed"),
         }
@@ -215,7 +236,9 @@ const CLOSE_CODE_REFUSED: u32 = 1;
 /// Who the peer is: a member if it presented a certificate (the TLS layer has already checked
 /// that it chains to the cluster CA, or failed the handshake), else an anonymous joiner.
 fn caller_of(conn: &Connection) -> Result<Caller, TransportError> {
-    let chain = conn.peer_identity().and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let chain = conn
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
     match chain.as_deref().and_then(|chain| chain.first()) {
         Some(cert) => Ok(Caller::Member(peer_identity(cert.as_ref())?)),
         None => Ok(Caller::Anonymous { tls_exporter: join_exporter(conn)? }),
@@ -234,27 +257,36 @@ async fn serve_stream(
         Caller::Anonymous { .. } => None,
     };
     let max = if member.is_some() { FRAME_BYTES_MAX } else { UNAUTHENTICATED_FRAME_BYTES_MAX };
-    let open = match timeout(REQUEST_READ_TIMEOUT, read_frame::<_, StreamOpen>(&mut recv, max)).await {
-        Ok(Ok(open)) => open,
-        Ok(Err(e)) => {
-            tracing::info!(error = %e, "bad request frame");
-            let _ = recv.stop(0u32.into());
-            return;
-        }
-        Err(_) => return tracing::info!("no request before the deadline"),
-    };
+    let open =
+        match timeout(REQUEST_READ_TIMEOUT, read_frame::<_, StreamOpen>(&mut recv, max)).await {
+            Ok(Ok(open)) => open,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "bad request frame");
+                let _ = recv.stop(0u32.into());
+                return;
+            }
+            Err(_) => return tracing::info!("no request before the deadline"),
+        };
     let response = match (open, member) {
         (StreamOpen::Rpc(request), _) => answer(&caller, request, handler.as_ref()).await,
-        (StreamOpen::Snapshot(header), Some(member)) => match handler.accept_snapshot(member, &header) {
-            Ok(()) => snapshot::receive(header, &mut recv, handler.as_ref(), (&transfers, &peer)).await,
+        (StreamOpen::Snapshot(header), Some(member)) => match handler
+            .accept_snapshot(member, &header)
+        {
+            Ok(()) => {
+                snapshot::receive(header, &mut recv, handler.as_ref(), (&transfers, &peer)).await
+            }
             Err(refusal) => {
                 let _ = recv.stop(0u32.into());
                 refusal
             }
         },
-        (StreamOpen::AppendStream, Some(member)) => return serve_append_stream(send, recv, member, handler.as_ref()).await,
+        (StreamOpen::AppendStream, Some(member)) => {
+            return serve_append_stream(send, recv, member, handler.as_ref()).await
+        }
         (StreamOpen::AppendStream, None) => {
-            let replies = futures_util::stream::once(async { AppendReply::Failed { message: UNAUTHENTICATED.into() } });
+            let replies = futures_util::stream::once(async {
+                AppendReply::Failed { message: UNAUTHENTICATED.into() }
+            });
             return write_replies(send, Box::pin(replies)).await;
         }
         (StreamOpen::Snapshot(_), None) => refuse_unauthenticated(),
@@ -272,7 +304,12 @@ async fn serve_stream(
 /// Feeds the requests read from `recv` to the handler and writes its replies back in order.
 /// The stream lives as long as the leader's replication session: there is no deadline between
 /// requests (the connection's idle timeout catches a dead peer), only on each reply's write.
-async fn serve_append_stream(send: SendStream, recv: RecvStream, caller: &PeerIdentity, handler: &dyn RpcHandler) {
+async fn serve_append_stream(
+    send: SendStream,
+    recv: RecvStream,
+    caller: &PeerIdentity,
+    handler: &dyn RpcHandler,
+) {
     let requests = futures_util::stream::unfold(recv, |mut recv| async move {
         match read_frame::<_, AppendEntriesRequest<TypeConfig>>(&mut recv, FRAME_BYTES_MAX).await {
             Ok(request) => Some((request, recv)),

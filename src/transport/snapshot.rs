@@ -13,11 +13,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::raft::types::SnapshotImage;
-use crate::transport::progress::{Direction, SnapshotTransfers};
 use crate::transport::error::TransportError;
-use crate::transport::limits::{HANDLER_TIMEOUT, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT};
+use crate::transport::limits::{
+    HANDLER_TIMEOUT, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT,
+};
+use crate::transport::progress::{Direction, SnapshotTransfers};
 use crate::transport::server::RpcHandler;
-use crate::transport::wire::{read_frame, write_frame, FrameSink, Response, SnapshotFrame, SnapshotHeader, StreamOpen};
+use crate::transport::wire::{
+    read_frame, write_frame, FrameSink, Response, SnapshotFrame, SnapshotHeader, StreamOpen,
+};
 
 /// Bound on one chunk frame: a chunk plus generous room for the encoding's overhead.
 const CHUNK_FRAME_BYTES_MAX: u32 = SNAPSHOT_CHUNK_BYTES as u32 + 1024;
@@ -50,14 +54,19 @@ pub(crate) async fn send<W: FrameSink>(
     }
     if sent_bytes != size_bytes {
         // The image changed while being sent: it is not the snapshot the header describes.
-        return Err(TransportError::Snapshot(format!("image changed while sending: {sent_bytes} != {size_bytes} bytes")));
+        return Err(TransportError::Snapshot(format!(
+            "image changed while sending: {sent_bytes} != {size_bytes} bytes"
+        )));
     }
     write_bounded(stream, &SnapshotFrame::End { size_bytes, crc32: crc.finalize() }).await?;
     transfer.finish();
     Ok(())
 }
 
-async fn write_bounded<W: FrameSink, T: serde::Serialize>(stream: &mut W, msg: &T) -> Result<(), TransportError> {
+async fn write_bounded<W: FrameSink, T: serde::Serialize>(
+    stream: &mut W,
+    msg: &T,
+) -> Result<(), TransportError> {
     timeout(SNAPSHOT_CHUNK_TIMEOUT, write_frame(stream, msg))
         .await
         .map_err(|_| TransportError::timeout("snapshot chunk send", SNAPSHOT_CHUNK_TIMEOUT))??;
@@ -89,7 +98,9 @@ pub(crate) async fn receive(
             Response::Snapshot(response)
         }
         Ok(Err(message)) => Response::Error { message, retryable: true },
-        Err(_) => Response::Error { message: "snapshot installation timed out".into(), retryable: true },
+        Err(_) => {
+            Response::Error { message: "snapshot installation timed out".into(), retryable: true }
+        }
     }
 }
 
@@ -100,7 +111,9 @@ async fn receive_file(
     advance: impl Fn(u64),
 ) -> Result<(), TransportError> {
     if size_bytes > SNAPSHOT_BYTES_MAX {
-        return Err(TransportError::Snapshot(format!("image of {size_bytes} bytes exceeds {SNAPSHOT_BYTES_MAX}")));
+        return Err(TransportError::Snapshot(format!(
+            "image of {size_bytes} bytes exceeds {SNAPSHOT_BYTES_MAX}"
+        )));
     }
     // Private and never through a link: the image is the whole database.
     let mut file = tokio::fs::OpenOptions::new()
@@ -113,9 +126,12 @@ async fn receive_file(
     let mut crc = crc32fast::Hasher::new();
     let mut received_bytes = 0u64;
     loop {
-        let frame = timeout(SNAPSHOT_CHUNK_TIMEOUT, read_frame::<_, SnapshotFrame>(stream, CHUNK_FRAME_BYTES_MAX))
-            .await
-            .map_err(|_| TransportError::timeout("snapshot chunk receive", SNAPSHOT_CHUNK_TIMEOUT))??;
+        let frame = timeout(
+            SNAPSHOT_CHUNK_TIMEOUT,
+            read_frame::<_, SnapshotFrame>(stream, CHUNK_FRAME_BYTES_MAX),
+        )
+        .await
+        .map_err(|_| TransportError::timeout("snapshot chunk receive", SNAPSHOT_CHUNK_TIMEOUT))??;
         match frame {
             SnapshotFrame::Chunk(data) => {
                 received_bytes += data.len() as u64;

@@ -51,12 +51,18 @@ fn root_store(ca: &CertificateDer<'_>) -> Result<RootCertStore, rustls::Error> {
 /// The server side of a member: presents `identity` with the CA, verifies client
 /// certificates against `ca`, and also accepts clients without a certificate (see the module
 /// docs).
-pub fn server_config(ca: &ClusterCa, identity: &NodeIdentity) -> Result<QuicServerConfig, TransportError> {
+pub fn server_config(
+    ca: &ClusterCa,
+    identity: &NodeIdentity,
+) -> Result<QuicServerConfig, TransportError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca.cert_der()).map_err(tls_err)?), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(tls_err)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(root_store(ca.cert_der()).map_err(tls_err)?),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(tls_err)?;
     let (chain, key) = identity.chain_and_key(ca);
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -69,7 +75,10 @@ pub fn server_config(ca: &ClusterCa, identity: &NodeIdentity) -> Result<QuicServ
 }
 
 /// The client side of a member: verifies the server against `ca` and presents `identity`.
-pub fn client_config(ca: &ClusterCa, identity: &NodeIdentity) -> Result<QuicClientConfig, TransportError> {
+pub fn client_config(
+    ca: &ClusterCa,
+    identity: &NodeIdentity,
+) -> Result<QuicClientConfig, TransportError> {
     let (chain, key) = identity.chain_and_key(ca);
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -83,11 +92,13 @@ pub fn client_config(ca: &ClusterCa, identity: &NodeIdentity) -> Result<QuicClie
 
 /// The session binding of a join proof: the TLS exporter of `connection` under
 /// [`TLS_EXPORTER_LABEL`]. Both ends derive the same bytes; no other session does.
-pub fn join_exporter(connection: &quinn::Connection) -> Result<[u8; TLS_EXPORTER_BYTES], TransportError> {
+pub fn join_exporter(
+    connection: &quinn::Connection,
+) -> Result<[u8; TLS_EXPORTER_BYTES], TransportError> {
     let mut out = [0u8; TLS_EXPORTER_BYTES];
-    connection
-        .export_keying_material(&mut out, TLS_EXPORTER_LABEL, b"")
-        .map_err(|_| TransportError::TlsConfig("the TLS session cannot export keying material".into()))?;
+    connection.export_keying_material(&mut out, TLS_EXPORTER_LABEL, b"").map_err(|_| {
+        TransportError::TlsConfig("the TLS session cannot export keying material".into())
+    })?;
     Ok(out)
 }
 
@@ -115,10 +126,13 @@ impl PinCheck {
 /// The client of a node that is joining and has no credentials yet: presents no certificate
 /// and trusts the server only through the CA `pin` (see the module docs). The returned
 /// [`PinCheck`] tells, after a failed handshake, which CA the server presented instead.
-pub fn join_client_config(pin: Fingerprint) -> Result<(QuicClientConfig, PinCheck), TransportError> {
+pub fn join_client_config(
+    pin: Fingerprint,
+) -> Result<(QuicClientConfig, PinCheck), TransportError> {
     let provider = provider();
     let check = PinCheck::default();
-    let verifier = Arc::new(PinnedCaVerifier { pin, provider: provider.clone(), check: check.clone() });
+    let verifier =
+        Arc::new(PinnedCaVerifier { pin, provider: provider.clone(), check: check.clone() });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_err)?
@@ -167,7 +181,8 @@ impl ServerCertVerifier for PinnedCaVerifier {
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         // Every member's certificate carries this one name (see `CLUSTER_SERVER_NAME`).
-        let name = ServerName::try_from(CLUSTER_SERVER_NAME).map_err(|e| rustls::Error::General(e.to_string()))?;
+        let name = ServerName::try_from(CLUSTER_SERVER_NAME)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
         webpki.verify_server_cert(end_entity, &[], &name, ocsp_response, now)
     }
 
@@ -187,7 +202,12 @@ impl ServerCertVerifier for PinnedCaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -206,11 +226,15 @@ mod tests {
 
     fn cluster() -> (ClusterCa, NodeIdentity) {
         let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
-        let id = NodeIdentity::issue_self(&ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, now_s()).unwrap();
+        let id =
+            NodeIdentity::issue_self(&ca, ca.cluster_id(), 1, NODE_CERT_VALIDITY, now_s()).unwrap();
         (ca, id)
     }
 
-    fn verify(verifier: &PinnedCaVerifier, chain: &[CertificateDer<'static>]) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify(
+        verifier: &PinnedCaVerifier,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<ServerCertVerified, rustls::Error> {
         let name = ServerName::try_from(CLUSTER_SERVER_NAME).unwrap();
         verifier.verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now())
     }
@@ -222,7 +246,8 @@ mod tests {
         let (ca, id) = cluster();
         ca.save(dir.path()).unwrap();
         id.save(dir.path()).unwrap();
-        let (ca, id) = (ClusterCa::load(dir.path()).unwrap(), NodeIdentity::load(dir.path()).unwrap());
+        let (ca, id) =
+            (ClusterCa::load(dir.path()).unwrap(), NodeIdentity::load(dir.path()).unwrap());
         assert!(server_config(&ca, &id).is_ok());
         assert!(client_config(&ca, &id).is_ok());
         assert!(join_client_config(ca.fingerprint()).is_ok());
@@ -235,7 +260,8 @@ mod tests {
         let (ca, id) = cluster();
         let (other_ca, other_id) = cluster();
         let check = PinCheck::default();
-        let verifier = PinnedCaVerifier { pin: ca.fingerprint(), provider: provider(), check: check.clone() };
+        let verifier =
+            PinnedCaVerifier { pin: ca.fingerprint(), provider: provider(), check: check.clone() };
         let (chain, _) = id.chain_and_key(&ca);
         verify(&verifier, &chain).unwrap();
         assert!(!check.mismatched());
@@ -249,7 +275,8 @@ mod tests {
         assert!(verify(&verifier, &forged).is_err());
 
         let fresh = PinCheck::default();
-        let verifier = PinnedCaVerifier { pin: ca.fingerprint(), provider: provider(), check: fresh.clone() };
+        let verifier =
+            PinnedCaVerifier { pin: ca.fingerprint(), provider: provider(), check: fresh.clone() };
         assert!(verify(&verifier, &chain[..1]).is_err());
         assert!(fresh.mismatched() && fresh.foreign_fingerprint().is_none());
     }
@@ -260,7 +287,11 @@ mod tests {
     async fn pinned_join_handshake_and_exporter() {
         let (ca, id) = cluster();
         let server_crypto = Arc::new(server_config(&ca, &id).unwrap());
-        let server = quinn::Endpoint::server(quinn::ServerConfig::with_crypto(server_crypto), ([127, 0, 0, 1], 0).into()).unwrap();
+        let server = quinn::Endpoint::server(
+            quinn::ServerConfig::with_crypto(server_crypto),
+            ([127, 0, 0, 1], 0).into(),
+        )
+        .unwrap();
         let addr = server.local_addr().unwrap();
         let (crypto, check) = join_client_config(ca.fingerprint()).unwrap();
         let mut client = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap();
@@ -280,12 +311,21 @@ mod tests {
     fn another_cas_certificate_fails_chain_verification() {
         let (ca, id) = cluster();
         let (other_ca, other_id) = cluster();
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(root_store(ca.cert_der()).unwrap()), provider())
-            .build()
-            .unwrap();
+        let webpki = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(ca.cert_der()).unwrap()),
+            provider(),
+        )
+        .build()
+        .unwrap();
         let name = ServerName::try_from(CLUSTER_SERVER_NAME).unwrap();
         webpki.verify_server_cert(id.cert_der(), &[], &name, &[], UnixTime::now()).unwrap();
-        let err = webpki.verify_server_cert(other_id.cert_der(), &[other_ca.cert_der().clone()], &name, &[], UnixTime::now());
+        let err = webpki.verify_server_cert(
+            other_id.cert_der(),
+            &[other_ca.cert_der().clone()],
+            &name,
+            &[],
+            UnixTime::now(),
+        );
         assert!(err.is_err());
     }
 }

@@ -24,11 +24,11 @@
 
 use std::collections::BTreeMap;
 
-use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
+use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 use std::future::Future;
 
 use bytes::Bytes;
@@ -38,9 +38,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::raft::shared;
 use crate::raft::types::{Member, NodeId, TypeConfig};
+use crate::transport::limits::FRAME_BYTES_MAX;
 use crate::trust::token::JoinProof;
 use crate::trust::{ClusterId, Role, TokenId};
-use crate::transport::limits::FRAME_BYTES_MAX;
 
 /// Bytes of the length prefix.
 const PREFIX_BYTES: usize = 4;
@@ -317,7 +317,9 @@ impl std::fmt::Debug for SnapshotFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SnapshotFrame::Chunk(data) => write!(f, "Chunk({} bytes)", data.len()),
-            SnapshotFrame::End { size_bytes, crc32 } => write!(f, "End({size_bytes} bytes, crc {crc32:08x})"),
+            SnapshotFrame::End { size_bytes, crc32 } => {
+                write!(f, "End({size_bytes} bytes, crc {crc32:08x})")
+            }
         }
     }
 }
@@ -350,7 +352,8 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<Bytes>, FrameError> {
 /// Decodes one complete frame held in `buf` (prefix included), accepting at most `max` bytes
 /// of body. Trailing bytes after the frame are an error.
 pub fn decode<T: DeserializeOwned>(buf: &[u8], max: u32) -> Result<T, FrameError> {
-    let prefix: [u8; PREFIX_BYTES] = buf.get(..PREFIX_BYTES).and_then(|p| p.try_into().ok()).ok_or(FrameError::Truncated)?;
+    let prefix: [u8; PREFIX_BYTES] =
+        buf.get(..PREFIX_BYTES).and_then(|p| p.try_into().ok()).ok_or(FrameError::Truncated)?;
     let len = u32::from_be_bytes(prefix);
     check_len(len, max)?;
     let body = &buf[PREFIX_BYTES..];
@@ -374,7 +377,10 @@ fn check_len(len: u32, max: u32) -> Result<(), FrameError> {
 /// Where frames are written.
 pub trait FrameSink {
     /// Writes `chunks` in order, all of them.
-    fn write_chunks(&mut self, chunks: &mut [Bytes]) -> impl Future<Output = std::io::Result<()>> + Send;
+    fn write_chunks(
+        &mut self,
+        chunks: &mut [Bytes],
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
 }
 
 impl FrameSink for quinn::SendStream {
@@ -417,7 +423,10 @@ where
     Ok(shared::decode(&Bytes::from(body))?)
 }
 
-async fn read_exact<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> Result<(), FrameError> {
+async fn read_exact<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> Result<(), FrameError> {
     match reader.read_exact(buf).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
@@ -469,11 +478,16 @@ mod tests {
         write_frame(&mut a, &status()).await.unwrap();
         write_frame(&mut a, &SnapshotFrame::Chunk(vec![7u8; 3000])).await.unwrap();
         let got: Response = read_frame(&mut b, FRAME_BYTES_MAX).await.unwrap();
-        assert!(matches!(got, Response::Admin(ref s) if matches!(status(), Response::Admin(ref t) if t == s)));
+        assert!(
+            matches!(got, Response::Admin(ref s) if matches!(status(), Response::Admin(ref t) if t == s))
+        );
         let chunk: SnapshotFrame = read_frame(&mut b, FRAME_BYTES_MAX).await.unwrap();
         assert!(matches!(chunk, SnapshotFrame::Chunk(ref d) if d == &vec![7u8; 3000]));
         drop(a);
-        assert!(matches!(read_frame::<_, Response>(&mut b, FRAME_BYTES_MAX).await, Err(FrameError::Ended)));
+        assert!(matches!(
+            read_frame::<_, Response>(&mut b, FRAME_BYTES_MAX).await,
+            Err(FrameError::Ended)
+        ));
     }
 
     // Goal: a length prefix over the bound is refused before reading (or allocating) the body.
@@ -482,11 +496,17 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(64);
         // Announce 4 GiB - 1 and send no body: a reader that allocated or waited would hang/OOM.
         a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-        let err = read_frame::<_, Request>(&mut b, UNAUTHENTICATED_FRAME_BYTES_MAX).await.unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len, max } if len == u64::from(u32::MAX) && max == UNAUTHENTICATED_FRAME_BYTES_MAX));
+        let err =
+            read_frame::<_, Request>(&mut b, UNAUTHENTICATED_FRAME_BYTES_MAX).await.unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { len, max } if len == u64::from(u32::MAX) && max == UNAUTHENTICATED_FRAME_BYTES_MAX)
+        );
         // The same frame within the general bound but over the anonymous one is also refused.
         let big = flat(encode(&SnapshotFrame::Chunk(vec![0u8; 100_000])).unwrap());
-        assert!(matches!(decode::<SnapshotFrame>(&big, UNAUTHENTICATED_FRAME_BYTES_MAX), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            decode::<SnapshotFrame>(&big, UNAUTHENTICATED_FRAME_BYTES_MAX),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     // Goal: an encoder refuses to produce a frame the receiver would refuse.
@@ -504,18 +524,33 @@ mod tests {
         assert!(matches!(decode::<Request>(&garbage, FRAME_BYTES_MAX), Err(FrameError::Decode(_))));
 
         let good = flat(encode(&Request::Admin(AdminRequest::Status)).unwrap());
-        assert!(matches!(decode::<Request>(&good[..good.len() - 1], FRAME_BYTES_MAX), Err(FrameError::Truncated)));
-        assert!(matches!(decode::<Request>(&good[..2], FRAME_BYTES_MAX), Err(FrameError::Truncated)));
+        assert!(matches!(
+            decode::<Request>(&good[..good.len() - 1], FRAME_BYTES_MAX),
+            Err(FrameError::Truncated)
+        ));
+        assert!(matches!(
+            decode::<Request>(&good[..2], FRAME_BYTES_MAX),
+            Err(FrameError::Truncated)
+        ));
         let mut long = good.clone();
         long.push(0);
-        assert!(matches!(decode::<Request>(&long, FRAME_BYTES_MAX), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            decode::<Request>(&long, FRAME_BYTES_MAX),
+            Err(FrameError::TooLarge { .. })
+        ));
         // A valid message of the wrong type is a decode error too.
-        assert!(matches!(decode::<SnapshotFrame>(&good, FRAME_BYTES_MAX), Err(FrameError::Decode(_))));
+        assert!(matches!(
+            decode::<SnapshotFrame>(&good, FRAME_BYTES_MAX),
+            Err(FrameError::Decode(_))
+        ));
 
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(&good[..good.len() - 2]).await.unwrap();
         drop(a);
-        assert!(matches!(read_frame::<_, Request>(&mut b, FRAME_BYTES_MAX).await, Err(FrameError::Truncated)));
+        assert!(matches!(
+            read_frame::<_, Request>(&mut b, FRAME_BYTES_MAX).await,
+            Err(FrameError::Truncated)
+        ));
 
         // Every prefix of a valid frame, and a few bit flips, decode to an error or a value, no panic.
         for cut in 0..good.len() {

@@ -27,15 +27,20 @@ fn decode_as_everything(bytes: &[u8]) -> usize {
 }
 
 fn join_request() -> impl Strategy<Value = JoinRequest> {
-    (any::<u64>(), any::<bool>(), "[a-z0-9.:-]{0,300}", prop::collection::vec(any::<u8>(), 0..200), any::<u8>()).prop_map(
-        |(id, learner, addr, public_key_der, fill)| JoinRequest {
+    (
+        any::<u64>(),
+        any::<bool>(),
+        "[a-z0-9.:-]{0,300}",
+        prop::collection::vec(any::<u8>(), 0..200),
+        any::<u8>(),
+    )
+        .prop_map(|(id, learner, addr, public_key_der, fill)| JoinRequest {
             token_id: TokenId(id),
             role: if learner { Role::Learner } else { Role::Voter },
             addr,
             public_key_der,
             proof: JoinProof([fill; 64]),
-        },
-    )
+        })
 }
 
 proptest! {

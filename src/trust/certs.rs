@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -26,8 +26,8 @@ use time::OffsetDateTime;
 use super::error::TrustError;
 use super::files::{read_optional, write_atomic};
 use super::ids::{random_bytes, ClusterId, Fingerprint, NodeId};
-pub use super::peer::{node_uri, peer_identity, PeerIdentity, CERT_DER_BYTES_MAX};
 use super::peer::{cert_spki, parse_cert};
+pub use super::peer::{node_uri, peer_identity, PeerIdentity, CERT_DER_BYTES_MAX};
 
 /// The DNS name in every node certificate, and the server name every client asks for: the
 /// CA, not the name, is what is checked, so a member may move without a new certificate.
@@ -83,7 +83,11 @@ fn ca_params(cluster_id: ClusterId) -> Result<CertificateParams, TrustError> {
     params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
     params.distinguished_name.push(DnType::OrganizationalUnitName, cluster_id.to_string());
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     Ok(params)
 }
 
@@ -129,7 +133,13 @@ pub struct ClusterCa {
 impl std::fmt::Debug for ClusterCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key is a secret: never in logs.
-        write!(f, "ClusterCa({}, {}, key held: {})", self.cluster_id, self.fingerprint, self.has_key())
+        write!(
+            f,
+            "ClusterCa({}, {}, key held: {})",
+            self.cluster_id,
+            self.fingerprint,
+            self.has_key()
+        )
     }
 }
 
@@ -149,14 +159,22 @@ impl ClusterCa {
         let subject = cert.subject();
         let cn = subject.iter_common_name().next().and_then(|a| a.as_str().ok());
         if cn != Some(CA_COMMON_NAME) {
-            return Err(TrustError::Certificate("not a dqlite-vfs cluster CA (common name)".into()));
+            return Err(TrustError::Certificate(
+                "not a dqlite-vfs cluster CA (common name)".into(),
+            ));
         }
         let ou = subject.iter_organizational_unit().next().and_then(|a| a.as_str().ok());
         let cluster_id = ou
             .and_then(|ou| ou.parse().ok())
             .ok_or_else(|| TrustError::Certificate("the CA names no cluster id".into()))?;
         let fingerprint = Fingerprint::of_spki(cert.public_key().raw);
-        let ca = ClusterCa { cluster_id, cert_pem: cert_pem.to_owned(), cert_der: cert_der.clone(), fingerprint, key_pem: None };
+        let ca = ClusterCa {
+            cluster_id,
+            cert_pem: cert_pem.to_owned(),
+            cert_der: cert_der.clone(),
+            fingerprint,
+            key_pem: None,
+        };
         match key_pem {
             Some(key_pem) => ca.with_key(key_pem),
             None => Ok(ca),
@@ -240,9 +258,11 @@ impl ClusterCa {
         params.distinguished_name.push(DnType::CommonName, NODE_COMMON_NAME);
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages =
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        let not_after_unix_s = now_unix_s.checked_add(validity.as_secs()).ok_or(TrustError::ValidityOutOfRange)?;
+        let not_after_unix_s =
+            now_unix_s.checked_add(validity.as_secs()).ok_or(TrustError::ValidityOutOfRange)?;
         params.not_before = unix_time(now_unix_s.saturating_sub(CLOCK_SKEW_S))?;
         params.not_after = unix_time(not_after_unix_s)?;
         // A positive 16-byte serial with a non-zero first byte: minimal DER, unique in practice.
@@ -392,8 +412,14 @@ impl NodeIdentity {
 
     /// The chain to present, `[node certificate, CA certificate]` (the CA is included so a
     /// joiner can find the CA its token pins), and the private key.
-    pub(crate) fn chain_and_key(&self, ca: &ClusterCa) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        (vec![self.cert_der.clone(), ca.cert_der.clone()], PrivateKeyDer::Pkcs8(self.key.pkcs8.clone_key()))
+    pub(crate) fn chain_and_key(
+        &self,
+        ca: &ClusterCa,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        (
+            vec![self.cert_der.clone(), ca.cert_der.clone()],
+            PrivateKeyDer::Pkcs8(self.key.pkcs8.clone_key()),
+        )
     }
 }
 

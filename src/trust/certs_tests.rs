@@ -36,11 +36,24 @@ fn issue_for_a_foreign_public_key() {
     assert_eq!(issued.not_after_unix_s, NOW + 3600);
     let identity = NodeIdentity::new(&issued.cert_pem, joiner).unwrap();
     let peer = identity.peer();
-    assert_eq!(peer, PeerIdentity { cluster_id: ca.cluster_id(), node_id: 42, not_after_unix_s: NOW + 3600 });
+    assert_eq!(
+        peer,
+        PeerIdentity { cluster_id: ca.cluster_id(), node_id: 42, not_after_unix_s: NOW + 3600 }
+    );
     assert_eq!(peer_identity(identity.cert_der()).unwrap(), peer);
     let parsed = parse_cert(identity.cert_der()).unwrap();
     assert_eq!(parsed.validity().not_before.timestamp(), (NOW - CLOCK_SKEW_S) as i64);
-    assert_ne!(issued, ca.issue(&NodeKey::generate().unwrap().public_key_der(), ca.cluster_id(), 42, validity, NOW).unwrap());
+    assert_ne!(
+        issued,
+        ca.issue(
+            &NodeKey::generate().unwrap().public_key_der(),
+            ca.cluster_id(),
+            42,
+            validity,
+            NOW
+        )
+        .unwrap()
+    );
 }
 
 // Goal: issuing is refused without the CA key, for another cluster id, or for a non-key.
@@ -50,15 +63,27 @@ fn issue_refusals() {
     let key = NodeKey::generate().unwrap().public_key_der();
     let public_only = ClusterCa::from_pem(ca.cert_pem(), None).unwrap();
     assert!(!public_only.has_key() && public_only.key_pem().is_none());
-    assert!(matches!(public_only.issue(&key, ca.cluster_id(), 2, NODE_CERT_VALIDITY, NOW), Err(TrustError::NoCaKey)));
+    assert!(matches!(
+        public_only.issue(&key, ca.cluster_id(), 2, NODE_CERT_VALIDITY, NOW),
+        Err(TrustError::NoCaKey)
+    ));
     let other = ClusterId::generate().unwrap();
-    assert!(matches!(ca.issue(&key, other, 2, NODE_CERT_VALIDITY, NOW), Err(TrustError::WrongCluster)));
+    assert!(matches!(
+        ca.issue(&key, other, 2, NODE_CERT_VALIDITY, NOW),
+        Err(TrustError::WrongCluster)
+    ));
     assert!(ca.issue(b"not a key", ca.cluster_id(), 2, NODE_CERT_VALIDITY, NOW).is_err());
-    assert!(matches!(ca.issue(&key, ca.cluster_id(), 2, Duration::MAX, NOW), Err(TrustError::ValidityOutOfRange)));
+    assert!(matches!(
+        ca.issue(&key, ca.cluster_id(), 2, Duration::MAX, NOW),
+        Err(TrustError::ValidityOutOfRange)
+    ));
     // The key can be added later, and must be the right one.
     assert!(public_only.with_key(ca.key_pem().unwrap()).unwrap().has_key());
     let stranger = self::ca();
-    assert!(matches!(public_only.with_key(stranger.key_pem().unwrap()), Err(TrustError::KeyMismatch)));
+    assert!(matches!(
+        public_only.with_key(stranger.key_pem().unwrap()),
+        Err(TrustError::KeyMismatch)
+    ));
 }
 
 // Goal: the CA's cluster id and fingerprint are recovered from its PEM alone.
@@ -104,7 +129,10 @@ fn key_and_certificate_mismatch_is_refused() {
     let other = NodeKey::generate().unwrap();
     assert!(matches!(NodeIdentity::new(node.cert_pem(), other), Err(TrustError::KeyMismatch)));
     let other_ca = self::ca();
-    assert!(matches!(ClusterCa::from_pem(ca.cert_pem(), other_ca.key_pem()), Err(TrustError::KeyMismatch)));
+    assert!(matches!(
+        ClusterCa::from_pem(ca.cert_pem(), other_ca.key_pem()),
+        Err(TrustError::KeyMismatch)
+    ));
     assert!(matches!(NodeKey::from_pem("garbage"), Err(TrustError::Pem(_))));
 }
 
@@ -125,7 +153,10 @@ fn save_load_round_trip_with_private_modes() {
     let loaded_ca = ClusterCa::load(dir.path()).unwrap();
     assert_eq!((loaded_ca.cert_der(), loaded_ca.key_pem()), (ca.cert_der(), ca.key_pem()));
     let loaded = NodeIdentity::load(dir.path()).unwrap();
-    assert_eq!((loaded.cert_pem(), loaded.key_pem(), loaded.peer()), (node.cert_pem(), node.key_pem(), node.peer()));
+    assert_eq!(
+        (loaded.cert_pem(), loaded.key_pem(), loaded.peer()),
+        (node.cert_pem(), node.key_pem(), node.peer())
+    );
     assert_eq!(loaded.stateless_reset_key().algorithm(), node.stateless_reset_key().algorithm());
 
     let public_dir = tempfile::tempdir().unwrap();

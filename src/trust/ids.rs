@@ -138,7 +138,9 @@ impl fmt::Display for TokenId {
 }
 
 /// What a member may do: a voter counts in Raft quorums; a learner only receives the log.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A full member: votes and counts in commit quorums.
@@ -176,7 +178,10 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text.len(), 32);
         assert_eq!(text.parse::<ClusterId>().unwrap(), id);
-        assert!(text.to_uppercase().parse::<ClusterId>().is_err() || text.chars().all(|c| c.is_ascii_digit()));
+        assert!(
+            text.to_uppercase().parse::<ClusterId>().is_err()
+                || text.chars().all(|c| c.is_ascii_digit())
+        );
         assert!(text[1..].parse::<ClusterId>().is_err());
         let fp = Fingerprint::of_spki(b"key");
         let text = fp.to_string();

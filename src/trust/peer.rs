@@ -37,10 +37,14 @@ pub fn node_uri(cluster_id: ClusterId, node_id: NodeId) -> String {
 /// Parses a URI written by [`node_uri`], and nothing else.
 fn parse_node_uri(uri: &str) -> Result<(ClusterId, NodeId), TrustError> {
     let bad = |reason| TrustError::PeerIdentity { reason };
-    let rest = uri.strip_prefix(NODE_URI_PREFIX).ok_or(bad("the URI is not a dqlite-vfs node URI"))?;
+    let rest =
+        uri.strip_prefix(NODE_URI_PREFIX).ok_or(bad("the URI is not a dqlite-vfs node URI"))?;
     let (cluster, node) = rest.split_once("/node/").ok_or(bad("the URI has no /node/ part"))?;
-    let cluster_id = cluster.parse().map_err(|_| bad("the URI's cluster id is not 32 lowercase hex digits"))?;
-    let canonical = !node.is_empty() && node.bytes().all(|b| b.is_ascii_digit()) && (node == "0" || !node.starts_with('0'));
+    let cluster_id =
+        cluster.parse().map_err(|_| bad("the URI's cluster id is not 32 lowercase hex digits"))?;
+    let canonical = !node.is_empty()
+        && node.bytes().all(|b| b.is_ascii_digit())
+        && (node == "0" || !node.starts_with('0'));
     if !canonical {
         return Err(bad("the URI's node id is not a canonical decimal number"));
     }
@@ -53,7 +57,8 @@ pub(crate) fn parse_cert(cert_der: &[u8]) -> Result<X509Certificate<'_>, TrustEr
     if cert_der.len() > CERT_DER_BYTES_MAX {
         return Err(TrustError::Certificate(format!("larger than {CERT_DER_BYTES_MAX} bytes")));
     }
-    let (rest, cert) = X509Certificate::from_der(cert_der).map_err(|e| TrustError::Certificate(e.to_string()))?;
+    let (rest, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| TrustError::Certificate(e.to_string()))?;
     if !rest.is_empty() {
         return Err(TrustError::Certificate("trailing bytes after the certificate".into()));
     }
@@ -77,9 +82,13 @@ pub fn peer_identity(cert_der: &[u8]) -> Result<PeerIdentity, TrustError> {
         GeneralName::URI(uri) => Some(*uri),
         _ => None,
     });
-    let uri = uris.next().ok_or(TrustError::PeerIdentity { reason: "no URI in the subject alternative name" })?;
+    let uri = uris
+        .next()
+        .ok_or(TrustError::PeerIdentity { reason: "no URI in the subject alternative name" })?;
     if uris.next().is_some() {
-        return Err(TrustError::PeerIdentity { reason: "more than one URI in the subject alternative name" });
+        return Err(TrustError::PeerIdentity {
+            reason: "more than one URI in the subject alternative name",
+        });
     }
     let (cluster_id, node_id) = parse_node_uri(uri)?;
     let not_after_unix_s = u64::try_from(cert.validity().not_after.timestamp())
@@ -117,7 +126,10 @@ mod tests {
     // Goal: oversized or non-certificate input is refused, not parsed.
     #[test]
     fn garbage_is_refused() {
-        assert!(matches!(peer_identity(&vec![0x30; CERT_DER_BYTES_MAX + 1]), Err(TrustError::Certificate(_))));
+        assert!(matches!(
+            peer_identity(&vec![0x30; CERT_DER_BYTES_MAX + 1]),
+            Err(TrustError::Certificate(_))
+        ));
         assert!(matches!(peer_identity(b"not a certificate"), Err(TrustError::Certificate(_))));
     }
 }

@@ -51,7 +51,9 @@ impl ProofBinding<'_> {
         // An address longer than u16::MAX keeps the saturated length; the encoding stays
         // injective because the address is the last field.
         let addr_len = u16::try_from(addr.len()).unwrap_or(u16::MAX);
-        let mut message = Vec::with_capacity(PROOF_CONTEXT.len() + 8 + TLS_EXPORTER_BYTES + 32 + 1 + 2 + addr.len());
+        let mut message = Vec::with_capacity(
+            PROOF_CONTEXT.len() + 8 + TLS_EXPORTER_BYTES + 32 + 1 + 2 + addr.len(),
+        );
         message.extend_from_slice(PROOF_CONTEXT);
         message.extend_from_slice(&self.token_id.0.to_be_bytes());
         message.extend_from_slice(&self.tls_exporter);
@@ -75,7 +77,8 @@ pub(crate) fn role_byte(role: Role) -> u8 {
 fn signing_key(secret: &[u8; 32]) -> Ed25519KeyPair {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     let seed = ring::hmac::sign(&key, KEY_DERIVATION_CONTEXT);
-    Ed25519KeyPair::from_seed_unchecked(seed.as_ref()).expect("an HMAC-SHA256 tag is a 32-byte Ed25519 seed")
+    Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
+        .expect("an HMAC-SHA256 tag is a 32-byte Ed25519 seed")
 }
 
 /// Signs `binding` with the key of `secret`.

@@ -172,13 +172,17 @@ impl fmt::Display for Refusal {
         f.write_str(match self {
             Refusal::NotBootstrapped => "the cluster's trust state is not bootstrapped yet",
             Refusal::AlreadyBootstrapped => "the cluster is already bootstrapped",
-            Refusal::TokenUnknown => "the token is not outstanding: never issued, revoked, or expired",
+            Refusal::TokenUnknown => {
+                "the token is not outstanding: never issued, revoked, or expired"
+            }
             Refusal::TokenExpired => "the token has expired",
             Refusal::TokenUsedUp => "the token has no uses left",
             Refusal::TokenWrongRole => "the token does not admit the requested role",
             Refusal::TooManyTokens => "too many tokens are outstanding (the limit is 1024)",
             Refusal::DuplicateToken => "a token with this id is already outstanding",
-            Refusal::TokenOutOfBounds => "the token asks for 0 or more than 1000 uses, or lives longer than 30 days",
+            Refusal::TokenOutOfBounds => {
+                "the token asks for 0 or more than 1000 uses, or lives longer than 30 days"
+            }
             Refusal::NodeIdsExhausted => "every node id has been used",
             Refusal::NotAdmitted => "the node is not an admitted member",
         })
@@ -189,13 +193,17 @@ impl Refusal {
     /// The error to report for this refusal of `change`, as specific as the change allows.
     pub fn into_error(self, change: &TrustChange) -> TrustError {
         match (self, change) {
-            (Refusal::TokenUnknown, TrustChange::Admit { token: id, .. } | TrustChange::RevokeToken { id }) => {
-                TrustError::TokenUnknown { id: *id }
+            (
+                Refusal::TokenUnknown,
+                TrustChange::Admit { token: id, .. } | TrustChange::RevokeToken { id },
+            ) => TrustError::TokenUnknown { id: *id },
+            (Refusal::TokenUsedUp, TrustChange::Admit { token, .. }) => {
+                TrustError::TokenUsedUp { id: *token }
             }
-            (Refusal::TokenUsedUp, TrustChange::Admit { token, .. }) => TrustError::TokenUsedUp { id: *token },
-            (Refusal::NotAdmitted, TrustChange::Renew { node_id, .. } | TrustChange::Revoke { node_id }) => {
-                TrustError::NotAMember { node_id: *node_id }
-            }
+            (
+                Refusal::NotAdmitted,
+                TrustChange::Renew { node_id, .. } | TrustChange::Revoke { node_id },
+            ) => TrustError::NotAMember { node_id: *node_id },
             (refusal, _) => TrustError::Refused(refusal),
         }
     }
@@ -209,17 +217,21 @@ impl Registry {
                 self.bootstrap(*cluster_id, *ca_fingerprint, *cert_not_after_unix_s)
             }
             _ if self.cluster_id.is_none() => Err(Refusal::NotBootstrapped),
-            TrustChange::IssueToken { id, record, now_unix_s } => self.issue_token(*id, *record, *now_unix_s),
+            TrustChange::IssueToken { id, record, now_unix_s } => {
+                self.issue_token(*id, *record, *now_unix_s)
+            }
             TrustChange::Admit { token, role, now_unix_s, cert_not_after_unix_s } => {
                 self.admit(*token, *role, *now_unix_s, *cert_not_after_unix_s)
             }
-            TrustChange::Renew { node_id, cert_not_after_unix_s } => match self.admitted.get_mut(node_id) {
-                Some(admission) => {
-                    admission.cert_not_after_unix_s = *cert_not_after_unix_s;
-                    Ok(TrustOutcome::Done)
+            TrustChange::Renew { node_id, cert_not_after_unix_s } => {
+                match self.admitted.get_mut(node_id) {
+                    Some(admission) => {
+                        admission.cert_not_after_unix_s = *cert_not_after_unix_s;
+                        Ok(TrustOutcome::Done)
+                    }
+                    None => Err(Refusal::NotAdmitted),
                 }
-                None => Err(Refusal::NotAdmitted),
-            },
+            }
             TrustChange::Revoke { node_id } => {
                 // Only allocated ids: keeps the revoked set bounded by the ids ever given out.
                 if *node_id == 0 || *node_id > self.last_node_id {
@@ -238,7 +250,12 @@ impl Registry {
         result.unwrap_or_else(TrustOutcome::Refused)
     }
 
-    fn bootstrap(&mut self, cluster_id: ClusterId, ca: Fingerprint, not_after_unix_s: u64) -> Result<TrustOutcome, Refusal> {
+    fn bootstrap(
+        &mut self,
+        cluster_id: ClusterId,
+        ca: Fingerprint,
+        not_after_unix_s: u64,
+    ) -> Result<TrustOutcome, Refusal> {
         if self.cluster_id.is_some() {
             return Err(Refusal::AlreadyBootstrapped);
         }
@@ -253,7 +270,12 @@ impl Registry {
         Ok(TrustOutcome::Admitted { node_id: FIRST_NODE_ID })
     }
 
-    fn issue_token(&mut self, id: TokenId, record: TokenRecord, now_unix_s: u64) -> Result<TrustOutcome, Refusal> {
+    fn issue_token(
+        &mut self,
+        id: TokenId,
+        record: TokenRecord,
+        now_unix_s: u64,
+    ) -> Result<TrustOutcome, Refusal> {
         self.tokens.retain(|_, r| !r.expired(now_unix_s));
         let ttl_ok = record.expires_at_unix_s <= now_unix_s.saturating_add(TOKEN_TTL_MAX_S);
         if record.uses_left == 0 || record.uses_left > TOKEN_USES_MAX || !ttl_ok {
@@ -269,7 +291,13 @@ impl Registry {
         Ok(TrustOutcome::Done)
     }
 
-    fn admit(&mut self, id: TokenId, role: Role, now_unix_s: u64, not_after_unix_s: u64) -> Result<TrustOutcome, Refusal> {
+    fn admit(
+        &mut self,
+        id: TokenId,
+        role: Role,
+        now_unix_s: u64,
+        not_after_unix_s: u64,
+    ) -> Result<TrustOutcome, Refusal> {
         self.token_for(id, role, now_unix_s)?;
         let node_id = self.last_node_id.checked_add(1).ok_or(Refusal::NodeIdsExhausted)?;
         // Checks done; from here on the change is applied in full. A used-up token is kept
@@ -297,20 +325,35 @@ impl Registry {
     }
 
     /// What the leader checks before proposing `Admit` (the same checks `apply` makes).
-    pub fn check_token(&self, id: TokenId, role: Role, now_unix_s: u64) -> Result<&TokenRecord, TrustError> {
+    pub fn check_token(
+        &self,
+        id: TokenId,
+        role: Role,
+        now_unix_s: u64,
+    ) -> Result<&TokenRecord, TrustError> {
         let record = self.tokens.get(&id).ok_or(TrustError::TokenUnknown { id })?;
         match self.token_for(id, role, now_unix_s) {
             Ok(_) => Ok(record),
-            Err(Refusal::TokenExpired) => Err(TrustError::TokenExpired { id, expired_at_unix_s: record.expires_at_unix_s }),
-            Err(Refusal::TokenWrongRole) => Err(TrustError::TokenWrongRole { id, token_role: record.role, requested: role }),
+            Err(Refusal::TokenExpired) => {
+                Err(TrustError::TokenExpired { id, expired_at_unix_s: record.expires_at_unix_s })
+            }
+            Err(Refusal::TokenWrongRole) => {
+                Err(TrustError::TokenWrongRole { id, token_role: record.role, requested: role })
+            }
             Err(Refusal::TokenUsedUp) => Err(TrustError::TokenUsedUp { id }),
             Err(other) => Err(TrustError::Refused(other)),
         }
     }
 
     /// The tokens that can still admit a node at `now_unix_s` (not expired, uses left).
-    pub fn outstanding_tokens(&self, now_unix_s: u64) -> impl Iterator<Item = (TokenId, &TokenRecord)> {
-        self.tokens.iter().filter(move |(_, r)| !r.expired(now_unix_s) && r.uses_left > 0).map(|(id, r)| (*id, r))
+    pub fn outstanding_tokens(
+        &self,
+        now_unix_s: u64,
+    ) -> impl Iterator<Item = (TokenId, &TokenRecord)> {
+        self.tokens
+            .iter()
+            .filter(move |(_, r)| !r.expired(now_unix_s) && r.uses_left > 0)
+            .map(|(id, r)| (*id, r))
     }
 
     /// The admission of `node_id`, if admitted and not revoked.
@@ -342,8 +385,14 @@ impl Registry {
     /// would be refused, and the node could never catch up. Certificates are only ever issued
     /// on an admission, so the CA's signature says as much; what a lagging registry can miss is
     /// a revocation, and it learns that from the log like everything else.
-    pub fn check_connection(&self, own_cluster: ClusterId, peer: &PeerIdentity) -> Result<(), TrustError> {
-        if peer.cluster_id != own_cluster || self.cluster_id.is_some_and(|cluster| cluster != own_cluster) {
+    pub fn check_connection(
+        &self,
+        own_cluster: ClusterId,
+        peer: &PeerIdentity,
+    ) -> Result<(), TrustError> {
+        if peer.cluster_id != own_cluster
+            || self.cluster_id.is_some_and(|cluster| cluster != own_cluster)
+        {
             return Err(TrustError::WrongCluster);
         }
         if self.is_revoked(peer.node_id) {

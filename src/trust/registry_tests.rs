@@ -18,13 +18,22 @@ fn record(role: Role, uses_left: u32) -> TokenRecord {
 
 fn bootstrapped() -> Registry {
     let mut r = Registry::default();
-    let change = TrustChange::Bootstrap { cluster_id: ClusterId([1; 16]), ca_fingerprint: Fingerprint([2; 32]), cert_not_after_unix_s: NOW + 90 * 24 * HOUR_S };
+    let change = TrustChange::Bootstrap {
+        cluster_id: ClusterId([1; 16]),
+        ca_fingerprint: Fingerprint([2; 32]),
+        cert_not_after_unix_s: NOW + 90 * 24 * HOUR_S,
+    };
     assert_eq!(r.apply(&change), TrustOutcome::Admitted { node_id: 1 });
     r
 }
 
 fn admit(token: u64, role: Role, now_unix_s: u64) -> TrustChange {
-    TrustChange::Admit { token: TokenId(token), role, now_unix_s, cert_not_after_unix_s: now_unix_s + 1000 }
+    TrustChange::Admit {
+        token: TokenId(token),
+        role,
+        now_unix_s,
+        cert_not_after_unix_s: now_unix_s + 1000,
+    }
 }
 
 fn issue(r: &mut Registry, id: u64, record: TokenRecord) -> TrustOutcome {
@@ -51,7 +60,11 @@ fn bootstrap_once() {
     let mut r = bootstrapped();
     assert_eq!(r.admission(1).map(|a| a.role), Some(Role::Voter));
     assert!(r.check_connection(ClusterId([1; 16]), &peer(1)).is_ok());
-    let again = TrustChange::Bootstrap { cluster_id: ClusterId([9; 16]), ca_fingerprint: Fingerprint([9; 32]), cert_not_after_unix_s: 0 };
+    let again = TrustChange::Bootstrap {
+        cluster_id: ClusterId([9; 16]),
+        ca_fingerprint: Fingerprint([9; 32]),
+        cert_not_after_unix_s: 0,
+    };
     refused(&mut r, again, Refusal::AlreadyBootstrapped);
 }
 
@@ -67,8 +80,14 @@ fn admit_consumes_uses_and_allocates_increasing_ids() {
     assert_eq!(r.apply(&admit(7, Role::Learner, NOW)), TrustOutcome::Admitted { node_id: 3 });
     assert_eq!(r.outstanding_tokens(NOW).count(), 0);
     refused(&mut r, admit(7, Role::Voter, NOW), Refusal::TokenUsedUp);
-    assert!(matches!(r.check_token(TokenId(7), Role::Voter, NOW), Err(TrustError::TokenUsedUp { .. })));
-    assert_eq!(r.admitted().map(|(id, a)| (id, a.role)).collect::<Vec<_>>(), [(1, Role::Voter), (2, Role::Voter), (3, Role::Learner)]);
+    assert!(matches!(
+        r.check_token(TokenId(7), Role::Voter, NOW),
+        Err(TrustError::TokenUsedUp { .. })
+    ));
+    assert_eq!(
+        r.admitted().map(|(id, a)| (id, a.role)).collect::<Vec<_>>(),
+        [(1, Role::Voter), (2, Role::Voter), (3, Role::Learner)]
+    );
     assert_eq!(r.last_node_id(), 3);
 }
 
@@ -81,9 +100,17 @@ fn refused_admissions_leave_the_registry_unchanged() {
     refused(&mut r, admit(1, Role::Learner, NOW + HOUR_S), Refusal::TokenExpired);
     refused(&mut r, admit(2, Role::Learner, NOW), Refusal::TokenUnknown);
     refused(&mut r, admit(1, Role::Voter, NOW), Refusal::TokenWrongRole);
-    assert!(matches!(r.check_token(TokenId(1), Role::Learner, NOW + HOUR_S), Err(TrustError::TokenExpired { expired_at_unix_s, .. }) if expired_at_unix_s == NOW + HOUR_S));
-    assert!(matches!(r.check_token(TokenId(2), Role::Learner, NOW), Err(TrustError::TokenUnknown { .. })));
-    assert!(matches!(r.check_token(TokenId(1), Role::Voter, NOW), Err(TrustError::TokenWrongRole { token_role: Role::Learner, requested: Role::Voter, .. })));
+    assert!(
+        matches!(r.check_token(TokenId(1), Role::Learner, NOW + HOUR_S), Err(TrustError::TokenExpired { expired_at_unix_s, .. }) if expired_at_unix_s == NOW + HOUR_S)
+    );
+    assert!(matches!(
+        r.check_token(TokenId(2), Role::Learner, NOW),
+        Err(TrustError::TokenUnknown { .. })
+    ));
+    assert!(matches!(
+        r.check_token(TokenId(1), Role::Voter, NOW),
+        Err(TrustError::TokenWrongRole { token_role: Role::Learner, requested: Role::Voter, .. })
+    ));
     assert!(r.outstanding_tokens(NOW + HOUR_S).next().is_none());
 }
 
@@ -93,8 +120,14 @@ fn used_up_token_is_refused() {
     let mut r = bootstrapped();
     r.tokens.insert(TokenId(3), record(Role::Voter, 0));
     refused(&mut r, admit(3, Role::Voter, NOW), Refusal::TokenUsedUp);
-    assert!(matches!(r.check_token(TokenId(3), Role::Voter, NOW), Err(TrustError::TokenUsedUp { .. })));
-    assert!(matches!(Refusal::TokenUsedUp.into_error(&admit(3, Role::Voter, NOW)), TrustError::TokenUsedUp { id: TokenId(3) }));
+    assert!(matches!(
+        r.check_token(TokenId(3), Role::Voter, NOW),
+        Err(TrustError::TokenUsedUp { .. })
+    ));
+    assert!(matches!(
+        Refusal::TokenUsedUp.into_error(&admit(3, Role::Voter, NOW)),
+        TrustError::TokenUsedUp { id: TokenId(3) }
+    ));
 }
 
 // Goal: token issue enforces its bounds, duplicates and the outstanding limit, after pruning
@@ -102,18 +135,32 @@ fn used_up_token_is_refused() {
 #[test]
 fn issue_token_bounds() {
     let mut r = bootstrapped();
-    assert_eq!(issue(&mut r, 1, record(Role::Voter, 0)), TrustOutcome::Refused(Refusal::TokenOutOfBounds));
-    assert_eq!(issue(&mut r, 1, record(Role::Voter, TOKEN_USES_MAX + 1)), TrustOutcome::Refused(Refusal::TokenOutOfBounds));
-    let long = TokenRecord { expires_at_unix_s: NOW + TOKEN_TTL_MAX_S + 1, ..record(Role::Voter, 1) };
+    assert_eq!(
+        issue(&mut r, 1, record(Role::Voter, 0)),
+        TrustOutcome::Refused(Refusal::TokenOutOfBounds)
+    );
+    assert_eq!(
+        issue(&mut r, 1, record(Role::Voter, TOKEN_USES_MAX + 1)),
+        TrustOutcome::Refused(Refusal::TokenOutOfBounds)
+    );
+    let long =
+        TokenRecord { expires_at_unix_s: NOW + TOKEN_TTL_MAX_S + 1, ..record(Role::Voter, 1) };
     assert_eq!(issue(&mut r, 1, long), TrustOutcome::Refused(Refusal::TokenOutOfBounds));
     for id in 0..TOKENS_OUTSTANDING_MAX as u64 {
         assert_eq!(issue(&mut r, id, record(Role::Voter, 1)), TrustOutcome::Done);
     }
-    assert_eq!(issue(&mut r, 0, record(Role::Voter, 1)), TrustOutcome::Refused(Refusal::DuplicateToken));
-    assert_eq!(issue(&mut r, 5000, record(Role::Voter, 1)), TrustOutcome::Refused(Refusal::TooManyTokens));
+    assert_eq!(
+        issue(&mut r, 0, record(Role::Voter, 1)),
+        TrustOutcome::Refused(Refusal::DuplicateToken)
+    );
+    assert_eq!(
+        issue(&mut r, 5000, record(Role::Voter, 1)),
+        TrustOutcome::Refused(Refusal::TooManyTokens)
+    );
     // Once they expire, issuing prunes them.
     let later = TokenRecord { expires_at_unix_s: NOW + 3 * HOUR_S, ..record(Role::Voter, 1) };
-    let change = TrustChange::IssueToken { id: TokenId(5000), record: later, now_unix_s: NOW + 2 * HOUR_S };
+    let change =
+        TrustChange::IssueToken { id: TokenId(5000), record: later, now_unix_s: NOW + 2 * HOUR_S };
     assert_eq!(r.apply(&change), TrustOutcome::Done);
     assert_eq!(r.outstanding_tokens(NOW).count(), 1);
     assert_eq!(r.apply(&TrustChange::RevokeToken { id: TokenId(5000) }), TrustOutcome::Done);
@@ -127,20 +174,36 @@ fn revoke_then_authorize_fails() {
     let mut r = bootstrapped();
     issue(&mut r, 1, record(Role::Voter, 1));
     assert_eq!(r.apply(&admit(1, Role::Voter, NOW)), TrustOutcome::Admitted { node_id: 2 });
-    assert_eq!(r.apply(&TrustChange::Renew { node_id: 2, cert_not_after_unix_s: NOW + 5 }), TrustOutcome::Done);
+    assert_eq!(
+        r.apply(&TrustChange::Renew { node_id: 2, cert_not_after_unix_s: NOW + 5 }),
+        TrustOutcome::Done
+    );
     assert_eq!(r.admission(2).map(|a| a.cert_not_after_unix_s), Some(NOW + 5));
     assert_eq!(r.apply(&TrustChange::Revoke { node_id: 2 }), TrustOutcome::Done);
     assert_eq!(r.apply(&TrustChange::Revoke { node_id: 2 }), TrustOutcome::Done, "idempotent");
     assert!(r.is_revoked(2));
-    assert!(matches!(r.check_connection(ClusterId([1; 16]), &peer(2)), Err(TrustError::Revoked { node_id: 2 })));
-    refused(&mut r, TrustChange::Renew { node_id: 2, cert_not_after_unix_s: NOW }, Refusal::NotAdmitted);
+    assert!(matches!(
+        r.check_connection(ClusterId([1; 16]), &peer(2)),
+        Err(TrustError::Revoked { node_id: 2 })
+    ));
+    refused(
+        &mut r,
+        TrustChange::Renew { node_id: 2, cert_not_after_unix_s: NOW },
+        Refusal::NotAdmitted,
+    );
     refused(&mut r, TrustChange::Revoke { node_id: 3 }, Refusal::NotAdmitted);
     // A member this registry has not seen admitted yet (admitted after what it has applied)
     // is let in; its certificate is the proof of admission.
     assert!(r.check_connection(ClusterId([1; 16]), &peer(3)).is_ok());
     let foreign = PeerIdentity { cluster_id: ClusterId([7; 16]), ..peer(1) };
-    assert!(matches!(r.check_connection(ClusterId([1; 16]), &foreign), Err(TrustError::WrongCluster)));
-    assert!(matches!(r.check_connection(ClusterId([7; 16]), &foreign), Err(TrustError::WrongCluster)), "not this registry's cluster");
+    assert!(matches!(
+        r.check_connection(ClusterId([1; 16]), &foreign),
+        Err(TrustError::WrongCluster)
+    ));
+    assert!(
+        matches!(r.check_connection(ClusterId([7; 16]), &foreign), Err(TrustError::WrongCluster)),
+        "not this registry's cluster"
+    );
     // Before its first entries a node knows only its own cluster, from its certificate.
     assert!(Registry::default().check_connection(ClusterId([1; 16]), &peer(1)).is_ok());
 }
@@ -170,14 +233,31 @@ fn arb_change() -> impl Strategy<Value = TrustChange> {
     let role = prop_oneof![Just(Role::Voter), Just(Role::Learner)];
     let time = 0u64..20;
     prop_oneof![
-        (any::<u8>(), 0u64..30).prop_map(|(c, t)| TrustChange::Bootstrap { cluster_id: ClusterId([c; 16]), ca_fingerprint: Fingerprint([c; 32]), cert_not_after_unix_s: t }),
-        (0u64..6, role.clone(), time.clone(), 0u32..4, 0u64..30).prop_map(|(id, role, now, uses, exp)| TrustChange::IssueToken {
-            id: TokenId(id),
-            record: TokenRecord { verifier: verifier(0), expires_at_unix_s: exp, uses_left: uses, role },
-            now_unix_s: now,
+        (any::<u8>(), 0u64..30).prop_map(|(c, t)| TrustChange::Bootstrap {
+            cluster_id: ClusterId([c; 16]),
+            ca_fingerprint: Fingerprint([c; 32]),
+            cert_not_after_unix_s: t
         }),
-        (0u64..6, role, time.clone(), time).prop_map(|(t, role, now, na)| TrustChange::Admit { token: TokenId(t), role, now_unix_s: now, cert_not_after_unix_s: na }),
-        (0u64..8, 0u64..30).prop_map(|(n, t)| TrustChange::Renew { node_id: n, cert_not_after_unix_s: t }),
+        (0u64..6, role.clone(), time.clone(), 0u32..4, 0u64..30).prop_map(
+            |(id, role, now, uses, exp)| TrustChange::IssueToken {
+                id: TokenId(id),
+                record: TokenRecord {
+                    verifier: verifier(0),
+                    expires_at_unix_s: exp,
+                    uses_left: uses,
+                    role
+                },
+                now_unix_s: now,
+            }
+        ),
+        (0u64..6, role, time.clone(), time).prop_map(|(t, role, now, na)| TrustChange::Admit {
+            token: TokenId(t),
+            role,
+            now_unix_s: now,
+            cert_not_after_unix_s: na
+        }),
+        (0u64..8, 0u64..30)
+            .prop_map(|(n, t)| TrustChange::Renew { node_id: n, cert_not_after_unix_s: t }),
         (0u64..8).prop_map(|n| TrustChange::Revoke { node_id: n }),
         (0u64..6).prop_map(|id| TrustChange::RevokeToken { id: TokenId(id) }),
     ]

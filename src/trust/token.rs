@@ -12,8 +12,10 @@ use std::fmt;
 
 use super::error::TrustError;
 use super::ids::{random_bytes, ClusterId, Fingerprint, Role, TokenId};
-pub use super::proof::{JoinProof, ProofBinding, TokenVerifier, TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL};
 use super::proof::{self, role_byte};
+pub use super::proof::{
+    JoinProof, ProofBinding, TokenVerifier, TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL,
+};
 
 /// The version prefix of the text form.
 pub const TOKEN_PREFIX: &str = "dqvfs-join1.";
@@ -104,7 +106,9 @@ impl JoinToken {
     /// The text form (see the module docs). Seeds beyond the bounds cannot occur: both
     /// constructors check them.
     pub fn encode(&self) -> String {
-        let mut payload = Vec::with_capacity(FIXED_BYTES + self.seeds.iter().map(|s| 1 + s.len()).sum::<usize>() + CRC_BYTES);
+        let mut payload = Vec::with_capacity(
+            FIXED_BYTES + self.seeds.iter().map(|s| 1 + s.len()).sum::<usize>() + CRC_BYTES,
+        );
         payload.extend_from_slice(&self.cluster_id.0);
         payload.extend_from_slice(&self.ca_fingerprint.0);
         payload.extend_from_slice(&self.id.0.to_be_bytes());
@@ -114,7 +118,10 @@ impl JoinToken {
         assert!(self.seeds.len() <= SEEDS_MAX, "seeds are checked at construction");
         payload.push(self.seeds.len() as u8);
         for seed in &self.seeds {
-            assert!(!seed.is_empty() && seed.len() <= SEED_BYTES_MAX, "seeds are checked at construction");
+            assert!(
+                !seed.is_empty() && seed.len() <= SEED_BYTES_MAX,
+                "seeds are checked at construction"
+            );
             payload.push(seed.len() as u8);
             payload.extend_from_slice(seed.as_bytes());
         }
@@ -129,9 +136,9 @@ impl JoinToken {
         if text.len() > TOKEN_TEXT_BYTES_MAX {
             return Err(malformed("longer than 4096 bytes"));
         }
-        let body = text
-            .strip_prefix(TOKEN_PREFIX)
-            .ok_or_else(|| malformed("it does not start with the expected version prefix dqvfs-join1."))?;
+        let body = text.strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
+            malformed("it does not start with the expected version prefix dqvfs-join1.")
+        })?;
         let payload = data_encoding::BASE64URL_NOPAD
             .decode(body.as_bytes())
             .map_err(|_| malformed("not valid base64url after the prefix"))?;
@@ -169,7 +176,8 @@ impl JoinToken {
                 return Err(malformed("an empty seed address"));
             }
             let bytes = reader.take(len)?;
-            let seed = std::str::from_utf8(bytes).map_err(|_| malformed("a seed address is not UTF-8"))?;
+            let seed =
+                std::str::from_utf8(bytes).map_err(|_| malformed("a seed address is not UTF-8"))?;
             seeds.push(seed.to_owned());
         }
         if !reader.0.is_empty() {
@@ -221,7 +229,14 @@ mod tests {
 
     fn token(seeds: &[&str]) -> JoinToken {
         let seeds = seeds.iter().map(|s| (*s).to_owned()).collect();
-        JoinToken::generate(ClusterId([7; 16]), Fingerprint([9; 32]), Role::Voter, 1_700_000_000, seeds).unwrap()
+        JoinToken::generate(
+            ClusterId([7; 16]),
+            Fingerprint([9; 32]),
+            Role::Voter,
+            1_700_000_000,
+            seeds,
+        )
+        .unwrap()
     }
 
     fn reason(text: &str) -> &'static str {
@@ -241,7 +256,8 @@ mod tests {
     /// The checksummed content of a token, for building bad payloads.
     fn content(t: &JoinToken) -> Vec<u8> {
         let text = t.encode();
-        let mut payload = data_encoding::BASE64URL_NOPAD.decode(&text.as_bytes()[TOKEN_PREFIX.len()..]).unwrap();
+        let mut payload =
+            data_encoding::BASE64URL_NOPAD.decode(&text.as_bytes()[TOKEN_PREFIX.len()..]).unwrap();
         payload.truncate(payload.len() - CRC_BYTES);
         payload
     }
@@ -289,7 +305,14 @@ mod tests {
         bad[role_at + 2] = 0;
         assert!(reason(&wrap(bad, true)).contains("empty seed"));
         assert!(reason(&wrap(content(&t), false)).contains("checksum"));
-        assert!(JoinToken::generate(t.cluster_id, t.ca_fingerprint, Role::Voter, 0, vec!["a:1".into(); 9]).is_err());
+        assert!(JoinToken::generate(
+            t.cluster_id,
+            t.ca_fingerprint,
+            Role::Voter,
+            0,
+            vec!["a:1".into(); 9]
+        )
+        .is_err());
     }
 
     // Goal: the secret shows neither in Debug nor in any error message.
@@ -299,7 +322,10 @@ mod tests {
         t.secret = [0x5a; 32];
         let hex = data_encoding::HEXLOWER.encode(&t.secret);
         let debug = format!("{t:?}");
-        assert!(!debug.contains(&hex) && !debug.contains("90, 90") && !debug.contains("5a5a"), "{debug}");
+        assert!(
+            !debug.contains(&hex) && !debug.contains("90, 90") && !debug.contains("5a5a"),
+            "{debug}"
+        );
         let text = t.encode();
         let errors = [
             JoinToken::decode(&text[..text.len() - 3]).unwrap_err(),
@@ -309,7 +335,10 @@ mod tests {
         ];
         for e in errors {
             let shown = format!("{e} {e:?}");
-            assert!(!shown.contains(&hex) && !shown.contains(&text[TOKEN_PREFIX.len()..]), "{shown}");
+            assert!(
+                !shown.contains(&hex) && !shown.contains(&text[TOKEN_PREFIX.len()..]),
+                "{shown}"
+            );
         }
     }
 
@@ -318,7 +347,13 @@ mod tests {
     fn proof_is_bound_to_everything() {
         let t = token(&[]);
         let key = b"joiner spki".to_vec();
-        let binding = ProofBinding { token_id: t.id, tls_exporter: [1; 32], joiner_public_key_der: &key, role: Role::Voter, addr: "10.0.0.5:7000" };
+        let binding = ProofBinding {
+            token_id: t.id,
+            tls_exporter: [1; 32],
+            joiner_public_key_der: &key,
+            role: Role::Voter,
+            addr: "10.0.0.5:7000",
+        };
         let proof = t.prove(&binding);
         let verifier = t.verifier();
         verifier.verify(&binding, &proof).unwrap();
@@ -334,15 +369,29 @@ mod tests {
             assert!(matches!(verifier.verify(&other, &proof), Err(TrustError::ProofInvalid)));
         }
         let stranger = token(&[]);
-        assert!(matches!(verifier.verify(&binding, &stranger.prove(&binding)), Err(TrustError::ProofInvalid)));
+        assert!(matches!(
+            verifier.verify(&binding, &stranger.prove(&binding)),
+            Err(TrustError::ProofInvalid)
+        ));
         assert_ne!(stranger.verifier(), verifier);
         let bytes = rmp_serde::to_vec(&(verifier, proof)).unwrap();
-        assert_eq!(rmp_serde::from_slice::<(TokenVerifier, JoinProof)>(&bytes).unwrap(), (verifier, proof));
+        assert_eq!(
+            rmp_serde::from_slice::<(TokenVerifier, JoinProof)>(&bytes).unwrap(),
+            (verifier, proof)
+        );
     }
 
     fn arb_token() -> impl Strategy<Value = JoinToken> {
         let seed = "[a-z0-9.:\\-é]{1,60}";
-        (any::<[u8; 16]>(), any::<[u8; 32]>(), any::<u64>(), any::<[u8; 32]>(), any::<u64>(), any::<bool>(), prop::collection::vec(seed, 0..=SEEDS_MAX))
+        (
+            any::<[u8; 16]>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<bool>(),
+            prop::collection::vec(seed, 0..=SEEDS_MAX),
+        )
             .prop_map(|(c, f, id, secret, exp, learner, seeds)| JoinToken {
                 cluster_id: ClusterId(c),
                 ca_fingerprint: Fingerprint(f),

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use super::owner::check_not_owned_elsewhere;
 use super::registry::{shared, SharedDb};
 use super::shm_locks::{self, ShmLocks};
-use super::write_turns::{self, Ticket, WriteTurns};
 use super::wal_file::WalWriter;
+use super::write_turns::{self, Ticket, WriteTurns};
 use crate::ffi::file::{Code, RawFile};
-use crate::ffi::sys::{SQLITE_BUSY, SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK};
+use crate::ffi::sys::{
+    SQLITE_BUSY, SQLITE_OPEN_MAIN_DB, SQLITE_OPEN_WAL, SQLITE_READONLY_CANTLOCK,
+};
 
 /// True for the writes that begin every WAL frame or a new WAL (frame headers are 24
 /// bytes, the WAL header 32): checking those catches a transaction before its pages land.
@@ -54,11 +56,8 @@ pub enum PragmaDecision {
 
 /// Pragmas whose change would break replication of a node's database, with the value a
 /// node needs (None: any change is refused).
-const GUARDED_PRAGMAS: &[(&str, Option<&str>)] = &[
-    ("journal_mode", Some("wal")),
-    ("locking_mode", Some("normal")),
-    ("page_size", None),
-];
+const GUARDED_PRAGMAS: &[(&str, Option<&str>)] =
+    &[("journal_mode", Some("wal")), ("locking_mode", Some("normal")), ("page_size", None)];
 
 /// Our state for one open file.
 pub struct HaFile {
@@ -94,7 +93,9 @@ impl HaFile {
     pub fn write(&mut self, data: &[u8], offset: u64) -> Result<(), Code> {
         let replicator = self.db.as_ref().and_then(|db| db.replicator());
         match (&mut self.wal, replicator, &self.db) {
-            (Some(wal), Some(replicator), _) => wal.write(&self.raw, replicator.as_ref(), data, offset),
+            (Some(wal), Some(replicator), _) => {
+                wal.write(&self.raw, replicator.as_ref(), data, offset)
+            }
             (Some(_), None, Some(db)) if is_wal_header_write(data, offset) => {
                 check_not_owned_elsewhere(db.path()).map_err(|error| {
                     tracing::debug!(%error, "write refused");

@@ -43,8 +43,12 @@ impl OwnerLock {
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => Ok(OwnerLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::OwnedElsewhere(path.display().to_string())),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(Error::OwnedElsewhere(path.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::io(format!("locking {}", path.display()), e))
+            }
         }
     }
 }
@@ -54,7 +58,9 @@ pub fn check_not_owned_elsewhere(db: &Path) -> Result<(), Error> {
     let path = lock_path(db);
     let Ok(file) = private_file_options().write(true).open(&path) else { return Ok(()) };
     match file.try_lock() {
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::OwnedElsewhere(path.display().to_string())),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(Error::OwnedElsewhere(path.display().to_string()))
+        }
         _ => Ok(()),
     }
 }

@@ -45,7 +45,11 @@ pub fn shared(path: &Path) -> Arc<SharedDb> {
         return existing;
     }
     map.retain(|_, weak| weak.strong_count() > 0);
-    let created = Arc::new(SharedDb { path: path.to_owned(), replicator: RwLock::new(None), turns: Arc::default() });
+    let created = Arc::new(SharedDb {
+        path: path.to_owned(),
+        replicator: RwLock::new(None),
+        turns: Arc::default(),
+    });
     map.insert(path.to_owned(), Arc::downgrade(&created));
     created
 }

@@ -7,7 +7,9 @@
 
 use std::ffi::c_int;
 
-use crate::ffi::sys::{SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK, SQLITE_SHM_SHARED, SQLITE_SHM_UNLOCK};
+use crate::ffi::sys::{
+    SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK, SQLITE_SHM_SHARED, SQLITE_SHM_UNLOCK,
+};
 
 /// Slot of the WAL write lock.
 const WRITE_LOCK_SLOT: usize = 0;
@@ -34,7 +36,10 @@ impl ShmLocks {
     /// Classifies a request about to be made.
     pub fn classify(&self, slot: usize, flags: c_int) -> Request {
         let holds_read_lock = READ_LOCK_SLOTS.clone().any(|read| self.shared & (1 << read) != 0);
-        if slot == WRITE_LOCK_SLOT && flags == SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE && holds_read_lock {
+        if slot == WRITE_LOCK_SLOT
+            && flags == SQLITE_SHM_LOCK | SQLITE_SHM_EXCLUSIVE
+            && holds_read_lock
+        {
             Request::BeginWrite
         } else {
             Request::Other
@@ -46,7 +51,9 @@ impl ShmLocks {
         if flags & SQLITE_SHM_SHARED == 0 {
             return;
         }
-        let bits = (slot..slot.saturating_add(count)).filter(|s| *s < 8).fold(0u8, |bits, s| bits | (1 << s));
+        let bits = (slot..slot.saturating_add(count))
+            .filter(|s| *s < 8)
+            .fold(0u8, |bits, s| bits | (1 << s));
         if flags & SQLITE_SHM_LOCK != 0 {
             self.shared |= bits;
         } else if flags & SQLITE_SHM_UNLOCK != 0 {
@@ -71,11 +78,19 @@ mod tests {
     #[test]
     fn the_write_lock_inside_a_read_transaction_begins_a_write() {
         let mut locks = ShmLocks::default();
-        assert_eq!(locks.classify(0, LOCK_EXCLUSIVE), Request::Other, "recovery or checkpoint: no read lock");
+        assert_eq!(
+            locks.classify(0, LOCK_EXCLUSIVE),
+            Request::Other,
+            "recovery or checkpoint: no read lock"
+        );
         locks.granted(4, 1, LOCK_SHARED);
         assert_eq!(locks.classify(0, LOCK_EXCLUSIVE), Request::BeginWrite);
         assert_eq!(locks.classify(1, LOCK_EXCLUSIVE), Request::Other, "the checkpoint lock");
-        assert_eq!(locks.classify(0, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE), Request::Other, "an unlock");
+        assert_eq!(
+            locks.classify(0, SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE),
+            Request::Other,
+            "an unlock"
+        );
         locks.granted(4, 1, UNLOCK_SHARED);
         assert_eq!(locks.classify(0, LOCK_EXCLUSIVE), Request::Other, "the read transaction ended");
     }

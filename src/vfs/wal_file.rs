@@ -39,7 +39,13 @@ pub struct WalWriter {
 
 impl WalWriter {
     /// Handles one `xWrite` on the WAL of a node's database.
-    pub fn write(&mut self, raw: &RawFile, replicator: &dyn Replicator, data: &[u8], offset: u64) -> Result<(), Code> {
+    pub fn write(
+        &mut self,
+        raw: &RawFile,
+        replicator: &dyn Replicator,
+        data: &[u8],
+        offset: u64,
+    ) -> Result<(), Code> {
         let rewrites_committed = self.replicated_commit.is_some_and(|end| offset <= end);
         if !self.in_transaction && !rewrites_committed {
             // A local transaction's first write: refuse it cleanly, before anything reaches
@@ -87,7 +93,12 @@ impl WalWriter {
     }
 
     /// The transaction is complete in the file: replicate it.
-    fn replicate(&mut self, raw: &RawFile, replicator: &dyn Replicator, commit: CommitFrame) -> Result<(), Code> {
+    fn replicate(
+        &mut self,
+        raw: &RawFile,
+        replicator: &dyn Replicator,
+        commit: CommitFrame,
+    ) -> Result<(), Code> {
         self.in_transaction = false;
         match replicator.commit(raw, &commit) {
             Ok(()) => {
@@ -103,7 +114,12 @@ impl WalWriter {
     }
 
     /// If this write is a frame header, returns it (as a `CommitFrame`, whatever its kind).
-    fn frame_header(&mut self, raw: &RawFile, data: &[u8], offset: u64) -> Result<Option<CommitFrame>, Code> {
+    fn frame_header(
+        &mut self,
+        raw: &RawFile,
+        data: &[u8],
+        offset: u64,
+    ) -> Result<Option<CommitFrame>, Code> {
         if data.len() != FRAME_HEADER_BYTES || offset < WAL_HEADER_BYTES {
             return Ok(None);
         }

@@ -67,7 +67,11 @@ struct Line {
 impl Line {
     /// Drops heads whose connection left (see [`PRESENT_FOR`]), except `keep`'s place.
     fn skip_absent_heads(&mut self, keep: Option<Ticket>, now: Instant) {
-        while self.places.front().is_some_and(|head| Some(head.ticket) != keep && !head.present(now)) {
+        while self
+            .places
+            .front()
+            .is_some_and(|head| Some(head.ticket) != keep && !head.present(now))
+        {
             self.places.pop_front();
         }
     }
@@ -161,7 +165,8 @@ impl WriteTurns {
             if now >= until || (line.heads(ticket) && line.releases != refused_after) {
                 break;
             }
-            let (guard, _) = wake.wait_timeout(line, until - now).unwrap_or_else(PoisonError::into_inner);
+            let (guard, _) =
+                wake.wait_timeout(line, until - now).unwrap_or_else(PoisonError::into_inner);
             line = guard;
         }
         let releases = line.releases;
@@ -182,7 +187,9 @@ thread_local! {
 /// `xSleep` from SQLite's busy handler: if this thread's connection waits in a line, sleep
 /// until its turn (at most `max`) and return true; false to sleep as usual.
 pub fn sleep_in_line(max: Duration) -> bool {
-    let Some((ticket, turns)) = WAITING.with(|waiting| waiting.borrow().clone()) else { return false };
+    let Some((ticket, turns)) = WAITING.with(|waiting| waiting.borrow().clone()) else {
+        return false;
+    };
     turns.sleep(ticket, max);
     true
 }
@@ -229,7 +236,10 @@ mod tests {
             }
         }
         let slept = sleeper.join().expect("sleeper thread");
-        assert!(slept < Duration::from_secs(1), "woken by the release, not the 5 s timeout: {slept:?}");
+        assert!(
+            slept < Duration::from_secs(1),
+            "woken by the release, not the 5 s timeout: {slept:?}"
+        );
         assert!(turns.may_try(ticket), "still at the head after waking");
     }
 
@@ -241,7 +251,11 @@ mod tests {
         turns.released();
         let started = Instant::now();
         assert!(sleep_in_line(Duration::from_secs(5)));
-        assert!(started.elapsed() < Duration::from_secs(1), "slept {:?} with the lock free", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "slept {:?} with the lock free",
+            started.elapsed()
+        );
     }
 
     #[test]
@@ -270,6 +284,8 @@ mod tests {
 
     #[test]
     fn without_a_place_in_line_sleep_is_left_to_the_wrapped_vfs() {
-        std::thread::spawn(|| assert!(!sleep_in_line(Duration::from_millis(1)))).join().expect("thread");
+        std::thread::spawn(|| assert!(!sleep_in_line(Duration::from_millis(1))))
+            .join()
+            .expect("thread");
     }
 }

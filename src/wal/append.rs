@@ -80,9 +80,7 @@ pub fn validate_page_set(pages: &PageSet) -> Result<PageSize, WalError> {
     let mut previous = 0u32;
     for page in &pages.pages {
         if page.number <= previous {
-            return Err(WalError::PageOrder {
-                page_number: page.number,
-            });
+            return Err(WalError::PageOrder { page_number: page.number });
         }
         if page.data.len() != page_size.as_usize() {
             return Err(WalError::PageLength {
@@ -169,7 +167,12 @@ struct Append<'a, F: WalFile, S: SharedIndex> {
 impl<'a, F: WalFile, S: SharedIndex> Append<'a, F, S> {
     /// Reads the wal-index header, restarts the WAL if a checkpoint emptied it, and writes a
     /// WAL header if it is empty: ready for `frame_count` frames.
-    fn begin(file: &'a F, shared: &'a S, page_size: PageSize, frame_count: u64) -> Result<Self, WalError> {
+    fn begin(
+        file: &'a F,
+        shared: &'a S,
+        page_size: PageSize,
+        frame_count: u64,
+    ) -> Result<Self, WalError> {
         let region0 = shared.region(0)?;
         let mut header = read_header(shared, &region0)?;
         if header.max_frame > 0 && header.page_size != page_size.bytes() {
@@ -212,9 +215,22 @@ impl<'a, F: WalFile, S: SharedIndex> Append<'a, F, S> {
         if u64::from(self.next_frame) + pages.pages.len() as u64 > u64::from(u32::MAX) {
             return Err(WalError::TooManyFrames);
         }
-        let (running, end) = write_frames(self.file, self.wal_end_bytes, self.header.order(), self.running, self.header.salts, pages, last_batch)?;
+        let (running, end) = write_frames(
+            self.file,
+            self.wal_end_bytes,
+            self.header.order(),
+            self.running,
+            self.header.salts,
+            pages,
+            last_batch,
+        )?;
         for (i, page) in pages.pages.iter().enumerate() {
-            hash::append(self.shared, self.next_frame + i as u32, page.number, self.committed_max_frame)?;
+            hash::append(
+                self.shared,
+                self.next_frame + i as u32,
+                page.number,
+                self.committed_max_frame,
+            )?;
         }
         self.running = running;
         self.wal_end_bytes = end;
@@ -231,7 +247,12 @@ impl<'a, F: WalFile, S: SharedIndex> Append<'a, F, S> {
         self.header.page_size = self.page_size.bytes();
         self.header.change_counter = self.header.change_counter.wrapping_add(1);
         write_header(self.shared, &self.region0, &self.header);
-        AppendReport { first_frame: self.first_frame, commit_frame, restarted: self.restarted, wal_end_bytes: self.wal_end_bytes }
+        AppendReport {
+            first_frame: self.first_frame,
+            commit_frame,
+            restarted: self.restarted,
+            wal_end_bytes: self.wal_end_bytes,
+        }
     }
 }
 
@@ -252,10 +273,7 @@ fn restart_if_checkpointed<S: SharedIndex>(
     }
     header.max_frame = 0;
     // salt1 counts generations; salt2 makes stale frames of older ones unverifiable.
-    header.salts = Salts {
-        salt1: header.salts.salt1.wrapping_add(1),
-        salt2: rand::random(),
-    };
+    header.salts = Salts { salt1: header.salts.salt1.wrapping_add(1), salt2: rand::random() };
     write_header(shared, region0, header);
     reset_checkpoint_info(region0, 0, 0);
     shared.unlock_exclusive(first_slot, count)?;
@@ -272,15 +290,9 @@ fn start_new_wal<F: WalFile>(
     restarted: bool,
 ) -> Result<WalHeader, WalError> {
     if !restarted {
-        let salt1 = if header.salts == Salts::default() {
-            rand::random()
-        } else {
-            header.salts.salt1
-        };
-        header.salts = Salts {
-            salt1: salt1.wrapping_add(1),
-            salt2: rand::random(),
-        };
+        let salt1 =
+            if header.salts == Salts::default() { rand::random() } else { header.salts.salt1 };
+        header.salts = Salts { salt1: salt1.wrapping_add(1), salt2: rand::random() };
     }
     let order = WordOrder::native();
     let checkpoint_seq = previous_checkpoint_seq(file)?.map_or(0, |seq| seq.wrapping_add(1));
@@ -318,7 +330,8 @@ fn write_frames<F: WalFile>(
     commits: bool,
 ) -> Result<(super::checksum::Checksum, u64), WalError> {
     let frame_bytes = FRAME_HEADER_BYTES + pages.page_size as usize;
-    let mut batch = Vec::with_capacity((frame_bytes * pages.pages.len()).min(WRITE_BATCH_BYTES + frame_bytes));
+    let mut batch =
+        Vec::with_capacity((frame_bytes * pages.pages.len()).min(WRITE_BATCH_BYTES + frame_bytes));
     let mut offset = first_offset;
     let last = pages.pages.len() - 1;
     for (i, page) in pages.pages.iter().enumerate() {
@@ -349,16 +362,9 @@ mod tests {
     fn page_set(page_size: u32, db_size_pages: u32, numbers: &[u32]) -> PageSet {
         let pages = numbers
             .iter()
-            .map(|n| Page {
-                number: *n,
-                data: vec![*n as u8; page_size as usize].into(),
-            })
+            .map(|n| Page { number: *n, data: vec![*n as u8; page_size as usize].into() })
             .collect();
-        PageSet {
-            page_size,
-            db_size_pages,
-            pages,
-        }
+        PageSet { page_size, db_size_pages, pages }
     }
 
     /// An empty WAL file and a wal-index recovered from it.
@@ -379,10 +385,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (wal, index) = empty_wal(&dir);
         let first = append_transaction(&wal, &index, &page_set(512, 2, &[1, 2])).unwrap();
-        assert_eq!(
-            (first.first_frame, first.commit_frame, first.restarted),
-            (1, 2, false)
-        );
+        assert_eq!((first.first_frame, first.commit_frame, first.restarted), (1, 2, false));
         let second = append_transaction(&wal, &index, &page_set(512, 3, &[2, 3])).unwrap();
         assert_eq!((second.first_frame, second.commit_frame), (3, 4));
         assert_eq!(second.wal_end_bytes, wal.size_bytes().unwrap());
@@ -405,14 +408,19 @@ mod tests {
     fn batches_append_as_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let (wal, index) = empty_wal(&dir);
-        let mut batches = vec![page_set(512, 5, &[1, 2]), page_set(512, 5, &[3, 4]), page_set(512, 5, &[5])].into_iter();
+        let mut batches =
+            vec![page_set(512, 5, &[1, 2]), page_set(512, 5, &[3, 4]), page_set(512, 5, &[5])]
+                .into_iter();
         let report = append_batches(&wal, &index, 512, 5, || Ok(batches.next())).unwrap();
         assert_eq!((report.first_frame, report.commit_frame), (1, 5));
         let found = scan(&wal).unwrap();
         assert_eq!(found.commit_frames, vec![5]);
         assert_eq!(found.page_numbers, vec![1, 2, 3, 4, 5]);
         let published = header(&index);
-        assert_eq!((published.max_frame, published.db_size_pages, published.change_counter), (5, 5, 2));
+        assert_eq!(
+            (published.max_frame, published.db_size_pages, published.change_counter),
+            (5, 5, 2)
+        );
         assert_eq!(published.frame_checksum, found.checksum);
         assert_eq!(hash::lookup(&index, 4, 5).unwrap(), Some(4));
 
@@ -436,15 +444,9 @@ mod tests {
         region0.store_u32(96, old.max_frame); // a checkpoint copied every frame
         region0.store_u32(108, 2); // a reader mark from before
         let report = append_transaction(&wal, &index, &page_set(512, 3, &[3])).unwrap();
-        assert_eq!(
-            (report.first_frame, report.commit_frame, report.restarted),
-            (1, 1, true)
-        );
+        assert_eq!((report.first_frame, report.commit_frame, report.restarted), (1, 1, true));
         let found = scan(&wal).unwrap();
-        assert_eq!(
-            found.header.unwrap().salts.salt1,
-            old.salts.salt1.wrapping_add(1)
-        );
+        assert_eq!(found.header.unwrap().salts.salt1, old.salts.salt1.wrapping_add(1));
         assert_eq!(found.commit_frames, vec![1]);
         assert_eq!(backfill(&region0), 0);
         assert_eq!(read_mark(&region0, 1), 0);
@@ -479,33 +481,15 @@ mod tests {
         let mut short = page_set(512, 2, &[1, 2]);
         short.pages[1].data = vec![1u8; 511].into();
         let cases: Vec<(PageSet, IsExpected)> = vec![
-            (page_set(1024, 2, &[1]), |e| {
-                matches!(e, WalError::PageSizeMismatch { .. })
-            }),
-            (page_set(500, 2, &[1]), |e| {
-                matches!(e, WalError::InvalidPageSize { .. })
-            }),
-            (page_set(512, 3, &[2, 1]), |e| {
-                matches!(e, WalError::PageOrder { page_number: 1 })
-            }),
-            (page_set(512, 3, &[2, 2]), |e| {
-                matches!(e, WalError::PageOrder { page_number: 2 })
-            }),
-            (page_set(512, 3, &[0]), |e| {
-                matches!(e, WalError::PageOrder { page_number: 0 })
-            }),
-            (page_set(512, 2, &[3]), |e| {
-                matches!(e, WalError::PageBeyondSize { .. })
-            }),
-            (page_set(512, 2, &[]), |e| {
-                matches!(e, WalError::EmptyPageSet)
-            }),
-            (page_set(512, 0, &[1]), |e| {
-                matches!(e, WalError::EmptyPageSet)
-            }),
-            (short, |e| {
-                matches!(e, WalError::PageLength { page_number: 2, .. })
-            }),
+            (page_set(1024, 2, &[1]), |e| matches!(e, WalError::PageSizeMismatch { .. })),
+            (page_set(500, 2, &[1]), |e| matches!(e, WalError::InvalidPageSize { .. })),
+            (page_set(512, 3, &[2, 1]), |e| matches!(e, WalError::PageOrder { page_number: 1 })),
+            (page_set(512, 3, &[2, 2]), |e| matches!(e, WalError::PageOrder { page_number: 2 })),
+            (page_set(512, 3, &[0]), |e| matches!(e, WalError::PageOrder { page_number: 0 })),
+            (page_set(512, 2, &[3]), |e| matches!(e, WalError::PageBeyondSize { .. })),
+            (page_set(512, 2, &[]), |e| matches!(e, WalError::EmptyPageSet)),
+            (page_set(512, 0, &[1]), |e| matches!(e, WalError::EmptyPageSet)),
+            (short, |e| matches!(e, WalError::PageLength { page_number: 2, .. })),
         ];
         for (pages, expected) in cases {
             let err = append_transaction(&wal, &index, &pages).unwrap_err();
@@ -531,9 +515,7 @@ mod tests {
     fn write_lock_helper() {
         let index = MemoryIndex::new();
         let held = acquire_write_lock(&index, Duration::from_millis(5)).unwrap();
-        let err = acquire_write_lock(&index, Duration::from_millis(5))
-            .err()
-            .unwrap();
+        let err = acquire_write_lock(&index, Duration::from_millis(5)).err().unwrap();
         assert!(matches!(err, WalError::WriteLockBusy));
         drop(held);
         assert!(acquire_write_lock(&index, Duration::from_millis(5)).is_ok());

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use super::checksum::Checksum;
 use super::file::WalFile;
 use super::format::{
-    check_frame_identity, FrameHeader, PageSize, Salts, WalHeader, FRAME_HEADER_BYTES, WAL_HEADER_BYTES,
+    check_frame_identity, FrameHeader, PageSize, Salts, WalHeader, FRAME_HEADER_BYTES,
+    WAL_HEADER_BYTES,
 };
 use super::index::header::IndexHeader;
 use super::WalError;
@@ -37,23 +38,14 @@ fn chain_start<F: WalFile>(file: &F, before: &IndexHeader) -> Result<ChainStart,
     if before.max_frame == 0 {
         let file_bytes = file.size_bytes()?;
         if file_bytes < WAL_HEADER_BYTES as u64 {
-            return Err(WalError::ShortFile {
-                needed_bytes: WAL_HEADER_BYTES as u64,
-                file_bytes,
-            });
+            return Err(WalError::ShortFile { needed_bytes: WAL_HEADER_BYTES as u64, file_bytes });
         }
         let mut bytes = [0u8; WAL_HEADER_BYTES];
         file.read_exact_at(&mut bytes, 0)?;
         let header = WalHeader::decode(&bytes)?;
-        return Ok(ChainStart {
-            page_size: header.page_size,
-            salts: header.salts,
-        });
+        return Ok(ChainStart { page_size: header.page_size, salts: header.salts });
     }
-    Ok(ChainStart {
-        page_size: PageSize::new(before.page_size)?,
-        salts: before.salts,
-    })
+    Ok(ChainStart { page_size: PageSize::new(before.page_size)?, salts: before.salts })
 }
 
 /// Reads frames `before.max_frame + 1 ..= commit_frame` of `file` and returns the page set
@@ -67,20 +59,14 @@ pub fn capture_transaction<F: WalFile>(
 ) -> Result<PageSet, WalError> {
     let frame_before = before.max_frame;
     if commit_frame <= frame_before {
-        return Err(WalError::FrameRange {
-            frame_before,
-            commit_frame,
-        });
+        return Err(WalError::FrameRange { frame_before, commit_frame });
     }
     let start = chain_start(file, before)?;
     let page_size = start.page_size;
     let needed_bytes = page_size.frame_offset(commit_frame) + page_size.frame_bytes();
     let file_bytes = file.size_bytes()?;
     if file_bytes < needed_bytes {
-        return Err(WalError::ShortFile {
-            needed_bytes,
-            file_bytes,
-        });
+        return Err(WalError::ShortFile { needed_bytes, file_bytes });
     }
     let mut images: BTreeMap<u32, PageData> = BTreeMap::new();
     let mut first_commit: Option<FrameHeader> = None;
@@ -90,21 +76,31 @@ pub fn capture_transaction<F: WalFile>(
         // Raft log and the network.
         let mut buffer = vec![0u8; page_size.frame_bytes() as usize];
         file.read_exact_at(&mut buffer, page_size.frame_offset(frame_number))?;
-        let mut head: [u8; FRAME_HEADER_BYTES] = buffer[..FRAME_HEADER_BYTES].try_into().expect("slice of header size");
+        let mut head: [u8; FRAME_HEADER_BYTES] =
+            buffer[..FRAME_HEADER_BYTES].try_into().expect("slice of header size");
         if let (true, Some(bytes)) = (frame_number == commit_frame, commit_header) {
             head = *bytes;
         }
         let frame = match FrameHeader::decode(&head) {
             // After an in-place overwrite SQLite writes the later frames of the transaction
             // with zero salts and checksum, and fills them in once the commit frame is out.
-            frame if frame.salts == Salts::default() && frame.checksum == Checksum([0, 0]) && frame.page_number != 0 => frame,
+            frame
+                if frame.salts == Salts::default()
+                    && frame.checksum == Checksum([0, 0])
+                    && frame.page_number != 0 =>
+            {
+                frame
+            }
             _ => check_frame_identity(start.salts, frame_number, &head)?,
         };
         check_commit_mark(&frame, first_commit.as_ref(), frame_number, commit_frame)?;
         if frame.is_commit() && first_commit.is_none() {
             first_commit = Some(frame);
         }
-        images.insert(frame.page_number, PageData::from(Bytes::from(buffer).slice(FRAME_HEADER_BYTES..)));
+        images.insert(
+            frame.page_number,
+            PageData::from(Bytes::from(buffer).slice(FRAME_HEADER_BYTES..)),
+        );
     }
     let db_size_pages = first_commit.map_or(0, |f| f.db_size_pages);
     let pages = images
@@ -112,11 +108,7 @@ pub fn capture_transaction<F: WalFile>(
         .filter(|(number, _)| *number <= db_size_pages)
         .map(|(number, data)| Page { number, data })
         .collect();
-    Ok(PageSet {
-        page_size: page_size.bytes(),
-        db_size_pages,
-        pages,
-    })
+    Ok(PageSet { page_size: page_size.bytes(), db_size_pages, pages })
 }
 
 /// Only the last frame, and padding copies of the first commit frame before it, may carry
@@ -184,10 +176,7 @@ mod tests {
             ..IndexHeader::default()
         };
         let set = capture_transaction(&file, &before, 3, None).unwrap();
-        assert_eq!(
-            set.pages.iter().map(|p| p.number).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
+        assert_eq!(set.pages.iter().map(|p| p.number).collect::<Vec<_>>(), vec![1, 2]);
         let wrong = IndexHeader {
             salts: Salts { salt1: before.salts.salt1 ^ 1, ..before.salts },
             ..before
@@ -236,10 +225,7 @@ mod tests {
     fn capture_matches_sqlite_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("a.db");
-        sqlite(
-            &db,
-            "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; CREATE TABLE t(x);",
-        );
+        sqlite(&db, "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; CREATE TABLE t(x);");
         sqlite(
             &db,
             ".filectrl persist_wal 1\nPRAGMA wal_autocheckpoint=0;\n\

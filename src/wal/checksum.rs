@@ -67,10 +67,7 @@ pub struct Checksum(pub [u32; 2]);
 impl Checksum {
     /// Continues this checksum over `bytes` (length a multiple of 8).
     pub fn extend(self, order: WordOrder, bytes: &[u8]) -> Checksum {
-        assert!(
-            bytes.len().is_multiple_of(8),
-            "WAL checksum input must be 8-byte aligned"
-        );
+        assert!(bytes.len().is_multiple_of(8), "WAL checksum input must be 8-byte aligned");
         let [mut s1, mut s2] = self.0;
         for chunk in bytes.chunks_exact(8) {
             let x0 = order.word([chunk[0], chunk[1], chunk[2], chunk[3]]);
@@ -94,10 +91,7 @@ mod tests {
             bytes.extend_from_slice(&w.to_be_bytes());
         }
         // chunk 1: s1 = 1, s2 = 2 + 1 = 3; chunk 2: s1 = 1 + 3 + 3 = 7, s2 = 3 + 4 + 7 = 14.
-        assert_eq!(
-            Checksum::default().extend(WordOrder::Big, &bytes),
-            Checksum([7, 14])
-        );
+        assert_eq!(Checksum::default().extend(WordOrder::Big, &bytes), Checksum([7, 14]));
     }
 
     // Goal: the word order changes the result, and matches reading the bytes swapped.
@@ -107,10 +101,7 @@ mod tests {
         let big = Checksum::default().extend(WordOrder::Big, &bytes);
         let little = Checksum::default().extend(WordOrder::Little, &bytes);
         assert_ne!(big, little);
-        let swapped: Vec<u8> = bytes
-            .chunks(4)
-            .flat_map(|w| w.iter().rev().copied())
-            .collect();
+        let swapped: Vec<u8> = bytes.chunks(4).flat_map(|w| w.iter().rev().copied()).collect();
         assert_eq!(Checksum::default().extend(WordOrder::Little, &swapped), big);
     }
 
@@ -140,9 +131,6 @@ mod tests {
             assert_eq!(WordOrder::from_magic(order.magic()), Some(order));
         }
         assert_eq!(WordOrder::from_magic(0x377f_0684), None);
-        assert_eq!(
-            WordOrder::native().magic() & 1 == 1,
-            cfg!(target_endian = "big")
-        );
+        assert_eq!(WordOrder::native().magic() & 1 == 1, cfg!(target_endian = "big"));
     }
 }

@@ -26,9 +26,7 @@ impl PageSize {
         if page_size_bytes.is_power_of_two() && (512..=65_536).contains(&page_size_bytes) {
             Ok(PageSize(page_size_bytes))
         } else {
-            Err(WalError::InvalidPageSize {
-                page_size: page_size_bytes,
-            })
+            Err(WalError::InvalidPageSize { page_size: page_size_bytes })
         }
     }
 
@@ -85,13 +83,8 @@ pub struct WalHeader {
 impl WalHeader {
     /// A header for a new WAL generation, with its checksum computed.
     pub fn new(order: WordOrder, page_size: PageSize, checkpoint_seq: u32, salts: Salts) -> Self {
-        let mut header = WalHeader {
-            order,
-            page_size,
-            checkpoint_seq,
-            salts,
-            checksum: Checksum::default(),
-        };
+        let mut header =
+            WalHeader { order, page_size, checkpoint_seq, salts, checksum: Checksum::default() };
         let bytes = header.encode();
         header.checksum = Checksum::default().extend(order, &bytes[..24]);
         header
@@ -129,17 +122,8 @@ impl WalHeader {
         if Checksum::default().extend(order, &bytes[..24]) != checksum {
             return Err(WalError::HeaderChecksum);
         }
-        let salts = Salts {
-            salt1: be_u32(bytes, 16),
-            salt2: be_u32(bytes, 20),
-        };
-        Ok(WalHeader {
-            order,
-            page_size,
-            checkpoint_seq: be_u32(bytes, 12),
-            salts,
-            checksum,
-        })
+        let salts = Salts { salt1: be_u32(bytes, 16), salt2: be_u32(bytes, 20) };
+        Ok(WalHeader { order, page_size, checkpoint_seq: be_u32(bytes, 12), salts, checksum })
     }
 }
 
@@ -171,12 +155,7 @@ impl FrameHeader {
         head[..4].copy_from_slice(&page_number.to_be_bytes());
         head[4..].copy_from_slice(&db_size_pages.to_be_bytes());
         let checksum = running.extend(order, &head).extend(order, page);
-        FrameHeader {
-            page_number,
-            db_size_pages,
-            salts,
-            checksum,
-        }
+        FrameHeader { page_number, db_size_pages, salts, checksum }
     }
 
     /// Whether this frame commits a transaction.
@@ -206,10 +185,7 @@ impl FrameHeader {
         FrameHeader {
             page_number: be_u32(bytes, 0),
             db_size_pages: be_u32(bytes, 4),
-            salts: Salts {
-                salt1: be_u32(bytes, 8),
-                salt2: be_u32(bytes, 12),
-            },
+            salts: Salts { salt1: be_u32(bytes, 8), salt2: be_u32(bytes, 12) },
             checksum: Checksum([be_u32(bytes, 16), be_u32(bytes, 20)]),
         }
     }
@@ -244,9 +220,7 @@ pub fn verify_frame(
     page: &[u8],
 ) -> Result<FrameHeader, WalError> {
     let header = check_frame_identity(salts, frame_number, header_bytes)?;
-    let expected = running
-        .extend(order, &header_bytes[..8])
-        .extend(order, page);
+    let expected = running.extend(order, &header_bytes[..8]).extend(order, page);
     if expected != header.checksum {
         return Err(WalError::FrameChecksum { frame_number });
     }
@@ -264,10 +238,7 @@ mod tests {
     // Goal: a WAL header encodes and decodes to itself, big-endian on disk.
     #[test]
     fn wal_header_round_trip() {
-        let salts = Salts {
-            salt1: 0x0102_0304,
-            salt2: 0xa0b0_c0d0,
-        };
+        let salts = Salts { salt1: 0x0102_0304, salt2: 0xa0b0_c0d0 };
         let header = WalHeader::new(WordOrder::Little, PageSize::new(4096).unwrap(), 7, salts);
         let bytes = header.encode();
         assert_eq!(&bytes[..4], &[0x37, 0x7f, 0x06, 0x82]);
@@ -278,36 +249,20 @@ mod tests {
     // Goal: corrupt headers are refused with the matching error.
     #[test]
     fn wal_header_rejects_bad_input() {
-        let header = WalHeader::new(
-            WordOrder::Big,
-            PageSize::new(1024).unwrap(),
-            0,
-            Salts::default(),
-        );
+        let header =
+            WalHeader::new(WordOrder::Big, PageSize::new(1024).unwrap(), 0, Salts::default());
         let mut bytes = header.encode();
         bytes[20] ^= 1;
-        assert!(matches!(
-            WalHeader::decode(&bytes),
-            Err(WalError::HeaderChecksum)
-        ));
+        assert!(matches!(WalHeader::decode(&bytes), Err(WalError::HeaderChecksum)));
         let mut bytes = header.encode();
         bytes[3] = 0x84;
-        assert!(matches!(
-            WalHeader::decode(&bytes),
-            Err(WalError::BadMagic { .. })
-        ));
+        assert!(matches!(WalHeader::decode(&bytes), Err(WalError::BadMagic { .. })));
         let mut bytes = header.encode();
         bytes[7] ^= 1;
-        assert!(matches!(
-            WalHeader::decode(&bytes),
-            Err(WalError::BadVersion { .. })
-        ));
+        assert!(matches!(WalHeader::decode(&bytes), Err(WalError::BadVersion { .. })));
         let mut bytes = header.encode();
         bytes[10] = 0x03;
-        assert!(matches!(
-            WalHeader::decode(&bytes),
-            Err(WalError::InvalidPageSize { .. })
-        ));
+        assert!(matches!(WalHeader::decode(&bytes), Err(WalError::InvalidPageSize { .. })));
     }
 
     // Goal: page sizes outside SQLite's set are refused; 65536 is allowed.
@@ -328,10 +283,7 @@ mod tests {
     #[test]
     fn frame_seal_and_verify() {
         let order = WordOrder::Little;
-        let salts = Salts {
-            salt1: 9,
-            salt2: 10,
-        };
+        let salts = Salts { salt1: 9, salt2: 10 };
         let running = Checksum([3, 4]);
         let data = page(0x5a, 512);
         let header = FrameHeader::seal(order, running, 2, 5, salts, &data);
@@ -343,21 +295,12 @@ mod tests {
         let mut bad_data = data.clone();
         bad_data[100] ^= 1;
         let err = verify_frame(order, running, salts, 1, &bytes, &bad_data);
-        assert!(matches!(
-            err,
-            Err(WalError::FrameChecksum { frame_number: 1 })
-        ));
-        let other = Salts {
-            salt1: 9,
-            salt2: 11,
-        };
+        assert!(matches!(err, Err(WalError::FrameChecksum { frame_number: 1 })));
+        let other = Salts { salt1: 9, salt2: 11 };
         let err = verify_frame(order, running, other, 1, &bytes, &data);
         assert!(matches!(err, Err(WalError::FrameSalt { .. })));
         let zero = FrameHeader::seal(order, running, 0, 0, salts, &data).encode();
         let err = verify_frame(order, running, salts, 4, &zero, &data);
-        assert!(matches!(
-            err,
-            Err(WalError::FramePageZero { frame_number: 4 })
-        ));
+        assert!(matches!(err, Err(WalError::FramePageZero { frame_number: 4 })));
     }
 }

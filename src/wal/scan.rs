@@ -44,11 +44,8 @@ pub fn scan<F: WalFile>(file: &F) -> Result<WalScan, WalError> {
     let page_size = header.page_size;
     let frames_in_file = (file_bytes - WAL_HEADER_BYTES as u64) / page_size.frame_bytes();
     let frames_in_file = u32::try_from(frames_in_file).unwrap_or(u32::MAX);
-    let mut result = WalScan {
-        header: Some(header),
-        checksum: header.checksum,
-        ..WalScan::default()
-    };
+    let mut result =
+        WalScan { header: Some(header), checksum: header.checksum, ..WalScan::default() };
     let mut pending_pages = Vec::new();
     let mut running = header.checksum;
     let mut buffer = vec![0u8; page_size.frame_bytes() as usize];
@@ -56,14 +53,8 @@ pub fn scan<F: WalFile>(file: &F) -> Result<WalScan, WalError> {
         file.read_exact_at(&mut buffer, page_size.frame_offset(frame_number))?;
         let (head, page) = buffer.split_at(FRAME_HEADER_BYTES);
         let head: &[u8; FRAME_HEADER_BYTES] = head.try_into().expect("split at the header size");
-        let Ok(frame) = verify_frame(
-            header.order,
-            running,
-            header.salts,
-            frame_number,
-            head,
-            page,
-        ) else {
+        let Ok(frame) = verify_frame(header.order, running, header.salts, frame_number, head, page)
+        else {
             break;
         };
         running = frame.checksum;
@@ -107,10 +98,7 @@ pub fn rebuild_index<S: SharedIndex>(shared: &S, scan: &WalScan) -> Result<Index
         let frame_number = position as u32 + 1;
         hash::append(shared, frame_number, *page_number, frame_number - 1)?;
     }
-    let mut header = IndexHeader {
-        is_init: true,
-        ..IndexHeader::default()
-    };
+    let mut header = IndexHeader { is_init: true, ..IndexHeader::default() };
     header.change_counter = region0.load_u32(8).wrapping_add(1);
     if let Some(wal_header) = &scan.header {
         header.big_endian_checksum = wal_header.order.is_big();
@@ -121,11 +109,7 @@ pub fn rebuild_index<S: SharedIndex>(shared: &S, scan: &WalScan) -> Result<Index
     header.db_size_pages = scan.db_size_pages;
     header.frame_checksum = scan.checksum;
     write_header(shared, &region0, &header);
-    let read_mark_1 = if header.max_frame > 0 {
-        header.max_frame
-    } else {
-        READ_MARK_UNUSED
-    };
+    let read_mark_1 = if header.max_frame > 0 { header.max_frame } else { READ_MARK_UNUSED };
     reset_checkpoint_info(&region0, header.max_frame, read_mark_1);
     Ok(header)
 }
@@ -145,10 +129,7 @@ mod tests {
     #[test]
     fn prefix_ends_at_last_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let file = write_wal(
-            &dir.path().join("w"),
-            &[(1, 0), (2, 2), (3, 0), (1, 3), (2, 0)],
-        );
+        let file = write_wal(&dir.path().join("w"), &[(1, 0), (2, 2), (3, 0), (1, 3), (2, 0)]);
         let result = scan(&file).unwrap();
         assert_eq!(result.last_commit_frame, 4);
         assert_eq!(result.db_size_pages, 3);
@@ -205,10 +186,7 @@ mod tests {
         let header = rebuild_index(&index, &result).unwrap();
         let region0 = index.region(0).unwrap();
         assert_eq!(read_header(&index, &region0).unwrap(), header);
-        assert_eq!(
-            (header.max_frame, header.db_size_pages, header.page_size),
-            (3, 2, 512)
-        );
+        assert_eq!((header.max_frame, header.db_size_pages, header.page_size), (3, 2, 512));
         assert_eq!(hash::lookup(&index, 1, 3).unwrap(), Some(3));
         assert_eq!(hash::lookup(&index, 5, 3).unwrap(), None);
     }

@@ -31,12 +31,7 @@ fn captured_since(wal_path: &Path, after_frame: u32) -> Vec<PageSet> {
     let found = scan(&wal).unwrap();
     let mut before = after_frame;
     let mut sets = Vec::new();
-    for commit in found
-        .commit_frames
-        .iter()
-        .copied()
-        .filter(|c| *c > after_frame)
-    {
+    for commit in found.commit_frames.iter().copied().filter(|c| *c > after_frame) {
         let header = index_header_after(&wal, &found, before);
         sets.push(capture_transaction(&wal, &header, commit, None).unwrap());
         before = commit;
@@ -62,10 +57,7 @@ fn assert_same_index(ours: &[u8], theirs: &[u8], max_frame: u32) {
     for region in 0..=region_of_frame(max_frame) {
         let start = region * REGION_BYTES + if region == 0 { 136 } else { 0 };
         let end = (region + 1) * REGION_BYTES;
-        assert!(
-            ours[start..end] == theirs[start..end],
-            "hash region {region} differs"
-        );
+        assert!(ours[start..end] == theirs[start..end], "hash region {region} differs");
     }
 }
 
@@ -98,13 +90,8 @@ fn follower_replay_matches_sqlite() {
     rebuild_index(&index, &scan(&empty_wal).unwrap()).unwrap();
     assert_eq!(apply_all(&follower, &index, &sets), vec![false; 5]);
     let ours = std::fs::read(follower.with_extension("db-shm")).unwrap();
-    let max_frame = read_header(&index, &index.region(0).unwrap())
-        .unwrap()
-        .max_frame;
-    assert!(
-        max_frame > 4062,
-        "the test must cross into region 1 ({max_frame} frames)"
-    );
+    let max_frame = read_header(&index, &index.region(0).unwrap()).unwrap().max_frame;
+    assert!(max_frame > 4062, "the test must cross into region 1 ({max_frame} frames)");
 
     let expected = sqlite(&leader, CHECK);
     assert!(expected.contains("\nok\n"), "{expected}");
@@ -115,30 +102,14 @@ fn follower_replay_matches_sqlite() {
     // SQLite checkpointed the follower on close: the next append must restart the WAL.
     let region0 = index.region(0).unwrap();
     let header = read_header(&index, &region0).unwrap();
-    assert_eq!(
-        backfill(&region0),
-        header.max_frame,
-        "SQLite checkpoints on close"
-    );
+    assert_eq!(backfill(&region0), header.max_frame, "SQLite checkpoints on close");
     let leader_frames = scan(&open_rw(&leader.with_extension("db-wal"))).unwrap();
-    sqlite(
-        &leader,
-        &format!(
-            "{SETUP}INSERT INTO t(x) SELECT randomblob(20) FROM {};\n",
-            rows(40)
-        ),
-    );
-    let next = captured_since(
-        &leader.with_extension("db-wal"),
-        leader_frames.last_commit_frame,
-    );
+    sqlite(&leader, &format!("{SETUP}INSERT INTO t(x) SELECT randomblob(20) FROM {};\n", rows(40)));
+    let next = captured_since(&leader.with_extension("db-wal"), leader_frames.last_commit_frame);
     assert_eq!(next.len(), 1);
     assert_eq!(apply_all(&follower, &index, &next), vec![true]);
     let restarted = scan(&open_rw(&follower.with_extension("db-wal"))).unwrap();
-    assert_eq!(
-        restarted.header.unwrap().salts.salt1,
-        header.salts.salt1.wrapping_add(1)
-    );
+    assert_eq!(restarted.header.unwrap().salts.salt1, header.salts.salt1.wrapping_add(1));
     assert_eq!(restarted.commit_frames, vec![next[0].pages.len() as u32]);
     assert_eq!(sqlite(&follower, CHECK), sqlite(&leader, CHECK));
 }

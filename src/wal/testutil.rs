@@ -25,40 +25,23 @@ pub fn sqlite(db: &Path, script: &str) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the sqlite3 shell is installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.is_empty(),
-        "sqlite3 failed: {stderr}"
-    );
+    assert!(out.status.success() && stderr.is_empty(), "sqlite3 failed: {stderr}");
     String::from_utf8(out.stdout).unwrap()
 }
 
 /// Opens (creating) a file for reading and writing.
 pub fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .unwrap()
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).unwrap()
 }
 
 /// Writes a little-endian-checksum WAL with 512-byte pages, one frame per
 /// `(page_number, commit_size, fill_byte)`, and returns it opened.
 pub fn wal_from_frames(path: &Path, frames: &[(u32, u32, u8)]) -> File {
     let order = WordOrder::Little;
-    let salts = Salts {
-        salt1: 0x1111,
-        salt2: 0x2222,
-    };
+    let salts = Salts { salt1: 0x1111, salt2: 0x2222 };
     let header = WalHeader::new(order, PageSize::new(512).unwrap(), 0, salts);
     let mut bytes = header.encode().to_vec();
     let mut running = header.checksum;
@@ -82,10 +65,7 @@ pub struct FileIndex {
 impl FileIndex {
     /// Opens (creating) the `-shm` file at `path`.
     pub fn open(path: &Path) -> Self {
-        FileIndex {
-            file: Arc::new(open_rw(path)),
-            locks: Mutex::new([false; 8]),
-        }
+        FileIndex { file: Arc::new(open_rw(path)), locks: Mutex::new([false; 8]) }
     }
 }
 
@@ -98,16 +78,12 @@ pub struct FileRegion {
 impl FileRegion {
     fn read<const N: usize>(&self, byte_offset: usize) -> [u8; N] {
         let mut buf = [0u8; N];
-        self.file
-            .read_exact_at(&mut buf, self.base + byte_offset as u64)
-            .unwrap();
+        self.file.read_exact_at(&mut buf, self.base + byte_offset as u64).unwrap();
         buf
     }
 
     fn write(&self, byte_offset: usize, bytes: &[u8]) {
-        self.file
-            .write_all_at(bytes, self.base + byte_offset as u64)
-            .unwrap();
+        self.file.write_all_at(bytes, self.base + byte_offset as u64).unwrap();
     }
 }
 
@@ -134,10 +110,7 @@ impl SharedIndex for FileIndex {
         if self.file.metadata()?.len() < end {
             self.file.set_len(end)?;
         }
-        Ok(FileRegion {
-            file: self.file.clone(),
-            base: (n * REGION_BYTES) as u64,
-        })
+        Ok(FileRegion { file: self.file.clone(), base: (n * REGION_BYTES) as u64 })
     }
 
     fn barrier(&self) {}

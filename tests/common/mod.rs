@@ -21,7 +21,9 @@ pub fn extension_path() -> PathBuf {
 
 /// The system `sqlite3` shell.
 pub fn sqlite3_shell() -> PathBuf {
-    let path = std::env::var_os("SQLITE3").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/sqlite3"));
+    let path = std::env::var_os("SQLITE3")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/sqlite3"));
     assert!(path.exists(), "the sqlite3 shell is needed: apt-get install sqlite3 (or set SQLITE3)");
     path
 }
@@ -44,7 +46,12 @@ static NEXT_PORT: AtomicU32 = AtomicU32::new(u32::MAX);
 pub fn free_udp_port(range: Range<u16>) -> u16 {
     let len = u32::from(range.end - range.start);
     assert!(len > 0, "empty port range");
-    let _ = NEXT_PORT.compare_exchange(u32::MAX, std::process::id() % len, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT_PORT.compare_exchange(
+        u32::MAX,
+        std::process::id() % len,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     for _ in 0..len {
         let offset = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % len;
         let port = range.start + u16::try_from(offset).expect("offset < range length");

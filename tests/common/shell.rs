@@ -79,7 +79,8 @@ impl Shell {
     /// `ha_status()` as JSON.
     pub fn status(&mut self) -> serde_json::Value {
         let text = self.ok("SELECT ha_status();");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("[{}] ha_status() is not JSON ({e}): {text}", self.name))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("[{}] ha_status() is not JSON ({e}): {text}", self.name))
     }
 
     /// Polls (every [`POLL`]) until the node reports `wanted` as its role, for at most `deadline`.
@@ -90,7 +91,11 @@ impl Shell {
             if now == wanted {
                 return;
             }
-            assert!(Instant::now() < until, "[{}] still {now} after {deadline:?}, expected {wanted}", self.name);
+            assert!(
+                Instant::now() < until,
+                "[{}] still {now} after {deadline:?}, expected {wanted}",
+                self.name
+            );
             std::thread::sleep(POLL);
         }
     }
@@ -103,7 +108,9 @@ impl Shell {
             match self.sql("SELECT ha_barrier();") {
                 Ok(_) => return,
                 Err(_) if Instant::now() < until => std::thread::sleep(POLL),
-                Err(error) => panic!("[{}] ha_barrier() still failing after {deadline:?}: {error}", self.name),
+                Err(error) => {
+                    panic!("[{}] ha_barrier() still failing after {deadline:?}: {error}", self.name)
+                }
             }
         }
     }
@@ -195,5 +202,8 @@ fn is_error_line(line: &str) -> bool {
 /// (`2026-01-02T03:04:05.678Z`). No result row in these tests starts that way.
 fn is_log_line(line: &str) -> bool {
     let bytes = line.as_bytes();
-    bytes.len() > 20 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' && bytes[10] == b'T'
+    bytes.len() > 20
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[10] == b'T'
 }

@@ -43,12 +43,7 @@ impl Cluster {
     pub fn start() -> Cluster {
         let dir = crate::common::scratch_with_extension();
         let shell = Shell::start(&crate::common::sqlite3_shell(), dir.path(), node_log());
-        let mut cluster = Cluster {
-            shell,
-            on_follower: false,
-            follower_stale: false,
-            _dir: dir,
-        };
+        let mut cluster = Cluster { shell, on_follower: false, follower_stale: false, _dir: dir };
         let [p1, p2, p3] = free_ports();
         let setup = [
             ".load ./libdqlite_vfs".to_string(),
@@ -65,7 +60,10 @@ impl Cluster {
             let token = cluster.admin_output("SELECT ha_token();");
             cluster.admin(&format!(".connection {connection}"));
             cluster.admin(&format!(".open file:n{}.db?vfs=ha", connection + 1));
-            cluster.admin(&format!("SELECT ha_join('127.0.0.1:{port}', '127.0.0.1:{p1}', {});", token.trim()));
+            cluster.admin(&format!(
+                "SELECT ha_join('127.0.0.1:{port}', '127.0.0.1:{p1}', {});",
+                token.trim()
+            ));
         }
         cluster.admin(".connection 0");
         cluster
@@ -116,11 +114,7 @@ impl Cluster {
             .unwrap_or_else(|why| panic!("{command}: {why}"));
         let outcome = split_error(output);
         if let Some(error) = outcome.error {
-            panic!(
-                "{command} failed: {}\n{}",
-                error.message,
-                self.status_of_all_nodes()
-            );
+            panic!("{command} failed: {}\n{}", error.message, self.status_of_all_nodes());
         }
         String::from_utf8_lossy(&outcome.rows).into_owned()
     }
@@ -155,24 +149,13 @@ fn split_error(output: Vec<u8>) -> Outcome {
             .iter()
             .any(|prefix| line.starts_with(prefix));
         if is_error {
-            let message = String::from_utf8_lossy(&output[start..])
-                .trim_end()
-                .to_string();
-            let error = ShellError {
-                while_stepping: line.starts_with(b"Runtime error"),
-                message,
-            };
-            return Outcome {
-                rows: output[..start].to_vec(),
-                error: Some(error),
-            };
+            let message = String::from_utf8_lossy(&output[start..]).trim_end().to_string();
+            let error = ShellError { while_stepping: line.starts_with(b"Runtime error"), message };
+            return Outcome { rows: output[..start].to_vec(), error: Some(error) };
         }
         start += line.len();
     }
-    Outcome {
-        rows: output,
-        error: None,
-    }
+    Outcome { rows: output, error: None }
 }
 
 /// For debugging: `SLT_NODE_LOG=<filter>` (e.g. `dqlite_vfs=info,openraft=warn`) appends the

@@ -23,17 +23,8 @@ pub enum Expected {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    Statement {
-        expect_error: bool,
-        sql: String,
-    },
-    Query {
-        types: String,
-        sort: SortMode,
-        label: Option<String>,
-        sql: String,
-        expected: Expected,
-    },
+    Statement { expect_error: bool, sql: String },
+    Query { types: String, sort: SortMode, label: Option<String>, sql: String, expected: Expected },
     HashThreshold(usize),
     Halt,
 }
@@ -96,11 +87,7 @@ pub fn parse_script(name: &str, text: &str) -> Result<Vec<Record>, String> {
         let body = &lines[body_start..at];
         let kind =
             parse_kind(header, body).map_err(|why| format!("{name}:{header_line}: {why}"))?;
-        records.push(Record {
-            line: header_line,
-            conditions,
-            kind,
-        });
+        records.push(Record { line: header_line, conditions, kind });
     }
     Ok(records)
 }
@@ -120,19 +107,14 @@ fn parse_condition(line: &str) -> Option<Condition> {
 fn parse_kind(header: &str, body: &[&str]) -> Result<Kind, String> {
     let words: Vec<&str> = header.split_whitespace().collect();
     match words.as_slice() {
-        ["statement", "ok"] => Ok(Kind::Statement {
-            expect_error: false,
-            sql: sql_text(body)?,
-        }),
-        ["statement", "error", ..] => Ok(Kind::Statement {
-            expect_error: true,
-            sql: sql_text(body)?,
-        }),
+        ["statement", "ok"] => Ok(Kind::Statement { expect_error: false, sql: sql_text(body)? }),
+        ["statement", "error", ..] => {
+            Ok(Kind::Statement { expect_error: true, sql: sql_text(body)? })
+        }
         ["query", types, rest @ ..] => parse_query(types, rest, body),
-        ["hash-threshold", n] => n
-            .parse()
-            .map(Kind::HashThreshold)
-            .map_err(|_| format!("bad hash-threshold {n:?}")),
+        ["hash-threshold", n] => {
+            n.parse().map(Kind::HashThreshold).map_err(|_| format!("bad hash-threshold {n:?}"))
+        }
         ["halt"] => Ok(Kind::Halt),
         _ => Err(format!("unknown record header {header:?}")),
     }
@@ -157,25 +139,12 @@ fn parse_query(types: &str, rest: &[&str], body: &[&str]) -> Result<Kind, String
     };
     let label = rest.get(1).map(|label| label.to_string());
     // Without a `----` line the query is expected to return nothing.
-    let split = body
-        .iter()
-        .position(|line| *line == "----")
-        .unwrap_or(body.len());
+    let split = body.iter().position(|line| *line == "----").unwrap_or(body.len());
     let sql = sql_text(&body[..split])?;
-    let result_lines: Vec<String> = body
-        .get(split + 1..)
-        .unwrap_or(&[])
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let result_lines: Vec<String> =
+        body.get(split + 1..).unwrap_or(&[]).iter().map(|s| s.to_string()).collect();
     let expected = parse_hash_line(&result_lines).unwrap_or(Expected::Values(result_lines));
-    Ok(Kind::Query {
-        types: types.to_string(),
-        sort,
-        label,
-        sql,
-        expected,
-    })
+    Ok(Kind::Query { types: types.to_string(), sort, label, sql, expected })
 }
 
 /// Recognises `N values hashing to <md5>`.
@@ -183,10 +152,9 @@ fn parse_hash_line(lines: &[String]) -> Option<Expected> {
     let [line] = lines else { return None };
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
-        [count, "values", "hashing", "to", md5] => Some(Expected::Hash {
-            count: count.parse().ok()?,
-            md5: md5.to_string(),
-        }),
+        [count, "values", "hashing", "to", md5] => {
+            Some(Expected::Hash { count: count.parse().ok()?, md5: md5.to_string() })
+        }
         _ => None,
     }
 }
@@ -202,17 +170,11 @@ mod tests {
         let records = parse_script("t", text).expect("parses");
         assert_eq!(records.len(), 5);
         assert_eq!(records[0].kind, Kind::HashThreshold(8));
-        assert_eq!(
-            records[1].conditions,
-            vec![Condition::OnlyIf("mssql".into())]
-        );
+        assert_eq!(records[1].conditions, vec![Condition::OnlyIf("mssql".into())]);
         assert!(!records[1].applies_to("sqlite"));
         assert_eq!(
             records[2].kind,
-            Kind::Statement {
-                expect_error: false,
-                sql: "CREATE TABLE t(a)".into()
-            }
+            Kind::Statement { expect_error: false, sql: "CREATE TABLE t(a)".into() }
         );
         assert_eq!(
             records[3].kind,
@@ -226,10 +188,7 @@ mod tests {
         );
         assert!(matches!(
             &records[4].kind,
-            Kind::Query {
-                expected: Expected::Hash { count: 30, .. },
-                ..
-            }
+            Kind::Query { expected: Expected::Hash { count: 30, .. }, .. }
         ));
     }
 }

@@ -31,10 +31,7 @@ pub fn parse_quote_rows(output: &[u8]) -> Result<Vec<Vec<Cell>>, String> {
                 at = next + 1;
             }
             Some(other) => {
-                return Err(format!(
-                    "unexpected byte {:?} after a value at {next}",
-                    *other as char
-                ))
+                return Err(format!("unexpected byte {:?} after a value at {next}", *other as char))
             }
         }
     }
@@ -106,10 +103,7 @@ fn parse_bare(token: &str) -> Result<Cell, String> {
     if let Ok(int) = token.parse::<i64>() {
         return Ok(Cell::Int(int));
     }
-    token
-        .parse::<f64>()
-        .map(Cell::Real)
-        .map_err(|_| format!("unrecognised value {token:?}"))
+    token.parse::<f64>().map(Cell::Real).map_err(|_| format!("unrecognised value {token:?}"))
 }
 
 /// Renders a cell for column type `I`, `T` or `R` as the reference harness does: integers via
@@ -130,16 +124,7 @@ fn render_text(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "(empty)".to_string();
     }
-    bytes
-        .iter()
-        .map(|b| {
-            if (b' '..=b'~').contains(b) {
-                *b as char
-            } else {
-                '@'
-            }
-        })
-        .collect()
+    bytes.iter().map(|b| if (b' '..=b'~').contains(b) { *b as char } else { '@' }).collect()
 }
 
 /// `sqlite3_column_int64`: reals truncate toward zero (saturating), text takes its integer prefix.
@@ -163,9 +148,7 @@ fn integer_prefix(bytes: &[u8]) -> i64 {
         _ => (false, text),
     };
     let digits: String = digits.chars().take_while(char::is_ascii_digit).collect();
-    let magnitude: i128 = digits
-        .parse()
-        .unwrap_or(if digits.is_empty() { 0 } else { i128::MAX });
+    let magnitude: i128 = digits.parse().unwrap_or(if digits.is_empty() { 0 } else { i128::MAX });
     let value = if negative { -magnitude } else { magnitude };
     value.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
@@ -212,11 +195,7 @@ pub fn format_real_3(r: f64) -> String {
     let integer_digits = exponent + 1;
     if integer_digits + 3 <= SIGNIFICANT {
         let scaled = r.abs() * 1000.0;
-        let adjusted = if scaled.fract() == 0.5 {
-            r + r.signum() * 0.0001
-        } else {
-            r
-        };
+        let adjusted = if scaled.fract() == 0.5 { r + r.signum() * 0.0001 } else { r };
         return format!("{adjusted:.3}");
     }
     let sign = if r < 0.0 { "-" } else { "" };
@@ -229,21 +208,14 @@ pub fn format_real_3(r: f64) -> String {
 fn significant_digits(r: f64, count: usize) -> (String, i32) {
     let scientific = format!("{:.*e}", count - 1, r);
     let (mantissa, exponent) = scientific.split_once('e').expect("{:e} has an exponent");
-    (
-        mantissa.replace('.', ""),
-        exponent.parse().expect("exponent is an integer"),
-    )
+    (mantissa.replace('.', ""), exponent.parse().expect("exponent is an integer"))
 }
 
 /// SQLite's `%!.15g` text form of a real: 15 significant digits, trailing zeros dropped but
 /// at least one digit after the point, exponent form below 1e-4 or from 1e15 up.
 pub fn sqlite_real_text(r: f64) -> String {
     if r.is_infinite() {
-        return if r > 0.0 {
-            "Inf".to_string()
-        } else {
-            "-Inf".to_string()
-        };
+        return if r > 0.0 { "Inf".to_string() } else { "-Inf".to_string() };
     }
     if r == 0.0 {
         return "0.0".to_string();
@@ -258,10 +230,7 @@ pub fn sqlite_real_text(r: f64) -> String {
         return format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs());
     }
     let decimals = (14 - exponent) as usize;
-    format!(
-        "{sign}{}",
-        trim_fraction(&format!("{:.*}", decimals, r.abs()))
-    )
+    format!("{sign}{}", trim_fraction(&format!("{:.*}", decimals, r.abs())))
 }
 
 /// Drops trailing zeros after the point but keeps one digit (`%!g` keeps `1.0`).
@@ -286,21 +255,11 @@ mod tests {
         let out = b"1,2.5,'x''y,z'\nNULL,1.0e+20,'\nq'\nX'00ff',-Inf,''\n";
         let rows = parse_quote_rows(out).expect("parses");
         assert_eq!(rows.len(), 3);
-        assert_eq!(
-            rows[0],
-            vec![Cell::Int(1), Cell::Real(2.5), Cell::Text(b"x'y,z".to_vec())]
-        );
-        assert_eq!(
-            rows[1],
-            vec![Cell::Null, Cell::Real(1e20), Cell::Text(b"\nq".to_vec())]
-        );
+        assert_eq!(rows[0], vec![Cell::Int(1), Cell::Real(2.5), Cell::Text(b"x'y,z".to_vec())]);
+        assert_eq!(rows[1], vec![Cell::Null, Cell::Real(1e20), Cell::Text(b"\nq".to_vec())]);
         assert_eq!(
             rows[2],
-            vec![
-                Cell::Blob(vec![0, 255]),
-                Cell::Real(f64::NEG_INFINITY),
-                Cell::Text(vec![])
-            ]
+            vec![Cell::Blob(vec![0, 255]), Cell::Real(f64::NEG_INFINITY), Cell::Text(vec![])]
         );
     }
 
@@ -311,22 +270,10 @@ mod tests {
         assert_eq!(render(&Cell::Int(3), 'R'), "3.000");
         assert_eq!(render(&Cell::Real(0.0625), 'R'), "0.063");
         assert_eq!(render(&Cell::Real(-0.0625), 'R'), "-0.063");
-        assert_eq!(
-            render(&Cell::Int(i64::MIN), 'R'),
-            "-9223372036854776000.000"
-        );
-        assert_eq!(
-            render(&Cell::Real(-18446744073709551616.0), 'R'),
-            "-18446744073709550000.000"
-        );
-        assert_eq!(
-            render(&Cell::Real(1234567890123.4567), 'R'),
-            "1234567890123.457"
-        );
-        assert_eq!(
-            render(&Cell::Real(12345678901234.567), 'R'),
-            "12345678901234.570"
-        );
+        assert_eq!(render(&Cell::Int(i64::MIN), 'R'), "-9223372036854776000.000");
+        assert_eq!(render(&Cell::Real(-18446744073709551616.0), 'R'), "-18446744073709550000.000");
+        assert_eq!(render(&Cell::Real(1234567890123.4567), 'R'), "1234567890123.457");
+        assert_eq!(render(&Cell::Real(12345678901234.567), 'R'), "12345678901234.570");
         assert_eq!(render(&Cell::Text(b"12abc".to_vec()), 'I'), "12");
         assert_eq!(render(&Cell::Text(vec![]), 'T'), "(empty)");
         assert_eq!(render(&Cell::Text(b"a\tb".to_vec()), 'T'), "a@b");

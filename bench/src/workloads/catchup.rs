@@ -16,7 +16,8 @@ const BATCH: u64 = 1_000;
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(300);
 
 pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
-    let mut outcome = Outcome { id: 6, name: "follower catch-up", rows: Vec::new(), notes: Vec::new() };
+    let mut outcome =
+        Outcome { id: 6, name: "follower catch-up", rows: Vec::new(), notes: Vec::new() };
     let rows = sizes.catchup_rows.max(BATCH) / BATCH * BATCH;
     let mut total = Row::new("s until it holds them", "catch_up_s", false);
     let mut ready = Row::new("s until restarted host ready", "restart_ready_s", false);
@@ -28,13 +29,19 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         let cluster = deployment.cluster.as_mut().context("a cluster")?;
         let follower = cluster.followers(leader)[0];
         cluster.kill(follower);
-        let insert =
-            Statement::with_params("INSERT INTO c(v) VALUES (?)", vec![json!(ROW_TEXT)]).times(u32::try_from(BATCH)?);
+        let insert = Statement::with_params("INSERT INTO c(v) VALUES (?)", vec![json!(ROW_TEXT)])
+            .times(u32::try_from(BATCH)?);
         let mut spec = repeat("main", vec![insert], rows / BATCH, true);
         spec.stop_on_error = true;
-        let report = cluster.node(leader)?.repeat(spec, repeat_deadline(Duration::from_secs(60)))?;
-        ensure!(report.units_failed == 0, "writes with a follower down failed: {:?}", report.errors);
-        let target = cluster.node(leader)?.status()?["applied_index"].as_u64().context("applied_index")?;
+        let report =
+            cluster.node(leader)?.repeat(spec, repeat_deadline(Duration::from_secs(60)))?;
+        ensure!(
+            report.units_failed == 0,
+            "writes with a follower down failed: {:?}",
+            report.errors
+        );
+        let target =
+            cluster.node(leader)?.status()?["applied_index"].as_u64().context("applied_index")?;
         let started = Instant::now();
         cluster.restart(follower)?;
         let ready_s = started.elapsed().as_secs_f64();
@@ -53,6 +60,8 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     });
     outcome.rows = vec![total, ready, rate];
     outcome.notes.extend(notes);
-    outcome.notes.push(format!("{rows} rows of ~40 bytes in {BATCH}-row transactions; no target in the issue"));
+    outcome.notes.push(format!(
+        "{rows} rows of ~40 bytes in {BATCH}-row transactions; no target in the issue"
+    ));
     Ok(outcome)
 }

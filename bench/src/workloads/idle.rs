@@ -16,7 +16,8 @@ fn mib(kib: u64) -> f64 {
 }
 
 pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
-    let mut outcome = Outcome { id: 7, name: "idle node memory", rows: Vec::new(), notes: Vec::new() };
+    let mut outcome =
+        Outcome { id: 7, name: "idle node memory", rows: Vec::new(), notes: Vec::new() };
     let settle = Duration::from_millis(sizes.idle_settle_ms);
     let dir = tempfile::Builder::new().prefix("bench-idle-").tempdir_in(&ctx.scratch)?;
     let mut base_spec = ctx.bare_host(dir.path(), "bare", false);

@@ -22,7 +22,8 @@ fn mib(kib: u64) -> f64 {
 }
 
 pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
-    let mut outcome = Outcome { id: 4, name: "one large transaction", rows: Vec::new(), notes: Vec::new() };
+    let mut outcome =
+        Outcome { id: 4, name: "one large transaction", rows: Vec::new(), notes: Vec::new() };
     let bytes = sizes.large_mib * MIB;
     let megabytes = bytes as f64 / 1e6;
     let mut everywhere = Row::new("MB/s until every node has it", "mb_per_s_replicated", true);
@@ -35,8 +36,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         let writer = deployment.writer()?;
         let followers = deployment.followers()?;
         let before_kib = writer.rss_kib()?;
-        let insert =
-            Statement::with_params("INSERT INTO b VALUES (?, ?)", vec![json!({"$seq": 1}), json!({"$blob": MIB})]);
+        let insert = Statement::with_params(
+            "INSERT INTO b VALUES (?, ?)",
+            vec![json!({"$seq": 1}), json!({"$blob": MIB})],
+        );
         let unit = vec![insert.times(u32::try_from(sizes.large_mib).context("size")?)];
         let mut spec = repeat("main", unit, 1, true);
         spec.stop_on_error = true;
@@ -47,7 +50,8 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         }
         committed.set(mode, megabytes / (report.elapsed_us as f64 / 1e6));
         if !followers.is_empty() {
-            let target = writer.status()?["applied_index"].as_u64().context("leader applied_index")?;
+            let target =
+                writer.status()?["applied_index"].as_u64().context("leader applied_index")?;
             let until = Instant::now() + APPLY_DEADLINE;
             let mut waiting: Vec<_> = followers.clone();
             while !waiting.is_empty() {
@@ -70,10 +74,15 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         everywhere.set(mode, megabytes / started.elapsed().as_secs_f64());
         let peak = writer.peak_rss_kib()?;
         writer_peak.set(mode, mib(peak));
-        let mut growth =
-            format!("{}: writer RSS {:.0} MiB before, peak {:.0} MiB", mode.label(), mib(before_kib), mib(peak));
+        let mut growth = format!(
+            "{}: writer RSS {:.0} MiB before, peak {:.0} MiB",
+            mode.label(),
+            mib(before_kib),
+            mib(peak)
+        );
         if !followers.is_empty() {
-            let peaks = followers.iter().map(|f| f.peak_rss_kib()).collect::<Result<Vec<_>, _>>()?;
+            let peaks =
+                followers.iter().map(|f| f.peak_rss_kib()).collect::<Result<Vec<_>, _>>()?;
             let max = peaks.iter().copied().max().unwrap_or(0);
             follower_peak.set(mode, mib(max));
             growth.push_str(&format!(", followers' peak {:.0} MiB", mib(max)));

@@ -19,7 +19,8 @@ const FILL_BATCH: u64 = 1_000;
 const WRITE_MARGIN_MS: u64 = 300;
 
 pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
-    let mut outcome = Outcome { id: 5, name: "point reads during writes", rows: Vec::new(), notes: Vec::new() };
+    let mut outcome =
+        Outcome { id: 5, name: "point reads during writes", rows: Vec::new(), notes: Vec::new() };
     let mut reads = Row::new("reads/s (follower)", "reads_per_s", true);
     let mut writes = Row::new("writes/s meanwhile", "writes_per_s", true);
     let mut notes = Vec::new();
@@ -39,14 +40,19 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         let reader = deployment.reader()?;
         let (read_report, write_report) = std::thread::scope(|scope| {
             let write = scope.spawn(|| {
-                let insert = Statement::with_params("INSERT INTO w(v) VALUES (?)", vec![json!(ROW_TEXT)]);
+                let insert =
+                    Statement::with_params("INSERT INTO w(v) VALUES (?)", vec![json!(ROW_TEXT)]);
                 let mut spec = repeat("writer", vec![insert], 10_000_000, false);
                 spec.duration_ms = Some(sizes.reads_ms + 2 * WRITE_MARGIN_MS);
                 writer.repeat(spec, repeat_deadline(Duration::from_millis(sizes.reads_ms)))
             });
             std::thread::sleep(Duration::from_millis(WRITE_MARGIN_MS));
-            let lookup = Statement::with_params("SELECT v FROM r WHERE id = ?", vec![json!({"$rand": [1, rows]})]);
-            let mut spec = repeat("reader", vec![lookup], ha_host::protocol::REPEAT_COUNT_MAX, false);
+            let lookup = Statement::with_params(
+                "SELECT v FROM r WHERE id = ?",
+                vec![json!({"$rand": [1, rows]})],
+            );
+            let mut spec =
+                repeat("reader", vec![lookup], ha_host::protocol::REPEAT_COUNT_MAX, false);
             spec.duration_ms = Some(sizes.reads_ms);
             let read = reader.repeat(spec, repeat_deadline(Duration::from_millis(sizes.reads_ms)));
             (read, write.join().map_err(|_| anyhow!("writer thread panicked")))

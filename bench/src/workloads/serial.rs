@@ -26,21 +26,28 @@ fn create() -> Vec<Statement> {
 }
 
 pub fn serial(ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
-    let mut outcome = Outcome { id: 1, name: "serial autocommit INSERT", rows: Vec::new(), notes: Vec::new() };
+    let mut outcome =
+        Outcome { id: 1, name: "serial autocommit INSERT", rows: Vec::new(), notes: Vec::new() };
     let mut rate = Row::new("commits/s", "commits_per_s", true);
     let mut p50 = Row::new("p50 ms", "p50_ms", false);
     let mut p99 = Row::new("p99 ms", "p99_ms", false);
     let mut cpu = Row::new("CPU us per commit (all hosts)", "cpu_us_per_commit", false);
-    let mut switches = Row::new("context switches per commit", "context_switches_per_commit", false);
+    let mut switches =
+        Row::new("context switches per commit", "context_switches_per_commit", false);
     let mut notes = Vec::new();
     each_mode(ctx, &Mode::ALL, &mut outcome, |mode, deployment| {
         deployment.setup(create())?;
         let writer = deployment.writer()?;
-        writer.repeat(repeat("main", vec![insert()], WARM_UP, false), repeat_deadline(Duration::from_secs(5)))?;
+        writer.repeat(
+            repeat("main", vec![insert()], WARM_UP, false),
+            repeat_deadline(Duration::from_secs(5)),
+        )?;
         let mut spec = repeat("main", vec![insert()], sizes.serial_commits, false);
         spec.latencies = true;
-        let (cpu_before, switches_before) = (deployment.cpu_time()?, deployment.context_switches()?);
-        let report = writer.repeat(spec, repeat_deadline(Duration::from_millis(sizes.serial_commits * 20)))?;
+        let (cpu_before, switches_before) =
+            (deployment.cpu_time()?, deployment.context_switches()?);
+        let report = writer
+            .repeat(spec, repeat_deadline(Duration::from_millis(sizes.serial_commits * 20)))?;
         let cpu_used = deployment.cpu_time()?.saturating_sub(cpu_before);
         let switched = deployment.context_switches()?.saturating_sub(switches_before);
         if report.units_ok > 0 {
@@ -73,7 +80,8 @@ pub fn serial(ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
 }
 
 pub fn batches(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
-    let mut outcome = Outcome { id: 2, name: "100-row transactions", rows: Vec::new(), notes: Vec::new() };
+    let mut outcome =
+        Outcome { id: 2, name: "100-row transactions", rows: Vec::new(), notes: Vec::new() };
     let mut rate = Row::new("rows/s", "rows_per_s", true);
     let mut p50 = Row::new("p50 ms per transaction", "p50_ms", false);
     let mut notes = Vec::new();
@@ -84,8 +92,12 @@ pub fn batches(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         writer.repeat(repeat("main", unit(), 5, true), repeat_deadline(Duration::from_secs(5)))?;
         let mut spec = repeat("main", unit(), sizes.batch_transactions, true);
         spec.latencies = true;
-        let report = writer.repeat(spec, repeat_deadline(Duration::from_millis(sizes.batch_transactions * 50)))?;
-        rate.set(mode, per_second(report.units_ok * u64::from(ROWS_PER_TRANSACTION), report.elapsed_us));
+        let report = writer
+            .repeat(spec, repeat_deadline(Duration::from_millis(sizes.batch_transactions * 50)))?;
+        rate.set(
+            mode,
+            per_second(report.units_ok * u64::from(ROWS_PER_TRANSACTION), report.elapsed_us),
+        );
         if let Some(ms) = percentile_ms(&report.latencies_us, 50.0) {
             p50.set(mode, ms);
         }

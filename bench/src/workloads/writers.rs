@@ -22,7 +22,9 @@ pub fn run(ctx: &Ctx, sizes: &Sizes, known: &Known) -> Result<Outcome> {
     let mut other = Row::new("other failed commits", "other_failures", false);
     let mut notes = Vec::new();
     each_mode(ctx, &Mode::ALL, &mut outcome, |mode, deployment| {
-        deployment.setup(vec![Statement::new("CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, v TEXT)")])?;
+        deployment.setup(vec![Statement::new(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, writer INTEGER, v TEXT)",
+        )])?;
         let writer = deployment.writer()?;
         let reports: Vec<Result<RepeatReport>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..WRITERS)
@@ -34,7 +36,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes, known: &Known) -> Result<Outcome> {
                         );
                         let mut spec = repeat(&format!("w{w}"), vec![insert], 10_000_000, false);
                         spec.duration_ms = Some(sizes.writers_ms);
-                        Ok(writer.repeat(spec, repeat_deadline(Duration::from_millis(sizes.writers_ms)))?)
+                        Ok(writer.repeat(
+                            spec,
+                            repeat_deadline(Duration::from_millis(sizes.writers_ms)),
+                        )?)
                     })
                 })
                 .collect();
@@ -47,18 +52,26 @@ pub fn run(ctx: &Ctx, sizes: &Sizes, known: &Known) -> Result<Outcome> {
         let commits: u64 = reports.iter().map(|r| r.units_ok).sum();
         let elapsed_us = reports.iter().map(|r| r.elapsed_us).max().unwrap_or(0);
         let errors = reports.iter().flat_map(|r| r.errors.iter());
-        let (busy_count, other_count) =
-            errors.fold(
-                (0, 0),
-                |(b, o), e| if e.code == Some(codes::SQLITE_BUSY) { (b + e.count, o) } else { (b, o + e.count) },
-            );
+        let (busy_count, other_count) = errors.fold((0, 0), |(b, o), e| {
+            if e.code == Some(codes::SQLITE_BUSY) {
+                (b + e.count, o)
+            } else {
+                (b, o + e.count)
+            }
+        });
         rate.set(mode, per_second(commits, elapsed_us));
         busy.set(mode, busy_count as f64);
         other.set(mode, other_count as f64);
         let per_writer: Vec<String> = reports.iter().map(|r| r.units_ok.to_string()).collect();
         notes.push(format!("{}: commits per writer {}", mode.label(), per_writer.join(", ")));
         for error in reports.iter().flat_map(|r| r.errors.iter()) {
-            notes.push(format!("{}: {} x extended {:?}: {}", mode.label(), error.count, error.extended, error.message));
+            notes.push(format!(
+                "{}: {} x extended {:?}: {}",
+                mode.label(),
+                error.count,
+                error.extended,
+                error.message
+            ));
         }
         Ok(())
     });
@@ -75,6 +88,9 @@ pub fn run(ctx: &Ctx, sizes: &Sizes, known: &Known) -> Result<Outcome> {
     busy.target("0", busy.get(three).map(|b| b == 0.0));
     outcome.rows = vec![rate, busy, other];
     outcome.notes.extend(notes);
-    outcome.notes.push(format!("{WRITERS} connections inserting for {} ms each, busy timeout 5 s", sizes.writers_ms));
+    outcome.notes.push(format!(
+        "{WRITERS} connections inserting for {} ms each, busy timeout 5 s",
+        sizes.writers_ms
+    ));
     Ok(outcome)
 }

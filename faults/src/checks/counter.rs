@@ -37,13 +37,18 @@ pub fn check_reads(history: &History, findings: &mut Findings) {
         .iter()
         .filter_map(|op| match op.kind {
             OpKind::CounterRead { value: Some(value), .. } if op.outcome == Outcome::Ok => {
-                impossible(value, &writes).map(|why| format!("op {} on n{} read {value} ({why})", op.id, op.node + 1))
+                impossible(value, &writes)
+                    .map(|why| format!("op {} on n{} read {value} ({why})", op.id, op.node + 1))
             }
             _ => None,
         })
         .collect();
     if !bad.is_empty() {
-        findings.violation(format!("{} counter reads saw a value that was not written, e.g. {:?}", bad.len(), &bad[..bad.len().min(EXAMPLES_MAX)]));
+        findings.violation(format!(
+            "{} counter reads saw a value that was not written, e.g. {:?}",
+            bad.len(),
+            &bad[..bad.len().min(EXAMPLES_MAX)]
+        ));
     }
 }
 
@@ -51,12 +56,17 @@ pub fn check_reads(history: &History, findings: &mut Findings) {
 /// acknowledged one (values only grow).
 pub fn check_final(name: &str, value: Option<i64>, history: &History, findings: &mut Findings) {
     let writes = writes(history);
-    let newest_acknowledged = writes.iter().filter(|(_, outcome)| **outcome == Outcome::Ok).map(|(value, _)| *value).max().unwrap_or(0);
+    let newest_acknowledged = writes
+        .iter()
+        .filter(|(_, outcome)| **outcome == Outcome::Ok)
+        .map(|(value, _)| *value)
+        .max()
+        .unwrap_or(0);
     match value {
         None => findings.violation(format!("{name}: the counter row is missing")),
-        Some(value) if value < newest_acknowledged => {
-            findings.violation(format!("{name}: final counter {value} is older than the acknowledged {newest_acknowledged}"))
-        }
+        Some(value) if value < newest_acknowledged => findings.violation(format!(
+            "{name}: final counter {value} is older than the acknowledged {newest_acknowledged}"
+        )),
         Some(value) => {
             if let Some(why) = impossible(value, &writes) {
                 findings.violation(format!("{name}: final counter {value} was {why}"));
@@ -71,7 +81,16 @@ mod tests {
     use crate::history::Op;
 
     fn record(history: &History, kind: OpKind, outcome: Outcome) {
-        history.record(Op { id: 1, worker: "t".into(), node: 0, invoke_us: 0, complete_us: 1, kind, outcome, message: None });
+        history.record(Op {
+            id: 1,
+            worker: "t".into(),
+            node: 0,
+            invoke_us: 0,
+            complete_us: 1,
+            kind,
+            outcome,
+            message: None,
+        });
     }
 
     #[test]
@@ -79,8 +98,17 @@ mod tests {
         let history = History::new();
         record(&history, OpKind::CounterWrite { value: 5 }, Outcome::Ok);
         record(&history, OpKind::CounterWrite { value: 6 }, Outcome::Failed { code: 8 });
-        record(&history, OpKind::CounterWrite { value: 7 }, Outcome::Unknown { reason: "timeout".into() });
-        let read = |value| OpKind::CounterRead { value: Some(value), role: None, applied_index: None, leader_commit_index: None };
+        record(
+            &history,
+            OpKind::CounterWrite { value: 7 },
+            Outcome::Unknown { reason: "timeout".into() },
+        );
+        let read = |value| OpKind::CounterRead {
+            value: Some(value),
+            role: None,
+            applied_index: None,
+            leader_commit_index: None,
+        };
         for value in [0, 5, 7] {
             record(&history, read(value), Outcome::Ok);
         }

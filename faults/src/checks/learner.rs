@@ -18,14 +18,23 @@ pub fn check(cluster: &Cluster, history: &History, voters: usize, findings: &mut
             let members = status["members"].as_array().cloned().unwrap_or_default();
             let voting = members.iter().filter(|member| member["voter"] == true).count();
             if voting != voters {
-                findings.violation(format!("the leader lists {voting} voters, expected {voters}: {}", status["members"]));
+                findings.violation(format!(
+                    "the leader lists {voting} voters, expected {voters}: {}",
+                    status["members"]
+                ));
             }
             for learner in &learners {
                 let listed = members.iter().find(|member| member["id"].as_u64() == learner.raft_id);
                 match listed {
                     Some(member) if member["voter"] == false => {}
-                    Some(member) => findings.violation(format!("learner n{} is listed as {member}", learner.slot + 1)),
-                    None => findings.violation(format!("learner n{} (id {:?}) is not a member: {}", learner.slot + 1, learner.raft_id, status["members"])),
+                    Some(member) => findings
+                        .violation(format!("learner n{} is listed as {member}", learner.slot + 1)),
+                    None => findings.violation(format!(
+                        "learner n{} (id {:?}) is not a member: {}",
+                        learner.slot + 1,
+                        learner.raft_id,
+                        status["members"]
+                    )),
                 }
             }
         }
@@ -33,11 +42,21 @@ pub fn check(cluster: &Cluster, history: &History, voters: usize, findings: &mut
     }
     let ops = history.ops();
     for learner in &learners {
-        let served = ops.iter().filter(|op| op.node == learner.slot && op.outcome == Outcome::Ok && matches!(op.kind, OpKind::ReadTotal { .. })).count();
+        let served = ops
+            .iter()
+            .filter(|op| {
+                op.node == learner.slot
+                    && op.outcome == Outcome::Ok
+                    && matches!(op.kind, OpKind::ReadTotal { .. })
+            })
+            .count();
         if served == 0 {
             findings.violation(format!("learner n{} served no bank read", learner.slot + 1));
         } else {
-            findings.notes.push(format!("learner n{}: {served} bank reads served, never a voter", learner.slot + 1));
+            findings.notes.push(format!(
+                "learner n{}: {served} bank reads served, never a voter",
+                learner.slot + 1
+            ));
         }
     }
 }

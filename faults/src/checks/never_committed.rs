@@ -10,12 +10,20 @@ use crate::history::{History, OpKind, Outcome};
 use crate::linearizability::{RegisterEntry, RegisterOp};
 
 /// The unique insert and large transaction keys among `never_committed` present on a node.
-pub fn check_keys(name: &str, unique: &BTreeSet<i64>, large: &BTreeSet<i64>, never_committed: &[OpKind], findings: &mut Findings) {
+pub fn check_keys(
+    name: &str,
+    unique: &BTreeSet<i64>,
+    large: &BTreeSet<i64>,
+    never_committed: &[OpKind],
+    findings: &mut Findings,
+) {
     let back: Vec<String> = never_committed
         .iter()
         .filter_map(|kind| match kind {
             OpKind::Insert { key } if unique.contains(key) => Some(format!("unique insert {key}")),
-            OpKind::Large { key, .. } if large.contains(key) => Some(format!("large transaction {key}")),
+            OpKind::Large { key, .. } if large.contains(key) => {
+                Some(format!("large transaction {key}"))
+            }
             _ => None,
         })
         .collect();
@@ -29,7 +37,12 @@ pub fn check_keys(name: &str, unique: &BTreeSet<i64>, large: &BTreeSet<i64>, nev
 }
 
 /// No register read (during the run or at the end) returned a value only such a write wrote.
-pub fn check_register_reads(history: &History, final_reads: &[(i64, RegisterEntry)], never_committed: &[OpKind], findings: &mut Findings) {
+pub fn check_register_reads(
+    history: &History,
+    final_reads: &[(i64, RegisterEntry)],
+    never_committed: &[OpKind],
+    findings: &mut Findings,
+) {
     let values: BTreeSet<(i64, i64)> = never_committed
         .iter()
         .filter_map(|kind| match kind {
@@ -41,7 +54,9 @@ pub fn check_register_reads(history: &History, final_reads: &[(i64, RegisterEntr
         .ops()
         .iter()
         .filter_map(|op| match op.kind {
-            OpKind::RegisterRead { key, value: Some(value) } if op.outcome == Outcome::Ok && values.contains(&(key, value)) => {
+            OpKind::RegisterRead { key, value: Some(value) }
+                if op.outcome == Outcome::Ok && values.contains(&(key, value)) =>
+            {
                 Some(format!("op {} on n{} read key {key} = {value}", op.id, op.node + 1))
             }
             _ => None,
@@ -69,7 +84,11 @@ mod tests {
 
     #[test]
     fn a_write_of_an_isolated_leader_found_anywhere_is_a_violation() {
-        let orphans = [OpKind::Insert { key: 7 }, OpKind::Large { key: 9, bytes: 1 }, OpKind::RegisterWrite { key: 0, value: 11 }];
+        let orphans = [
+            OpKind::Insert { key: 7 },
+            OpKind::Large { key: 9, bytes: 1 },
+            OpKind::RegisterWrite { key: 0, value: 11 },
+        ];
         let mut findings = Findings::default();
         check_keys("n2", &[1, 2, 3].into(), &[4].into(), &orphans, &mut findings);
         assert!(findings.violations.is_empty());
@@ -78,7 +97,12 @@ mod tests {
         assert!(findings.violations[0].contains("2 write(s)"), "{:?}", findings.violations);
 
         let history = History::new();
-        let read = |value| RegisterEntry { id: 0, op: RegisterOp::Read(Some(value)), invoke_us: 0, complete_us: Some(1) };
+        let read = |value| RegisterEntry {
+            id: 0,
+            op: RegisterOp::Read(Some(value)),
+            invoke_us: 0,
+            complete_us: Some(1),
+        };
         let mut findings = Findings::default();
         check_register_reads(&history, &[(0, read(10)), (1, read(11))], &orphans, &mut findings);
         assert!(findings.violations.is_empty(), "key 1 = 11 is another key's value");

@@ -70,7 +70,13 @@ impl FaultKind {
     }
 
     pub fn targets_leader(self) -> bool {
-        matches!(self, FaultKind::KillLeader | FaultKind::PauseLeader | FaultKind::PartitionLeader | FaultKind::OneWayLeader)
+        matches!(
+            self,
+            FaultKind::KillLeader
+                | FaultKind::PauseLeader
+                | FaultKind::PartitionLeader
+                | FaultKind::OneWayLeader
+        )
     }
 
     /// Faults of the learner: they never count against the budget of faulty voters.

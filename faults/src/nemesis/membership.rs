@@ -20,7 +20,12 @@ const REMOVE_TRIES: u32 = 3;
 impl Nemesis {
     /// Runs one admin statement on `slot` (the leader).
     pub(super) fn admin(&self, slot: Slot, sql: &str, param: u64) -> anyhow::Result<()> {
-        let endpoint = self.cluster.endpoints().into_iter().find(|e| e.slot == slot).ok_or_else(|| anyhow!("n{} not running", slot + 1))?;
+        let endpoint = self
+            .cluster
+            .endpoints()
+            .into_iter()
+            .find(|e| e.slot == slot)
+            .ok_or_else(|| anyhow!("n{} not running", slot + 1))?;
         let mut client = Client::connect("nemesis", endpoint.control_addr)?;
         let request = Request::Exec {
             conn: "nemesis".into(),
@@ -38,7 +43,8 @@ impl Nemesis {
             bail!("no free node slot (ports) for a replacement node");
         }
         let follower = self.follower(leader, &[]).ok_or_else(|| anyhow!("no follower"))?;
-        let raft_id = self.member(follower)?.raft_id.ok_or_else(|| anyhow!("follower id unknown"))?;
+        let raft_id =
+            self.member(follower)?.raft_id.ok_or_else(|| anyhow!("follower id unknown"))?;
         *self.counts.entry(FaultKind::Membership).or_default() += 1;
         self.history.event(format!("ha_remove({raft_id})"), &[follower]);
         if let Err(error) = self.admin(leader, "SELECT ha_remove(?1)", raft_id) {
@@ -53,7 +59,10 @@ impl Nemesis {
                 self.history.event("joined", &[slot]);
                 self.caught_up(slot, "after joining");
             }
-            Err(error) => self.errors.push(format!("a fresh node failed to join after removing n{}: {error:#}", follower + 1)),
+            Err(error) => self.errors.push(format!(
+                "a fresh node failed to join after removing n{}: {error:#}",
+                follower + 1
+            )),
         }
         Ok(())
     }
@@ -61,7 +70,8 @@ impl Nemesis {
     /// Hands leadership to a random follower.
     pub(super) fn transfer(&mut self, leader: Slot) -> anyhow::Result<()> {
         let follower = self.follower(leader, &[]).ok_or_else(|| anyhow!("no follower"))?;
-        let raft_id = self.member(follower)?.raft_id.ok_or_else(|| anyhow!("follower id unknown"))?;
+        let raft_id =
+            self.member(follower)?.raft_id.ok_or_else(|| anyhow!("follower id unknown"))?;
         *self.counts.entry(FaultKind::Transfer).or_default() += 1;
         self.history.event(format!("ha_transfer({raft_id})"), &[follower]);
         if let Err(error) = self.admin(leader, "SELECT ha_transfer(?1)", raft_id) {
@@ -85,7 +95,8 @@ impl Nemesis {
                     continue;
                 }
             };
-            self.history.event(format!("repair: ha_remove({raft_id}) on the leader"), &[slot, leader]);
+            self.history
+                .event(format!("repair: ha_remove({raft_id}) on the leader"), &[slot, leader]);
             match self.admin(leader, "SELECT ha_remove(?1)", raft_id) {
                 Ok(()) => {
                     removed = true;
@@ -96,7 +107,10 @@ impl Nemesis {
             std::thread::sleep(Duration::from_secs(1));
         }
         if !removed {
-            self.errors.push(format!("repair of n{}: ha_remove({raft_id}) failed {REMOVE_TRIES} times: {last}", slot + 1));
+            self.errors.push(format!(
+                "repair of n{}: ha_remove({raft_id}) failed {REMOVE_TRIES} times: {last}",
+                slot + 1
+            ));
             return;
         }
         self.cluster.retire(slot);
@@ -111,7 +125,9 @@ impl Nemesis {
                 let id = self.member(slot).ok().and_then(|member| member.raft_id);
                 self.history.event(format!("repair: joined again as node {id:?}"), &[slot]);
             }
-            Err(error) => self.errors.push(format!("repair of n{}: ha_join afresh failed: {error:#}", slot + 1)),
+            Err(error) => self
+                .errors
+                .push(format!("repair of n{}: ha_join afresh failed: {error:#}", slot + 1)),
         }
     }
 }

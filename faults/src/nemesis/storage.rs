@@ -47,18 +47,34 @@ impl Nemesis {
         let isolate = self.rng.random_bool(1.0 / 3.0);
         let target = if isolate { Some(leader) } else { self.storage_target(leader) };
         let target = target.ok_or_else(|| anyhow!("no node to tear"))?;
-        let state_dir = self.cluster.state_dir(target).ok_or_else(|| anyhow!("no state directory"))?;
+        let state_dir =
+            self.cluster.state_dir(target).ok_or_else(|| anyhow!("no state directory"))?;
         *self.counts.entry(FaultKind::TornTail).or_default() += 1;
         let mut may_cut_last = false;
         let mut writer = None;
         if isolate {
-            self.history.event(format!("{}: cut the leader off from every member, write to it", FaultKind::TornTail.label()), &[target]);
+            self.history.event(
+                format!(
+                    "{}: cut the leader off from every member, write to it",
+                    FaultKind::TornTail.label()
+                ),
+                &[target],
+            );
             // A write of our own, so that the leader appends an entry no one receives.
-            let endpoint = self.cluster.endpoints().into_iter().find(|e| e.slot == target).ok_or_else(|| anyhow!("leader not running"))?;
+            let endpoint = self
+                .cluster
+                .endpoints()
+                .into_iter()
+                .find(|e| e.slot == target)
+                .ok_or_else(|| anyhow!("leader not running"))?;
             writer = Some(self.isolate_and_write(target, endpoint)?.writer);
             std::thread::sleep(Duration::from_millis(self.rng.random_range(ORPHANS_MS)));
             may_cut_last = self.has_orphans(target);
-            let orphans = if may_cut_last { "its last entry reached no one: its last record may be cut" } else { "every entry it has reached another node" };
+            let orphans = if may_cut_last {
+                "its last entry reached no one: its last record may be cut"
+            } else {
+                "every entry it has reached another node"
+            };
             self.history.event(orphans, &[target]);
         }
         self.history.event(format!("{}: SIGKILL", FaultKind::TornTail.label()), &[target]);
@@ -78,7 +94,10 @@ impl Nemesis {
         }
         self.history.event("restart after the torn tail", &[target]);
         if let Some(error) = self.restart(target) {
-            self.violations.push(format!("n{} did not start after a torn log tail ({torn}): {error}", target + 1));
+            self.violations.push(format!(
+                "n{} did not start after a torn log tail ({torn}): {error}",
+                target + 1
+            ));
             return Ok(());
         }
         self.caught_up(target, &format!("after a torn tail ({torn})"));
@@ -89,15 +108,23 @@ impl Nemesis {
     /// entry was received by no one (the cut was in place before it was sent), so no one
     /// acknowledged it and it was never committed nor applied.
     fn has_orphans(&self, leader: Slot) -> bool {
-        let last_log_index = |slot: Slot| self.cluster.status(slot).ok().and_then(|status| status["last_log_index"].as_u64());
+        let last_log_index = |slot: Slot| {
+            self.cluster.status(slot).ok().and_then(|status| status["last_log_index"].as_u64())
+        };
         let Some(own) = last_log_index(leader) else { return false };
-        self.others(leader).into_iter().all(|other| last_log_index(other).is_some_and(|index| index < own))
+        self.others(leader)
+            .into_iter()
+            .all(|other| last_log_index(other).is_some_and(|index| index < own))
     }
 
     pub(super) fn corrupt_state(&mut self, leader: Slot) -> anyhow::Result<()> {
         let target = self.storage_target(leader).ok_or_else(|| anyhow!("no follower to damage"))?;
-        let raft_id = self.member(target)?.raft_id.ok_or_else(|| anyhow!("n{} has no node id yet", target + 1))?;
-        let state_dir = self.cluster.state_dir(target).ok_or_else(|| anyhow!("no state directory"))?;
+        let raft_id = self
+            .member(target)?
+            .raft_id
+            .ok_or_else(|| anyhow!("n{} has no node id yet", target + 1))?;
+        let state_dir =
+            self.cluster.state_dir(target).ok_or_else(|| anyhow!("no state directory"))?;
         *self.counts.entry(FaultKind::CorruptState).or_default() += 1;
         self.history.event(format!("{}: SIGKILL", FaultKind::CorruptState.label()), &[target]);
         self.cluster.kill(target);
@@ -148,7 +175,9 @@ impl Nemesis {
         while started.elapsed() < STOP_WATCH {
             if let Ok(status) = self.cluster.status(slot) {
                 if status["role"] == "stopped" {
-                    return Some(status["stopped_reason"].as_str().unwrap_or("no reason given").to_owned());
+                    return Some(
+                        status["stopped_reason"].as_str().unwrap_or("no reason given").to_owned(),
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -40,7 +40,10 @@ impl Nemesis {
 
     /// A fresh node replays a used join token; it must be refused and nothing may change.
     pub(super) fn replay_token(&mut self, leader: Slot) -> anyhow::Result<()> {
-        let token = self.cluster.used_token().ok_or_else(|| anyhow!("no node has joined with a token yet"))?;
+        let token = self
+            .cluster
+            .used_token()
+            .ok_or_else(|| anyhow!("no node has joined with a token yet"))?;
         let peer = self.cluster.proxy_addr(leader).ok_or_else(|| anyhow!("leader slot unknown"))?;
         let before = self.member_ids(leader)?;
         *self.counts.entry(FaultKind::TokenReplay).or_default() += 1;
@@ -48,20 +51,26 @@ impl Nemesis {
         match self.cluster.try_join(peer, &token)? {
             Ok(mut intruder) => {
                 intruder.kill();
-                self.violations.push(format!("a replayed join token admitted a node (members before: {before:?})"));
+                self.violations.push(format!(
+                    "a replayed join token admitted a node (members before: {before:?})"
+                ));
             }
             Err(error) => {
                 let message = format!("{error:#}");
                 if message.contains("no uses left") || message.contains("expired") {
                     self.history.event(format!("replay refused: {message}"), &[]);
                 } else {
-                    self.errors.push(format!("a replayed token was refused, but not as used up or expired: {message}"));
+                    self.errors.push(format!(
+                        "a replayed token was refused, but not as used up or expired: {message}"
+                    ));
                 }
             }
         }
         let after = self.member_ids(leader)?;
         if after != before {
-            self.violations.push(format!("a refused token replay changed the membership: {before:?} -> {after:?}"));
+            self.violations.push(format!(
+                "a refused token replay changed the membership: {before:?} -> {after:?}"
+            ));
         }
         Ok(())
     }
@@ -73,7 +82,9 @@ impl Nemesis {
             Some(slot) => slot,
             None => {
                 self.replace_follower(leader)?;
-                self.cluster.removed_with_files().ok_or_else(|| anyhow!("no removed node's files to bring back"))?
+                self.cluster
+                    .removed_with_files()
+                    .ok_or_else(|| anyhow!("no removed node's files to bring back"))?
             }
         };
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
@@ -84,7 +95,10 @@ impl Nemesis {
             Ok(process) => process,
             Err(error) => {
                 self.cluster.drop_removed_files(slot);
-                self.errors.push(format!("the removed n{} did not start from its files: {error:#}", slot + 1));
+                self.errors.push(format!(
+                    "the removed n{} did not start from its files: {error:#}",
+                    slot + 1
+                ));
                 return Ok(());
             }
         };
@@ -113,13 +127,19 @@ impl Nemesis {
         self.cluster.drop_removed_files(slot);
         match verdict {
             Ok(()) => self.history.event("the members refused it: it reports 'removed'", &[slot]),
-            Err(why) if why.starts_with("rejoined") => self.violations.push(format!("removed n{}: {why}", slot + 1)),
-            Err(why) => self.errors.push(format!("removed n{} never learnt it was removed: {why}", slot + 1)),
+            Err(why) if why.starts_with("rejoined") => {
+                self.violations.push(format!("removed n{}: {why}", slot + 1))
+            }
+            Err(why) => self
+                .errors
+                .push(format!("removed n{} never learnt it was removed: {why}", slot + 1)),
         }
         let leader = self.cluster.leader().ok_or_else(|| anyhow!("no leader known"))?;
         let after = self.member_ids(leader)?;
         if after != before {
-            self.violations.push(format!("a removed node coming back changed the membership: {before:?} -> {after:?}"));
+            self.violations.push(format!(
+                "a removed node coming back changed the membership: {before:?} -> {after:?}"
+            ));
         }
         Ok(())
     }

@@ -54,22 +54,44 @@ pub(super) struct Isolated {
 
 impl Nemesis {
     pub(super) fn uncommitted_write(&mut self, leader: Slot) -> anyhow::Result<()> {
-        let endpoint = self.cluster.endpoints().into_iter().find(|e| e.slot == leader).ok_or_else(|| anyhow!("leader not running"))?;
-        let term = self.cluster.status(leader)?["term"].as_u64().ok_or_else(|| anyhow!("leader has no term"))?;
+        let endpoint = self
+            .cluster
+            .endpoints()
+            .into_iter()
+            .find(|e| e.slot == leader)
+            .ok_or_else(|| anyhow!("leader not running"))?;
+        let term = self.cluster.status(leader)?["term"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("leader has no term"))?;
         *self.counts.entry(FaultKind::UncommittedWrite).or_default() += 1;
-        self.history.event(format!("{}: cut it off from every member", FaultKind::UncommittedWrite.label()), &[leader]);
+        self.history.event(
+            format!("{}: cut it off from every member", FaultKind::UncommittedWrite.label()),
+            &[leader],
+        );
         let Isolated { writer, key, cut_at, cut_us } = self.isolate_and_write(leader, endpoint)?;
         let takeover = self.wait_takeover(leader, term, cut_at);
         match &takeover {
-            Ok((slot, index)) => self.history.event(format!("n{} leads a later term and committed {index}, past the old leader's log", slot + 1), &[*slot]),
-            Err(error) => self.errors.push(format!("while n{} was isolated: {error:#}", leader + 1)),
+            Ok((slot, index)) => self.history.event(
+                format!(
+                    "n{} leads a later term and committed {index}, past the old leader's log",
+                    slot + 1
+                ),
+                &[*slot],
+            ),
+            Err(error) => {
+                self.errors.push(format!("while n{} was isolated: {error:#}", leader + 1))
+            }
         }
         std::thread::sleep(Duration::from_millis(self.rng.random_range(KILL_DELAY_MS)));
         self.history.event("SIGKILL the isolated leader", &[leader]);
         self.cluster.kill(leader);
         let kill_us = self.history.now_us();
         // What SQLite had written to the WAL when the process died, before any restart.
-        let wal = self.cluster.db_path(leader).and_then(|db| std::fs::read(suffixed(&db, "-wal")).ok()).unwrap_or_default();
+        let wal = self
+            .cluster
+            .db_path(leader)
+            .and_then(|db| std::fs::read(suffixed(&db, "-wal")).ok())
+            .unwrap_or_default();
         let outcome = writer.join().map_err(|_| anyhow!("the isolated write's thread panicked"))?;
         let own_in_wal = holds(&wal, unique::tag(key).as_bytes());
         self.history.event(format!("the isolated write of key {key}: {outcome:?}; its frames in the WAL at the kill: {own_in_wal}"), &[leader]);
@@ -82,7 +104,8 @@ impl Nemesis {
         if takeover.is_ok() {
             let orphans = self.sent_to(leader, cut_us, kill_us);
             let in_wal = orphans.iter().filter(|kind| matches!(kind, OpKind::Insert { key } if holds(&wal, unique::tag(*key).as_bytes()))).count();
-            let inserts = orphans.iter().filter(|kind| matches!(kind, OpKind::Insert { .. })).count();
+            let inserts =
+                orphans.iter().filter(|kind| matches!(kind, OpKind::Insert { .. })).count();
             self.notes.push(format!(
                 "isolated leader n{}: {} write(s) sent to it while cut off, none may be committed; {in_wal} of its {inserts} unique inserts had their frames in its WAL at the kill",
                 leader + 1,
@@ -98,7 +121,11 @@ impl Nemesis {
     /// commits one transaction at a time, holding the WAL write lock), so the insert takes the
     /// lock at once, SQLite writes its frames and the node proposes the entry, to no one. Then
     /// the workloads write again (to the isolated leader too, until they find the new one).
-    pub(super) fn isolate_and_write(&mut self, leader: Slot, endpoint: Endpoint) -> anyhow::Result<Isolated> {
+    pub(super) fn isolate_and_write(
+        &mut self,
+        leader: Slot,
+        endpoint: Endpoint,
+    ) -> anyhow::Result<Isolated> {
         let key = i64::try_from(self.history.next_id())?;
         if !self.writes.hold(QUIESCE_DEADLINE) {
             self.history.event(format!("writes still in flight after {QUIESCE_DEADLINE:?}: the insert may wait behind one"), &[leader]);
@@ -107,7 +134,9 @@ impl Nemesis {
         // Only now: a write invoked before the cut may have been committed.
         let (cut_at, cut_us) = (Instant::now(), self.history.now_us());
         let history = Arc::clone(&self.history);
-        let spawned = std::thread::Builder::new().name("isolated-write".into()).spawn(move || write_and_record(&history, &endpoint, key));
+        let spawned = std::thread::Builder::new()
+            .name("isolated-write".into())
+            .spawn(move || write_and_record(&history, &endpoint, key));
         std::thread::sleep(WRITE_FIRST);
         self.writes.release();
         match spawned {
@@ -128,7 +157,9 @@ impl Nemesis {
             if cut_at.elapsed() < LEASE_OVER {
                 continue;
             }
-            let Some(old_last) = self.cluster.status(old).ok().and_then(|status| status["last_log_index"].as_u64()) else {
+            let Some(old_last) =
+                self.cluster.status(old).ok().and_then(|status| status["last_log_index"].as_u64())
+            else {
                 last = format!("n{} did not answer", old + 1);
                 continue;
             };
@@ -137,7 +168,11 @@ impl Nemesis {
                     continue;
                 }
                 let Ok(status) = self.cluster.status(voter.slot) else { continue };
-                let (role, new_term, commit) = (status["role"].clone(), status["term"].as_u64().unwrap_or(0), status["commit_index"].as_u64().unwrap_or(0));
+                let (role, new_term, commit) = (
+                    status["role"].clone(),
+                    status["term"].as_u64().unwrap_or(0),
+                    status["commit_index"].as_u64().unwrap_or(0),
+                );
                 if role == "leader" && new_term > term && commit >= old_last {
                     return Ok((voter.slot, commit));
                 }
@@ -155,7 +190,12 @@ impl Nemesis {
             .into_iter()
             .filter(|op| op.node == slot && op.invoke_us >= from_us && op.invoke_us <= to_us)
             .map(|op| op.kind)
-            .filter(|kind| matches!(kind, OpKind::Insert { .. } | OpKind::Large { .. } | OpKind::RegisterWrite { .. }))
+            .filter(|kind| {
+                matches!(
+                    kind,
+                    OpKind::Insert { .. } | OpKind::Large { .. } | OpKind::RegisterWrite { .. }
+                )
+            })
             .collect()
     }
 }
@@ -163,8 +203,13 @@ impl Nemesis {
 /// Inserts unique key `key` on the isolated leader and records the operation.
 fn write_and_record(history: &History, endpoint: &Endpoint, key: i64) -> Outcome {
     let invoke_us = history.now_us();
-    let request = Request::Exec { conn: "nemesis-write".into(), statements: vec![unique::insert(key)], tx: false };
-    let answer = Client::connect("nemesis", endpoint.control_addr).and_then(|mut client| client.request(&request, OP_DEADLINE));
+    let request = Request::Exec {
+        conn: "nemesis-write".into(),
+        statements: vec![unique::insert(key)],
+        tx: false,
+    };
+    let answer = Client::connect("nemesis", endpoint.control_addr)
+        .and_then(|mut client| client.request(&request, OP_DEADLINE));
     let (outcome, message) = match answer {
         Ok(_) => (Outcome::Ok, None),
         Err(error) => (classify(&error), Some(error.to_string())),

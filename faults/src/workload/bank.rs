@@ -21,9 +21,14 @@ const PACE: Duration = Duration::from_millis(10);
 
 /// Creates the accounts (run once, on the first node, before the others join).
 pub fn setup() -> Vec<Statement> {
-    let mut statements = vec![Statement::new("CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)")];
+    let mut statements = vec![Statement::new(
+        "CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)",
+    )];
     for id in 0..ACCOUNTS {
-        statements.push(statement("INSERT INTO accounts(id, balance) VALUES (?1, ?2)", vec![json!(id), json!(INITIAL_BALANCE)]));
+        statements.push(statement(
+            "INSERT INTO accounts(id, balance) VALUES (?1, ?2)",
+            vec![json!(id), json!(INITIAL_BALANCE)],
+        ));
     }
     statements
 }
@@ -39,10 +44,17 @@ pub fn transfers(worker: &mut Worker) {
         let to = (from + worker.rng.random_range(1..ACCOUNTS)) % ACCOUNTS;
         let amount = worker.rng.random_range(1..=10);
         let statements = vec![
-            statement("UPDATE accounts SET balance = balance - ?1 WHERE id = ?2", vec![json!(amount), json!(from)]),
-            statement("UPDATE accounts SET balance = balance + ?1 WHERE id = ?2", vec![json!(amount), json!(to)]),
+            statement(
+                "UPDATE accounts SET balance = balance - ?1 WHERE id = ?2",
+                vec![json!(amount), json!(from)],
+            ),
+            statement(
+                "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2",
+                vec![json!(amount), json!(to)],
+            ),
         ];
-        let (reply, _) = worker.operate(&leader, OpKind::Transfer { from, to, amount }, statements, true);
+        let (reply, _) =
+            worker.operate(&leader, OpKind::Transfer { from, to, amount }, statements, true);
         if reply.outcome != Outcome::Ok {
             worker.back_off();
         }

@@ -19,7 +19,9 @@ const BYTES_MAX: i64 = 4 << 20;
 const INTERVAL: Duration = Duration::from_secs(6);
 
 pub fn setup() -> Vec<Statement> {
-    vec![Statement::new("CREATE TABLE big(id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL, data BLOB)")]
+    vec![Statement::new(
+        "CREATE TABLE big(id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL, data BLOB)",
+    )]
 }
 
 pub fn transactions(worker: &mut Worker) {
@@ -40,7 +42,9 @@ pub fn transactions(worker: &mut Worker) {
             Statement::new("UPDATE big SET data = NULL WHERE data IS NOT NULL AND id NOT IN (SELECT id FROM big ORDER BY id DESC LIMIT 1)"),
             statement("INSERT INTO big(id, bytes, data) VALUES (?1, ?2, randomblob(?2))", vec![json!(key), json!(bytes)]),
         ];
-        let (reply, _) = worker.operate_with_id(id, &leader, OpKind::Large { key, bytes }, statements, true);
-        next = Instant::now() + if reply.outcome == Outcome::Ok { INTERVAL } else { Duration::from_millis(500) };
+        let (reply, _) =
+            worker.operate_with_id(id, &leader, OpKind::Large { key, bytes }, statements, true);
+        next = Instant::now()
+            + if reply.outcome == Outcome::Ok { INTERVAL } else { Duration::from_millis(500) };
     }
 }

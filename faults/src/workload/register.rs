@@ -21,7 +21,10 @@ pub fn setup() -> Vec<Statement> {
 
 /// The read of one key after a barrier, as statements.
 pub fn read_statements(key: i64) -> Vec<Statement> {
-    vec![Statement::new("SELECT ha_barrier()"), statement("SELECT v FROM reg WHERE k = ?1", vec![json!(key)])]
+    vec![
+        Statement::new("SELECT ha_barrier()"),
+        statement("SELECT v FROM reg WHERE k = ?1", vec![json!(key)]),
+    ]
 }
 
 pub fn operations(worker: &mut Worker) {
@@ -38,7 +41,13 @@ pub fn operations(worker: &mut Worker) {
                 "INSERT INTO reg(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
                 vec![json!(key), json!(value)],
             )];
-            let (reply, _) = worker.operate_with_id(id, &leader, OpKind::RegisterWrite { key, value }, write, false);
+            let (reply, _) = worker.operate_with_id(
+                id,
+                &leader,
+                OpKind::RegisterWrite { key, value },
+                write,
+                false,
+            );
             if reply.outcome != Outcome::Ok {
                 worker.back_off();
             }

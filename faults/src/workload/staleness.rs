@@ -40,7 +40,8 @@ pub fn writes(worker: &mut Worker) {
         let id = worker.shared.history.next_id();
         let value = i64::try_from(id).unwrap_or(i64::MAX);
         let write = vec![statement("UPDATE counter SET n = ?1 WHERE id = 0", vec![json!(value)])];
-        let (reply, _) = worker.operate_with_id(id, &leader, OpKind::CounterWrite { value }, write, false);
+        let (reply, _) =
+            worker.operate_with_id(id, &leader, OpKind::CounterWrite { value }, write, false);
         if reply.outcome != Outcome::Ok {
             worker.back_off();
         }
@@ -54,20 +55,35 @@ pub fn reads(worker: &mut Worker) {
             worker.back_off();
             continue;
         };
-        let others: Vec<_> = worker.shared.cluster.endpoints().into_iter().filter(|e| e.slot != leader.slot).collect();
+        let others: Vec<_> = worker
+            .shared
+            .cluster
+            .endpoints()
+            .into_iter()
+            .filter(|e| e.slot != leader.slot)
+            .collect();
         let Some(node) = others.choose(&mut worker.rng).cloned() else {
             worker.back_off();
             continue;
         };
         // Asked first, so every entry it counts was committed before the read began.
-        let leader_commit_index = worker.shared.cluster.status(leader.slot).ok().and_then(|status| status["commit_index"].as_u64());
+        let leader_commit_index = worker
+            .shared
+            .cluster
+            .status(leader.slot)
+            .ok()
+            .and_then(|status| status["commit_index"].as_u64());
         let id = worker.shared.history.next_id();
         let invoke_us = worker.shared.history.now_us();
         let read = vec![Statement::new("SELECT n, ha_status() FROM counter WHERE id = 0")];
         let reply = worker.run(&node, read, false);
         let row = reply.rows.first();
         let value = row.and_then(|row| row.first()).and_then(Value::as_i64);
-        let status: Value = row.and_then(|row| row.get(1)).and_then(Value::as_str).and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
+        let status: Value = row
+            .and_then(|row| row.get(1))
+            .and_then(Value::as_str)
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
         let kind = OpKind::CounterRead {
             value,
             role: status["role"].as_str().map(str::to_owned),

@@ -35,7 +35,8 @@ pub fn inserts(worker: &mut Worker) {
         };
         let id = worker.shared.history.next_id();
         let key = i64::try_from(id).unwrap_or(i64::MAX);
-        let (reply, _) = worker.operate_with_id(id, &leader, OpKind::Insert { key }, vec![insert(key)], false);
+        let (reply, _) =
+            worker.operate_with_id(id, &leader, OpKind::Insert { key }, vec![insert(key)], false);
         if reply.outcome != Outcome::Ok {
             worker.back_off();
         }

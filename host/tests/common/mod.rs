@@ -22,8 +22,16 @@ pub fn extension() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let lib = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps").join("libdqlite_vfs.so");
-    assert!(lib.exists(), "{} is missing: run `cargo build` (the root package) first", lib.display());
+    let lib = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .join("libdqlite_vfs.so");
+    assert!(
+        lib.exists(),
+        "{} is missing: run `cargo build` (the root package) first",
+        lib.display()
+    );
     lib
 }
 
@@ -46,13 +54,18 @@ pub fn start_cluster(nodes: usize, port_hint: u16) -> Cluster {
 /// Retries a write until it succeeds or `deadline` passes: right after an election the new
 /// leader refuses writes (SQLITE_READONLY, SQLITE_IOERR_WRITE) until it applied its first entry.
 #[allow(dead_code)] // not every test binary writes through a failover
-pub fn write_until(host: &HostProcess, statements: Vec<Statement>, deadline: Duration) -> Result<(), HostError> {
+pub fn write_until(
+    host: &HostProcess,
+    statements: Vec<Statement>,
+    deadline: Duration,
+) -> Result<(), HostError> {
     let until = std::time::Instant::now() + deadline;
     loop {
         match host.exec("main", statements.clone(), true) {
             Ok(_) => return Ok(()),
             Err(error)
-                if std::time::Instant::now() < until && error.sql().is_some_and(|e| matches!(e.extended, Some(8 | 778))) =>
+                if std::time::Instant::now() < until
+                    && error.sql().is_some_and(|e| matches!(e.extended, Some(8 | 778))) =>
             {
                 std::thread::sleep(Duration::from_millis(50));
             }

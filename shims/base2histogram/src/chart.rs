@@ -37,12 +37,19 @@ impl<T> fmt::Display for Detailed<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, histogram) in &self.0.series {
             writeln!(f, "{name} (n={})", histogram.total())?;
-            let largest = histogram.nonempty_buckets().map(|(_, _, count)| count).max().unwrap_or(0);
+            let largest =
+                histogram.nonempty_buckets().map(|(_, _, count)| count).max().unwrap_or(0);
             for (low, high, count) in histogram.nonempty_buckets() {
                 // At least one mark, so that a bucket with few values still shows.
-                let marks = (u128::from(count) * u128::from(BAR_WIDTH) / u128::from(largest)).max(1) as usize;
+                let marks = (u128::from(count) * u128::from(BAR_WIDTH) / u128::from(largest)).max(1)
+                    as usize;
                 let values = if low == high { low.to_string() } else { format!("{low}-{high}") };
-                writeln!(f, "  {values:>24} | {:<width$} {count}", "#".repeat(marks), width = BAR_WIDTH as usize)?;
+                writeln!(
+                    f,
+                    "  {values:>24} | {:<width$} {count}",
+                    "#".repeat(marks),
+                    width = BAR_WIDTH as usize
+                )?;
             }
         }
         Ok(())
@@ -64,8 +71,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
         assert_eq!(lines[0], "fast (n=11)");
-        assert!(lines[1].trim_start().starts_with("3 | ") && lines[1].ends_with(&format!("{} 10", "#".repeat(40))), "{text}");
-        assert!(lines[2].trim_start().starts_with("96-103 | #### ") && lines[2].ends_with(" 1"), "{text}");
+        assert!(
+            lines[1].trim_start().starts_with("3 | ")
+                && lines[1].ends_with(&format!("{} 10", "#".repeat(40))),
+            "{text}"
+        );
+        assert!(
+            lines[2].trim_start().starts_with("96-103 | #### ") && lines[2].ends_with(" 1"),
+            "{text}"
+        );
         assert_eq!(lines[3], "slow (n=1)");
         assert!(lines[4].contains("4608-5119 | "), "{text}");
     }

@@ -53,7 +53,8 @@ impl<T> Histogram<T> {
             return 0;
         }
         // The rank of the wanted value, 1-based: the smallest value has rank 1.
-        let rank = ((fraction.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let rank =
+            ((fraction.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0u64;
         for (index, count) in self.counts.iter().enumerate() {
             seen = seen.saturating_add(*count);
@@ -106,7 +107,15 @@ impl fmt::Display for PercentileStats {
         write!(
             f,
             "n={} p0.1={} p1={} p5={} p10={} p50={} p90={} p99={} p99.9={}",
-            self.samples, self.p0_1, self.p1, self.p5, self.p10, self.p50, self.p90, self.p99, self.p99_9
+            self.samples,
+            self.p0_1,
+            self.p1,
+            self.p5,
+            self.p10,
+            self.p50,
+            self.p90,
+            self.p99,
+            self.p99_9
         )
     }
 }
@@ -139,7 +148,9 @@ mod tests {
         }
         let stats = histogram.percentile_stats();
         assert_eq!(stats.samples, 100_000);
-        for (reported, exact) in [(stats.p1, 1_000), (stats.p50, 50_000), (stats.p90, 90_000), (stats.p99, 99_000)] {
+        for (reported, exact) in
+            [(stats.p1, 1_000), (stats.p50, 50_000), (stats.p90, 90_000), (stats.p99, 99_000)]
+        {
             let error = reported.abs_diff(exact);
             assert!(error * 16 <= exact, "reported {reported}, exact {exact}");
         }

@@ -15,25 +15,13 @@ pub enum LogError {
     /// A record that is followed by valid records (or lies in a sealed segment) is damaged:
     /// acknowledged entries would be lost by cutting it, so the node refuses to start.
     #[error("raft log {path} is corrupt at offset {offset} ({reason}); refusing to start: restore this node from a peer")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: &'static str,
-    },
+    Corrupt { path: PathBuf, offset: u64, reason: &'static str },
     /// A checksummed record does not decode as an entry (format mismatch or a bug).
     #[error("raft log {path}: record at offset {offset} does not decode: {reason}")]
-    Decode {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
+    Decode { path: PathBuf, offset: u64, reason: String },
     /// Entries on disk are not consecutive.
     #[error("raft log {path}: expected entry {expected}, found {found}")]
-    Gap {
-        path: PathBuf,
-        expected: u64,
-        found: u64,
-    },
+    Gap { path: PathBuf, expected: u64, found: u64 },
     /// A small state file (vote, purge point) is unreadable.
     #[error(transparent)]
     State(#[from] SmallFileError),

@@ -34,14 +34,18 @@ impl RecentEntries {
         self.entries.push_back((entry.clone(), encoded_bytes));
         self.bytes += encoded_bytes;
         // The newest entry stays, whatever its size (see the module docs).
-        while (self.bytes > RECENT_BYTES_MAX || self.entries.len() > RECENT_ENTRIES_MAX) && self.entries.len() > 1 {
+        while (self.bytes > RECENT_BYTES_MAX || self.entries.len() > RECENT_ENTRIES_MAX)
+            && self.entries.len() > 1
+        {
             self.pop_front();
         }
     }
 
     /// Forgets the entries over the bound once the entry that made it go over is applied.
     pub(crate) fn release_applied(&mut self, applied: u64) {
-        while self.bytes > RECENT_BYTES_MAX && self.entries.front().is_some_and(|(e, _)| e.log_id.index <= applied) {
+        while self.bytes > RECENT_BYTES_MAX
+            && self.entries.front().is_some_and(|(e, _)| e.log_id.index <= applied)
+        {
             self.pop_front();
         }
     }
@@ -78,7 +82,9 @@ impl RecentEntries {
         let skip = usize::try_from(start - first).ok()?;
         let mut out = Vec::new();
         let mut bytes = 0u64;
-        for (entry, size) in self.entries.iter().skip(skip).take_while(|(e, _)| e.log_id.index < end) {
+        for (entry, size) in
+            self.entries.iter().skip(skip).take_while(|(e, _)| e.log_id.index < end)
+        {
             if !out.is_empty() && bytes + size > bytes_max {
                 break;
             }
@@ -146,7 +152,11 @@ mod tests {
         assert_eq!(recent.bytes, 0);
         recent.push(&blank(5), 10);
         recent.release_applied(5);
-        assert_eq!(indices(recent.get(5, 10, u64::MAX)), Some(vec![5]), "within the bound, applied entries stay");
+        assert_eq!(
+            indices(recent.get(5, 10, u64::MAX)),
+            Some(vec![5]),
+            "within the bound, applied entries stay"
+        );
     }
 
     #[test]

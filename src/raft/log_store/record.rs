@@ -35,10 +35,7 @@ pub(crate) enum Slot {
     End,
     /// Something that is not a valid record. `next` is where the following record would start
     /// if this one's length field is believable (used to tell a torn tail from a corrupt middle).
-    Bad {
-        reason: &'static str,
-        next: Option<u64>,
-    },
+    Bad { reason: &'static str, next: Option<u64> },
 }
 
 /// Records are written through a buffer of about this many bytes: a batch of small entries
@@ -62,7 +59,10 @@ impl Record {
             .ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("entry of {} bytes exceeds the {RECORD_BODY_BYTES_MAX}-byte record bound", body.len()),
+                    format!(
+                        "entry of {} bytes exceeds the {RECORD_BODY_BYTES_MAX}-byte record bound",
+                        body.len()
+                    ),
                 )
             })?;
         let mut header = [0u8; RECORD_HEADER_BYTES as usize];
@@ -89,7 +89,9 @@ pub(crate) fn write_at(file: &File, offset: u64, records: &[Record]) -> io::Resu
     let mut out = StagedWriter {
         file,
         offset,
-        buf: Vec::with_capacity(usize::try_from(total).unwrap_or(usize::MAX).min(WRITE_BATCH_BYTES)),
+        buf: Vec::with_capacity(
+            usize::try_from(total).unwrap_or(usize::MAX).min(WRITE_BATCH_BYTES),
+        ),
     };
     for record in records {
         out.put(&record.header)?;
@@ -139,10 +141,7 @@ pub(crate) fn read_slot(file: &File, offset: u64, file_len: u64) -> io::Result<S
         return Ok(Slot::End);
     }
     if offset + RECORD_HEADER_BYTES > file_len {
-        return Ok(Slot::Bad {
-            reason: "truncated header",
-            next: None,
-        });
+        return Ok(Slot::Bad { reason: "truncated header", next: None });
     }
     let mut header = [0u8; RECORD_HEADER_BYTES as usize];
     file.read_exact_at(&mut header, offset)?;
@@ -150,24 +149,15 @@ pub(crate) fn read_slot(file: &File, offset: u64, file_len: u64) -> io::Result<S
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     let end = offset + RECORD_HEADER_BYTES + u64::from(len);
     if len == 0 || len > RECORD_BODY_BYTES_MAX {
-        return Ok(Slot::Bad {
-            reason: "implausible length",
-            next: None,
-        });
+        return Ok(Slot::Bad { reason: "implausible length", next: None });
     }
     if end > file_len {
-        return Ok(Slot::Bad {
-            reason: "truncated body",
-            next: None,
-        });
+        return Ok(Slot::Bad { reason: "truncated body", next: None });
     }
     let mut body = vec![0u8; len as usize];
     file.read_exact_at(&mut body, offset + RECORD_HEADER_BYTES)?;
     if checksum(len, [&body]) != crc {
-        return Ok(Slot::Bad {
-            reason: "checksum mismatch",
-            next: Some(end),
-        });
+        return Ok(Slot::Bad { reason: "checksum mismatch", next: Some(end) });
     }
     Ok(Slot::Record { body })
 }
@@ -213,7 +203,9 @@ mod tests {
         let n = write_at(&f, 0, &[record]).unwrap();
         let mut buf = vec![0u8; n as usize];
         f.read_exact_at(&mut buf, 0).unwrap();
-        assert!(matches!(read_slot(&f, 0, n).unwrap(), Slot::Record { body } if body == b"\xa3abc"));
+        assert!(
+            matches!(read_slot(&f, 0, n).unwrap(), Slot::Record { body } if body == b"\xa3abc")
+        );
         assert_eq!(&read_indexed(&f, 0, 4).unwrap()[..], b"\xa3abc");
         assert!(matches!(read_slot(&f, n, n).unwrap(), Slot::End));
         buf[9] ^= 1;
@@ -229,22 +221,31 @@ mod tests {
     #[test]
     fn large_records_stream_through_the_buffer() {
         let f = tempfile::tempfile().unwrap();
-        let pages: Vec<PageData> = [4096, WRITE_BATCH_BYTES - 3, WRITE_BATCH_BYTES, 3 * WRITE_BATCH_BYTES + 1, 300]
-            .iter()
-            .enumerate()
-            .map(|(i, len)| PageData::from(vec![i as u8 + 1; *len]))
-            .collect();
+        let pages: Vec<PageData> =
+            [4096, WRITE_BATCH_BYTES - 3, WRITE_BATCH_BYTES, 3 * WRITE_BATCH_BYTES + 1, 300]
+                .iter()
+                .enumerate()
+                .map(|(i, len)| PageData::from(vec![i as u8 + 1; *len]))
+                .collect();
         let records = vec![
             Record::new(shared::encode(&pages).unwrap()).unwrap(),
             Record::new(shared::encode("small").unwrap()).unwrap(),
         ];
-        let expected: Vec<Vec<u8>> = vec![rmp_serde::to_vec_named(&pages).unwrap(), rmp_serde::to_vec_named("small").unwrap()];
+        let expected: Vec<Vec<u8>> = vec![
+            rmp_serde::to_vec_named(&pages).unwrap(),
+            rmp_serde::to_vec_named("small").unwrap(),
+        ];
         let end = write_at(&f, 100, &records).unwrap();
         assert_eq!(end, 100 + records.iter().map(Record::bytes).sum::<u64>());
         let first = read_indexed(&f, 100, records[0].body_len()).unwrap();
         assert_eq!(&first[..], &expected[0][..]);
         let second_at = 100 + records[0].bytes();
-        assert!(matches!(read_slot(&f, second_at, end).unwrap(), Slot::Record { body } if body == expected[1]));
-        assert!(matches!(read_slot(&f, 100, second_at - 1).unwrap(), Slot::Bad { reason: "truncated body", .. }));
+        assert!(
+            matches!(read_slot(&f, second_at, end).unwrap(), Slot::Record { body } if body == expected[1])
+        );
+        assert!(matches!(
+            read_slot(&f, 100, second_at - 1).unwrap(),
+            Slot::Bad { reason: "truncated body", .. }
+        ));
     }
 }

@@ -59,30 +59,16 @@ pub(crate) fn open(dir: &Path, seq: u64) -> io::Result<Segment> {
     let path = path_of(dir, seq);
     let file = private_file_options().read(true).write(true).open(&path)?;
     let len = file.metadata()?.len();
-    Ok(Segment {
-        seq,
-        path,
-        file: Arc::new(file),
-        len,
-    })
+    Ok(Segment { seq, path, file: Arc::new(file), len })
 }
 
 /// Create a new, empty segment, durably (the directory entry is fsynced), readable only by its
 /// owner (it holds the database's pages).
 pub(crate) fn create(dir: &Path, seq: u64) -> io::Result<Segment> {
     let path = path_of(dir, seq);
-    let file = private_file_options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
+    let file = private_file_options().read(true).write(true).create_new(true).open(&path)?;
     sync_dir(dir)?;
-    Ok(Segment {
-        seq,
-        path,
-        file: Arc::new(file),
-        len: 0,
-    })
+    Ok(Segment { seq, path, file: Arc::new(file), len: 0 })
 }
 
 /// Verify every record of `seg`, calling `visit(offset, body_len, body)` for each valid one, and
@@ -109,21 +95,16 @@ pub(crate) fn scan(
             }
             Slot::Bad { reason, next } => {
                 let followed_by_record = match next {
-                    Some(next) => matches!(
-                        record::read_slot(&seg.file, next, seg.len)?,
-                        Slot::Record { .. }
-                    ),
+                    Some(next) => {
+                        matches!(record::read_slot(&seg.file, next, seg.len)?, Slot::Record { .. })
+                    }
                     None => false,
                 } || (is_newest && record_after(seg, offset)?.is_some());
                 if is_newest && !followed_by_record {
                     tracing::warn!(path = %seg.path.display(), offset, reason, "cutting torn tail of the raft log");
                     return Ok(offset);
                 }
-                return Err(LogError::Corrupt {
-                    path: seg.path.clone(),
-                    offset,
-                    reason,
-                });
+                return Err(LogError::Corrupt { path: seg.path.clone(), offset, reason });
             }
         }
     }

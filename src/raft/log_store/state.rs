@@ -107,19 +107,10 @@ impl State {
         }
         if let Some(expected) = self.next_index() {
             if index != expected {
-                return Err(LogError::Gap {
-                    path: path.to_path_buf(),
-                    expected,
-                    found: index,
-                });
+                return Err(LogError::Gap { path: path.to_path_buf(), expected, found: index });
             }
         }
-        self.locs.push_back(Loc {
-            seg,
-            offset,
-            len,
-            log_id: head.log_id,
-        });
+        self.locs.push_back(Loc { seg, offset, len, log_id: head.log_id });
         Ok(())
     }
 
@@ -142,12 +133,7 @@ impl State {
         let from = usize::try_from(start.saturating_sub(first)).unwrap_or(usize::MAX);
         let mut out = Vec::new();
         let mut bytes = 0u64;
-        for loc in self
-            .locs
-            .iter()
-            .skip(from)
-            .take_while(|l| l.log_id.index < end)
-        {
+        for loc in self.locs.iter().skip(from).take_while(|l| l.log_id.index < end) {
             if !out.is_empty() && bytes + u64::from(loc.len) > bytes_max {
                 break;
             }
@@ -181,7 +167,8 @@ impl State {
                 }
             }
             expected = Some(log_id.index + 1);
-            let body = shared::encode(e).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let body = shared::encode(e)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
             records.push(record::Record::new(body)?);
         }
         if records.is_empty() {
@@ -217,28 +204,17 @@ impl State {
             let seg = segment::create(&self.dir, seq)?;
             self.segments.insert(seq, seg);
         }
-        self.segments
-            .get_mut(&seq)
-            .ok_or_else(|| io::Error::other("segment vanished"))
+        self.segments.get_mut(&seq).ok_or_else(|| io::Error::other("segment vanished"))
     }
 
     /// Remove every entry after `last_index` (all if `None`), durably, newest first so that a
     /// crash part-way leaves a shorter log, never a hole.
     pub(crate) fn truncate_after(&mut self, last_index: Option<u64>) -> Result<(), LogError> {
-        let Some(pos) = self
-            .locs
-            .iter()
-            .position(|l| Some(l.log_id.index) > last_index)
-        else {
+        let Some(pos) = self.locs.iter().position(|l| Some(l.log_id.index) > last_index) else {
             return Ok(());
         };
         let cut = self.locs[pos].clone();
-        let later: Vec<u64> = self
-            .segments
-            .range(cut.seg + 1..)
-            .map(|(s, _)| *s)
-            .rev()
-            .collect();
+        let later: Vec<u64> = self.segments.range(cut.seg + 1..).map(|(s, _)| *s).rev().collect();
         for seq in &later {
             if let Some(seg) = self.segments.remove(seq) {
                 fs::remove_file(&seg.path)?;
@@ -262,11 +238,7 @@ impl State {
             return Ok(());
         }
         small_file::write(&self.dir.join(PURGED_FILE), &upto)?;
-        while self
-            .locs
-            .front()
-            .is_some_and(|l| l.log_id.index <= upto.index)
-        {
+        while self.locs.front().is_some_and(|l| l.log_id.index <= upto.index) {
             self.locs.pop_front();
         }
         self.purged = Some(upto);
@@ -290,7 +262,6 @@ impl State {
         self.vote = Some(*vote);
         Ok(())
     }
-
 
     /// Bytes of records in the segment files.
     pub(crate) fn bytes_on_disk(&self) -> u64 {

@@ -41,13 +41,22 @@ impl Syncer {
     /// Starts the syncing thread.
     pub(crate) fn start() -> std::io::Result<Syncer> {
         let (requests, receiver) = mpsc::channel();
-        std::thread::Builder::new().name("dqlite-vfs-log-sync".into()).spawn(move || run(receiver))?;
+        std::thread::Builder::new()
+            .name("dqlite-vfs-log-sync".into())
+            .spawn(move || run(receiver))?;
         Ok(Syncer { requests })
     }
 
     /// Queues `file` (just written) for a sync; `callback` fires once it is durable.
-    pub(crate) fn submit(&self, file: Arc<File>, callback: IOFlushed<TypeConfig>, last_index: Option<u64>) {
-        if let Err(mpsc::SendError(RequestBox(request))) = self.requests.send(RequestBox(Request { file, callback, last_index })) {
+    pub(crate) fn submit(
+        &self,
+        file: Arc<File>,
+        callback: IOFlushed<TypeConfig>,
+        last_index: Option<u64>,
+    ) {
+        if let Err(mpsc::SendError(RequestBox(request))) =
+            self.requests.send(RequestBox(Request { file, callback, last_index }))
+        {
             // The thread is gone (it only ends when every sender is dropped, so this cannot
             // happen while we hold one); sync here rather than lose the notification.
             let result = request.file.sync_data();

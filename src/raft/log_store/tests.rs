@@ -31,12 +31,7 @@ async fn append(log: &mut LogStore, range: std::ops::RangeInclusive<u64>) {
 }
 
 async fn indices(log: &mut LogStore) -> Vec<u64> {
-    log.try_get_log_entries(0..u64::MAX)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.log_id().index)
-        .collect()
+    log.try_get_log_entries(0..u64::MAX).await.unwrap().iter().map(|e| e.log_id().index).collect()
 }
 
 fn only_segment(state_dir: &Path) -> std::path::PathBuf {
@@ -107,7 +102,9 @@ async fn corrupt_middle_length_is_refused() {
         match LogStore::open(dir.path()) {
             Err(LogError::Corrupt { offset, .. }) => assert_eq!(offset, second as u64),
             Err(other) => panic!("length byte {byte}: another error: {other}"),
-            Ok(mut log) => panic!("length byte {byte}: opened with entries {:?}", indices(&mut log).await),
+            Ok(mut log) => {
+                panic!("length byte {byte}: opened with entries {:?}", indices(&mut log).await)
+            }
         }
     }
 }
@@ -134,7 +131,8 @@ async fn partial_record_at_the_end_is_cut() {
 // Goal: every entry's encoding begins with the prefix the search for intact records relies on.
 #[test]
 fn entries_begin_with_the_body_prefix() {
-    let membership = openraft::Membership::new_with_defaults(vec![std::collections::BTreeSet::from([1])], []);
+    let membership =
+        openraft::Membership::new_with_defaults(vec![std::collections::BTreeSet::from([1])], []);
     for entry in [blank(3, 7), EntryT::new(log_id(2, 9), EntryPayload::Membership(membership))] {
         let body = rmp_serde::to_vec_named(&entry).unwrap();
         assert!(body.starts_with(&super::record::ENTRY_BODY_PREFIX), "{:02x?}", &body[..12]);

@@ -24,24 +24,34 @@ use crate::transport::wire::AppendReply;
 use crate::transport::TransportError;
 
 /// Opens the stream for `peer` and starts feeding it `input`.
-pub(super) async fn open<'s, S>(peer: &PeerNetwork, input: S, option: RPCOption) -> AppendStreamResult<'s>
+pub(super) async fn open<'s, S>(
+    peer: &PeerNetwork,
+    input: S,
+    option: RPCOption,
+) -> AppendStreamResult<'s>
 where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
 {
     let ttl = option.hard_ttl();
-    let (sender, receiver) =
-        peer.client.open_append_stream(&peer.addr, peer.target).await.map_err(|e| peer.rpc_error(RPCTypes::AppendEntries, ttl, e))?;
+    let (sender, receiver) = peer
+        .client
+        .open_append_stream(&peer.addr, peer.target)
+        .await
+        .map_err(|e| peer.rpc_error(RPCTypes::AppendEntries, ttl, e))?;
     let (pending_tx, pending) = tokio::sync::mpsc::unbounded_channel();
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_KIB_MAX as usize));
-    let feeder = AbortOnDrop(tokio::spawn(feed(input, sender, (pending_tx, in_flight), ttl, peer.target)));
+    let feeder =
+        AbortOnDrop(tokio::spawn(feed(input, sender, (pending_tx, in_flight), ttl, peer.target)));
     let last_answer = tokio::time::Instant::now();
     let answers = Answers { peer: peer.clone(), receiver, pending, last_answer, feeder };
     Ok(Box::pin(futures_util::stream::unfold(Some(answers), next_answer)))
 }
 
 /// What `stream_append` returns: the stream of answers, or why it could not be opened.
-pub(super) type AppendStreamResult<'s> =
-    Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>;
+pub(super) type AppendStreamResult<'s> = Result<
+    BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+    RPCError<TypeConfig>,
+>;
 
 /// Page bytes (KiB) a stream may have sent and not yet seen answered. Past it, the next
 /// request waits: a follower catching up queues what it has received until its log takes it,
@@ -116,12 +126,18 @@ async fn feed<S>(
                 Err(_) => {}
             }
         }
-        let Ok(share) = Arc::clone(&in_flight).acquire_many_owned(in_flight_kib(&request)).await else {
+        let Ok(share) = Arc::clone(&in_flight).acquire_many_owned(in_flight_kib(&request)).await
+        else {
             return;
         };
         let ttl = ttl.max(transfer_time(&request));
         let last_index = request.entries.last().map(|e| e.log_id.index);
-        let due = Pending { deadline: tokio::time::Instant::now() + ttl, ttl, last_index, _in_flight: share };
+        let due = Pending {
+            deadline: tokio::time::Instant::now() + ttl,
+            ttl,
+            last_index,
+            _in_flight: share,
+        };
         if pending.send(due).is_err() {
             return;
         }
@@ -153,8 +169,11 @@ async fn next_answer(
         // Every answer is in and the feeder has ended. Had it panicked, the session did not
         // end: say so rather than let it pass for a clean end.
         let panicked = matches!((&mut answers.feeder.0).await, Err(e) if e.is_panic());
-        let failure = TransportError::Io(std::io::Error::other("the append stream's sender panicked"));
-        return panicked.then(|| (Err(answers.peer.rpc_error(RPCTypes::AppendEntries, Duration::ZERO, failure)), None));
+        let failure =
+            TransportError::Io(std::io::Error::other("the append stream's sender panicked"));
+        return panicked.then(|| {
+            (Err(answers.peer.rpc_error(RPCTypes::AppendEntries, Duration::ZERO, failure)), None)
+        });
     };
     let deadline = due.deadline.max(answers.last_answer + due.ttl);
     let failure = match tokio::time::timeout_at(deadline, answers.receiver.next()).await {
@@ -164,7 +183,9 @@ async fn next_answer(
             tracing::trace!(target: "dqlite_vfs::latency", from, last_index = due.last_index, "append_entries acknowledged");
             return Some((Ok(result), Some(answers)));
         }
-        Ok(Ok(Some(AppendReply::Failed { message }))) => TransportError::Remote { message, retryable: true },
+        Ok(Ok(Some(AppendReply::Failed { message }))) => {
+            TransportError::Remote { message, retryable: true }
+        }
         Ok(Ok(None)) => TransportError::ConnectionLost {
             addr: answers.peer.addr.clone(),
             reason: "the peer ended the append stream before answering every request".into(),

@@ -44,10 +44,7 @@ impl Database for FakeDb {
             return Ok(false);
         };
         pending.remove(pos);
-        self.calls
-            .lock()
-            .unwrap()
-            .push(Call::Finish(proposal, index));
+        self.calls.lock().unwrap().push(Call::Finish(proposal, index));
         Ok(true)
     }
     fn reject_local(&self, proposal: ProposalId) {

@@ -60,9 +60,7 @@ impl CurrentSnapshot {
     pub(crate) fn to_snapshot(&self, dir: &Path) -> SnapshotT {
         SnapshotT {
             meta: self.meta.clone(),
-            snapshot: SnapshotImage {
-                path: dir.join(&self.file),
-            },
+            snapshot: SnapshotImage { path: dir.join(&self.file) },
         }
     }
 }
@@ -105,15 +103,12 @@ impl ImageTrailer {
         };
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        let trailer_at = len
-            .checked_sub(TRAILER_BYTES)
-            .ok_or_else(|| bad("shorter than its trailer"))?;
+        let trailer_at =
+            len.checked_sub(TRAILER_BYTES).ok_or_else(|| bad("shorter than its trailer"))?;
         let mut b = [0u8; TRAILER_BYTES as usize];
         file.read_exact_at(&mut b, trailer_at)?;
         let word = |r: std::ops::Range<usize>| {
-            b[r].iter()
-                .rev()
-                .fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+            b[r].iter().rev().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
         };
         if b[0..8] != TRAILER_MAGIC {
             return Err(bad("corrupt: no snapshot trailer (or one of another format)"));
@@ -140,7 +135,10 @@ impl ImageTrailer {
 
     /// Reads and checks the trust registry stored after the image of the file at `path`.
     fn read_registry(&self, path: &Path, image_len: u64) -> Result<Registry, SmError> {
-        let bad = |reason: &str| SmError::BadImage { path: path.to_path_buf(), reason: reason.to_string() };
+        let bad = |reason: &str| SmError::BadImage {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
         let mut bytes = vec![0u8; self.registry_len as usize];
         File::open(path)?.read_exact_at(&mut bytes, image_len)?;
         if crc32fast::hash(&bytes) != self.registry_crc {
@@ -154,7 +152,8 @@ impl ImageTrailer {
         if image_crc(path, image_len)? != self.image_crc {
             return Err(SmError::BadImage {
                 path: path.to_path_buf(),
-                reason: "corrupt: image checksum mismatch (damaged on disk or in transfer)".to_string(),
+                reason: "corrupt: image checksum mismatch (damaged on disk or in transfer)"
+                    .to_string(),
             });
         }
         Ok(())
@@ -191,7 +190,10 @@ pub(crate) fn open(state_dir: &Path) -> Result<Option<CurrentSnapshot>, SmError>
     for ent in fs::read_dir(&dir)? {
         let name = ent?.file_name().to_string_lossy().into_owned();
         let is_current = current.as_ref().is_some_and(|c| c.file == name);
-        if (name.starts_with(OWN_PREFIX) && !is_current) || name.starts_with(INCOMING_PREFIX) || name == IMPORT_FILE {
+        if (name.starts_with(OWN_PREFIX) && !is_current)
+            || name.starts_with(INCOMING_PREFIX)
+            || name == IMPORT_FILE
+        {
             remove_if_exists(&dir.join(&name))?;
         }
     }
@@ -249,15 +251,7 @@ pub(crate) fn build<D: Database>(
     let file = new_file_name(last_log_index);
     let path = dir.join(&file);
     removing_on_error(&path, write_image(db, &path, last_log_index, (last_write_index, registry)))?;
-    adopt(
-        &dir,
-        CurrentSnapshot {
-            meta,
-            last_write_index,
-            file,
-        },
-        prev,
-    )
+    adopt(&dir, CurrentSnapshot { meta, last_write_index, file }, prev)
 }
 
 /// Export the database into a new file at `path` and append the registry and the trailer,
@@ -275,7 +269,8 @@ fn write_image<D: Database>(
     let image_len = fs::metadata(path)?.len();
     let registry = rmp_serde::to_vec_named(registry).map_err(io::Error::other)?;
     let registry_len = u32::try_from(registry.len()).ok().filter(|len| *len <= REGISTRY_BYTES_MAX);
-    let registry_len = registry_len.ok_or_else(|| io::Error::other("the trust registry is too large for a snapshot"))?;
+    let registry_len = registry_len
+        .ok_or_else(|| io::Error::other("the trust registry is too large for a snapshot"))?;
     let trailer = ImageTrailer {
         last_log_index,
         last_write_index,
@@ -328,10 +323,7 @@ pub(crate) fn install<D: Database>(
             "trailer says last index {:?}, meta says {:?}",
             trailer.last_log_index, meta_index
         );
-        return Err(SmError::BadImage {
-            path: src.to_path_buf(),
-            reason,
-        });
+        return Err(SmError::BadImage { path: src.to_path_buf(), reason });
     }
     let already_current = prev.is_some_and(|p| dir.join(&p.file) == src);
     let file = match (already_current, prev) {
@@ -340,11 +332,7 @@ pub(crate) fn install<D: Database>(
     };
     let next = adopt(
         &dir,
-        CurrentSnapshot {
-            meta,
-            last_write_index: trailer.last_write_index,
-            file,
-        },
+        CurrentSnapshot { meta, last_write_index: trailer.last_write_index, file },
         prev,
     )?;
     let import = dir.join(IMPORT_FILE);
@@ -418,10 +406,7 @@ mod tests {
         let n = bytes.len();
         bytes[n - 20] ^= 1;
         fs::write(&p, &bytes).unwrap();
-        assert!(matches!(
-            ImageTrailer::read(&p),
-            Err(SmError::BadImage { .. })
-        ));
+        assert!(matches!(ImageTrailer::read(&p), Err(SmError::BadImage { .. })));
     }
 
     // Goal: an install whose import fails leaves no `import.tmp` behind (the copy holds the
@@ -461,7 +446,10 @@ mod tests {
             fs::write(dir.join(name), b"x").unwrap();
         }
         assert_eq!(remove_incoming(state.path()).unwrap(), 2);
-        let mut left: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         left.sort();
         assert_eq!(left, [CURRENT_FILE, "snap-1-2.db"]);
     }

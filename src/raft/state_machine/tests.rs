@@ -23,25 +23,16 @@ fn write(index: u64, seq: u64, base: u64, page: u32, byte: u8) -> EntryT {
     let pages = PageSet {
         page_size: 4,
         db_size_pages: page,
-        pages: vec![Page {
-            number: page,
-            data: vec![byte; 4].into(),
-        }],
+        pages: vec![Page { number: page, data: vec![byte; 4].into() }],
     };
     EntryT::new(
         log_id(index),
-        EntryPayload::Normal(Command::Write {
-            proposal: ProposalId { node: 1, seq },
-            base,
-            pages,
-        }),
+        EntryPayload::Normal(Command::Write { proposal: ProposalId { node: 1, seq }, base, pages }),
     )
 }
 
 async fn apply(sm: &mut StateMachine<FakeDb>, entries: Vec<EntryT>) {
-    sm.apply(stream::iter(entries.into_iter().map(|e| Ok((e, None)))))
-        .await
-        .unwrap();
+    sm.apply(stream::iter(entries.into_iter().map(|e| Ok((e, None))))).await.unwrap();
 }
 
 // Goal: a write whose base is not the last applied write is a conflict: nothing written, proposer told.
@@ -52,20 +43,12 @@ async fn base_mismatch_is_conflict() {
     let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     apply(
         &mut sm,
-        vec![
-            write(1, 10, 0, 1, 0xaa),
-            write(2, 11, 0, 1, 0xbb),
-            write(3, 12, 1, 2, 0xcc),
-        ],
+        vec![write(1, 10, 0, 1, 0xaa), write(2, 11, 0, 1, 0xbb), write(3, 12, 1, 2, 0xcc)],
     )
     .await;
     assert_eq!(
         db.calls(),
-        vec![
-            Call::Apply(1),
-            Call::Reject(ProposalId { node: 1, seq: 11 }),
-            Call::Apply(3)
-        ]
+        vec![Call::Apply(1), Call::Reject(ProposalId { node: 1, seq: 11 }), Call::Apply(3)]
     );
     assert_eq!(db.page(1), Some(vec![0xaa; 4]));
     assert_eq!(sm.applied().last_write_index, 3);
@@ -77,19 +60,10 @@ async fn base_mismatch_is_conflict() {
 async fn finish_local_preferred_over_apply_pages() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    db.pending
-        .lock()
-        .unwrap()
-        .push(ProposalId { node: 1, seq: 20 });
+    db.pending.lock().unwrap().push(ProposalId { node: 1, seq: 20 });
     let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
     apply(&mut sm, vec![write(1, 20, 0, 1, 1), write(2, 21, 1, 1, 2)]).await;
-    assert_eq!(
-        db.calls(),
-        vec![
-            Call::Finish(ProposalId { node: 1, seq: 20 }, 1),
-            Call::Apply(2)
-        ]
-    );
+    assert_eq!(db.calls(), vec![Call::Finish(ProposalId { node: 1, seq: 20 }, 1), Call::Apply(2)]);
 }
 
 // Goal: after persist and reopen the state machine resumes from the recorded applied state.
@@ -98,14 +72,7 @@ async fn applied_state_restored_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
     let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
-    apply(
-        &mut sm,
-        vec![
-            write(1, 1, 0, 1, 1),
-            EntryT::new(log_id(2), EntryPayload::Blank),
-        ],
-    )
-    .await;
+    apply(&mut sm, vec![write(1, 1, 0, 1, 1), EntryT::new(log_id(2), EntryPayload::Blank)]).await;
     sm.persist().await.unwrap();
     let before = sm.applied().clone();
     drop(sm);
@@ -130,7 +97,11 @@ async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
     drop(sm); // a crash: no persist after entries 2 and 3
 
     let sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
-    assert_eq!(sm.applied(), &durable, "a database that lost the position: replay from the durable state");
+    assert_eq!(
+        sm.applied(),
+        &durable,
+        "a database that lost the position: replay from the durable state"
+    );
     drop(sm);
     db.vouch.store(true, std::sync::atomic::Ordering::Relaxed);
     let sm = StateMachine::open(dir.path(), db, TrustView::default()).unwrap();
@@ -144,7 +115,8 @@ async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
 async fn snapshot_build_install_round_trip() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (db_l, db_f) = (Arc::new(FakeDb::default()), Arc::new(FakeDb::default()));
-    let mut leader = StateMachine::open(dir_l.path(), Arc::clone(&db_l), TrustView::default()).unwrap();
+    let mut leader =
+        StateMachine::open(dir_l.path(), Arc::clone(&db_l), TrustView::default()).unwrap();
     apply(
         &mut leader,
         vec![
@@ -154,20 +126,13 @@ async fn snapshot_build_install_round_trip() {
         ],
     )
     .await;
-    let snap = leader
-        .try_create_snapshot_builder(true)
-        .await
-        .unwrap()
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap =
+        leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
 
-    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
-    follower
-        .install_snapshot(&snap.meta, snap.snapshot)
-        .await
-        .unwrap();
+    let mut follower =
+        StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
+    follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert_eq!(db_f.page(1), Some(vec![7; 4]));
     assert_eq!(db_f.page(2), Some(vec![8; 4]));
     assert_eq!(follower.applied().last_write_index, 2);
@@ -175,12 +140,9 @@ async fn snapshot_build_install_round_trip() {
 
     // The follower's current snapshot survives a restart and still carries last_write_index.
     drop(follower);
-    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
-    let cur = follower
-        .get_current_snapshot()
-        .await
-        .unwrap()
-        .expect("current snapshot");
+    let mut follower =
+        StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
+    let cur = follower.get_current_snapshot().await.unwrap().expect("current snapshot");
     assert_eq!(cur.meta, snap.meta);
     apply(&mut follower, vec![write(4, 3, 2, 3, 9)]).await;
     assert_eq!(db_f.page(3), Some(vec![9; 4]));
@@ -191,21 +153,16 @@ async fn snapshot_build_install_round_trip() {
 async fn install_refuses_mismatched_image() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let db_f = Arc::new(FakeDb::default());
-    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+    let mut leader =
+        StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default())
+            .unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
-    let mut snap = leader
-        .try_create_snapshot_builder(true)
-        .await
-        .unwrap()
-        .build_snapshot()
-        .await
-        .unwrap();
+    let mut snap =
+        leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     snap.meta.last_log_id = Some(log_id(9));
-    let mut follower = StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
-    assert!(follower
-        .install_snapshot(&snap.meta, snap.snapshot)
-        .await
-        .is_err());
+    let mut follower =
+        StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
+    assert!(follower.install_snapshot(&snap.meta, snap.snapshot).await.is_err());
     assert_eq!(db_f.page(1), None);
     assert!(follower.get_current_snapshot().await.unwrap().is_none());
 }
@@ -232,12 +189,19 @@ fn assert_private_tree(root: &std::path::Path) {
 #[tokio::test]
 async fn state_files_are_private() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut leader = StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+    let mut leader =
+        StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default())
+            .unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
-    let snap = leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
-    let mut follower = StateMachine::open(dir_f.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+    let snap =
+        leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
+    let mut follower =
+        StateMachine::open(dir_f.path(), Arc::new(FakeDb::default()), TrustView::default())
+            .unwrap();
     follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
-    assert!(dir_l.path().join("applied").exists() && dir_f.path().join("snapshots/current").exists());
+    assert!(
+        dir_l.path().join("applied").exists() && dir_f.path().join("snapshots/current").exists()
+    );
     assert_private_tree(dir_l.path());
     assert_private_tree(dir_f.path());
 }
@@ -248,16 +212,23 @@ async fn state_files_are_private() {
 #[tokio::test]
 async fn partial_snapshot_files_are_removed_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+    let mut sm =
+        StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     apply(&mut sm, vec![write(1, 1, 0, 1, 7)]).await;
     sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     drop(sm);
     let snapshots = dir.path().join("snapshots");
-    let partial = ["incoming-00000000000000ab.db", "import.tmp", "current.tmp-00000000000000cd", "snap-x.db-wal"];
+    let partial = [
+        "incoming-00000000000000ab.db",
+        "import.tmp",
+        "current.tmp-00000000000000cd",
+        "snap-x.db-wal",
+    ];
     for name in partial {
         std::fs::write(snapshots.join(name), b"partial").unwrap();
     }
-    let mut sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+    let mut sm =
+        StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
     for name in partial {
         assert!(!snapshots.join(name).exists(), "{name} removed");
     }

@@ -197,9 +197,7 @@ mod tests {
         let index = filled(10, |frame| 100 + frame);
         append(&index, 6, 7, 5).unwrap();
         let region0 = index.region(0).unwrap();
-        let used = (0..SLOTS)
-            .filter(|k| region0.load_u16(slot_offset(*k)) != 0)
-            .count();
+        let used = (0..SLOTS).filter(|k| region0.load_u16(slot_offset(*k)) != 0).count();
         assert_eq!(used, 6);
         assert_eq!(region0.load_u32(page_number_offset(0, 7)), 0);
         assert_eq!(lookup(&index, 108, 10).unwrap(), None);

@@ -62,10 +62,7 @@ impl IndexHeader {
         let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
         put(0, &INDEX_VERSION.to_ne_bytes());
         put(8, &self.change_counter.to_ne_bytes());
-        put(
-            12,
-            &[u8::from(self.is_init), u8::from(self.big_endian_checksum)],
-        );
+        put(12, &[u8::from(self.is_init), u8::from(self.big_endian_checksum)]);
         // 65536 does not fit a u16: SQLite folds its bit 16 into bit 0.
         let encoded_size = (self.page_size & 0xff00) | (self.page_size >> 16);
         put(14, &(encoded_size as u16).to_ne_bytes());
@@ -102,10 +99,7 @@ impl IndexHeader {
             max_frame: ne(16),
             db_size_pages: ne(20),
             frame_checksum: Checksum([ne(24), ne(28)]),
-            salts: Salts {
-                salt1: be(32),
-                salt2: be(36),
-            },
+            salts: Salts { salt1: be(32), salt2: be(36) },
         })
     }
 }
@@ -134,17 +128,12 @@ pub fn read_header<S: SharedIndex>(
     shared.barrier();
     let second = load_copy(region0, 1);
     if first != second {
-        return Err(WalError::IndexHeader {
-            reason: "the two copies differ",
-        });
+        return Err(WalError::IndexHeader { reason: "the two copies differ" });
     }
-    let header = IndexHeader::decode(&first).ok_or(WalError::IndexHeader {
-        reason: "checksum mismatch",
-    })?;
+    let header =
+        IndexHeader::decode(&first).ok_or(WalError::IndexHeader { reason: "checksum mismatch" })?;
     if !header.is_init {
-        return Err(WalError::IndexHeader {
-            reason: "not initialised",
-        });
+        return Err(WalError::IndexHeader { reason: "not initialised" });
     }
     Ok(header)
 }
@@ -152,11 +141,7 @@ pub fn read_header<S: SharedIndex>(
 /// Publishes `header` as a SQLite writer does (copy 1, barrier, copy 0), marking it
 /// initialised. The caller holds the write lock (or recovers under every lock).
 pub fn write_header<S: SharedIndex>(shared: &S, region0: &S::Region, header: &IndexHeader) {
-    let bytes = IndexHeader {
-        is_init: true,
-        ..*header
-    }
-    .encode();
+    let bytes = IndexHeader { is_init: true, ..*header }.encode();
     store_copy(region0, 1, &bytes);
     shared.barrier();
     store_copy(region0, 0, &bytes);
@@ -209,10 +194,7 @@ mod tests {
             max_frame: 12,
             db_size_pages: 7,
             frame_checksum: Checksum([0x1234, 0x5678]),
-            salts: Salts {
-                salt1: 0x0a0b_0c0d,
-                salt2: 42,
-            },
+            salts: Salts { salt1: 0x0a0b_0c0d, salt2: 42 },
         }
     }
 
@@ -233,10 +215,7 @@ mod tests {
     #[test]
     fn page_size_encoding() {
         for size in [512u32, 32_768, 65_536] {
-            let header = IndexHeader {
-                page_size: size,
-                ..sample()
-            };
+            let header = IndexHeader { page_size: size, ..sample() };
             let bytes = header.encode();
             let stored = u16::from_ne_bytes([bytes[14], bytes[15]]);
             if size == 65_536 {
@@ -251,27 +230,14 @@ mod tests {
     fn reader_refusals() {
         let index = MemoryIndex::new();
         let region0 = index.region(0).unwrap();
-        assert!(matches!(
-            read_header(&index, &region0),
-            Err(WalError::IndexHeader { .. })
-        ));
+        assert!(matches!(read_header(&index, &region0), Err(WalError::IndexHeader { .. })));
         write_header(&index, &region0, &sample());
         region0.store_u32(16, 13); // copy 0's mxFrame only: a torn write
         let err = read_header(&index, &region0).unwrap_err();
-        assert!(matches!(
-            err,
-            WalError::IndexHeader {
-                reason: "the two copies differ"
-            }
-        ));
+        assert!(matches!(err, WalError::IndexHeader { reason: "the two copies differ" }));
         region0.store_u32(48 + 16, 13); // both copies now agree, but the checksum is stale
         let err = read_header(&index, &region0).unwrap_err();
-        assert!(matches!(
-            err,
-            WalError::IndexHeader {
-                reason: "checksum mismatch"
-            }
-        ));
+        assert!(matches!(err, WalError::IndexHeader { reason: "checksum mismatch" }));
     }
 
     // Goal: a restart's checkpoint info matches SQLite's (backfill 0, marks 0 / unused).
