@@ -793,12 +793,12 @@ async fn flood_one(
         Err(_) => return flood_failure(&counts, "handshake timed out".into()),
     };
     counts.handshakes.fetch_add(1, Ordering::Relaxed);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let garbage = async {
             let (mut send, _recv) = conn.open_bi().await.ok()?;
             let mut bytes = vec![0u8; 4 + (rand::random::<u32>() % 4096) as usize];
             rand::rng().fill_bytes(&mut bytes);
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 // A length prefix of 1 GiB, then a little: the server must bound what it reads.
                 bytes[..4].copy_from_slice(&(1u32 << 30).to_be_bytes());
             }
@@ -865,9 +865,13 @@ fn garbage_datagrams(target: SocketAddr, counts: &FloodCounts, stop: &AtomicBool
     let mut sent = 0u64;
     while !stop.load(Ordering::Relaxed) && sent < GARBAGE_DATAGRAMS_MAX {
         for _ in 0..100 {
-            let len = if sent % 2 == 0 { 1200 } else { 1 + (rng.next_u32() as usize % buf.len()) };
+            let len = if sent.is_multiple_of(2) {
+                1200
+            } else {
+                1 + (rng.next_u32() as usize % buf.len())
+            };
             rng.fill_bytes(&mut buf[..len]);
-            if sent % 2 == 0 {
+            if sent.is_multiple_of(2) {
                 buf[0] = 0xc0 | (buf[0] & 0x0f);
                 buf[1..5].copy_from_slice(&1u32.to_be_bytes());
                 buf[5] = 8;

@@ -204,10 +204,8 @@ mod tests {
         // SAFETY: fake tables whose slots are never called by install.
         unsafe { install(first.as_ptr().cast()) }.expect("the first library loads");
         // SAFETY: as above.
-        assert!(
-            unsafe { install(first.as_ptr().cast()) }.is_ok(),
-            "the same library again is fine"
-        );
+        let again = unsafe { install(first.as_ptr().cast()) };
+        assert!(again.is_ok(), "the same library again is fine");
         // SAFETY: as above.
         let error =
             unsafe { install(second.as_ptr().cast()) }.err().expect("a second library is refused");
