@@ -89,6 +89,9 @@ pub enum Error {
         /// The command or step that fixes it.
         fix: String,
     },
+    /// Archiving or restoring failed (the store, a damaged object, an unrestorable target).
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// A SQLite call made by the node failed.
     #[error("SQLite error {code}: {message}")]
     Sqlite {
@@ -97,6 +100,18 @@ pub enum Error {
         /// SQLite's message.
         message: String,
     },
+}
+
+fn archive_code(error: &crate::archive::ArchiveError) -> c_int {
+    use crate::archive::ArchiveError;
+    match error {
+        // A damaged object is never applied: reported as corruption.
+        ArchiveError::Format(_) => SQLITE_CORRUPT,
+        ArchiveError::Store(_) | ArchiveError::Io { .. } => SQLITE_IOERR,
+        ArchiveError::Unrestorable(_)
+        | ArchiveError::NotEmpty(_)
+        | ArchiveError::OtherCluster { .. } => SQLITE_ERROR,
+    }
 }
 
 fn leader_hint(leader: &Option<(NodeId, String)>) -> String {
@@ -148,6 +163,7 @@ impl Error {
             // Refused by the cluster's trust checks: an authorization failure, not a fault.
             Error::Trust(_) => SQLITE_AUTH,
             Error::Removed { .. } => SQLITE_READONLY,
+            Error::Archive(error) => archive_code(error),
         }
     }
 }

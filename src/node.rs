@@ -5,6 +5,7 @@
 //! The public functions here are what the `ha_*` SQL functions call.
 
 mod admission;
+mod archiving;
 mod commit;
 mod compaction;
 pub mod database;
@@ -13,6 +14,7 @@ mod lifecycle;
 mod membership;
 mod options;
 mod renewal;
+mod restoring;
 mod rpc;
 pub mod runtime;
 pub mod state_dir;
@@ -134,6 +136,30 @@ pub fn remove(db: &Path, id: NodeId) -> Result<(), Error> {
         )));
     }
     membership::remove(&node, id)
+}
+
+/// `ha_archive(url [, options])` / `ha_archive(NULL)`: starts, changes or stops the cluster's
+/// continuous archive (from a voter; carried out by the leader, replicated through Raft).
+pub fn archive(
+    db: &Path,
+    setting: Option<crate::archive::setting::ArchiveSetting>,
+) -> Result<(), Error> {
+    let node = running(db).ok_or(Error::NotANode)?;
+    membership::set_archive(&node, setting)
+}
+
+/// `ha_restore(url [, options])`: rebuilds the empty database `db`, which must not be a node,
+/// from an archive; returns the log index restored.
+pub fn restore(db: &Path, request: &crate::archive::restore::RestoreRequest) -> Result<u64, Error> {
+    let _starting = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
+    if running(db).is_some() {
+        return Err(crate::archive::ArchiveError::NotEmpty(format!(
+            "{} is a running node",
+            db.display()
+        ))
+        .into());
+    }
+    restoring::restore(db, request)
 }
 
 /// `ha_transfer(node_id)`: hands leadership to voter `id` (from any member); returns once

@@ -62,6 +62,10 @@ pub enum Function {
     LastError,
     /// `ha_token([options])`
     Token,
+    /// `ha_archive(url [, options])`, `ha_archive(NULL)`
+    Archive,
+    /// `ha_restore(url [, options])`
+    Restore,
 }
 
 impl Function {
@@ -76,6 +80,8 @@ impl Function {
         Function::Barrier,
         Function::Transfer,
         Function::LastError,
+        Function::Archive,
+        Function::Restore,
     ];
 
     /// The SQL name.
@@ -90,6 +96,8 @@ impl Function {
             Function::Transfer => "ha_transfer",
             Function::LastError => "ha_last_error",
             Function::Token => "ha_token",
+            Function::Archive => "ha_archive",
+            Function::Restore => "ha_restore",
         }
     }
 
@@ -105,6 +113,8 @@ impl Function {
             Function::Barrier => "ha_barrier() takes no arguments",
             Function::Transfer => "ha_transfer(node_id): node_id is the integer id of a voter to lead next",
             Function::LastError => "ha_last_error() takes no arguments",
+            Function::Archive => "ha_archive(url [, options]): url is 's3://bucket/prefix' or 'file:///dir', options a JSON object such as '{\"endpoint\":\"http://127.0.0.1:9000\",\"interval_ms\":1000}'; ha_archive(NULL) stops archiving",
+            Function::Restore => "ha_restore(url [, options]): on an empty database that is not a node; options a JSON object such as '{\"at\":\"2026-12-04T09:31:49Z\"}' or '{\"index\":1234}' (default: the last archived transaction)",
         }
     }
 
@@ -150,6 +160,20 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
             let id = NodeId::try_from(*id).map_err(|_| usage())?;
             node::transfer(&db()?, id).map(|()| SqlOutput::Null)
         }
+        (Function::Archive, [SqlValue::Null]) => {
+            node::archive(&db()?, None).map(|()| SqlOutput::Null)
+        }
+        (Function::Archive, [SqlValue::Text(url), options @ ..]) if options.len() <= 1 => {
+            let options = text_option(options.first(), &usage)?;
+            let setting = crate::archive::setting::ArchiveSetting::parse(url, options)?;
+            node::archive(&db()?, Some(setting)).map(|()| SqlOutput::Null)
+        }
+        (Function::Restore, [SqlValue::Text(url), options @ ..]) if options.len() <= 1 => {
+            let options = text_option(options.first(), &usage)?;
+            let request = crate::archive::restore::RestoreRequest::parse(url, options)?;
+            let index = node::restore(&db()?, &request)?;
+            Ok(SqlOutput::Integer(i64::try_from(index).unwrap_or(i64::MAX)))
+        }
         (Function::LastError, []) => {
             Ok(crate::vfs::last_error::message().map_or(SqlOutput::Null, SqlOutput::Text))
         }
@@ -159,6 +183,18 @@ pub fn call(function: Function, caller: &Caller, args: &[SqlValue]) -> Result<Sq
 
 fn id_output(id: NodeId) -> SqlOutput {
     SqlOutput::Integer(i64::try_from(id).unwrap_or(i64::MAX))
+}
+
+/// An optional TEXT argument (absent or NULL: None).
+fn text_option<'a>(
+    value: Option<&'a SqlValue>,
+    usage: &dyn Fn() -> Error,
+) -> Result<Option<&'a str>, Error> {
+    match value {
+        None | Some(SqlValue::Null) => Ok(None),
+        Some(SqlValue::Text(text)) => Ok(Some(text)),
+        Some(_) => Err(usage()),
+    }
 }
 
 /// The main database of the caller, which must have been opened through `ha`.

@@ -204,12 +204,13 @@ impl Replicator for Node {
         });
         tracing::trace!(target: "dqlite_vfs::latency", ?proposal, bytes = pages.bytes(), "captured");
         let deadline = commit_deadline(&pages);
+        let at_ms = crate::archive::unix_now_ms();
         // The apply settles the commit (`finish_local`) and wakes this thread directly; Raft's
         // own answer matters only when it fails before that.
         let answer: Arc<Mutex<Option<WriteResult>>> = Arc::default();
         let (raft, db, slot) = (self.raft.clone(), Arc::clone(&self.db), Arc::clone(&answer));
         runtime::handle()?.spawn(async move {
-            let result = raft.client_write(Command::Write { proposal, base, pages }).await;
+            let result = raft.client_write(Command::Write { proposal, base, pages, at_ms }).await;
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
             db.wake_local();
         });

@@ -3,13 +3,26 @@
 //! watches the bytes, and past the bound snapshots the applied state and drops the log the
 //! snapshot covers. A follower that later needs dropped entries gets the snapshot instead.
 //! The same tick lets the log store drop its in-memory copy of a large entry once applied.
+//!
+//! It is also the only place the log is purged below its bound (openraft's own purging is
+//! off): after each snapshot, up to [`LOG_KEPT_BEHIND_SNAPSHOT`] entries behind it, but never
+//! past what the archiver has uploaded (its purge floor), so the archive misses nothing while
+//! the log is under its bound. Over the bound, the bound wins.
 
 use std::time::Duration;
 
 use openraft::ServerState;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::archiving::ArchiveShared;
 use super::lifecycle::RaftNode;
 use crate::raft::log_store::{LogStore, SEGMENT_BYTES_MAX};
+
+/// Entries kept behind a snapshot, so a briefly lagging follower catches up from the log
+/// rather than from a whole image.
+pub const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
 
 /// How often the log's size is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -21,7 +34,7 @@ pub fn segment_bytes_for(log_bytes_max: u64) -> u64 {
 }
 
 /// Starts the watch on the current runtime; it ends when Raft shuts down.
-pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
+pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64, archive: Arc<ArchiveShared>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -40,15 +53,23 @@ pub fn spawn(raft: RaftNode, log: LogStore, bytes_max: u64) {
                 Ok(Ok(bytes)) => bytes,
                 _ => return,
             };
-            if bytes <= bytes_max {
-                continue;
-            }
             let metrics = openraft::type_config::async_runtime::WatchReceiver::borrow_watched(
                 &raft.metrics(),
             )
             .clone();
             if metrics.state == ServerState::Shutdown {
                 return;
+            }
+            if bytes <= bytes_max {
+                let floor = archive.purge_floor.load(Ordering::Acquire);
+                let behind =
+                    metrics.snapshot.map(|id| id.index().saturating_sub(LOG_KEPT_BEHIND_SNAPSHOT));
+                let upto = behind.map(|index| index.min(floor)).unwrap_or(0);
+                let purged = metrics.purged.map_or(0, |id| id.index());
+                if upto > purged && raft.trigger().purge_log(upto).await.is_err() {
+                    return;
+                }
+                continue;
             }
             let applied = metrics.last_applied.map(|id| id.index());
             let snapshot = metrics.snapshot.map(|id| id.index());

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::admission::{self, unix_now};
+use super::archiving::{self, ArchiveShared};
 use super::database::ReplicatedDb;
 use super::options::{Role, StartOptions};
 use super::rpc::Handler;
 use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
 use super::{compaction, membership, renewal, START_DEADLINE};
+use crate::archive::setting::ArchiveView;
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
@@ -40,7 +42,6 @@ pub(super) const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 /// Snapshot after this many entries; keep this many entries behind a snapshot so a briefly
 /// lagging follower catches up from the log rather than a full image.
 const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
-const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
 /// Entries per AppendEntries message (each entry is one transaction's pages).
 const ENTRIES_PER_MESSAGE: u64 = 64;
 
@@ -67,6 +68,10 @@ pub struct Node {
     cert_not_after_unix_s: AtomicU64,
     /// The replicated trust state, as this node has applied it.
     pub(super) trust: TrustView,
+    /// The archive setting, as this node has applied it.
+    pub(super) archive_view: ArchiveView,
+    /// The archiver's progress and the log's purge floor.
+    pub(super) archive: Arc<ArchiveShared>,
     endpoint: Mutex<Option<Endpoint>>,
     attachment: Mutex<Option<Arc<SharedDb>>>,
     /// A member answered this node with `Revoked` (its own registry may not know yet).
@@ -354,7 +359,9 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
+        // Never purged by openraft itself: `compaction.rs` purges, so that entries not yet
+        // archived stay (see `archiving.rs`).
+        max_in_snapshot_log_to_keep: u64::MAX,
         max_payload_entries: ENTRIES_PER_MESSAGE,
         install_snapshot_timeout: 60_000,
         // Send new entries to followers while the leader's own fsync runs, so the two
@@ -382,13 +389,17 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
     dir.check_node_id(identity, named.node_id)?;
     let (cluster_id, cert_not_after_unix_s) = (named.cluster_id, named.not_after_unix_s);
     let trust = TrustView::default();
+    let (archive_view, archive) = (ArchiveView::default(), Arc::new(ArchiveShared::default()));
     let handler = Arc::new(Handler::default());
     let (id, addr, root) = (identity.node_id, identity.addr.clone(), dir.root().to_owned());
+    let root_for_archiver = root.clone();
     let config = raft_config()?;
     let removed = Arc::new(AtomicBool::new(false));
     let removed_for_network = Arc::clone(&removed);
-    let (ca_for_bind, db_for_sm, handler_for_bind, trust_for_sm) =
-        (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler), trust.clone());
+    let (ca_for_bind, db_for_sm, handler_for_bind, views_for_sm) =
+        (ca.clone(), Arc::clone(&rdb), Arc::clone(&handler), (trust.clone(), archive_view.clone()));
+    let (view_for_archiver, archive_for_tasks) = (archive_view.clone(), Arc::clone(&archive));
+    let cluster_bytes = cluster_id.0;
     let started = wait(
         async move {
             let endpoint = Endpoint::bind(&addr, &ca_for_bind, &tls_identity, handler_for_bind)
@@ -404,7 +415,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                     compaction::segment_bytes_for(log_bytes_max),
                 )
                 .map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
-                let sm = StateMachine::open(&root, db_for_sm, trust_for_sm).map_err(|e| {
+                let sm = StateMachine::open(&root, db_for_sm, views_for_sm).map_err(|e| {
                     Error::io("opening the state machine", std::io::Error::other(e))
                 })?;
                 Ok::<_, Error>((log, sm))
@@ -422,7 +433,20 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                 NetworkFactory::new(id, endpoint.client(), Arc::clone(&removed_for_network));
             match RaftNode::new(id, config, network, log.clone(), sm).await {
                 Ok(raft) => {
-                    compaction::spawn(raft.clone(), log.clone(), log_bytes_max);
+                    compaction::spawn(
+                        raft.clone(),
+                        log.clone(),
+                        log_bytes_max,
+                        Arc::clone(&archive_for_tasks),
+                    );
+                    archiving::spawn(
+                        raft.clone(),
+                        log.clone(),
+                        root_for_archiver,
+                        cluster_bytes,
+                        view_for_archiver,
+                        archive_for_tasks,
+                    );
                     Ok((endpoint, raft, log))
                 }
                 Err(error) => {
@@ -455,6 +479,8 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         cluster_id,
         cert_not_after_unix_s: AtomicU64::new(cert_not_after_unix_s),
         trust,
+        archive_view,
+        archive,
         endpoint: Mutex::new(Some(endpoint)),
         attachment: Mutex::new(None),
         removed,

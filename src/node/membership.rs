@@ -171,6 +171,14 @@ pub fn issue_token(node: &Arc<Node>, options: TokenOptions) -> Result<String, Er
     }
 }
 
+/// `ha_archive`: starts, changes or stops (None) the continuous archive, through the leader.
+pub fn set_archive(
+    node: &Arc<Node>,
+    setting: Option<crate::archive::setting::ArchiveSetting>,
+) -> Result<(), Error> {
+    to_leader(node, Request::Admin(AdminRequest::SetArchive { setting })).map(|_| ())
+}
+
 /// `ha_transfer`: hands leadership to voter `id`, through the leader.
 pub fn transfer(node: &Arc<Node>, id: NodeId) -> Result<(), Error> {
     if transfer_needed(&node.metrics(), id)? {
@@ -502,6 +510,15 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
         AdminRequest::IssueToken { role, ttl_s, uses, seeds } => {
             return super::admission::issue_here(node, TokenOptions { role, ttl_s, uses, seeds })
                 .await
+        }
+        AdminRequest::SetArchive { setting } => {
+            match raft.client_write(crate::raft::types::Command::Archive(setting)).await {
+                Ok(_) => {}
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    return Err(Error::NotLeader { leader: None })
+                }
+                Err(error) => return Err(Error::Raft(format!("setting the archive: {error}"))),
+            }
         }
         AdminRequest::FetchCaKey => {
             return Err(Error::InvalidArgument("the CA key is answered by the node asked".into()))

@@ -272,6 +272,7 @@ fn authorize(node: &Node, peer: &PeerIdentity, request: &Request) -> Result<(), 
             AdminRequest::Remove { .. }
             | AdminRequest::Transfer { .. }
             | AdminRequest::IssueToken { .. }
+            | AdminRequest::SetArchive { .. }
             | AdminRequest::FetchCaKey,
         ) => {
             if is_voter(node, peer.node_id) {

@@ -55,6 +55,8 @@ pub fn of(node: &Node) -> Value {
         "state_dir": node.state_dir().root().display().to_string(),
         "stopped_reason": stopped_reason,
         "snapshot_transfers": node.client.transfers().in_flight(),
+        // The URL only: the setting's credentials are never shown.
+        "archive": node.archive.status(node.archive_view.get().as_ref()),
         "last_snapshot_transfer": node.client.transfers().last_ended(),
     })
 }

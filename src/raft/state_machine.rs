@@ -36,7 +36,10 @@ pub use self::applied::{AppliedState, APPLIED_FILE};
 pub use self::database::Database;
 pub use self::error::SmError;
 use self::snapshot_store::CurrentSnapshot;
-pub use self::snapshot_store::{remove_incoming, ImageTrailer, SNAPSHOT_DIR, TRAILER_BYTES};
+pub use self::snapshot_store::{
+    open_current, remove_incoming, ImageTrailer, SnapshotExtras, SNAPSHOT_DIR, TRAILER_BYTES,
+};
+pub use crate::archive::setting::ArchiveView;
 use crate::raft::alias::{EntryT, LogIdT, SnapshotMetaT, SnapshotT, StoredMembershipT};
 use crate::raft::types::{ApplyOutcome, Command, SnapshotImage, TypeConfig};
 pub use crate::trust::view::TrustView;
@@ -59,6 +62,8 @@ pub struct StateMachine<D: Database> {
     checkpointing: Arc<AtomicBool>,
     /// Where the node reads the trust state this state machine applies.
     trust: TrustView,
+    /// Where the node's archiver reads the archive setting this state machine applies.
+    archive: ArchiveView,
 }
 
 /// A snapshot already built by the state machine task; `build_snapshot` just hands it over.
@@ -81,7 +86,7 @@ impl<D: Database> StateMachine<D> {
     pub fn open(
         state_dir: &Path,
         db: Arc<D>,
-        trust: TrustView,
+        (trust, archive): (TrustView, ArchiveView),
     ) -> Result<StateMachine<D>, SmError> {
         crate::raft::small_file::create_private_dir(state_dir)?;
         let mut applied = applied::load(state_dir)?;
@@ -94,6 +99,7 @@ impl<D: Database> StateMachine<D> {
         let current = snapshot_store::open(state_dir)?;
         db.set_last_write_index(applied.last_write_index);
         trust.publish(&applied.registry);
+        archive.publish(applied.archive.clone());
         Ok(StateMachine {
             state_dir: state_dir.to_path_buf(),
             db,
@@ -104,6 +110,7 @@ impl<D: Database> StateMachine<D> {
             last_sync: Instant::now(),
             checkpointing: Arc::default(),
             trust,
+            archive,
         })
     }
 
@@ -155,7 +162,7 @@ impl<D: Database> StateMachine<D> {
                 self.applied.last_membership = StoredMembership::new(Some(log_id), m);
                 ApplyOutcome::Applied
             }
-            EntryPayload::Normal(Command::Write { proposal, base, pages }) => {
+            EntryPayload::Normal(Command::Write { proposal, base, pages, .. }) => {
                 let db = Arc::clone(&self.db);
                 let index = log_id.index;
                 if base != self.applied.last_write_index {
@@ -177,6 +184,11 @@ impl<D: Database> StateMachine<D> {
                 let outcome = self.applied.registry.apply(&change);
                 self.trust.publish(&self.applied.registry);
                 ApplyOutcome::Trust(outcome)
+            }
+            EntryPayload::Normal(Command::Archive(setting)) => {
+                self.applied.archive = setting;
+                self.archive.publish(self.applied.archive.clone());
+                ApplyOutcome::Applied
             }
         };
         self.applied.last_applied = Some(log_id);
@@ -211,15 +223,18 @@ impl<D: Database> StateMachine<D> {
             last_log_id: self.applied.last_applied,
             last_membership: self.applied.last_membership.clone(),
         };
-        let (db, dir, lwi, prev, registry) = (
+        let (db, dir, lwi, prev, extras) = (
             Arc::clone(&self.db),
             self.state_dir.clone(),
             self.applied.last_write_index,
             self.current.clone(),
-            self.applied.registry.clone(),
+            SnapshotExtras {
+                registry: self.applied.registry.clone(),
+                archive: self.applied.archive.clone(),
+            },
         );
         let cur = blocking(move || {
-            snapshot_store::build(&dir, &*db, meta, (lwi, &registry), prev.as_ref())
+            snapshot_store::build(&dir, &*db, meta, (lwi, &extras), prev.as_ref())
         })
         .await?;
         let snap = cur.to_snapshot(&self.state_dir.join(SNAPSHOT_DIR));
@@ -283,7 +298,7 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
     ) -> Result<(), io::Error> {
         let (db, dir, prev, meta2) =
             (Arc::clone(&self.db), self.state_dir.clone(), self.current.clone(), meta.clone());
-        let (cur, registry) = blocking(move || {
+        let (cur, extras) = blocking(move || {
             snapshot_store::install(&dir, &*db, meta2, &snapshot.path, prev.as_ref())
         })
         .await?;
@@ -291,9 +306,11 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
             last_write_index: cur.last_write_index,
-            registry,
+            registry: extras.registry,
+            archive: extras.archive,
         };
         self.trust.publish(&self.applied.registry);
+        self.archive.publish(self.applied.archive.clone());
         self.db.set_last_write_index(cur.last_write_index);
         self.current = Some(cur);
         self.persist().await?;

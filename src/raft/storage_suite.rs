@@ -8,7 +8,7 @@ use openraft::StorageError;
 
 use crate::raft::log_store::LogStore;
 use crate::raft::state_machine::fake_db::FakeDb;
-use crate::raft::state_machine::{StateMachine, TrustView};
+use crate::raft::state_machine::StateMachine;
 use crate::raft::types::TypeConfig;
 
 struct Builder;
@@ -19,7 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine<FakeDb>, tempfile::TempDir>
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine<FakeDb>), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = LogStore::open(dir.path()).expect("open log");
-        let sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default())
+        let sm = StateMachine::open(dir.path(), Arc::new(FakeDb::default()), Default::default())
             .expect("open state machine");
         Ok((dir, log, sm))
     }

@@ -89,16 +89,24 @@ pub enum Command {
         base: LogIndex,
         /// The pages.
         pages: PageSet,
+        /// When the leader proposed it (ms since the Unix epoch, its clock): the commit time a
+        /// point-in-time restore goes by. Absent (0) in entries written before it existed.
+        #[serde(default)]
+        at_ms: u64,
     },
     /// A change of the cluster's trust state (tokens, admissions, revocations), proposed by
     /// the leader; applied to the [`Registry`](crate::trust::registry::Registry).
     Trust(crate::trust::registry::TrustChange),
+    /// Starts, changes or stops (None) the continuous archive; applied to the
+    /// [`AppliedState`](crate::raft::state_machine::AppliedState), so every node knows it and
+    /// whichever leads uploads.
+    Archive(Option<crate::archive::setting::ArchiveSetting>),
 }
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Write { proposal, base, pages } => write!(
+            Command::Write { proposal, base, pages, .. } => write!(
                 f,
                 "write(from {}#{}, base {}, {} pages, size {})",
                 proposal.node,
@@ -109,6 +117,9 @@ impl fmt::Display for Command {
             ),
             // No secret is part of a change (tokens are stored as verifiers only).
             Command::Trust(change) => write!(f, "trust({change:?})"),
+            // The setting's Display leaves its credentials out.
+            Command::Archive(Some(setting)) => write!(f, "archive({setting})"),
+            Command::Archive(None) => f.write_str("archive(off)"),
         }
     }
 }

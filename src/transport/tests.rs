@@ -180,7 +180,8 @@ fn write_entry() -> EntryOf<TypeConfig> {
         db_size_pages: 2,
         pages: vec![Page { number: 2, data: vec![0xab; 4096].into() }],
     };
-    let command = Command::Write { proposal: ProposalId { node: 1, seq: 9 }, base: 4, pages };
+    let command =
+        Command::Write { proposal: ProposalId { node: 1, seq: 9 }, base: 4, pages, at_ms: 1 };
     let log_id = LogIdOf::<TypeConfig>::new(LeaderId { term: 3, node_id: 1 }, 5);
     EntryOf::<TypeConfig> { log_id, payload: EntryPayload::Normal(command) }
 }

@@ -139,6 +139,13 @@ pub enum AdminRequest {
         #[serde(with = "serde_bytes")]
         public_key_der: Vec<u8>,
     },
+    /// Start, change or stop (None) the continuous archive (voters only; carried out by the
+    /// leader, through Raft). The setting may hold the store's credentials: this travels only
+    /// between members, over their authenticated connection.
+    SetArchive {
+        /// The new setting.
+        setting: Option<crate::archive::setting::ArchiveSetting>,
+    },
 }
 
 /// Answers to [`AdminRequest`]s.

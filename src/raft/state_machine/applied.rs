@@ -37,6 +37,9 @@ pub struct AppliedState {
     /// The cluster's trust state (tokens, admissions, revocations) as of `last_applied`.
     #[serde(default)]
     pub registry: Registry,
+    /// The continuous archive's setting as of `last_applied` (None: off).
+    #[serde(default)]
+    pub archive: Option<crate::archive::setting::ArchiveSetting>,
 }
 
 /// File name of the applied-state hint inside the state directory.

@@ -1,7 +1,8 @@
 //! Snapshot files in `<state_dir>/snapshots/`.
 //!
-//! A snapshot file is the SQLite database image, then the trust registry as of the image
-//! (rmp-serde), then a fixed [`TRAILER_BYTES`]-byte trailer: `magic "DQVFIMG3" | last log
+//! A snapshot file is the SQLite database image, then the replicated state besides the
+//! database as of the image ([`SnapshotExtras`]: the trust registry and the archive setting;
+//! rmp-serde), then a fixed [`TRAILER_BYTES`]-byte trailer: `magic "DQVFIMG4" | last log
 //! index u64 LE (u64::MAX: none) | last_write_index u64 LE | crc32 u32 LE of the image |
 //! registry length u32 LE | crc32 u32 LE of the registry | crc32 u32 LE of the preceding 36
 //! bytes`. The image's
@@ -37,7 +38,10 @@ use crate::trust::registry::Registry;
 pub const SNAPSHOT_DIR: &str = "snapshots";
 /// Bytes of the trailer at the end of every snapshot file.
 pub const TRAILER_BYTES: u64 = 40;
-const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG3";
+const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG4";
+/// The format before the archive setting: the blob after the image is the registry alone.
+/// Still read, so snapshots taken by the previous version install.
+const TRAILER_MAGIC_REGISTRY_ONLY: [u8; 8] = *b"DQVFIMG3";
 /// Largest registry accepted from a snapshot file (checked before allocating); the registry's
 /// own bounds keep it far smaller.
 const REGISTRY_BYTES_MAX: u32 = 16 << 20;
@@ -46,6 +50,16 @@ const IMPORT_FILE: &str = "import.tmp";
 const OWN_PREFIX: &str = "snap-";
 /// Prefix of the files the network layer receives into (`node::rpc::incoming_snapshot_path`).
 const INCOMING_PREFIX: &str = "incoming-";
+
+/// The replicated state a snapshot carries besides the database image and openraft's meta.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotExtras {
+    /// The trust registry.
+    pub registry: Registry,
+    /// The continuous archive's setting (None: off).
+    #[serde(default)]
+    pub archive: Option<crate::archive::setting::ArchiveSetting>,
+}
 
 /// The current snapshot as recorded in `current`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,12 +92,15 @@ pub struct ImageTrailer {
     pub registry_len: u32,
     /// crc32 of the encoded registry.
     pub registry_crc: u32,
+    /// Whether the blob after the image is the registry alone (a `DQVFIMG3` file).
+    pub registry_only: bool,
 }
 
 impl ImageTrailer {
     fn encode(&self) -> [u8; TRAILER_BYTES as usize] {
         let mut b = [0u8; TRAILER_BYTES as usize];
-        b[0..8].copy_from_slice(&TRAILER_MAGIC);
+        let magic = if self.registry_only { TRAILER_MAGIC_REGISTRY_ONLY } else { TRAILER_MAGIC };
+        b[0..8].copy_from_slice(&magic);
         b[8..16].copy_from_slice(&self.last_log_index.unwrap_or(u64::MAX).to_le_bytes());
         b[16..24].copy_from_slice(&self.last_write_index.to_le_bytes());
         b[24..28].copy_from_slice(&self.image_crc.to_le_bytes());
@@ -97,11 +114,15 @@ impl ImageTrailer {
     /// Read and verify the trailer of the snapshot file at `path`; returns it and the image
     /// length (the registry follows the image).
     pub fn read(path: &Path) -> Result<(ImageTrailer, u64), SmError> {
+        ImageTrailer::read_open(path, &File::open(path)?)
+    }
+
+    /// As [`ImageTrailer::read`], from `file` already open (`path` names it in errors).
+    pub fn read_open(path: &Path, file: &File) -> Result<(ImageTrailer, u64), SmError> {
         let bad = |reason: &str| SmError::BadImage {
             path: path.to_path_buf(),
             reason: reason.to_string(),
         };
-        let file = File::open(path)?;
         let len = file.metadata()?.len();
         let trailer_at =
             len.checked_sub(TRAILER_BYTES).ok_or_else(|| bad("shorter than its trailer"))?;
@@ -110,7 +131,8 @@ impl ImageTrailer {
         let word = |r: std::ops::Range<usize>| {
             b[r].iter().rev().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
         };
-        if b[0..8] != TRAILER_MAGIC {
+        let registry_only = b[0..8] == TRAILER_MAGIC_REGISTRY_ONLY;
+        if b[0..8] != TRAILER_MAGIC && !registry_only {
             return Err(bad("corrupt: no snapshot trailer (or one of another format)"));
         }
         if word(36..40) != u64::from(crc32fast::hash(&b[0..36])) {
@@ -123,6 +145,7 @@ impl ImageTrailer {
             image_crc: u32::try_from(word(24..28)).unwrap_or(0),
             registry_len: u32::try_from(word(28..32)).unwrap_or(u32::MAX),
             registry_crc: u32::try_from(word(32..36)).unwrap_or(0),
+            registry_only,
         };
         if trailer.registry_len > REGISTRY_BYTES_MAX {
             return Err(bad("corrupt: registry length out of bounds"));
@@ -133,8 +156,8 @@ impl ImageTrailer {
         Ok((trailer, image_len))
     }
 
-    /// Reads and checks the trust registry stored after the image of the file at `path`.
-    fn read_registry(&self, path: &Path, image_len: u64) -> Result<Registry, SmError> {
+    /// Reads and checks the replicated state stored after the image of the file at `path`.
+    fn read_registry(&self, path: &Path, image_len: u64) -> Result<SnapshotExtras, SmError> {
         let bad = |reason: &str| SmError::BadImage {
             path: path.to_path_buf(),
             reason: reason.to_string(),
@@ -144,7 +167,12 @@ impl ImageTrailer {
         if crc32fast::hash(&bytes) != self.registry_crc {
             return Err(bad("corrupt: registry checksum mismatch"));
         }
-        rmp_serde::from_slice(&bytes).map_err(|_| bad("corrupt: registry does not decode"))
+        let decoded = if self.registry_only {
+            rmp_serde::from_slice(&bytes).map(|registry| SnapshotExtras { registry, archive: None })
+        } else {
+            rmp_serde::from_slice(&bytes)
+        };
+        decoded.map_err(|_| bad("corrupt: registry does not decode"))
     }
 
     /// Checks the image of the snapshot file at `path` against this trailer's checksum.
@@ -200,6 +228,28 @@ pub(crate) fn open(state_dir: &Path) -> Result<Option<CurrentSnapshot>, SmError>
     Ok(current)
 }
 
+/// The current snapshot of the node whose state directory is `state_dir`, opened: its file
+/// (held open, so a newer snapshot replacing it cannot pull it away mid-read), the image's
+/// length and what its trailer says. None when the node has no snapshot yet.
+pub fn open_current(state_dir: &Path) -> Result<Option<(File, u64, ImageTrailer)>, SmError> {
+    let dir = dir_of(state_dir);
+    // A new snapshot may replace the file between reading `current` and opening it: then the
+    // next read of `current` names the new one.
+    for _ in 0..3 {
+        let Some(current) = small_file::read::<CurrentSnapshot>(&dir.join(CURRENT_FILE))? else {
+            return Ok(None);
+        };
+        let path = dir.join(&current.file);
+        let file = match File::open(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            other => other?,
+        };
+        let (trailer, image_len) = ImageTrailer::read_open(&path, &file)?;
+        return Ok(Some((file, image_len, trailer)));
+    }
+    Err(SmError::from(io::Error::other("the current snapshot kept changing while being opened")))
+}
+
 /// Removes the `incoming-*` files of transfers cut short (at shutdown, once the transport has
 /// stopped, so no transfer is still writing one). Returns how many were removed.
 pub fn remove_incoming(state_dir: &Path) -> io::Result<usize> {
@@ -243,7 +293,7 @@ pub(crate) fn build<D: Database>(
     state_dir: &Path,
     db: &D,
     meta: SnapshotMetaT,
-    (last_write_index, registry): (LogIndex, &Registry),
+    (last_write_index, registry): (LogIndex, &SnapshotExtras),
     prev: Option<&CurrentSnapshot>,
 ) -> Result<CurrentSnapshot, SmError> {
     let dir = dir_of(state_dir);
@@ -260,7 +310,7 @@ fn write_image<D: Database>(
     db: &D,
     path: &Path,
     last_log_index: Option<LogIndex>,
-    (last_write_index, registry): (LogIndex, &Registry),
+    (last_write_index, registry): (LogIndex, &SnapshotExtras),
 ) -> Result<(), SmError> {
     // Created empty and private first: SQLite then opens it as an empty database rather than
     // creating it with its default mode 0644, and gives its WAL and shm files the same mode.
@@ -277,6 +327,7 @@ fn write_image<D: Database>(
         image_crc: image_crc(path, image_len)?,
         registry_len,
         registry_crc: crc32fast::hash(&registry),
+        registry_only: false,
     };
     let mut f = private_file_options().append(true).open(path)?;
     f.write_all(&registry)?;
@@ -304,7 +355,7 @@ fn adopt(
 
 /// Install the snapshot file at `src` described by `meta`: check its trailer against `meta`, move
 /// it into place (rename if it is in our directory, else copy) and make it current, then import
-/// it into the database. Returns the new current snapshot and the trust registry it carries. `current` is written before the import, so a crash in between is
+/// it into the database. Returns the new current snapshot and the replicated state it carries. `current` is written before the import, so a crash in between is
 /// repaired at start-up by openraft re-installing the current snapshot.
 pub(crate) fn install<D: Database>(
     state_dir: &Path,
@@ -312,7 +363,7 @@ pub(crate) fn install<D: Database>(
     meta: SnapshotMetaT,
     src: &Path,
     prev: Option<&CurrentSnapshot>,
-) -> Result<(CurrentSnapshot, Registry), SmError> {
+) -> Result<(CurrentSnapshot, SnapshotExtras), SmError> {
     let dir = dir_of(state_dir);
     let (trailer, image_len) = ImageTrailer::read(src)?;
     trailer.verify_image(src, image_len)?;
@@ -383,13 +434,14 @@ mod tests {
     fn trailer_round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
-        let registry = rmp_serde::to_vec_named(&Registry::default()).unwrap();
+        let registry = rmp_serde::to_vec_named(&SnapshotExtras::default()).unwrap();
         let t = ImageTrailer {
             last_log_index: Some(7),
             last_write_index: 5,
             image_crc: crc32fast::hash(b"sqlite image"),
             registry_len: registry.len() as u32,
             registry_crc: crc32fast::hash(&registry),
+            registry_only: false,
         };
         let mut bytes = b"sqlite image".to_vec();
         bytes.extend_from_slice(&registry);
@@ -397,7 +449,7 @@ mod tests {
         fs::write(&p, &bytes).unwrap();
         assert_eq!(ImageTrailer::read(&p).unwrap(), (t, 12));
         t.verify_image(&p, 12).expect("an intact image");
-        assert_eq!(t.read_registry(&p, 12).unwrap(), Registry::default());
+        assert_eq!(t.read_registry(&p, 12).unwrap(), SnapshotExtras::default());
         bytes[3] ^= 1;
         fs::write(&p, &bytes).unwrap();
         assert_eq!(ImageTrailer::read(&p).unwrap(), (t, 12), "the trailer is intact");
@@ -420,13 +472,14 @@ mod tests {
         assert!(open(state.path()).unwrap().is_none());
         // A valid trailer over an image the database cannot import.
         let image = b"not an image".to_vec();
-        let registry = rmp_serde::to_vec_named(&Registry::default()).unwrap();
+        let registry = rmp_serde::to_vec_named(&SnapshotExtras::default()).unwrap();
         let trailer = ImageTrailer {
             last_log_index: None,
             last_write_index: 0,
             image_crc: crc32fast::hash(&image),
             registry_len: registry.len() as u32,
             registry_crc: crc32fast::hash(&registry),
+            registry_only: false,
         };
         let src = outside.path().join("incoming.db");
         fs::write(&src, [image, registry, trailer.encode().to_vec()].concat()).unwrap();

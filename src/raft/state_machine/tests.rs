@@ -9,7 +9,7 @@ use openraft::vote::RaftLeaderIdExt;
 use openraft::{EntryPayload, RaftSnapshotBuilder, RaftTypeConfig};
 
 use super::fake_db::{Call, FakeDb};
-use super::{StateMachine, TrustView};
+use super::StateMachine;
 use crate::raft::alias::{EntryT, LogIdT};
 use crate::raft::types::{Command, Page, PageSet, ProposalId, TypeConfig};
 
@@ -27,7 +27,12 @@ fn write(index: u64, seq: u64, base: u64, page: u32, byte: u8) -> EntryT {
     };
     EntryT::new(
         log_id(index),
-        EntryPayload::Normal(Command::Write { proposal: ProposalId { node: 1, seq }, base, pages }),
+        EntryPayload::Normal(Command::Write {
+            proposal: ProposalId { node: 1, seq },
+            base,
+            pages,
+            at_ms: 0,
+        }),
     )
 }
 
@@ -40,7 +45,7 @@ async fn apply(sm: &mut StateMachine<FakeDb>, entries: Vec<EntryT>) {
 async fn base_mismatch_is_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), Default::default()).unwrap();
     apply(
         &mut sm,
         vec![write(1, 10, 0, 1, 0xaa), write(2, 11, 0, 1, 0xbb), write(3, 12, 1, 2, 0xcc)],
@@ -61,7 +66,7 @@ async fn finish_local_preferred_over_apply_pages() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
     db.pending.lock().unwrap().push(ProposalId { node: 1, seq: 20 });
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), Default::default()).unwrap();
     apply(&mut sm, vec![write(1, 20, 0, 1, 1), write(2, 21, 1, 1, 2)]).await;
     assert_eq!(db.calls(), vec![Call::Finish(ProposalId { node: 1, seq: 20 }, 1), Call::Apply(2)]);
 }
@@ -71,12 +76,12 @@ async fn finish_local_preferred_over_apply_pages() {
 async fn applied_state_restored_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), Default::default()).unwrap();
     apply(&mut sm, vec![write(1, 1, 0, 1, 1), EntryT::new(log_id(2), EntryPayload::Blank)]).await;
     sm.persist().await.unwrap();
     let before = sm.applied().clone();
     drop(sm);
-    let sm = StateMachine::open(dir.path(), db, TrustView::default()).unwrap();
+    let sm = StateMachine::open(dir.path(), db, Default::default()).unwrap();
     assert_eq!(sm.applied(), &before);
     assert_eq!(sm.applied().last_write_index, 1);
 }
@@ -88,7 +93,7 @@ async fn applied_state_restored_after_reopen() {
 async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(FakeDb::default());
-    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
+    let mut sm = StateMachine::open(dir.path(), Arc::clone(&db), Default::default()).unwrap();
     apply(&mut sm, vec![write(1, 1, 0, 1, 1)]).await;
     sm.persist().await.unwrap();
     let durable = sm.applied().clone();
@@ -96,7 +101,7 @@ async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
     let latest = sm.applied().clone();
     drop(sm); // a crash: no persist after entries 2 and 3
 
-    let sm = StateMachine::open(dir.path(), Arc::clone(&db), TrustView::default()).unwrap();
+    let sm = StateMachine::open(dir.path(), Arc::clone(&db), Default::default()).unwrap();
     assert_eq!(
         sm.applied(),
         &durable,
@@ -104,7 +109,7 @@ async fn restart_resumes_from_the_hint_only_when_the_database_holds_it() {
     );
     drop(sm);
     db.vouch.store(true, std::sync::atomic::Ordering::Relaxed);
-    let sm = StateMachine::open(dir.path(), db, TrustView::default()).unwrap();
+    let sm = StateMachine::open(dir.path(), db, Default::default()).unwrap();
     assert_eq!(sm.applied(), &latest, "a database that holds the position: resume after entry 3");
     assert_eq!(sm.applied().last_write_index, 2);
 }
@@ -116,7 +121,7 @@ async fn snapshot_build_install_round_trip() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (db_l, db_f) = (Arc::new(FakeDb::default()), Arc::new(FakeDb::default()));
     let mut leader =
-        StateMachine::open(dir_l.path(), Arc::clone(&db_l), TrustView::default()).unwrap();
+        StateMachine::open(dir_l.path(), Arc::clone(&db_l), Default::default()).unwrap();
     apply(
         &mut leader,
         vec![
@@ -131,7 +136,7 @@ async fn snapshot_build_install_round_trip() {
     assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
 
     let mut follower =
-        StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
+        StateMachine::open(dir_f.path(), Arc::clone(&db_f), Default::default()).unwrap();
     follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert_eq!(db_f.page(1), Some(vec![7; 4]));
     assert_eq!(db_f.page(2), Some(vec![8; 4]));
@@ -141,7 +146,7 @@ async fn snapshot_build_install_round_trip() {
     // The follower's current snapshot survives a restart and still carries last_write_index.
     drop(follower);
     let mut follower =
-        StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
+        StateMachine::open(dir_f.path(), Arc::clone(&db_f), Default::default()).unwrap();
     let cur = follower.get_current_snapshot().await.unwrap().expect("current snapshot");
     assert_eq!(cur.meta, snap.meta);
     apply(&mut follower, vec![write(4, 3, 2, 3, 9)]).await;
@@ -154,14 +159,13 @@ async fn install_refuses_mismatched_image() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let db_f = Arc::new(FakeDb::default());
     let mut leader =
-        StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default())
-            .unwrap();
+        StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), Default::default()).unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
     let mut snap =
         leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     snap.meta.last_log_id = Some(log_id(9));
     let mut follower =
-        StateMachine::open(dir_f.path(), Arc::clone(&db_f), TrustView::default()).unwrap();
+        StateMachine::open(dir_f.path(), Arc::clone(&db_f), Default::default()).unwrap();
     assert!(follower.install_snapshot(&snap.meta, snap.snapshot).await.is_err());
     assert_eq!(db_f.page(1), None);
     assert!(follower.get_current_snapshot().await.unwrap().is_none());
@@ -190,14 +194,12 @@ fn assert_private_tree(root: &std::path::Path) {
 async fn state_files_are_private() {
     let (dir_l, dir_f) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut leader =
-        StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), TrustView::default())
-            .unwrap();
+        StateMachine::open(dir_l.path(), Arc::new(FakeDb::default()), Default::default()).unwrap();
     apply(&mut leader, vec![write(1, 1, 0, 1, 7)]).await;
     let snap =
         leader.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     let mut follower =
-        StateMachine::open(dir_f.path(), Arc::new(FakeDb::default()), TrustView::default())
-            .unwrap();
+        StateMachine::open(dir_f.path(), Arc::new(FakeDb::default()), Default::default()).unwrap();
     follower.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert!(
         dir_l.path().join("applied").exists() && dir_f.path().join("snapshots/current").exists()
@@ -213,7 +215,7 @@ async fn state_files_are_private() {
 async fn partial_snapshot_files_are_removed_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm =
-        StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+        StateMachine::open(dir.path(), Arc::new(FakeDb::default()), Default::default()).unwrap();
     apply(&mut sm, vec![write(1, 1, 0, 1, 7)]).await;
     sm.try_create_snapshot_builder(true).await.unwrap().build_snapshot().await.unwrap();
     drop(sm);
@@ -228,7 +230,7 @@ async fn partial_snapshot_files_are_removed_at_open() {
         std::fs::write(snapshots.join(name), b"partial").unwrap();
     }
     let mut sm =
-        StateMachine::open(dir.path(), Arc::new(FakeDb::default()), TrustView::default()).unwrap();
+        StateMachine::open(dir.path(), Arc::new(FakeDb::default()), Default::default()).unwrap();
     for name in partial {
         assert!(!snapshots.join(name).exists(), "{name} removed");
     }

@@ -10,12 +10,14 @@ Quick start::
 
 Lower level: :func:`loadable_path` for the library file, :func:`load` to load it into a
 connection you opened yourself, then open ``file:<path>?vfs=ha`` and call ``ha_init`` /
-``ha_token`` / ``ha_join`` in SQL.
+``ha_token`` / ``ha_join`` in SQL. :func:`restore` rebuilds a database from a continuous
+archive (``ha_archive``), as of a point in time.
 """
 
 from ._connect import connect, default_driver, ha_uri
 from ._drivers import DifferentSqliteLibrary, ExtensionLoadingUnavailable, load
 from ._library import LIBRARY_ENV, loadable_path
+from ._restore import restore
 from ._token import issue_token
 
 __all__ = [
@@ -28,5 +30,6 @@ __all__ = [
     "issue_token",
     "load",
     "loadable_path",
+    "restore",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,147 @@
+//! The archive's setting, as `ha_archive(url [, options])` makes it: where to archive and how
+//! often. It is replicated through Raft (`Command::Archive`), so every node knows it and the
+//! leader of the moment uploads; the state machine publishes each change to the node's
+//! [`ArchiveView`], which the archiver task watches.
+//!
+//! The setting may hold credentials (from the options): it lives in the Raft log, the applied
+//! state and snapshot files, all 0600 in the node's private state directory, and its `Debug`
+//! and `Display` show the URL without them.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::store::ArchiveTarget;
+use crate::error::Error;
+
+/// Default bound on the archive's delay behind commits (the recovery point).
+pub const INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// A new base image once this much time has passed since the last one...
+pub const BASE_INTERVAL_S_DEFAULT: u64 = 24 * 3600;
+/// ...or once the segments since it hold this many raw bytes, whichever comes first.
+pub const BASE_BYTES_DEFAULT: u64 = 256 << 20;
+/// How many base images (with the segments after them) retention keeps.
+pub const RETAIN_BASES_DEFAULT: u32 = 2;
+
+/// Where and how the cluster archives.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveSetting {
+    /// The store (URL and its options, credentials included when given).
+    pub target: ArchiveTarget,
+    /// Upload what was committed at least this often (ms).
+    pub interval_ms: u64,
+    /// Upload a new base image after this many seconds...
+    pub base_interval_s: u64,
+    /// ...or after this many bytes of segments.
+    pub base_bytes: u64,
+    /// Keep this many base images; older bases and the segments only they need are removed.
+    pub retain_bases: u32,
+    /// Also keep everything needed to restore any moment of the last `retain_s` seconds.
+    pub retain_s: Option<u64>,
+}
+
+/// The option keys this module reads; the rest are the store's (endpoint, credentials, ...).
+const OWN_KEYS: [&str; 5] =
+    ["interval_ms", "base_interval_s", "base_bytes", "retain_bases", "retain_s"];
+
+impl ArchiveSetting {
+    /// Parses `ha_archive`'s arguments: the URL and the optional JSON options.
+    pub fn parse(url: &str, options: Option<&str>) -> Result<ArchiveSetting, Error> {
+        let invalid =
+            |why: String| Error::InvalidArgument(format!("invalid archive options: {why}"));
+        let mut object = match options {
+            None => serde_json::Map::new(),
+            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(object)) => object,
+                Ok(_) => return Err(invalid("expected a JSON object".into())),
+                Err(e) => return Err(invalid(format!("not JSON ({e})"))),
+            },
+        };
+        let mut number = |key: &str, min: u64, max: u64| -> Result<Option<u64>, Error> {
+            match object.remove(key) {
+                None => Ok(None),
+                Some(value) => match value.as_u64().filter(|n| (min..=max).contains(n)) {
+                    Some(n) => Ok(Some(n)),
+                    None => Err(invalid(format!("{key} must be an integer from {min} to {max}"))),
+                },
+            }
+        };
+        let interval_ms = number(OWN_KEYS[0], 10, 3_600_000)?.unwrap_or(INTERVAL_MS_DEFAULT);
+        let base_interval_s =
+            number(OWN_KEYS[1], 60, 365 * 24 * 3600)?.unwrap_or(BASE_INTERVAL_S_DEFAULT);
+        let base_bytes = number(OWN_KEYS[2], 1 << 20, 1 << 40)?.unwrap_or(BASE_BYTES_DEFAULT);
+        let retain_bases =
+            number(OWN_KEYS[3], 1, 10_000)?.map_or(RETAIN_BASES_DEFAULT, |n| n as u32);
+        let retain_s = number(OWN_KEYS[4], 1, 100 * 365 * 24 * 3600)?;
+        let rest = (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string());
+        let target = ArchiveTarget::parse(url, rest.as_deref())
+            .map_err(|e| Error::from(super::ArchiveError::from(e)))?;
+        Ok(ArchiveSetting {
+            target,
+            interval_ms,
+            base_interval_s,
+            base_bytes,
+            retain_bases,
+            retain_s,
+        })
+    }
+
+    /// The upload interval.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+}
+
+impl fmt::Display for ArchiveSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.target.display_url())
+    }
+}
+
+impl fmt::Debug for ArchiveSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArchiveSetting({}, every {} ms)", self.target.display_url(), self.interval_ms)
+    }
+}
+
+/// The node's view of the applied archive setting: the state machine publishes, the archiver
+/// watches. Cheap to clone.
+#[derive(Clone)]
+pub struct ArchiveView {
+    sender: std::sync::Arc<watch::Sender<Option<ArchiveSetting>>>,
+}
+
+impl Default for ArchiveView {
+    fn default() -> Self {
+        ArchiveView { sender: std::sync::Arc::new(watch::channel(None).0) }
+    }
+}
+
+impl ArchiveView {
+    /// Publishes `setting` (only if it changed, so watchers wake for real changes only).
+    pub fn publish(&self, setting: Option<ArchiveSetting>) {
+        self.sender.send_if_modified(|current| {
+            let changed = *current != setting;
+            *current = setting;
+            changed
+        });
+    }
+
+    /// The setting in force.
+    pub fn get(&self) -> Option<ArchiveSetting> {
+        self.sender.borrow().clone()
+    }
+
+    /// A receiver that wakes at each change.
+    pub fn watch(&self) -> watch::Receiver<Option<ArchiveSetting>> {
+        self.sender.subscribe()
+    }
+}
+
+impl fmt::Debug for ArchiveView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ArchiveView(..)")
+    }
+}
