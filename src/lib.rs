@@ -9,6 +9,7 @@
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod archive;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ext;
