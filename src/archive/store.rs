@@ -216,8 +216,9 @@ impl Store {
         Ok(body.freeze())
     }
 
-    /// Streams the object `name` into the file at `local` (created or truncated, synced at
-    /// the end, removed on failure), refusing objects larger than `bytes_max`. Returns bytes.
+    /// Streams the object `name` into the file at `local` (created mode 0600 or truncated,
+    /// synced at the end, removed on failure), refusing objects larger than `bytes_max` before
+    /// the file is touched. Returns the bytes written.
     pub async fn get_to_file(
         &self,
         name: &str,
@@ -227,7 +228,15 @@ impl Store {
         const OP: &str = "get_to_file";
         let (size, mut chunks) = self.open_read(OP, name, bytes_max).await?;
         let file_error = |source| local_file_error(OP, name, local, source);
-        let mut file = tokio::fs::File::create(local).await.map_err(file_error)?;
+        // Private: what comes back is database content.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(local)
+            .await
+            .map_err(file_error)?;
         let copied = async {
             let mut bytes = 0u64;
             let deadline = tokio::time::Instant::now() + transfer_deadline(size);
@@ -595,6 +604,8 @@ mod tests {
         assert!(!out.exists(), "nothing is written for a refused object");
         assert_eq!(store.get_to_file("big", &out, 1000).await.unwrap(), 1000);
         assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 1000]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
         let err = store.get_to_file("missing", &out, 10).await.unwrap_err();
         assert!(err.is_not_found(), "{err}");
     }
