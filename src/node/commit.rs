@@ -23,7 +23,7 @@ use crate::ffi::file::RawFile;
 use crate::raft::types::{ApplyOutcome, Command, ProposalId};
 use crate::vfs::{CommitFrame, Replicator};
 use crate::wal::capture::capture_transaction;
-use crate::wal::format::{Salts, WalHeader};
+use crate::wal::format::{frame_number_at, Salts, WalHeader, WAL_HEADER_BYTES};
 use crate::wal::index::header::IndexHeader;
 
 /// What openraft answers a proposal.
@@ -31,9 +31,6 @@ type WriteResult = Result<
     openraft::raft::ClientWriteResponse<crate::raft::types::TypeConfig>,
     RaftError<crate::raft::types::TypeConfig, ClientWriteError<crate::raft::types::TypeConfig>>,
 >;
-
-const WAL_HEADER_BYTES: u64 = 32;
-const FRAME_HEADER_BYTES: u64 = 24;
 
 /// Slowest replication rate a commit allows before its outcome counts as unknown: a large
 /// transaction gets time in proportion to its size on top of [`COMMIT_DEADLINE`].
@@ -61,7 +58,7 @@ impl Node {
         if before.max_frame > 0 {
             return Ok(before.salts);
         }
-        let mut bytes = [0u8; WAL_HEADER_BYTES as usize];
+        let mut bytes = [0u8; WAL_HEADER_BYTES];
         wal.read_exact_at(&mut bytes, 0)
             .map_err(|c| Error::Sqlite { code: c.0, message: "reading the WAL header".into() })?;
         WalHeader::decode(&bytes)
@@ -179,10 +176,9 @@ impl Replicator for Node {
     fn commit(&self, wal: &RawFile, commit: &CommitFrame) -> Result<(), Error> {
         let started = std::time::Instant::now();
         let before = self.db.index_header()?;
-        let frame_bytes = u64::from(commit.page_size) + FRAME_HEADER_BYTES;
-        let commit_frame =
-            u32::try_from((commit.header_offset - WAL_HEADER_BYTES) / frame_bytes + 1)
-                .map_err(|_| Error::Refused("the WAL is too long".into()))?;
+        let commit_frame = frame_number_at(commit.page_size, commit.header_offset)
+            .and_then(|frame| u32::try_from(frame).ok())
+            .ok_or_else(|| Error::Refused("the WAL is too long".into()))?;
         let pages = capture_transaction(
             &super::files::Wal { file: wal },
             &before,

@@ -155,7 +155,7 @@ impl RpcHandler for Handler {
     fn incoming_snapshot_path(&self) -> PathBuf {
         let dir =
             self.node().map(|n| n.state_dir().snapshots()).unwrap_or_else(|_| std::env::temp_dir());
-        dir.join(format!("incoming-{:016x}.db", rand::random::<u64>()))
+        dir.join(crate::state_layout::incoming_snapshot_name())
     }
 
     fn install_snapshot(

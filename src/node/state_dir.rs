@@ -30,13 +30,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::raft::small_file::{self, private_file_options};
 use crate::raft::types::NodeId;
-use crate::vfs::owner::state_dir_of;
-
-/// File name of the identity inside the state directory.
-const IDENTITY_FILE: &str = "node.json";
-/// Base name of the file [`creating_uid`] creates and removes (made unique, and recognised as
-/// a temp file, by `small_file::temp_path`).
-const UID_PROBE_NAME: &str = ".uid-probe";
+use crate::state_layout::{
+    state_dir_of, IDENTITY_FILE, LOG_DIR, SNAPSHOT_DIR, TLS_DIR, UID_PROBE_NAME,
+};
 /// Permission bits of group and others: none may be set on a state directory.
 const GROUP_OTHER_BITS: u32 = 0o077;
 
@@ -175,15 +171,15 @@ impl StateDir {
 
     /// `tls/`.
     pub fn tls(&self) -> PathBuf {
-        self.root.join("tls")
+        self.root.join(TLS_DIR)
     }
     /// `log/`.
     pub fn log(&self) -> PathBuf {
-        self.root.join("log")
+        self.root.join(LOG_DIR)
     }
     /// `snapshots/`.
     pub fn snapshots(&self) -> PathBuf {
-        self.root.join("snapshots")
+        self.root.join(SNAPSHOT_DIR)
     }
 
     /// Reads `node.json` and verifies its checksum; `Ok(None)` if this database was never a

@@ -40,8 +40,7 @@ use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::shared;
 use crate::raft::types::{page_bytes, TypeConfig};
 
-/// Name of the log directory inside a node's state directory.
-pub const LOG_DIR: &str = "log";
+pub use crate::state_layout::LOG_DIR;
 
 /// Upper bound on entry bodies returned by one `limited_get_log_entries` call, so that feeding a
 /// lagging follower does not load an unbounded part of the log into memory.

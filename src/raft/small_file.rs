@@ -33,15 +33,10 @@ pub(crate) const SMALL_FILE_BODY_BYTES_MAX: usize = 1 << 20;
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Mode of every file of a node's state: only its owner may read or write it.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
-/// Temp files of [`replace`] are named `<target name>` + this + [`TEMP_SUFFIX_HEX_DIGITS`] hex
-/// digits; [`remove_temp_files`] recognises them by it.
-const TEMP_INFIX: &str = ".tmp-";
+use crate::state_layout::{LEGACY_TEMP_SUFFIX, TEMP_INFIX};
 /// Hex digits of the random part of a temp file's name: 64 bits, so two writers never pick
 /// the same name by chance.
 const TEMP_SUFFIX_HEX_DIGITS: usize = 16;
-/// Suffix of the fixed-name temp files of earlier versions (`vote.tmp`) and of the snapshot
-/// import copy (`import.tmp`): partial files as well.
-const LEGACY_TEMP_SUFFIX: &str = ".tmp";
 
 /// Why a small state file could not be read or written.
 #[derive(Debug, thiserror::Error)]

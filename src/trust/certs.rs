@@ -72,10 +72,7 @@ const CA_COMMON_NAME: &str = "dqlite-vfs cluster CA";
 const NODE_COMMON_NAME: &str = "dqlite-vfs node";
 
 /// File names used by `save`/`load` in a state directory.
-const CA_CERT_FILE: &str = "cluster-ca.pem";
-const CA_KEY_FILE: &str = "cluster-ca-key.pem";
-const NODE_CERT_FILE: &str = "node.pem";
-const NODE_KEY_FILE: &str = "node-key.pem";
+pub(crate) use crate::state_layout::{CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE, NODE_KEY_FILE};
 
 /// The parameters of the CA of `cluster_id`: deterministic (see the module docs).
 fn ca_params(cluster_id: ClusterId) -> Result<CertificateParams, TrustError> {

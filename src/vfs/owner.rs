@@ -12,18 +12,10 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::raft::small_file::private_file_options;
 
-/// Suffix of a node's state directory, beside the database file.
-pub const STATE_DIR_SUFFIX: &str = "-ha";
-
-/// The state directory of the database at `db`.
-pub fn state_dir_of(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(STATE_DIR_SUFFIX);
-    PathBuf::from(name)
-}
+use crate::state_layout::{state_dir_of, OWNER_LOCK_FILE};
 
 fn lock_path(db: &Path) -> PathBuf {
-    state_dir_of(db).join("owner.lock")
+    state_dir_of(db).join(OWNER_LOCK_FILE)
 }
 
 /// The exclusive claim of one process on a database's node, held while the node runs.

@@ -19,7 +19,7 @@ use crate::raft::small_file::{private_file_options, sync_dir};
 /// delete whole files and a scan at start-up reads bounded files.
 pub const SEGMENT_BYTES_MAX: u64 = 64 << 20;
 
-const SUFFIX: &str = ".seg";
+use crate::state_layout::SEGMENT_SUFFIX as SUFFIX;
 
 /// An open segment file.
 #[derive(Debug)]

@@ -25,8 +25,7 @@ use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::shared;
 use crate::raft::small_file::{self, sync_dir};
 
-const VOTE_FILE: &str = "vote";
-const PURGED_FILE: &str = "purged";
+use crate::state_layout::{PURGED_FILE, VOTE_FILE};
 
 /// Where one entry's record is.
 #[derive(Clone, Debug)]

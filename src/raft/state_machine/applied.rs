@@ -22,8 +22,8 @@ use crate::raft::small_file::{self, SmallFileError};
 use crate::raft::types::LogIndex;
 use crate::trust::registry::Registry;
 
-/// File name of the applied state inside the state directory.
-pub const APPLIED_FILE: &str = "applied";
+pub use crate::state_layout::APPLIED_FILE;
+use crate::state_layout::APPLIED_HINT_FILE as HINT_FILE;
 
 /// Everything the state machine must remember besides the database itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,9 +38,6 @@ pub struct AppliedState {
     #[serde(default)]
     pub registry: Registry,
 }
-
-/// File name of the applied-state hint inside the state directory.
-pub const HINT_FILE: &str = "applied.hint";
 
 /// The applied state after an entry, and where the database stood then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
