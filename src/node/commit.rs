@@ -63,7 +63,7 @@ impl Node {
             .map_err(|c| Error::Sqlite { code: c.0, message: "reading the WAL header".into() })?;
         WalHeader::decode(&bytes)
             .map(|header| header.salts)
-            .map_err(|e| Error::io("reading the WAL header", std::io::Error::other(e)))
+            .map_err(|source| Error::Wal { context: "reading the WAL header", source })
     }
 }
 
@@ -185,7 +185,7 @@ impl Replicator for Node {
             commit_frame,
             Some(&commit.header),
         )
-        .map_err(|e| Error::io("reading the transaction from the WAL", std::io::Error::other(e)))?;
+        .map_err(|source| Error::Wal { context: "reading the transaction from the WAL", source })?;
         let salts = self.wal_generation(wal, &before)?;
         let proposal =
             ProposalId { node: self.id(), seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
@@ -228,19 +228,24 @@ impl Replicator for Node {
             (_, Some(Ok(response))) if response.data == ApplyOutcome::Conflict => {
                 Err(Error::Conflict)
             }
-            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown(
-                "the entry was applied without finishing the local commit".into(),
-            )),
+            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown {
+                what: "the entry was applied without finishing the local commit".into(),
+                cause: None,
+            }),
             (_, Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => {
                 Err(self.not_leader())
             }
-            (_, Some(Err(error))) => Err(Error::OutcomeUnknown(format!(
-                "the cluster dropped the proposed entry ({error})"
-            ))),
-            (_, None) => Err(Error::OutcomeUnknown(format!(
-                "no confirmation from the cluster within {} ms",
-                deadline.as_millis()
-            ))),
+            (_, Some(Err(error))) => Err(Error::OutcomeUnknown {
+                what: "the cluster dropped the proposed entry".into(),
+                cause: Some(Box::new(error)),
+            }),
+            (_, None) => Err(Error::OutcomeUnknown {
+                what: format!(
+                    "no confirmation from the cluster within {} ms",
+                    deadline.as_millis()
+                ),
+                cause: None,
+            }),
         }
     }
 }

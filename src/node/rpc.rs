@@ -193,7 +193,7 @@ fn check_member(node: &Node, peer: &PeerIdentity) -> Result<(), Response> {
     match node.trust.get().check_connection(node.cluster_id(), peer) {
         Ok(()) => Ok(()),
         Err(TrustError::Revoked { node_id }) => Err(Response::Revoked { node_id }),
-        Err(error) => Err(error_response(error.to_string(), false)),
+        Err(error) => Err(error_response(crate::error::Chain(&error).to_string(), false)),
     }
 }
 
@@ -344,7 +344,7 @@ async fn answer(node: &Arc<Node>, request: Request) -> Response {
                 Err(Error::NotLeader { .. }) => {
                     error_response("leadership is changing; retry in a moment", true)
                 }
-                Err(e) => error_response(e.to_string(), false),
+                Err(e) => error_response(e.chain().to_string(), false),
             }
         }
     }

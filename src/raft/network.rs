@@ -150,6 +150,7 @@ fn classify(e: &TransportError) -> Kind {
         | TransportError::TlsConfig(_)
         | TransportError::Trust(_)
         | TransportError::WrongPeer { .. }
+        | TransportError::Handshake { .. }
         | TransportError::Remote { retryable: false, .. } => Kind::Unreachable,
         TransportError::ConnectionLost { .. }
         | TransportError::Frame(_)

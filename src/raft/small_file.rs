@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::error::Fault;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -42,20 +43,34 @@ const TEMP_SUFFIX_HEX_DIGITS: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum SmallFileError {
     /// The file system failed.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     /// The file exists but is not a complete value written by this crate.
-    #[error("{path}: corrupt state file: {reason}")]
+    #[error("{}: corrupt state file: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
 }
 
-impl From<SmallFileError> for io::Error {
-    fn from(e: SmallFileError) -> Self {
-        let kind = match &e {
+impl SmallFileError {
+    /// What kind of failure this is (see `crate::error`).
+    pub fn fault(&self) -> Fault {
+        match self {
+            SmallFileError::Io { source, .. } => Fault::of_io(source, Fault::Io),
+            SmallFileError::Corrupt { .. } => Fault::Corrupt,
+        }
+    }
+
+    pub(crate) fn io_kind(&self) -> io::ErrorKind {
+        match self {
             SmallFileError::Io { source, .. } => source.kind(),
             SmallFileError::Corrupt { .. } => io::ErrorKind::InvalidData,
-        };
-        io::Error::new(kind, e.to_string())
+        }
+    }
+}
+
+/// For callers that speak `io::Error`: the `SmallFileError` travels inside it.
+impl From<SmallFileError> for io::Error {
+    fn from(e: SmallFileError) -> Self {
+        io::Error::new(e.io_kind(), e)
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, Fault};
 use crate::raft::small_file::private_file_options;
 
 use crate::state_layout::{state_dir_of, OWNER_LOCK_FILE};
@@ -32,14 +32,14 @@ impl OwnerLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            .map_err(|e| Error::io(Fault::Open, format!("opening {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => Ok(OwnerLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(Error::OwnedElsewhere(path.display().to_string()))
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::io(format!("locking {}", path.display()), e))
+                Err(Error::io(Fault::Lock, format!("locking {}", path.display()), e))
             }
         }
     }

@@ -51,7 +51,7 @@ impl WalWriter {
             // the file, if this node may not write.
             super::last_error::clear();
             replicator.check_writable().map_err(|error| {
-                tracing::debug!(%error, "local write refused");
+                tracing::debug!(error = %error.chain(), "local write refused");
                 super::last_error::record(&error);
                 Code(error.sqlite_code())
             })?;
@@ -104,7 +104,7 @@ impl WalWriter {
                 Ok(())
             }
             Err(error) => {
-                tracing::warn!(%error, "commit not replicated");
+                tracing::warn!(error = %error.chain(), "commit not replicated");
                 super::last_error::record(&error);
                 Err(Code(error.sqlite_code()))
             }
