@@ -22,8 +22,8 @@ pub enum TransportError {
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
 
-    /// A local file or socket operation failed.
-    #[error("I/O error")]
+    /// A local file or socket operation failed (the OS's error says which and why).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 
     /// A `host:port` did not resolve to any address (or resolving took too long).
