@@ -86,6 +86,7 @@ fn each_kind_has_its_code() {
             SQLITE_IOERR_SHORT_READ,
         ),
         ("wal lock busy", wal(WalError::WriteLockBusy), SQLITE_BUSY),
+        ("wal-index header", wal(WalError::IndexHeader { reason: "copies differ" }), SQLITE_BUSY),
         ("wal full", wal(WalError::TooManyFrames), SQLITE_FULL),
         ("bad page set", wal(WalError::EmptyPageSet), SQLITE_INTERNAL),
         (

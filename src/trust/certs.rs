@@ -89,12 +89,12 @@ fn ca_params(cluster_id: ClusterId) -> Result<CertificateParams, TrustError> {
 }
 
 fn parse_cert_pem(pem: &str) -> Result<CertificateDer<'static>, TrustError> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TrustError::Pem(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TrustError::Pem(Box::new(e)))
 }
 
 fn parse_key_pem(pem: &str) -> Result<KeyPair, TrustError> {
     // rcgen's message names the PEM problem, never the key bytes.
-    KeyPair::from_pem(pem).map_err(|e| TrustError::Pem(e.to_string()))
+    KeyPair::from_pem(pem).map_err(|e| TrustError::Pem(Box::new(e)))
 }
 
 /// A certificate embeds its subject's public key; a key whose SPKI differs is the wrong key

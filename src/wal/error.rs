@@ -163,8 +163,9 @@ impl WalError {
             | WalError::FrameChecksum { .. }
             | WalError::FramePageZero { .. }
             | WalError::CommitMark { .. }
-            | WalError::IndexHeader { .. }
             | WalError::IndexCorrupt { .. } => Fault::Corrupt,
+            // Shared memory caught mid-rewrite, or awaiting SQLite's recovery: try again.
+            WalError::IndexHeader { .. } => Fault::Busy,
             WalError::ShortFile { .. } => Fault::ShortRead,
             WalError::FrameRange { .. }
             | WalError::PageSizeMismatch { .. }
