@@ -4,7 +4,8 @@
 //! variant, and openraft's error stays the source.
 
 use openraft::error::{
-    ClientWriteError, Fatal, Infallible, InitializeError, LinearizableReadError, RaftError,
+    ChangeMembershipError, ClientWriteError, Fatal, Infallible, InitializeError,
+    LinearizableReadError, RaftError,
 };
 use openraft::metrics::WaitError;
 
@@ -19,7 +20,8 @@ pub enum RaftFailure {
     Refused,
     /// The leader could not reach a quorum to confirm itself.
     NoQuorum,
-    /// A wait for Raft ended at its deadline.
+    /// A wait for Raft ended at its deadline, or Raft was busy with an earlier change: the
+    /// same request may succeed later.
     Timeout,
     /// Raft has stopped (the node is shutting down, or a fatal error stopped it).
     Stopped,
@@ -104,8 +106,20 @@ impl RaftApiError for ClientWriteError<TypeConfig> {
             ClientWriteError::LogEntryDiscarded(_) => {
                 Error::OutcomeUnknown { what: context, cause: Some(Box::new(self)) }
             }
-            ClientWriteError::ChangeMembershipError(_)
-            | ClientWriteError::PreconditionFailed(_) => Error::refused_by_raft(context, self),
+            ClientWriteError::ChangeMembershipError(change) => {
+                let failure = match change {
+                    // Another change, or the leader's own first entry, is still being
+                    // committed: the same request may succeed a moment later.
+                    ChangeMembershipError::InProgress(_)
+                    | ChangeMembershipError::UncommittedLeaderLog(_) => RaftFailure::Timeout,
+                    ChangeMembershipError::EmptyMembership(_)
+                    | ChangeMembershipError::LearnerNotFound(_)
+                    | ChangeMembershipError::UnsupportedMembershipTransition(_)
+                    | ChangeMembershipError::NodeMetadataChanged(_) => RaftFailure::Refused,
+                };
+                Error::Raft { context, failure, source: Box::new(self) }
+            }
+            ClientWriteError::PreconditionFailed(_) => Error::refused_by_raft(context, self),
         }
     }
 }

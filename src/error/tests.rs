@@ -274,3 +274,47 @@ fn our_error_inside_io_keeps_its_code() {
     let sm = SmError::Io(wal_inside);
     assert_eq!(sm.fault(), Fault::Corrupt);
 }
+
+// Goal: openraft's errors become the variant their meaning calls for: a redirect is "not the
+// leader" (naming it), a discarded entry "outcome unknown", a storage failure keeps its kind, a
+// shutdown is "stopped", a membership change still in progress may be retried.
+#[test]
+fn openraft_errors_are_classified() {
+    use openraft::error::{
+        ChangeMembershipError, ClientWriteError, Fatal, ForwardToLeader, InProgress, Infallible,
+        RaftError,
+    };
+    use openraft::metrics::WaitError;
+
+    use crate::raft::types::Member;
+
+    let forward = ForwardToLeader::<TypeConfig> {
+        leader_id: Some(2),
+        leader_node: Some(Member { addr: "127.0.0.1:7002".into() }),
+        reason: Default::default(),
+    };
+    let redirect = ClientWriteError::ForwardToLeader(forward.clone());
+    let error = Error::raft("writing", RaftError::APIError(redirect));
+    assert!(
+        matches!(&error, Error::NotLeader { leader: Some((2, addr)) } if addr == "127.0.0.1:7002"),
+        "{error:?}"
+    );
+    let discarded = ClientWriteError::LogEntryDiscarded(forward);
+    let error = Error::raft("writing", RaftError::APIError(discarded));
+    assert_eq!(error.sqlite_code(), SQLITE_IOERR_COMMIT_ATOMIC, "{}", error.chain());
+
+    let corrupt = openraft::StorageError::read_logs(StorageCause::from_error(&corrupt_record_io()));
+    let error =
+        Error::raft::<Infallible>("snapshotting", RaftError::Fatal(Fatal::StorageError(corrupt)));
+    assert_eq!(error.sqlite_code(), SQLITE_CORRUPT, "{}", error.chain());
+    assert!(error.chain().to_string().contains("changed on disk"), "{}", error.chain());
+
+    let error = Error::raft_wait("waiting", WaitError::ShuttingDown);
+    assert_eq!(error.sqlite_code(), SQLITE_READONLY);
+
+    let in_progress = InProgress { committed: None, membership_log_id: None };
+    let busy =
+        ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(in_progress));
+    let error = Error::raft("adding a learner", RaftError::APIError(busy));
+    assert_eq!(error.sqlite_code(), SQLITE_IOERR, "{}", error.chain());
+}

@@ -27,3 +27,29 @@ pub fn clear() {
 pub fn message() -> Option<String> {
     LAST_ERROR.with(|last| last.borrow().clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: the message kept for `ha_last_error()` is the whole chain of causes, and a new
+    // write transaction forgets it.
+    #[test]
+    fn keeps_the_chain_of_causes() {
+        let cause = crate::raft::log_store::LogError::RecordChanged { segment: 3, offset: 64 };
+        record(&Error::OutcomeUnknown {
+            what: "the cluster dropped the proposed entry".into(),
+            cause: Some(Box::new(cause)),
+        });
+        let message = message().expect("a message");
+        assert!(
+            message.starts_with("commit outcome unknown: the cluster dropped the proposed entry")
+                && message.ends_with(
+                    ": raft log segment 3: the record at offset 64 changed on disk (checksum mismatch)"
+                ),
+            "{message}"
+        );
+        clear();
+        assert_eq!(super::message(), None);
+    }
+}
