@@ -93,11 +93,11 @@ pub enum Error {
     /// Refused because it would overwrite or lose data, or the cluster refused the request.
     #[error("{0}")]
     Refused(String),
-    /// A request to another node failed (the cause says how: unreachable, a certificate
-    /// refused, an error answer...).
+    /// The transport failed: a request to another node (the cause says how: unreachable, a
+    /// certificate refused, an error answer...), or setting up TLS.
     #[error("{context}")]
-    Peer {
-        /// What we asked, and of whom.
+    Transport {
+        /// What we were doing (what we asked, and of whom).
         context: String,
         /// The transport's error.
         #[source]
@@ -243,9 +243,9 @@ impl Error {
         Error::io(fault, context, io::Error::new(source.kind(), Arc::clone(source)))
     }
 
-    /// A failed request to another node.
-    pub fn peer(context: impl Into<String>, source: TransportError) -> Error {
-        Error::Peer { context: context.into(), source }
+    /// A failed request to another node, or a failed TLS setup.
+    pub fn transport(context: impl Into<String>, source: TransportError) -> Error {
+        Error::Transport { context: context.into(), source }
     }
 
     /// The message with its chain of causes: "what we did: why: the OS's reason".
@@ -286,7 +286,7 @@ impl Error {
             Error::Refused(_) => SQLITE_ERROR,
             Error::Internal(_) => SQLITE_INTERNAL,
             Error::Task { .. } => SQLITE_INTERNAL,
-            Error::Peer { source, .. } => transport_code(source, SQLITE_IOERR),
+            Error::Transport { source, .. } => transport_code(source, SQLITE_IOERR),
             // The address is the problem (in use, not local): a configuration error.
             Error::Listen { source, .. } => transport_code(source, SQLITE_ERROR),
             Error::Raft { failure, .. } => raft_code(*failure),

@@ -14,7 +14,7 @@ fn os(kind: io::ErrorKind) -> io::Error {
 }
 
 fn transport(error: TransportError) -> Error {
-    Error::peer("asking node 2", error)
+    Error::transport("asking node 2", error)
 }
 
 fn storage(error: io::Error) -> Error {

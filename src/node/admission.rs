@@ -259,7 +259,7 @@ fn join_error(peer: &str, error: TransportError) -> Error {
         TransportError::Remote { message, .. } => {
             Error::Refused(format!("{peer} refused the join: {message}"))
         }
-        other => Error::peer(format!("could not join through {peer}"), other),
+        other => Error::transport(format!("could not join through {peer}"), other),
     }
 }
 

@@ -116,7 +116,7 @@ impl Node {
         {
             endpoint
                 .present(&ca, identity)
-                .map_err(|e| Error::Refused(format!("presenting the renewed certificate: {e}")))?;
+                .map_err(|e| Error::transport("presenting the renewed certificate", e))?;
         }
         self.cert_not_after_unix_s.store(identity.peer().not_after_unix_s, Ordering::Release);
         Ok(())

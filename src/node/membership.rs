@@ -322,7 +322,7 @@ fn admin_request(
                 // to give it to (see `node/rpc.rs`); nothing was done.
                 TransportError::Remote { retryable: true, .. } => Error::NotLeader { leader: None },
                 TransportError::Remote { message, .. } => Error::Refused(message),
-                other => Error::peer("the request failed", other),
+                other => Error::transport("the request failed", other),
             })
         },
         deadline + Duration::from_secs(1),

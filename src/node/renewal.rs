@@ -143,7 +143,9 @@ async fn ask_leader(node: &Node, public_key_der: Vec<u8>) -> Result<String, Erro
                     other.kind()
                 )))
             }
-            Err(error) => return Err(Error::peer(format!("renewing through {target}"), error)),
+            Err(error) => {
+                return Err(Error::transport(format!("renewing through {target}"), error))
+            }
         }
     }
     Err(Error::Unreachable("leadership kept moving during the renewal".into()))

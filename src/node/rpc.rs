@@ -361,6 +361,9 @@ async fn forward(node: &Node, request: Request) -> Response {
     match node.client.call(&leader, request, ADMIN_DEADLINE).await {
         Ok(response) => response,
         // Not retryable: the leader may have carried the request out before the answer was lost.
-        Err(e) => error_response(format!("could not reach the leader at {leader}: {e}"), false),
+        Err(e) => error_response(
+            format!("could not reach the leader at {leader}: {}", crate::error::Chain(&e)),
+            false,
+        ),
     }
 }

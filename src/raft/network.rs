@@ -108,7 +108,7 @@ impl PeerNetwork {
         ttl: Duration,
         e: TransportError,
     ) -> RPCError<TypeConfig> {
-        tracing::debug!(target_node = self.target, addr = %self.addr, error = %e, "{action:?} failed");
+        tracing::debug!(target_node = self.target, addr = %self.addr, error = %crate::error::Chain(&e), "{action:?} failed");
         match classify(&e) {
             Kind::Timeout => RPCError::Timeout(Timeout {
                 action,

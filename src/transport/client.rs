@@ -236,7 +236,7 @@ impl Client {
             Err(e) => {
                 peer.failures = peer.failures.saturating_add(1);
                 peer.retry_at = Some(Instant::now() + backoff(peer.failures));
-                tracing::debug!(addr, failures = peer.failures, error = %e, "connection attempt failed");
+                tracing::debug!(addr, failures = peer.failures, error = %crate::error::Chain(&e), "connection attempt failed");
                 Err(e)
             }
         }

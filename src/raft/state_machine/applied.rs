@@ -83,7 +83,7 @@ pub(crate) fn load_hint(state_dir: &Path) -> Option<Hint> {
     match small_file::read(&state_dir.join(HINT_FILE)) {
         Ok(hint) => hint,
         Err(error) => {
-            tracing::warn!(%error, "ignoring the applied-state hint");
+            tracing::warn!(error = %crate::error::Chain(&error), "ignoring the applied-state hint");
             None
         }
     }
