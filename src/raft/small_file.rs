@@ -19,9 +19,11 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::Fault;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::error::Fault;
+use crate::state_layout::{LEGACY_TEMP_SUFFIX, TEMP_INFIX};
 
 /// Marks a small state file of this crate (guards against reading some other file by mistake).
 const MAGIC: [u8; 4] = *b"DQSF";
@@ -34,7 +36,6 @@ pub(crate) const SMALL_FILE_BODY_BYTES_MAX: usize = 1 << 20;
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Mode of every file of a node's state: only its owner may read or write it.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
-use crate::state_layout::{LEGACY_TEMP_SUFFIX, TEMP_INFIX};
 /// Hex digits of the random part of a temp file's name: 64 bits, so two writers never pick
 /// the same name by chance.
 const TEMP_SUFFIX_HEX_DIGITS: usize = 16;

@@ -28,6 +28,8 @@ use super::files::{read_optional, write_atomic};
 use super::ids::{random_bytes, ClusterId, Fingerprint, NodeId};
 use super::peer::{cert_spki, parse_cert};
 pub use super::peer::{node_uri, peer_identity, PeerIdentity, CERT_DER_BYTES_MAX};
+/// File names used by `save`/`load` in a state directory.
+pub(crate) use crate::state_layout::{CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE, NODE_KEY_FILE};
 
 /// The DNS name in every node certificate, and the server name every client asks for: the
 /// CA, not the name, is what is checked, so a member may move without a new certificate.
@@ -70,9 +72,6 @@ const CA_COMMON_NAME: &str = "dqlite-vfs cluster CA";
 
 /// Subject common name of node certificates.
 const NODE_COMMON_NAME: &str = "dqlite-vfs node";
-
-/// File names used by `save`/`load` in a state directory.
-pub(crate) use crate::state_layout::{CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE, NODE_KEY_FILE};
 
 /// The parameters of the CA of `cluster_id`: deterministic (see the module docs).
 fn ca_params(cluster_id: ClusterId) -> Result<CertificateParams, TrustError> {

@@ -14,12 +14,11 @@ use std::sync::Arc;
 use super::error::LogError;
 use super::record::{self, Slot};
 use crate::raft::small_file::{private_file_options, sync_dir};
+use crate::state_layout::SEGMENT_SUFFIX as SUFFIX;
 
 /// A new segment is started once the newest one has reached this size, so that purging can
 /// delete whole files and a scan at start-up reads bounded files.
 pub const SEGMENT_BYTES_MAX: u64 = 64 << 20;
-
-use crate::state_layout::SEGMENT_SUFFIX as SUFFIX;
 
 /// An open segment file.
 #[derive(Debug)]
