@@ -18,6 +18,7 @@ pub mod ffi;
 pub mod node;
 pub mod raft;
 pub mod sql;
+pub mod state_layout;
 pub mod transport;
 pub mod trust;
 pub mod vfs;

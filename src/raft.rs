@@ -16,6 +16,7 @@ pub mod page_data;
 pub mod shared;
 pub mod small_file;
 pub mod state_machine;
+pub mod storage_cause;
 pub mod types;
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub struct CommitFrame {
     pub header_offset: u64,
     /// The header SQLite meant to write; the file holds a deliberately invalid copy until
     /// the cluster has committed the transaction.
-    pub header: [u8; 24],
+    pub header: [u8; crate::wal::format::FRAME_HEADER_BYTES],
     /// The WAL's page size.
     pub page_size: u32,
 }

@@ -51,7 +51,7 @@ unsafe extern "C" fn call_function(
         // SAFETY: SQLite passes a valid context and `argc` values for the call's duration.
         let (function, caller, args) = unsafe { read_call(ctx, argc, argv) }?;
         crate::sql::call(function, &caller, &args)
-            .map_err(|error| (error.to_string(), error.sqlite_code()))
+            .map_err(|error| (error.chain().to_string(), error.sqlite_code()))
     }));
     let outcome = outcome.unwrap_or_else(|_| {
         Err(("internal error in dqlite-vfs (panic caught)".into(), SQLITE_INTERNAL))

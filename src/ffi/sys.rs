@@ -149,6 +149,13 @@ pub const SQLITE_OK_LOAD_PERMANENTLY: c_int = 256;
 pub const SQLITE_IOERR_SHORT_READ: c_int = SQLITE_IOERR | (2 << 8);
 pub const SQLITE_IOERR_WRITE: c_int = SQLITE_IOERR | (3 << 8);
 pub const SQLITE_IOERR_COMMIT_ATOMIC: c_int = SQLITE_IOERR | (30 << 8);
+// Codes the error mapping (src/error.rs) reports; the names are SQLite's own.
+pub const SQLITE_FULL: c_int = 13;
+pub const SQLITE_IOERR_READ: c_int = SQLITE_IOERR | (1 << 8);
+pub const SQLITE_IOERR_FSYNC: c_int = SQLITE_IOERR | (4 << 8);
+pub const SQLITE_IOERR_FSTAT: c_int = SQLITE_IOERR | (7 << 8);
+pub const SQLITE_IOERR_LOCK: c_int = SQLITE_IOERR | (15 << 8);
+pub const SQLITE_IOERR_SHMMAP: c_int = SQLITE_IOERR | (21 << 8);
 pub const SQLITE_BUSY_SNAPSHOT: c_int = SQLITE_BUSY | (2 << 8);
 pub const SQLITE_READONLY_CANTLOCK: c_int = SQLITE_READONLY | (2 << 8);
 pub const SQLITE_READONLY_DIRECTORY: c_int = SQLITE_READONLY | (6 << 8);

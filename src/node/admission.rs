@@ -11,8 +11,6 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-
 use super::lifecycle::{members, Node};
 use super::options::{check_member_addr, TokenOptions};
 use super::runtime::wait;
@@ -48,12 +46,9 @@ pub(super) async fn propose(node: &Node, change: TrustChange) -> Result<TrustOut
     match node.raft.client_write(Command::Trust(change)).await {
         Ok(response) => match response.data {
             ApplyOutcome::Trust(outcome) => Ok(outcome),
-            other => Err(Error::Raft(format!("a trust change was applied as {other:?}"))),
+            other => Err(Error::Internal(format!("a trust change was applied as {other:?}"))),
         },
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-            Err(Error::NotLeader { leader: None })
-        }
-        Err(error) => Err(Error::Raft(format!("proposing a trust change: {error}"))),
+        Err(error) => Err(Error::raft("proposing a trust change", error)),
     }
 }
 
@@ -84,7 +79,9 @@ pub(super) async fn issue_here(node: &Node, options: TokenOptions) -> Result<Adm
         TrustOutcome::Refused(refusal) => {
             Err(Error::Refused(format!("no token issued: {refusal}")))
         }
-        TrustOutcome::Admitted { .. } => Err(Error::Raft("issuing a token admitted a node".into())),
+        TrustOutcome::Admitted { .. } => {
+            Err(Error::Internal("issuing a token admitted a node".into()))
+        }
     }
 }
 
@@ -104,8 +101,8 @@ pub(super) async fn answer_join(
             retryable: true,
         },
         Err(error) => {
-            tracing::info!(%error, "join refused");
-            Response::Error { message: error.to_string(), retryable: false }
+            tracing::info!(error = %error.chain(), "join refused");
+            Response::Error { message: error.chain().to_string(), retryable: false }
         }
     }
 }
@@ -154,7 +151,7 @@ async fn admit_here(
     let node_id = match propose(node, change.clone()).await? {
         TrustOutcome::Admitted { node_id } => node_id,
         TrustOutcome::Refused(refusal) => return Err(Error::Trust(refusal.into_error(&change))),
-        TrustOutcome::Done => return Err(Error::Raft("an admission allocated no id".into())),
+        TrustOutcome::Done => return Err(Error::Internal("an admission allocated no id".into())),
     };
     let issued = ca.issue(&request.public_key_der, cluster_id, node_id, validity, now)?;
     tracing::info!(node_id, role = %request.role, addr = %request.addr, "admitted a new node");
@@ -262,7 +259,7 @@ fn join_error(peer: &str, error: TransportError) -> Error {
         TransportError::Remote { message, .. } => {
             Error::Refused(format!("{peer} refused the join: {message}"))
         }
-        other => Error::Unreachable(format!("could not join through {peer}: {other}")),
+        other => Error::transport(format!("could not join through {peer}"), other),
     }
 }
 

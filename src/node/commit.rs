@@ -23,7 +23,7 @@ use crate::ffi::file::RawFile;
 use crate::raft::types::{ApplyOutcome, Command, ProposalId};
 use crate::vfs::{CommitFrame, Replicator};
 use crate::wal::capture::capture_transaction;
-use crate::wal::format::{Salts, WalHeader};
+use crate::wal::format::{frame_number_at, Salts, WalHeader, WAL_HEADER_BYTES};
 use crate::wal::index::header::IndexHeader;
 
 /// What openraft answers a proposal.
@@ -31,9 +31,6 @@ type WriteResult = Result<
     openraft::raft::ClientWriteResponse<crate::raft::types::TypeConfig>,
     RaftError<crate::raft::types::TypeConfig, ClientWriteError<crate::raft::types::TypeConfig>>,
 >;
-
-const WAL_HEADER_BYTES: u64 = 32;
-const FRAME_HEADER_BYTES: u64 = 24;
 
 /// Slowest replication rate a commit allows before its outcome counts as unknown: a large
 /// transaction gets time in proportion to its size on top of [`COMMIT_DEADLINE`].
@@ -61,12 +58,12 @@ impl Node {
         if before.max_frame > 0 {
             return Ok(before.salts);
         }
-        let mut bytes = [0u8; WAL_HEADER_BYTES as usize];
+        let mut bytes = [0u8; WAL_HEADER_BYTES];
         wal.read_exact_at(&mut bytes, 0)
             .map_err(|c| Error::Sqlite { code: c.0, message: "reading the WAL header".into() })?;
         WalHeader::decode(&bytes)
             .map(|header| header.salts)
-            .map_err(|e| Error::io("reading the WAL header", std::io::Error::other(e)))
+            .map_err(|source| Error::Wal { context: "reading the WAL header", source })
     }
 }
 
@@ -179,17 +176,16 @@ impl Replicator for Node {
     fn commit(&self, wal: &RawFile, commit: &CommitFrame) -> Result<(), Error> {
         let started = std::time::Instant::now();
         let before = self.db.index_header()?;
-        let frame_bytes = u64::from(commit.page_size) + FRAME_HEADER_BYTES;
-        let commit_frame =
-            u32::try_from((commit.header_offset - WAL_HEADER_BYTES) / frame_bytes + 1)
-                .map_err(|_| Error::Refused("the WAL is too long".into()))?;
+        let commit_frame = frame_number_at(commit.page_size, commit.header_offset)
+            .and_then(|frame| u32::try_from(frame).ok())
+            .ok_or_else(|| Error::Refused("the WAL is too long".into()))?;
         let pages = capture_transaction(
             &super::files::Wal { file: wal },
             &before,
             commit_frame,
             Some(&commit.header),
         )
-        .map_err(|e| Error::io("reading the transaction from the WAL", std::io::Error::other(e)))?;
+        .map_err(|source| Error::Wal { context: "reading the transaction from the WAL", source })?;
         let salts = self.wal_generation(wal, &before)?;
         let proposal =
             ProposalId { node: self.id(), seq: self.next_proposal.fetch_add(1, Ordering::Relaxed) };
@@ -233,19 +229,24 @@ impl Replicator for Node {
             (_, Some(Ok(response))) if response.data == ApplyOutcome::Conflict => {
                 Err(Error::Conflict)
             }
-            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown(
-                "the entry was applied without finishing the local commit".into(),
-            )),
+            (_, Some(Ok(_))) => Err(Error::OutcomeUnknown {
+                what: "the entry was applied without finishing the local commit".into(),
+                cause: None,
+            }),
             (_, Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => {
                 Err(self.not_leader())
             }
-            (_, Some(Err(error))) => Err(Error::OutcomeUnknown(format!(
-                "the cluster dropped the proposed entry ({error})"
-            ))),
-            (_, None) => Err(Error::OutcomeUnknown(format!(
-                "no confirmation from the cluster within {} ms",
-                deadline.as_millis()
-            ))),
+            (_, Some(Err(error))) => Err(Error::OutcomeUnknown {
+                what: "the cluster dropped the proposed entry".into(),
+                cause: Some(Box::new(error)),
+            }),
+            (_, None) => Err(Error::OutcomeUnknown {
+                what: format!(
+                    "no confirmation from the cluster within {} ms",
+                    deadline.as_millis()
+                ),
+                cause: None,
+            }),
         }
     }
 }

@@ -19,9 +19,9 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::files::{DbFiles, Index, Wal};
-use crate::error::Error;
+use crate::error::{Error, Fault, SqliteCode};
 use crate::ffi::connection::{Connection, Through};
-use crate::raft::state_machine::Database;
+use crate::raft::state_machine::{Database, SmError};
 use crate::raft::types::{LogIndex, Page, PageData, PageSet, ProposalId};
 use crate::wal::append::WriteLock;
 use crate::wal::format::Salts;
@@ -117,8 +117,24 @@ impl WalPosition {
     }
 }
 
-fn other(error: impl std::fmt::Display) -> io::Error {
-    io::Error::other(error.to_string())
+/// An error for the `io::Result`s of the `Database` trait, keeping its type (the state
+/// machine's error classification finds it again, see `crate::error::Fault::of_io`).
+fn other(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::other(error)
+}
+
+/// A snapshot image that is not a database of the size it claims: corrupt.
+fn bad_image(path: &Path, reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, SmError::BadImage { path: path.to_owned(), reason })
+}
+
+/// A failed read of a snapshot image.
+#[derive(Debug, thiserror::Error)]
+#[error("reading snapshot image {}", path.display())]
+struct ImageRead {
+    path: PathBuf,
+    #[source]
+    source: io::Error,
 }
 
 impl ReplicatedDb {
@@ -167,9 +183,10 @@ impl ReplicatedDb {
     /// The published wal-index header.
     pub fn index_header(&self) -> Result<IndexHeader, Error> {
         let index = self.files.index();
-        let region0 = index.region(0).map_err(|e| Error::io("mapping the wal-index", e))?;
+        let region0 =
+            index.region(0).map_err(|e| Error::io(Fault::ShmMap, "mapping the wal-index", e))?;
         read_header(&index, &region0)
-            .map_err(|e| Error::io("reading the wal-index header", other(e)))
+            .map_err(|source| Error::Wal { context: "reading the wal-index header", source })
     }
 
     /// Registers the local commit about to be proposed.
@@ -352,7 +369,7 @@ impl Database for ReplicatedDb {
         self.files
             .wal
             .write_all_at(&commit.header, commit.header_offset)
-            .map_err(|c| other(format!("writing a commit header: SQLite error {}", c.0)))?;
+            .map_err(|c| other(SqliteCode { what: "writing a commit header", code: c.0 }))?;
         commit.state = LocalState::Finished;
         self.settled.notify_all();
         *self.position.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -449,7 +466,7 @@ impl Database for ReplicatedDb {
 
     fn sync(&self) -> io::Result<()> {
         self.wait_published()?;
-        self.files.wal.sync().map_err(|c| other(format!("syncing the WAL: SQLite error {}", c.0)))
+        self.files.wal.sync().map_err(|c| other(SqliteCode { what: "syncing the WAL", code: c.0 }))
     }
 }
 
@@ -475,10 +492,7 @@ impl ImageReader {
         let len = file.metadata()?.len();
         let mut header = [0u8; 100];
         if len < header.len() as u64 {
-            return Err(other(format!(
-                "snapshot image {} is too short to be a database ({len} bytes)",
-                path.display()
-            )));
+            return Err(bad_image(path, format!("too short to be a database ({len} bytes)")));
         }
         file.read_exact_at(&mut header, 0)?;
         let raw_size = u32::from(u16::from_be_bytes([header[16], header[17]]));
@@ -487,17 +501,11 @@ impl ImageReader {
             || !page_size.is_power_of_two()
             || len % u64::from(page_size) != 0
         {
-            return Err(other(format!(
-                "snapshot image {} has a bad page size {page_size} for {len} bytes",
-                path.display()
-            )));
+            return Err(bad_image(path, format!("bad page size {page_size} for {len} bytes")));
         }
         let count = len / u64::from(page_size);
         if count > IMAGE_PAGES_MAX {
-            return Err(other(format!(
-                "snapshot image {} has too many pages ({count})",
-                path.display()
-            )));
+            return Err(bad_image(path, format!("too many pages ({count})")));
         }
         Ok(ImageReader {
             file,
@@ -518,9 +526,9 @@ impl ImageReader {
         let count = per_batch.min(self.page_count - self.next_page + 1);
         let mut buffer = vec![0u8; count as usize * self.page_size as usize];
         let offset = u64::from(self.next_page - 1) * u64::from(self.page_size);
-        self.file
-            .read_exact_at(&mut buffer, offset)
-            .map_err(|e| other(format!("reading snapshot image {}: {e}", self.path.display())))?;
+        self.file.read_exact_at(&mut buffer, offset).map_err(|source| {
+            io::Error::new(source.kind(), ImageRead { path: self.path.clone(), source })
+        })?;
         let bytes = bytes::Bytes::from(buffer);
         let first = self.next_page;
         let pages = bytes

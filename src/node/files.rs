@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, SqliteCode};
 use crate::ffi::file::{Code, HostFilename, OwnedFile, RawFile, ShmRegion, Which};
 use crate::ffi::sys::{SQLITE_SHM_EXCLUSIVE, SQLITE_SHM_LOCK, SQLITE_SHM_UNLOCK};
 use crate::ffi::vfs::inner_vfs;
@@ -50,7 +50,7 @@ fn code_error(what: &str, path: &Path, code: Code) -> Error {
 }
 
 fn io_error(code: Code) -> io::Error {
-    io::Error::other(format!("SQLite VFS error {}", code.0))
+    io::Error::other(SqliteCode { what: "the WAL or wal-index", code: code.0 })
 }
 
 /// A WAL file seen through any raw handle (the node's, or the committing connection's).

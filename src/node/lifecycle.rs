@@ -121,7 +121,7 @@ impl Node {
         {
             endpoint
                 .present(&ca, identity)
-                .map_err(|e| Error::Refused(format!("presenting the renewed certificate: {e}")))?;
+                .map_err(|e| Error::transport("presenting the renewed certificate", e))?;
         }
         self.cert_not_after_unix_s.store(identity.peer().not_after_unix_s, Ordering::Release);
         Ok(())
@@ -257,7 +257,7 @@ pub fn join_or_resume(
             // A voter that stopped between joining and receiving the CA key gets it now; a
             // failure only means it cannot admit nodes yet, so the start goes on.
             if let Err(error) = admission::fetch_ca_key(&node, peer) {
-                tracing::warn!(%error, "could not fetch the cluster CA key yet");
+                tracing::warn!(error = %error.chain(), "could not fetch the cluster CA key yet");
             }
         }
         return Ok(node);
@@ -311,7 +311,7 @@ pub fn join_or_resume(
     }
     if role == Role::Voter {
         if let Err(error) = admission::fetch_ca_key(&node, &admitted.leader_addr) {
-            tracing::warn!(%error, "joined, but could not fetch the cluster CA key yet (retried at the next start)");
+            tracing::warn!(error = %error.chain(), "joined, but could not fetch the cluster CA key yet (retried at the next start)");
         }
     }
     dir.save_identity(&Identity { joined: true, ..identity })?;
@@ -372,7 +372,7 @@ fn raft_config() -> Result<Arc<openraft::Config>, Error> {
         enable_pre_vote: Some(true),
         ..Default::default()
     };
-    config.validate().map(Arc::new).map_err(|e| Error::Raft(e.to_string()))
+    config.validate().map(Arc::new).map_err(Error::raft_config)
 }
 
 /// Starts the node of `db` with `identity`; attaches it to the VFS.
@@ -404,24 +404,20 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
         async move {
             let endpoint = Endpoint::bind(&addr, &ca_for_bind, &tls_identity, handler_for_bind)
                 .await
-                .map_err(|e| {
-                    Error::Refused(format!(
-                        "cannot listen on {addr}: {e} (is the address in use, or not local?)"
-                    ))
-                })?;
+                .map_err(|source| Error::Listen { addr: addr.clone(), source })?;
             let opened = tokio::task::spawn_blocking(move || {
                 let log = LogStore::open_with_segment_bytes(
                     &root,
                     compaction::segment_bytes_for(log_bytes_max),
                 )
-                .map_err(|e| Error::io("opening the Raft log", std::io::Error::other(e)))?;
-                let sm = StateMachine::open(&root, db_for_sm, views_for_sm).map_err(|e| {
-                    Error::io("opening the state machine", std::io::Error::other(e))
+                .map_err(|source| Error::Log { context: "opening the Raft log", source })?;
+                let sm = StateMachine::open(&root, db_for_sm, views_for_sm).map_err(|source| {
+                    Error::StateMachine { context: "opening the state machine", source }
                 })?;
                 Ok::<_, Error>((log, sm))
             })
             .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
+            .map_err(|source| Error::Task { context: "opening the node's storage", source })?;
             let (log, sm) = match opened {
                 Ok(opened) => opened,
                 Err(error) => {
@@ -451,7 +447,7 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                 }
                 Err(error) => {
                     endpoint.shutdown().await;
-                    Err(Error::Raft(error.to_string()))
+                    Err(Error::fatal("starting Raft", error))
                 }
             }
         },

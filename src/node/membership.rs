@@ -38,7 +38,7 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
     let node = Arc::clone(node);
     wait(
         async move {
-            raft.initialize(me).await.map_err(|e| Error::Raft(e.to_string()))?;
+            raft.initialize(me).await.map_err(|e| Error::raft("initialising Raft", e))?;
             raft.wait(Some(START_DEADLINE))
                 .metrics(
                     |m| {
@@ -50,19 +50,22 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
                     "lead and apply the first entry of the term",
                 )
                 .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+                .map_err(|e| Error::raft_wait("waiting to lead the new cluster", e))?;
             // The trust state starts with node 1 admitted, before any snapshot: every later
             // member receives it with the cluster's data.
             match super::admission::propose(&node, bootstrap).await? {
                 TrustOutcome::Admitted { node_id: 1 } => {}
                 other => {
-                    return Err(Error::Raft(format!(
+                    return Err(Error::Internal(format!(
                         "recording the cluster's trust state: {other:?}"
                     )))
                 }
             }
             let applied = node.metrics().last_applied.map(|id| id.index());
-            raft.trigger().snapshot().await.map_err(|e| Error::Raft(e.to_string()))?;
+            raft.trigger()
+                .snapshot()
+                .await
+                .map_err(|e| Error::fatal("triggering the initial snapshot", e))?;
             let metrics = raft
                 .wait(Some(START_DEADLINE))
                 .metrics(
@@ -70,12 +73,12 @@ pub fn bootstrap(node: &Arc<Node>) -> Result<(), Error> {
                     "initial snapshot",
                 )
                 .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+                .map_err(|e| Error::raft_wait("waiting for the initial snapshot", e))?;
             if let Some(snapshot) = metrics.snapshot {
                 raft.trigger()
                     .purge_log(snapshot.index())
                     .await
-                    .map_err(|e| Error::Raft(e.to_string()))?;
+                    .map_err(|e| Error::fatal("purging the log behind the snapshot", e))?;
             }
             Ok(())
         },
@@ -131,7 +134,7 @@ pub fn finish_join(node: &Node, peer: &str) -> Result<(), Error> {
                     "become a member",
                 )
                 .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+                .map_err(|e| Error::raft_wait("waiting to become a member", e))?;
             Ok(())
         },
         JOIN_DEADLINE,
@@ -167,7 +170,7 @@ pub fn issue_token(node: &Arc<Node>, options: TokenOptions) -> Result<String, Er
     let TokenOptions { role, ttl_s, uses, seeds } = options;
     match to_leader(node, Request::Admin(AdminRequest::IssueToken { role, ttl_s, uses, seeds }))? {
         AdminResponse::Token(Secret(token)) => Ok(token),
-        other => Err(Error::Raft(format!("unexpected answer to a token request: {other:?}"))),
+        other => Err(Error::Internal(format!("unexpected answer to a token request: {other:?}"))),
     }
 }
 
@@ -220,7 +223,10 @@ async fn transfer_here(raft: &super::lifecycle::RaftNode, to: NodeId) -> Result<
     if !transfer_needed(&metrics, to)? {
         return Ok(());
     }
-    raft.trigger().transfer_leader(to).await.map_err(|e| Error::Raft(e.to_string()))?;
+    raft.trigger()
+        .transfer_leader(to)
+        .await
+        .map_err(|e| Error::fatal(format!("handing leadership to node {to}"), e))?;
     let moved = raft
         .wait(Some(TRANSFER_DEADLINE))
         .metrics(|m| m.current_leader == Some(to), "hand leadership over")
@@ -306,7 +312,7 @@ const LEADER_CHANGE_RETRY: Duration = Duration::from_millis(100);
 fn admin_call(node: &Node, addr: &str, request: Request, deadline: Duration) -> Result<(), Error> {
     match admin_request(node, addr, request, deadline)? {
         AdminResponse::Done => Ok(()),
-        other => Err(Error::Raft(format!("unexpected answer from {addr}: {other:?}"))),
+        other => Err(Error::Internal(format!("unexpected answer from {addr}: {other:?}"))),
     }
 }
 
@@ -324,7 +330,7 @@ fn admin_request(
                 // to give it to (see `node/rpc.rs`); nothing was done.
                 TransportError::Remote { retryable: true, .. } => Error::NotLeader { leader: None },
                 TransportError::Remote { message, .. } => Error::Refused(message),
-                other => Error::Unreachable(format!("{other}")),
+                other => Error::transport("the request failed", other),
             })
         },
         deadline + Duration::from_secs(1),
@@ -332,7 +338,7 @@ fn admin_request(
     )?;
     match response {
         Response::Admin(answer) => Ok(answer),
-        other => Err(Error::Raft(format!("unexpected answer from {addr}: {other:?}"))),
+        other => Err(Error::Internal(format!("unexpected answer from {addr}: {other:?}"))),
     }
 }
 
@@ -346,7 +352,7 @@ pub fn barrier(node: &Node) -> Result<u64, Error> {
             raft.wait(Some(ADMIN_DEADLINE))
                 .applied_index_at_least(Some(index), "apply up to the read index")
                 .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+                .map_err(|e| Error::raft_wait("applying up to the read index", e))?;
             Ok(index)
         },
         ADMIN_DEADLINE + Duration::from_secs(1),
@@ -373,7 +379,7 @@ fn leader_read_index(node: &Node) -> Result<u64, Error> {
                 ) {
                     Ok(AdminResponse::ReadIndex { index }) => Ok(index),
                     Ok(other) => {
-                        Err(Error::Raft(format!("unexpected answer from {leader}: {other:?}")))
+                        Err(Error::Internal(format!("unexpected answer from {leader}: {other:?}")))
                     }
                     Err(error) => Err(error),
                 },
@@ -383,7 +389,7 @@ fn leader_read_index(node: &Node) -> Result<u64, Error> {
         match attempt {
             Ok(index) => return Ok(index),
             Err(error) if std::time::Instant::now() < deadline => {
-                tracing::debug!(%error, "read-index not available yet, retrying");
+                tracing::debug!(error = %error.chain(), "read-index not available yet, retrying");
                 std::thread::sleep(READ_INDEX_RETRY);
             }
             Err(error) => return Err(error),
@@ -422,7 +428,7 @@ async fn read_index(raft: &super::lifecycle::RaftNode) -> Result<u64, Error> {
                 tracing::debug!(%error, "read-index not confirmed yet, retrying");
                 tokio::time::sleep(READ_INDEX_RETRY).await;
             }
-            Err(error) => return Err(Error::Raft(error.to_string())),
+            Err(error) => return Err(Error::raft("confirming leadership", error)),
         }
     }
 }
@@ -460,7 +466,7 @@ where
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 return Err(Error::NotLeader { leader: None })
             }
-            Err(error) => return Err(Error::Raft(format!("{what}: {error}"))),
+            Err(error) => return Err(Error::raft(what, error)),
         }
     }
 }
@@ -501,7 +507,7 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
             match super::admission::propose(node, TrustChange::Revoke { node_id }).await? {
                 TrustOutcome::Done => {}
                 other => {
-                    return Err(Error::Raft(format!(
+                    return Err(Error::Internal(format!(
                     "node {node_id} was removed, but revoking it gave {other:?}: retry ha_remove"
                 )))
                 }
@@ -512,13 +518,8 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
                 .await
         }
         AdminRequest::SetArchive { setting } => {
-            match raft.client_write(crate::raft::types::Command::Archive(setting)).await {
-                Ok(_) => {}
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                    return Err(Error::NotLeader { leader: None })
-                }
-                Err(error) => return Err(Error::Raft(format!("setting the archive: {error}"))),
-            }
+            let written = raft.client_write(crate::raft::types::Command::Archive(setting)).await;
+            written.map_err(|error| Error::raft("setting the archive", error))?;
         }
         AdminRequest::FetchCaKey => {
             return Err(Error::InvalidArgument("the CA key is answered by the node asked".into()))

@@ -73,7 +73,7 @@ pub(super) async fn answer_renew(
     }
     match renew_for(node, caller, &public_key_der).await {
         Ok(cert_pem) => Response::Admin(AdminResponse::Certificate(cert_pem)),
-        Err(error) => Response::Error { message: error.to_string(), retryable: false },
+        Err(error) => Response::Error { message: error.chain().to_string(), retryable: false },
     }
 }
 
@@ -100,7 +100,7 @@ async fn renew_when_due(node: Weak<Node>) {
         match renew(&node).await {
             Ok(not_after) => tracing::info!(node = node.id(), not_after, "certificate renewed"),
             Err(error) => {
-                tracing::warn!(node = node.id(), %error, seconds_left = left_s, "certificate renewal failed; retrying at the next check")
+                tracing::warn!(node = node.id(), error = %error.chain(), seconds_left = left_s, "certificate renewal failed; retrying at the next check")
             }
         }
     }
@@ -144,7 +144,7 @@ async fn ask_leader(node: &Node, public_key_der: Vec<u8>) -> Result<String, Erro
                 )))
             }
             Err(error) => {
-                return Err(Error::Unreachable(format!("renewing through {target}: {error}")))
+                return Err(Error::transport(format!("renewing through {target}"), error))
             }
         }
     }

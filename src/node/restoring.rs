@@ -11,7 +11,7 @@ use super::runtime::wait;
 use super::state_dir::StateDir;
 use crate::archive::restore::{build_image, RestoreRequest};
 use crate::archive::ArchiveError;
-use crate::error::Error;
+use crate::error::{Error, Fault};
 use crate::raft::state_machine::Database;
 
 /// Bound on a whole restore (each request to the store has its own, shorter deadline).
@@ -45,7 +45,7 @@ pub(super) fn restore(db: &Path, request: &RestoreRequest) -> Result<u64, Error>
     )?;
     let imported = replicated.import_image(&image.path);
     let _ = std::fs::remove_file(&image.path);
-    imported.map_err(|e| Error::io("importing the restored image", e))?;
+    imported.map_err(|e| Error::io(Fault::Write, "importing the restored image", e))?;
     tracing::info!(db = %db.display(), index = image.index, "restored from the archive");
     Ok(image.index)
 }

@@ -155,7 +155,7 @@ impl RpcHandler for Handler {
     fn incoming_snapshot_path(&self) -> PathBuf {
         let dir =
             self.node().map(|n| n.state_dir().snapshots()).unwrap_or_else(|_| std::env::temp_dir());
-        dir.join(format!("incoming-{:016x}.db", rand::random::<u64>()))
+        dir.join(crate::state_layout::incoming_snapshot_name())
     }
 
     fn install_snapshot(
@@ -193,7 +193,7 @@ fn check_member(node: &Node, peer: &PeerIdentity) -> Result<(), Response> {
     match node.trust.get().check_connection(node.cluster_id(), peer) {
         Ok(()) => Ok(()),
         Err(TrustError::Revoked { node_id }) => Err(Response::Revoked { node_id }),
-        Err(error) => Err(error_response(error.to_string(), false)),
+        Err(error) => Err(error_response(crate::error::Chain(&error).to_string(), false)),
     }
 }
 
@@ -345,7 +345,7 @@ async fn answer(node: &Arc<Node>, request: Request) -> Response {
                 Err(Error::NotLeader { .. }) => {
                     error_response("leadership is changing; retry in a moment", true)
                 }
-                Err(e) => error_response(e.to_string(), false),
+                Err(e) => error_response(e.chain().to_string(), false),
             }
         }
     }
@@ -362,6 +362,9 @@ async fn forward(node: &Node, request: Request) -> Response {
     match node.client.call(&leader, request, ADMIN_DEADLINE).await {
         Ok(response) => response,
         // Not retryable: the leader may have carried the request out before the answer was lost.
-        Err(e) => error_response(format!("could not reach the leader at {leader}: {e}"), false),
+        Err(e) => error_response(
+            format!("could not reach the leader at {leader}: {}", crate::error::Chain(&e)),
+            false,
+        ),
     }
 }

@@ -7,10 +7,10 @@
 //! pid that started it.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, Fault};
 
 /// Worker threads: Raft, QUIC and apply work are light; two keep latency low on two cores.
 const WORKER_THREADS: usize = 2;
@@ -20,7 +20,8 @@ struct Shared {
     pid: u32,
 }
 
-static RUNTIME: OnceLock<Result<Shared, String>> = OnceLock::new();
+/// The runtime, or why it could not start (kept for every later caller, hence shared).
+static RUNTIME: OnceLock<Result<Shared, Arc<std::io::Error>>> = OnceLock::new();
 
 /// The process's runtime handle, started on first use.
 pub fn handle() -> Result<tokio::runtime::Handle, Error> {
@@ -31,14 +32,14 @@ pub fn handle() -> Result<tokio::runtime::Handle, Error> {
             .enable_all()
             .build()
             .map(|runtime| Shared { runtime, pid: std::process::id() })
-            .map_err(|e| e.to_string())
+            .map_err(Arc::new)
     });
     match shared {
         Ok(shared) if shared.pid == std::process::id() => Ok(shared.runtime.handle().clone()),
         Ok(_) => Err(Error::NodeStopped(
             "this process was forked from the one that started the node; nodes do not survive fork(): open the database in the parent or start the node after forking".into(),
         )),
-        Err(e) => Err(Error::Raft(format!("could not start the runtime: {e}"))),
+        Err(e) => Err(Error::io_shared(Fault::Internal, "could not start the node's runtime", e)),
     }
 }
 

@@ -27,16 +27,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, Fault};
 use crate::raft::small_file::{self, private_file_options};
 use crate::raft::types::NodeId;
-use crate::vfs::owner::state_dir_of;
-
-/// File name of the identity inside the state directory.
-const IDENTITY_FILE: &str = "node.json";
-/// Base name of the file [`creating_uid`] creates and removes (made unique, and recognised as
-/// a temp file, by `small_file::temp_path`).
-const UID_PROBE_NAME: &str = ".uid-probe";
+use crate::state_layout::{
+    state_dir_of, IDENTITY_FILE, LOG_DIR, SNAPSHOT_DIR, TLS_DIR, UID_PROBE_NAME,
+};
 /// Permission bits of group and others: none may be set on a state directory.
 const GROUP_OTHER_BITS: u32 = 0o077;
 
@@ -98,7 +94,7 @@ impl StateDir {
         // Only what is missing: whatever is there (a link, a file) is for the check to judge.
         let create = |dir: &Path| match fs::symlink_metadata(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => small_file::create_private_dir(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e)),
+                .map_err(|e| Error::io(Fault::Open, format!("creating {}", dir.display()), e)),
             _ => Ok(()),
         };
         create(&self.root)?;
@@ -144,7 +140,8 @@ impl StateDir {
                 })
             }
             Err(e) => {
-                return Err(Error::io(format!("creating a file in {}", self.root.display()), e))
+                let context = format!("creating a file in {}", self.root.display());
+                return Err(Error::io(Fault::Open, context, e));
             }
         };
         check_dir(&self.root, &self.root, uid)?;
@@ -159,6 +156,7 @@ impl StateDir {
             match small_file::remove_temp_files(&dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(Error::io(
+                        Fault::Io,
                         format!("removing partial files in {}", dir.display()),
                         e,
                     ))
@@ -175,15 +173,15 @@ impl StateDir {
 
     /// `tls/`.
     pub fn tls(&self) -> PathBuf {
-        self.root.join("tls")
+        self.root.join(TLS_DIR)
     }
     /// `log/`.
     pub fn log(&self) -> PathBuf {
-        self.root.join("log")
+        self.root.join(LOG_DIR)
     }
     /// `snapshots/`.
     pub fn snapshots(&self) -> PathBuf {
-        self.root.join("snapshots")
+        self.root.join(SNAPSHOT_DIR)
     }
 
     /// Reads `node.json` and verifies its checksum; `Ok(None)` if this database was never a
@@ -194,10 +192,11 @@ impl StateDir {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            Err(e) => return Err(Error::io(Fault::Read, format!("reading {}", path.display()), e)),
         };
         let corrupt = |reason: String| {
             Error::io(
+                Fault::Corrupt,
                 format!("{} is corrupt (fix or remove it)", path.display()),
                 io::Error::new(io::ErrorKind::InvalidData, reason),
             )
@@ -224,13 +223,14 @@ impl StateDir {
 
     /// Writes `node.json` atomically and durably (`small_file::replace`), with the checksum.
     pub fn save_identity(&self, identity: &Identity) -> Result<(), Error> {
-        let encoding = |e: serde_json::Error| Error::io("encoding node.json", io::Error::other(e));
+        let encoding =
+            |e: serde_json::Error| Error::io(Fault::Internal, "encoding node.json", e.into());
         let value = serde_json::to_value(identity).map_err(encoding)?;
         let stored =
             StoredIdentity { crc32: identity_crc(&value).map_err(encoding)?, identity: value };
         let bytes = serde_json::to_vec_pretty(&stored).map_err(encoding)?;
         small_file::replace(&self.root.join(IDENTITY_FILE), &bytes)
-            .map_err(|e| Error::io("writing node.json", e.into()))
+            .map_err(|source| Error::StateFile { context: "writing node.json".into(), source })
     }
 
     /// Refuses an identity whose node id is not the one in this node's certificate
@@ -254,7 +254,7 @@ impl StateDir {
 /// to group or others. `root` is the state directory, for the fix.
 fn dir_metadata(root: &Path, dir: &Path) -> Result<fs::Metadata, Error> {
     let meta = fs::symlink_metadata(dir)
-        .map_err(|e| Error::io(format!("inspecting {}", dir.display()), e))?;
+        .map_err(|e| Error::io(Fault::Stat, format!("inspecting {}", dir.display()), e))?;
     let refuse = |problem: String, fix: String| Error::InsecureStateDir {
         dir: dir.display().to_string(),
         problem,
@@ -479,7 +479,7 @@ mod tests {
         let mut bad = good.clone();
         bad[at + 3] = b'4';
         fs::write(&path, &bad).unwrap();
-        let message = dir.identity().unwrap_err().to_string();
+        let message = dir.identity().unwrap_err().chain().to_string();
         assert!(
             message.contains("node.json is corrupt") && message.contains("checksum mismatch"),
             "{message}"

@@ -38,10 +38,10 @@ use self::state::State;
 use self::syncer::Syncer;
 use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::shared;
+use crate::raft::storage_cause::StorageCause;
 use crate::raft::types::{page_bytes, TypeConfig};
 
-/// Name of the log directory inside a node's state directory.
-pub const LOG_DIR: &str = "log";
+pub use crate::state_layout::LOG_DIR;
 
 /// Upper bound on entry bodies returned by one `limited_get_log_entries` call, so that feeding a
 /// lagging follower does not load an unbounded part of the log into memory.
@@ -127,7 +127,7 @@ where
     .await;
     match joined {
         Ok(result) => result.map_err(io::Error::from),
-        Err(e) => Err(io::Error::other(format!("raft log task failed: {e}"))),
+        Err(e) => Err(LogError::Task(e).into()),
     }
 }
 
@@ -173,7 +173,7 @@ async fn read_entries(
         let locs = st.locate(start, end, bytes_max);
         let mut out = Vec::with_capacity(locs.len());
         for (file, loc) in locs {
-            let body = record::read_indexed(&file, loc.offset, loc.len)?;
+            let body = record::read_indexed(&file, loc.seg, loc.offset, loc.len)?;
             let entry: EntryT = shared::decode(&body).map_err(|e| LogError::Decode {
                 path: PathBuf::from(format!("segment {}", loc.seg)),
                 offset: loc.offset,
@@ -272,7 +272,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             }
             Err(e) => {
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                // The error goes to openraft twice (callback and return): the callback gets
+                // its classified copy.
+                let cause = <StorageCause as openraft::error::ErrorSource>::from_error(&e);
+                callback.io_completed(Err(io::Error::new(e.kind(), cause)));
                 Err(e)
             }
         }

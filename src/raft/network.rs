@@ -108,7 +108,7 @@ impl PeerNetwork {
         ttl: Duration,
         e: TransportError,
     ) -> RPCError<TypeConfig> {
-        tracing::debug!(target_node = self.target, addr = %self.addr, error = %e, "{action:?} failed");
+        tracing::debug!(target_node = self.target, addr = %self.addr, error = %crate::error::Chain(&e), "{action:?} failed");
         match classify(&e) {
             Kind::Timeout => RPCError::Timeout(Timeout {
                 action,
@@ -150,6 +150,7 @@ fn classify(e: &TransportError) -> Kind {
         | TransportError::TlsConfig(_)
         | TransportError::Trust(_)
         | TransportError::WrongPeer { .. }
+        | TransportError::Handshake { .. }
         | TransportError::Remote { retryable: false, .. } => Kind::Unreachable,
         TransportError::ConnectionLost { .. }
         | TransportError::Frame(_)

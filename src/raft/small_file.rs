@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::Fault;
+use crate::state_layout::{LEGACY_TEMP_SUFFIX, TEMP_INFIX};
+
 /// Marks a small state file of this crate (guards against reading some other file by mistake).
 const MAGIC: [u8; 4] = *b"DQSF";
 /// Bytes before the body: magic, length, crc.
@@ -33,34 +36,42 @@ pub(crate) const SMALL_FILE_BODY_BYTES_MAX: usize = 1 << 20;
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Mode of every file of a node's state: only its owner may read or write it.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
-/// Temp files of [`replace`] are named `<target name>` + this + [`TEMP_SUFFIX_HEX_DIGITS`] hex
-/// digits; [`remove_temp_files`] recognises them by it.
-const TEMP_INFIX: &str = ".tmp-";
 /// Hex digits of the random part of a temp file's name: 64 bits, so two writers never pick
 /// the same name by chance.
 const TEMP_SUFFIX_HEX_DIGITS: usize = 16;
-/// Suffix of the fixed-name temp files of earlier versions (`vote.tmp`) and of the snapshot
-/// import copy (`import.tmp`): partial files as well.
-const LEGACY_TEMP_SUFFIX: &str = ".tmp";
 
 /// Why a small state file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SmallFileError {
     /// The file system failed.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     /// The file exists but is not a complete value written by this crate.
-    #[error("{path}: corrupt state file: {reason}")]
+    #[error("{}: corrupt state file: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
 }
 
-impl From<SmallFileError> for io::Error {
-    fn from(e: SmallFileError) -> Self {
-        let kind = match &e {
+impl SmallFileError {
+    /// What kind of failure this is (see `crate::error`).
+    pub fn fault(&self) -> Fault {
+        match self {
+            SmallFileError::Io { source, .. } => Fault::of_io(source, Fault::Io),
+            SmallFileError::Corrupt { .. } => Fault::Corrupt,
+        }
+    }
+
+    pub(crate) fn io_kind(&self) -> io::ErrorKind {
+        match self {
             SmallFileError::Io { source, .. } => source.kind(),
             SmallFileError::Corrupt { .. } => io::ErrorKind::InvalidData,
-        };
-        io::Error::new(kind, e.to_string())
+        }
+    }
+}
+
+/// For callers that speak `io::Error`: the `SmallFileError` travels inside it.
+impl From<SmallFileError> for io::Error {
+    fn from(e: SmallFileError) -> Self {
+        io::Error::new(e.io_kind(), e)
     }
 }
 

@@ -68,7 +68,7 @@ pub struct StateMachine<D: Database> {
 
 /// A snapshot already built by the state machine task; `build_snapshot` just hands it over.
 pub struct SnapshotBuilder {
-    built: Option<Result<SnapshotT, String>>,
+    built: Option<Result<SnapshotT, SmError>>,
 }
 
 /// Run `f` on a blocking thread: database and file calls must not stall the async runtime.
@@ -77,7 +77,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SmError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| SmError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f).await.map_err(SmError::Task)?
 }
 
 impl<D: Database> StateMachine<D> {
@@ -243,7 +243,7 @@ impl<D: Database> StateMachine<D> {
     }
 
     async fn builder(&mut self) -> SnapshotBuilder {
-        let built = self.build_now().await.map_err(|e| e.to_string());
+        let built = self.build_now().await;
         SnapshotBuilder { built: Some(built) }
     }
 }
@@ -254,7 +254,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotT, io::Error> {
         match self.built.take() {
             Some(Ok(snap)) => Ok(snap),
-            Some(Err(e)) => Err(io::Error::other(format!("building snapshot: {e}"))),
+            Some(Err(e)) => Err(e.into()),
             None => Err(io::Error::other("snapshot builder used twice")),
         }
     }

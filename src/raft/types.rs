@@ -161,4 +161,5 @@ openraft::declare_raft_types!(
         R = ApplyOutcome,
         NodeId = NodeId,
         Node = Member,
+        ErrorSource = crate::raft::storage_cause::StorageCause,
 );

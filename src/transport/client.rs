@@ -236,7 +236,7 @@ impl Client {
             Err(e) => {
                 peer.failures = peer.failures.saturating_add(1);
                 peer.retry_at = Some(Instant::now() + backoff(peer.failures));
-                tracing::debug!(addr, failures = peer.failures, error = %e, "connection attempt failed");
+                tracing::debug!(addr, failures = peer.failures, error = %crate::error::Chain(&e), "connection attempt failed");
                 Err(e)
             }
         }
@@ -260,6 +260,9 @@ impl Client {
                 addr,
                 "no answer to the handshake (is a node running at that address?)",
             )),
+            Ok(Err(e)) if is_tls_alert(&e) => {
+                Err(TransportError::Handshake { addr: addr.into(), source: e })
+            }
             Ok(Err(e)) => Err(unreachable(addr, e)),
             Err(_) => Err(unreachable(addr, "handshake timed out")),
         }
@@ -281,6 +284,17 @@ pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, TransportError> {
         }
         _ => Err(TransportError::Resolve { addr: addr.into() }),
     }
+}
+
+/// Whether a failed connection attempt ended with a TLS alert (QUIC's crypto error codes,
+/// 0x100 + the alert): a certificate refused by one side, not an unreachable peer.
+fn is_tls_alert(error: &quinn::ConnectionError) -> bool {
+    let code = match error {
+        quinn::ConnectionError::TransportError(e) => e.code,
+        quinn::ConnectionError::ConnectionClosed(close) => close.error_code,
+        _ => return false,
+    };
+    (0x100..0x200).contains(&u64::from(code))
 }
 
 pub(crate) fn unreachable(addr: &str, reason: impl std::fmt::Display) -> TransportError {

@@ -122,7 +122,7 @@ fn with_large_buffers(socket: std::net::UdpSocket) -> std::net::UdpSocket {
 /// allows.
 fn transport_config() -> Result<Arc<quinn::TransportConfig>, TransportError> {
     let idle = quinn::IdleTimeout::try_from(IDLE_TIMEOUT)
-        .map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+        .map_err(|e| TransportError::TlsConfig(Box::new(e)))?;
     let mut config = quinn::TransportConfig::default();
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(UDP_PAYLOAD_BYTES_MAX);

@@ -7,7 +7,7 @@ use crate::transport::wire::FrameError;
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// Generating keys or certificates failed (rcgen).
-    #[error("certificate generation failed: {0}")]
+    #[error("certificate generation failed")]
     Certificate(#[from] rcgen::Error),
 
     /// A PEM text did not hold the expected certificate or key.
@@ -15,15 +15,15 @@ pub enum TransportError {
     Pem(String),
 
     /// Building a TLS or QUIC configuration failed (bad key, unsupported suite...).
-    #[error("TLS configuration: {0}")]
-    TlsConfig(String),
+    #[error("TLS configuration")]
+    TlsConfig(#[source] crate::error::BoxError),
 
     /// Credentials are missing, malformed, or not trusted (see [`crate::trust`]).
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
 
-    /// A local file or socket operation failed.
-    #[error("I/O error: {0}")]
+    /// A local file or socket operation failed (the OS's error says which and why).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 
     /// A `host:port` did not resolve to any address (or resolving took too long).
@@ -43,6 +43,17 @@ pub enum TransportError {
         reason: String,
     },
 
+    /// The TLS handshake with the peer failed: one side refused the other's certificate
+    /// (another cluster, a revoked or expired certificate, an unknown CA).
+    #[error("TLS handshake with {addr} failed (a certificate was refused)")]
+    Handshake {
+        /// The peer's address.
+        addr: String,
+        /// The QUIC error, carrying the TLS alert.
+        #[source]
+        source: quinn::ConnectionError,
+    },
+
     /// An established connection broke while a call was using it; the next call reconnects.
     #[error("connection to {addr} lost: {reason}")]
     ConnectionLost {
@@ -53,7 +64,7 @@ pub enum TransportError {
     },
 
     /// A frame could not be encoded, or what the peer sent could not be decoded.
-    #[error("bad frame: {0}")]
+    #[error("bad frame")]
     Frame(#[from] FrameError),
 
     /// A deadline passed before the operation completed; its outcome at the peer is unknown.
@@ -87,7 +98,6 @@ pub enum TransportError {
     #[error("snapshot transfer: {0}")]
     Snapshot(String),
 
-    /// The local endpoint is shut down.
     /// The peer at an address presented the certificate of another member than the one
     /// dialled (the member moved, or was replaced by a new node at its address).
     #[error("the node at {addr} is {}, not node {expected}", found.map_or("not a member".to_string(), |id| format!("node {id}")))]
@@ -99,6 +109,7 @@ pub enum TransportError {
         /// The member its certificate names, if any.
         found: Option<crate::raft::types::NodeId>,
     },
+    /// The local endpoint is shut down.
     #[error("endpoint closed")]
     Closed,
 }

@@ -261,7 +261,7 @@ async fn serve_stream(
         match timeout(REQUEST_READ_TIMEOUT, read_frame::<_, StreamOpen>(&mut recv, max)).await {
             Ok(Ok(open)) => open,
             Ok(Err(e)) => {
-                tracing::info!(error = %e, "bad request frame");
+                tracing::info!(error = %crate::error::Chain(&e), "bad request frame");
                 let _ = recv.stop(0u32.into());
                 return;
             }
@@ -296,7 +296,7 @@ async fn serve_stream(
             // Data already written is still delivered after the stream handle is dropped.
             let _ = send.finish();
         }
-        Ok(Err(e)) => tracing::debug!(error = %e, "cannot send response"),
+        Ok(Err(e)) => tracing::debug!(error = %crate::error::Chain(&e), "cannot send response"),
         Err(_) => tracing::debug!("response not sent before the deadline"),
     }
 }
@@ -317,7 +317,7 @@ async fn serve_append_stream(
             Err(e) => {
                 // The requests already taken are still answered; the leader sees the stream end
                 // early and opens another.
-                tracing::info!(error = %e, "append stream: bad request frame, ending the stream");
+                tracing::info!(error = %crate::error::Chain(&e), "append stream: bad request frame, ending the stream");
                 let _ = recv.stop(0u32.into());
                 None
             }

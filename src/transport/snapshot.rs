@@ -85,11 +85,11 @@ pub(crate) async fn receive(
     let SnapshotHeader { vote, meta, size_bytes } = header;
     let transfer = progress.0.start(Direction::Receiving, progress.1, size_bytes);
     if let Err(e) = receive_file(stream, size_bytes, &path, |n| transfer.advance(n)).await {
-        tracing::warn!(error = %e, path = %path.display(), "snapshot transfer failed");
+        tracing::warn!(error = %crate::error::Chain(&e), path = %path.display(), "snapshot transfer failed");
         if let Err(rm) = tokio::fs::remove_file(&path).await {
             tracing::debug!(error = %rm, "cannot remove partial snapshot");
         }
-        return Response::Error { message: e.to_string(), retryable: true };
+        return Response::Error { message: crate::error::Chain(&e).to_string(), retryable: true };
     }
     let install = handler.install_snapshot(vote, meta, SnapshotImage { path });
     match timeout(HANDLER_TIMEOUT, install).await {

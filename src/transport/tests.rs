@@ -234,7 +234,8 @@ async fn a_call_checks_which_member_answers() {
     a.endpoint.shutdown().await;
 }
 
-// Goal: a node whose certificate comes from another CA is refused at the handshake, both ways.
+// Goal: a node whose certificate comes from another CA is refused at the handshake, both ways,
+// and the caller is told so (a refused certificate, not an unreachable peer).
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused() {
     let ca = ClusterCa::generate(ClusterId::generate().unwrap()).unwrap();
@@ -246,14 +247,14 @@ async fn certificate_from_another_ca_is_refused() {
         .call(&a.addr, Request::Admin(AdminRequest::Status), DEADLINE)
         .await
         .unwrap_err();
-    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    assert!(matches!(err, TransportError::Handshake { .. }), "{err}");
     let err = a
         .endpoint
         .client()
         .call(&intruder.addr, Request::Admin(AdminRequest::Status), DEADLINE)
         .await
         .unwrap_err();
-    assert!(matches!(err, TransportError::Unreachable { .. }), "{err}");
+    assert!(matches!(err, TransportError::Handshake { .. }), "{err}");
     assert_eq!(a.handler.calls.load(Ordering::SeqCst), 0);
     assert_eq!(intruder.handler.calls.load(Ordering::SeqCst), 0);
     intruder.endpoint.shutdown().await;

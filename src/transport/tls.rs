@@ -38,8 +38,8 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn tls_err(e: impl std::fmt::Display) -> TransportError {
-    TransportError::TlsConfig(e.to_string())
+fn tls_err(e: impl Into<crate::error::BoxError>) -> TransportError {
+    TransportError::TlsConfig(e.into())
 }
 
 fn root_store(ca: &CertificateDer<'_>) -> Result<RootCertStore, rustls::Error> {

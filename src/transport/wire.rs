@@ -63,13 +63,13 @@ pub enum FrameError {
     #[error("stream ended inside a frame")]
     Truncated,
     /// The bytes are not a valid message of the expected type.
-    #[error("cannot decode message: {0}")]
+    #[error("cannot decode message")]
     Decode(#[from] rmp_serde::decode::Error),
     /// The message could not be encoded.
-    #[error("cannot encode message: {0}")]
+    #[error("cannot encode message")]
     Encode(#[from] rmp_serde::encode::Error),
     /// Reading or writing the stream failed.
-    #[error("stream I/O: {0}")]
+    #[error("stream I/O")]
     Io(#[from] std::io::Error),
 }
 

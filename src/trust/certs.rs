@@ -28,6 +28,8 @@ use super::files::{read_optional, write_atomic};
 use super::ids::{random_bytes, ClusterId, Fingerprint, NodeId};
 use super::peer::{cert_spki, parse_cert};
 pub use super::peer::{node_uri, peer_identity, PeerIdentity, CERT_DER_BYTES_MAX};
+/// File names used by `save`/`load` in a state directory.
+pub(crate) use crate::state_layout::{CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE, NODE_KEY_FILE};
 
 /// The DNS name in every node certificate, and the server name every client asks for: the
 /// CA, not the name, is what is checked, so a member may move without a new certificate.
@@ -71,12 +73,6 @@ const CA_COMMON_NAME: &str = "dqlite-vfs cluster CA";
 /// Subject common name of node certificates.
 const NODE_COMMON_NAME: &str = "dqlite-vfs node";
 
-/// File names used by `save`/`load` in a state directory.
-const CA_CERT_FILE: &str = "cluster-ca.pem";
-const CA_KEY_FILE: &str = "cluster-ca-key.pem";
-const NODE_CERT_FILE: &str = "node.pem";
-const NODE_KEY_FILE: &str = "node-key.pem";
-
 /// The parameters of the CA of `cluster_id`: deterministic (see the module docs).
 fn ca_params(cluster_id: ClusterId) -> Result<CertificateParams, TrustError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -92,12 +88,12 @@ fn ca_params(cluster_id: ClusterId) -> Result<CertificateParams, TrustError> {
 }
 
 fn parse_cert_pem(pem: &str) -> Result<CertificateDer<'static>, TrustError> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TrustError::Pem(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| TrustError::Pem(Box::new(e)))
 }
 
 fn parse_key_pem(pem: &str) -> Result<KeyPair, TrustError> {
     // rcgen's message names the PEM problem, never the key bytes.
-    KeyPair::from_pem(pem).map_err(|e| TrustError::Pem(e.to_string()))
+    KeyPair::from_pem(pem).map_err(|e| TrustError::Pem(Box::new(e)))
 }
 
 /// A certificate embeds its subject's public key; a key whose SPKI differs is the wrong key

@@ -67,9 +67,10 @@ pub enum TrustError {
         found: Option<Fingerprint>,
     },
 
-    /// A certificate is not what the cluster issues (bad DER, missing extension...).
-    #[error("invalid certificate: {0}")]
-    Certificate(String),
+    /// A certificate is not what the cluster issues (bad DER, missing extension...); the
+    /// cause says what is wrong with it.
+    #[error("invalid certificate")]
+    Certificate(#[source] crate::error::BoxError),
 
     /// A certificate's node identity (its URI SAN) is missing or malformed.
     #[error("the certificate carries no valid node identity: {reason}")]
@@ -79,8 +80,8 @@ pub enum TrustError {
     },
 
     /// A PEM text did not hold the expected certificate or key.
-    #[error("invalid PEM: {0}")]
-    Pem(String),
+    #[error("invalid PEM")]
+    Pem(#[source] crate::error::BoxError),
 
     /// A key does not belong to the certificate it was paired with (mixed-up files).
     #[error("the key does not belong to the certificate")]

@@ -55,10 +55,12 @@ fn parse_node_uri(uri: &str) -> Result<(ClusterId, NodeId), TrustError> {
 /// Parses a certificate, refusing oversized input and trailing bytes.
 pub(crate) fn parse_cert(cert_der: &[u8]) -> Result<X509Certificate<'_>, TrustError> {
     if cert_der.len() > CERT_DER_BYTES_MAX {
-        return Err(TrustError::Certificate(format!("larger than {CERT_DER_BYTES_MAX} bytes")));
+        return Err(TrustError::Certificate(
+            format!("larger than {CERT_DER_BYTES_MAX} bytes").into(),
+        ));
     }
     let (rest, cert) =
-        X509Certificate::from_der(cert_der).map_err(|e| TrustError::Certificate(e.to_string()))?;
+        X509Certificate::from_der(cert_der).map_err(|e| TrustError::Certificate(Box::new(e)))?;
     if !rest.is_empty() {
         return Err(TrustError::Certificate("trailing bytes after the certificate".into()));
     }
@@ -76,7 +78,7 @@ pub fn peer_identity(cert_der: &[u8]) -> Result<PeerIdentity, TrustError> {
     let cert = parse_cert(cert_der)?;
     let san = cert
         .subject_alternative_name()
-        .map_err(|e| TrustError::Certificate(e.to_string()))?
+        .map_err(|e| TrustError::Certificate(Box::new(e)))?
         .ok_or(TrustError::PeerIdentity { reason: "no subject alternative name" })?;
     let mut uris = san.value.general_names.iter().filter_map(|name| match name {
         GeneralName::URI(uri) => Some(*uri),

@@ -98,7 +98,7 @@ impl HaFile {
             }
             (Some(_), None, Some(db)) if is_wal_header_write(data, offset) => {
                 check_not_owned_elsewhere(db.path()).map_err(|error| {
-                    tracing::debug!(%error, "write refused");
+                    tracing::debug!(error = %error.chain(), "write refused");
                     Code(SQLITE_READONLY_CANTLOCK)
                 })?;
                 self.raw.write_all_at(data, offset)
@@ -163,7 +163,7 @@ impl HaFile {
         super::last_error::clear();
         replicator.before_write_lock();
         replicator.check_writable().map_err(|error| {
-            tracing::debug!(%error, "write transaction refused");
+            tracing::debug!(error = %error.chain(), "write transaction refused");
             super::last_error::record(&error);
             Code(error.sqlite_code())
         })?;

@@ -9,21 +9,13 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, Fault};
 use crate::raft::small_file::private_file_options;
 
-/// Suffix of a node's state directory, beside the database file.
-pub const STATE_DIR_SUFFIX: &str = "-ha";
-
-/// The state directory of the database at `db`.
-pub fn state_dir_of(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(STATE_DIR_SUFFIX);
-    PathBuf::from(name)
-}
+use crate::state_layout::{state_dir_of, OWNER_LOCK_FILE};
 
 fn lock_path(db: &Path) -> PathBuf {
-    state_dir_of(db).join("owner.lock")
+    state_dir_of(db).join(OWNER_LOCK_FILE)
 }
 
 /// The exclusive claim of one process on a database's node, held while the node runs.
@@ -40,14 +32,14 @@ impl OwnerLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            .map_err(|e| Error::io(Fault::Open, format!("opening {}", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => Ok(OwnerLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(Error::OwnedElsewhere(path.display().to_string()))
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::io(format!("locking {}", path.display()), e))
+                Err(Error::io(Fault::Lock, format!("locking {}", path.display()), e))
             }
         }
     }

@@ -13,11 +13,10 @@
 
 use super::{CommitFrame, Replicator};
 use crate::ffi::file::{Code, RawFile};
-
-const WAL_HEADER_BYTES: u64 = 32;
-const FRAME_HEADER_BYTES: usize = 24;
-/// Byte offset of salt-1 in a frame header.
-const FRAME_SALT1_OFFSET: usize = 8;
+use crate::wal::format::{
+    frame_number_at, header_page_size, is_commit_frame, FRAME_HEADER_BYTES, FRAME_SALT1_OFFSET,
+    WAL_HEADER_BYTES,
+};
 
 /// Tracks the frames SQLite writes into one WAL file handle.
 ///
@@ -52,24 +51,23 @@ impl WalWriter {
             // the file, if this node may not write.
             super::last_error::clear();
             replicator.check_writable().map_err(|error| {
-                tracing::debug!(%error, "local write refused");
+                tracing::debug!(error = %error.chain(), "local write refused");
                 super::last_error::record(&error);
                 Code(error.sqlite_code())
             })?;
             self.in_transaction = true;
         }
-        if offset == 0 && data.len() == WAL_HEADER_BYTES as usize {
+        if let (0, Ok(header)) = (offset, <&[u8; WAL_HEADER_BYTES]>::try_from(data)) {
             // A new WAL generation: whatever we tracked belongs to the old one.
             *self = WalWriter {
-                page_size: Some(u32::from_be_bytes([data[8], data[9], data[10], data[11]])),
+                page_size: Some(header_page_size(header)),
                 in_transaction: true,
                 ..WalWriter::default()
             };
             return raw.write_all_at(data, offset);
         }
         if let Some(frame) = self.frame_header(raw, data, offset)? {
-            let is_commit = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) != 0;
-            if !is_commit || self.replicated_commit == Some(offset) {
+            if !is_commit_frame(&frame.header) || self.replicated_commit == Some(offset) {
                 return raw.write_all_at(data, offset);
             }
             let mut invalid = frame.header;
@@ -106,7 +104,7 @@ impl WalWriter {
                 Ok(())
             }
             Err(error) => {
-                tracing::warn!(%error, "commit not replicated");
+                tracing::warn!(error = %error.chain(), "commit not replicated");
                 super::last_error::record(&error);
                 Err(Code(error.sqlite_code()))
             }
@@ -120,16 +118,14 @@ impl WalWriter {
         data: &[u8],
         offset: u64,
     ) -> Result<Option<CommitFrame>, Code> {
-        if data.len() != FRAME_HEADER_BYTES || offset < WAL_HEADER_BYTES {
+        let Ok(header) = <[u8; FRAME_HEADER_BYTES]>::try_from(data) else { return Ok(None) };
+        if offset < WAL_HEADER_BYTES as u64 {
             return Ok(None);
         }
         let page_size = self.page_size(raw)?;
-        let frame_bytes = u64::from(page_size) + FRAME_HEADER_BYTES as u64;
-        if !(offset - WAL_HEADER_BYTES).is_multiple_of(frame_bytes) {
+        if frame_number_at(page_size, offset).is_none() {
             return Ok(None);
         }
-        let mut header = [0u8; FRAME_HEADER_BYTES];
-        header.copy_from_slice(data);
         Ok(Some(CommitFrame { header_offset: offset, header, page_size }))
     }
 
@@ -137,9 +133,9 @@ impl WalWriter {
         if let Some(page_size) = self.page_size {
             return Ok(page_size);
         }
-        let mut header = [0u8; WAL_HEADER_BYTES as usize];
+        let mut header = [0u8; WAL_HEADER_BYTES];
         raw.read_exact_at(&mut header, 0)?;
-        let page_size = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let page_size = header_page_size(&header);
         self.page_size = Some(page_size);
         Ok(page_size)
     }

@@ -4,11 +4,13 @@
 
 use std::io;
 
+use crate::error::Fault;
+
 /// What went wrong while reading or writing a WAL or its wal-index.
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
     /// The WAL file or the shared memory could not be read or written.
-    #[error("WAL I/O: {0}")]
+    #[error("WAL I/O")]
     Io(#[from] io::Error),
 
     /// A page size that SQLite cannot use (not a power of two in 512..=65536).
@@ -144,4 +146,35 @@ pub enum WalError {
     /// The WAL write lock stayed taken until the deadline.
     #[error("WAL write lock busy")]
     WriteLockBusy,
+}
+
+impl WalError {
+    /// What kind of failure this is (see `crate::error`): a frame, header or wal-index that
+    /// fails its checks is corruption; a page set that breaks the format was built by this
+    /// crate, so it is a bug.
+    pub fn fault(&self) -> Fault {
+        match self {
+            WalError::Io(e) => Fault::of_io(e, Fault::Io),
+            WalError::InvalidPageSize { .. }
+            | WalError::BadMagic { .. }
+            | WalError::BadVersion { .. }
+            | WalError::HeaderChecksum
+            | WalError::FrameSalt { .. }
+            | WalError::FrameChecksum { .. }
+            | WalError::FramePageZero { .. }
+            | WalError::CommitMark { .. }
+            | WalError::IndexCorrupt { .. } => Fault::Corrupt,
+            // Shared memory caught mid-rewrite, or awaiting SQLite's recovery: try again.
+            WalError::IndexHeader { .. } => Fault::Busy,
+            WalError::ShortFile { .. } => Fault::ShortRead,
+            WalError::FrameRange { .. }
+            | WalError::PageSizeMismatch { .. }
+            | WalError::PageLength { .. }
+            | WalError::PageOrder { .. }
+            | WalError::PageBeyondSize { .. }
+            | WalError::EmptyPageSet => Fault::Internal,
+            WalError::TooManyFrames => Fault::Full,
+            WalError::WriteLockBusy => Fault::Busy,
+        }
+    }
 }

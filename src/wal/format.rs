@@ -15,6 +15,17 @@ pub const WAL_HEADER_BYTES: usize = 32;
 pub const FRAME_HEADER_BYTES: usize = 24;
 /// The only WAL format version SQLite writes.
 pub const WAL_VERSION: u32 = 3_007_000;
+/// Byte offset of the page size in the WAL header.
+pub const WAL_HEADER_PAGE_SIZE_OFFSET: usize = 8;
+/// Bytes of the WAL header its checksum covers (the checksum follows them).
+pub const WAL_HEADER_CHECKSUMMED_BYTES: usize = 24;
+/// Byte offset of the "database size after commit" field in a frame header (non-zero on a
+/// commit frame).
+pub const FRAME_DB_SIZE_OFFSET: usize = 4;
+/// Byte offset of salt-1 in a frame header.
+pub const FRAME_SALT1_OFFSET: usize = 8;
+/// Bytes of a frame header its checksum covers (page number and database size).
+pub const FRAME_CHECKSUMMED_HEADER_BYTES: usize = 8;
 
 /// A page size SQLite accepts: a power of two in 512..=65536.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +63,29 @@ impl PageSize {
     }
 }
 
+/// Bytes of one frame (header plus page) for a page size read from a header, not yet checked.
+pub fn frame_bytes(page_size_bytes: u32) -> u64 {
+    FRAME_HEADER_BYTES as u64 + u64::from(page_size_bytes)
+}
+
+/// The 1-based number of the frame whose header starts at `offset_bytes`, if a frame header
+/// starts there.
+pub fn frame_number_at(page_size_bytes: u32, offset_bytes: u64) -> Option<u64> {
+    let past_header = offset_bytes.checked_sub(WAL_HEADER_BYTES as u64)?;
+    let frame_bytes = frame_bytes(page_size_bytes);
+    past_header.is_multiple_of(frame_bytes).then(|| past_header / frame_bytes + 1)
+}
+
+/// The page size field of a WAL header, as written (not checked: see [`PageSize::new`]).
+pub fn header_page_size(header: &[u8; WAL_HEADER_BYTES]) -> u32 {
+    be_u32(header, WAL_HEADER_PAGE_SIZE_OFFSET)
+}
+
+/// Whether a frame header marks a commit frame (non-zero database size).
+pub fn is_commit_frame(header: &[u8; FRAME_HEADER_BYTES]) -> bool {
+    be_u32(header, FRAME_DB_SIZE_OFFSET) != 0
+}
+
 /// The two salts of a WAL generation, as the big-endian integers the file holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Salts {
@@ -86,7 +120,7 @@ impl WalHeader {
         let mut header =
             WalHeader { order, page_size, checkpoint_seq, salts, checksum: Checksum::default() };
         let bytes = header.encode();
-        header.checksum = Checksum::default().extend(order, &bytes[..24]);
+        header.checksum = Checksum::default().extend(order, &bytes[..WAL_HEADER_CHECKSUMMED_BYTES]);
         header
     }
 
@@ -117,9 +151,9 @@ impl WalHeader {
         if version != WAL_VERSION {
             return Err(WalError::BadVersion { version });
         }
-        let page_size = PageSize::new(be_u32(bytes, 8))?;
+        let page_size = PageSize::new(be_u32(bytes, WAL_HEADER_PAGE_SIZE_OFFSET))?;
         let checksum = Checksum([be_u32(bytes, 24), be_u32(bytes, 28)]);
-        if Checksum::default().extend(order, &bytes[..24]) != checksum {
+        if Checksum::default().extend(order, &bytes[..WAL_HEADER_CHECKSUMMED_BYTES]) != checksum {
             return Err(WalError::HeaderChecksum);
         }
         let salts = Salts { salt1: be_u32(bytes, 16), salt2: be_u32(bytes, 20) };
@@ -151,9 +185,9 @@ impl FrameHeader {
         salts: Salts,
         page: &[u8],
     ) -> Self {
-        let mut head = [0u8; 8];
-        head[..4].copy_from_slice(&page_number.to_be_bytes());
-        head[4..].copy_from_slice(&db_size_pages.to_be_bytes());
+        let mut head = [0u8; FRAME_CHECKSUMMED_HEADER_BYTES];
+        head[..FRAME_DB_SIZE_OFFSET].copy_from_slice(&page_number.to_be_bytes());
+        head[FRAME_DB_SIZE_OFFSET..].copy_from_slice(&db_size_pages.to_be_bytes());
         let checksum = running.extend(order, &head).extend(order, page);
         FrameHeader { page_number, db_size_pages, salts, checksum }
     }
@@ -184,8 +218,11 @@ impl FrameHeader {
     pub fn decode(bytes: &[u8; FRAME_HEADER_BYTES]) -> Self {
         FrameHeader {
             page_number: be_u32(bytes, 0),
-            db_size_pages: be_u32(bytes, 4),
-            salts: Salts { salt1: be_u32(bytes, 8), salt2: be_u32(bytes, 12) },
+            db_size_pages: be_u32(bytes, FRAME_DB_SIZE_OFFSET),
+            salts: Salts {
+                salt1: be_u32(bytes, FRAME_SALT1_OFFSET),
+                salt2: be_u32(bytes, FRAME_SALT1_OFFSET + 4),
+            },
             checksum: Checksum([be_u32(bytes, 16), be_u32(bytes, 20)]),
         }
     }
@@ -220,7 +257,8 @@ pub fn verify_frame(
     page: &[u8],
 ) -> Result<FrameHeader, WalError> {
     let header = check_frame_identity(salts, frame_number, header_bytes)?;
-    let expected = running.extend(order, &header_bytes[..8]).extend(order, page);
+    let expected =
+        running.extend(order, &header_bytes[..FRAME_CHECKSUMMED_HEADER_BYTES]).extend(order, page);
     if expected != header.checksum {
         return Err(WalError::FrameChecksum { frame_number });
     }

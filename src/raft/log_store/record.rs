@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 
+use super::LogError;
 use crate::raft::shared::Chunks;
 
 /// Bytes before a record's body.
@@ -162,19 +163,22 @@ pub(crate) fn read_slot(file: &File, offset: u64, file_len: u64) -> io::Result<S
     Ok(Slot::Record { body })
 }
 
-/// Read the record that the index says is at `offset` with body length `len`. The body is a
-/// view of the one buffer read, so that decoding can slice page images out of it.
-pub(crate) fn read_indexed(file: &File, offset: u64, len: u32) -> io::Result<Bytes> {
+/// Read the record that the index says is at `offset` of segment `segment` with body length
+/// `len`. The body is a view of the one buffer read, so that decoding can slice page images
+/// out of it.
+pub(crate) fn read_indexed(
+    file: &File,
+    segment: u64,
+    offset: u64,
+    len: u32,
+) -> Result<Bytes, LogError> {
     let mut buf = vec![0u8; RECORD_HEADER_BYTES as usize + len as usize];
-    file.read_exact_at(&mut buf, offset)?;
+    file.read_exact_at(&mut buf, offset).map_err(LogError::Read)?;
     let stored_len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let body = Bytes::from(buf).slice(RECORD_HEADER_BYTES as usize..);
     if stored_len != len || checksum(len, [&body]) != crc {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("log record at offset {offset} changed on disk (checksum mismatch)"),
-        ));
+        return Err(LogError::RecordChanged { segment, offset });
     }
     Ok(body)
 }
@@ -206,11 +210,14 @@ mod tests {
         assert!(
             matches!(read_slot(&f, 0, n).unwrap(), Slot::Record { body } if body == b"\xa3abc")
         );
-        assert_eq!(&read_indexed(&f, 0, 4).unwrap()[..], b"\xa3abc");
+        assert_eq!(&read_indexed(&f, 0, 0, 4).unwrap()[..], b"\xa3abc");
         assert!(matches!(read_slot(&f, n, n).unwrap(), Slot::End));
         buf[9] ^= 1;
         f.write_all_at(&buf, 0).unwrap();
-        assert!(read_indexed(&f, 0, 4).is_err());
+        assert!(matches!(
+            read_indexed(&f, 0, 0, 4),
+            Err(LogError::RecordChanged { segment: 0, offset: 0 })
+        ));
         assert!(
             matches!(read_slot(&f, 0, n).unwrap(), Slot::Bad { next: Some(end), .. } if end == n)
         );
@@ -237,7 +244,7 @@ mod tests {
         ];
         let end = write_at(&f, 100, &records).unwrap();
         assert_eq!(end, 100 + records.iter().map(Record::bytes).sum::<u64>());
-        let first = read_indexed(&f, 100, records[0].body_len()).unwrap();
+        let first = read_indexed(&f, 0, 100, records[0].body_len()).unwrap();
         assert_eq!(&first[..], &expected[0][..]);
         let second_at = 100 + records[0].bytes();
         assert!(

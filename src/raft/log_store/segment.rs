@@ -14,12 +14,11 @@ use std::sync::Arc;
 use super::error::LogError;
 use super::record::{self, Slot};
 use crate::raft::small_file::{private_file_options, sync_dir};
+use crate::state_layout::SEGMENT_SUFFIX as SUFFIX;
 
 /// A new segment is started once the newest one has reached this size, so that purging can
 /// delete whole files and a scan at start-up reads bounded files.
 pub const SEGMENT_BYTES_MAX: u64 = 64 << 20;
-
-const SUFFIX: &str = ".seg";
 
 /// An open segment file.
 #[derive(Debug)]
@@ -86,17 +85,19 @@ pub(crate) fn scan(
 ) -> Result<u64, LogError> {
     let mut offset = 0u64;
     loop {
-        match record::read_slot(&seg.file, offset, seg.len)? {
+        match record::read_slot(&seg.file, offset, seg.len).map_err(LogError::Read)? {
             Slot::End => return Ok(offset),
             Slot::Record { body } => {
-                let len = u32::try_from(body.len()).map_err(|e| io::Error::other(e.to_string()))?;
+                let len = u32::try_from(body.len())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 visit(offset, len, body)?;
                 offset += record::RECORD_HEADER_BYTES + u64::from(len);
             }
             Slot::Bad { reason, next } => {
                 let followed_by_record = match next {
                     Some(next) => {
-                        matches!(record::read_slot(&seg.file, next, seg.len)?, Slot::Record { .. })
+                        let slot = record::read_slot(&seg.file, next, seg.len);
+                        matches!(slot.map_err(LogError::Read)?, Slot::Record { .. })
                     }
                     None => false,
                 } || (is_newest && record_after(seg, offset)?.is_some());

@@ -25,8 +25,7 @@ use crate::raft::alias::{EntryT, LogIdT, VoteT};
 use crate::raft::shared;
 use crate::raft::small_file::{self, sync_dir};
 
-const VOTE_FILE: &str = "vote";
-const PURGED_FILE: &str = "purged";
+use crate::state_layout::{PURGED_FILE, VOTE_FILE};
 
 /// Where one entry's record is.
 #[derive(Clone, Debug)]
@@ -167,8 +166,8 @@ impl State {
                 }
             }
             expected = Some(log_id.index + 1);
-            let body = shared::encode(e)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let body =
+                shared::encode(e).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             records.push(record::Record::new(body)?);
         }
         if records.is_empty() {
@@ -176,7 +175,7 @@ impl State {
         }
         let seg = self.segment_for_append()?;
         let base = seg.len;
-        seg.len = record::write_at(&seg.file, base, &records)?;
+        seg.len = record::write_at(&seg.file, base, &records).map_err(LogError::Write)?;
         let (seq, file) = (seg.seq, Arc::clone(&seg.file));
         let mut offset = base;
         for (entry, rec) in entries.iter().zip(&records) {
@@ -200,11 +199,12 @@ impl State {
             Some((seq, _)) => seq + 1,
             None => 0,
         };
-        if !self.segments.contains_key(&seq) {
-            let seg = segment::create(&self.dir, seq)?;
-            self.segments.insert(seq, seg);
+        match self.segments.entry(seq) {
+            std::collections::btree_map::Entry::Occupied(segment) => Ok(segment.into_mut()),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                Ok(slot.insert(segment::create(&self.dir, seq)?))
+            }
         }
-        self.segments.get_mut(&seq).ok_or_else(|| io::Error::other("segment vanished"))
     }
 
     /// Remove every entry after `last_index` (all if `None`), durably, newest first so that a

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use openraft::storage::IOFlushed;
 
+use super::LogError;
 use crate::raft::types::TypeConfig;
 
 /// One append waiting for durability.
@@ -59,7 +60,7 @@ impl Syncer {
         {
             // The thread is gone (it only ends when every sender is dropped, so this cannot
             // happen while we hold one); sync here rather than lose the notification.
-            let result = request.file.sync_data();
+            let result = request.file.sync_data().map_err(|e| LogError::Sync(Arc::new(e)).into());
             request.callback.io_completed(result);
         }
     }
@@ -70,19 +71,19 @@ fn run(receiver: Receiver<RequestBox>) {
         let mut batch = vec![first];
         batch.extend(receiver.try_iter().map(|RequestBox(request)| request));
         let mut synced: Vec<Arc<File>> = Vec::new();
-        let mut failure: Option<std::io::Error> = None;
+        let mut failure: Option<Arc<std::io::Error>> = None;
         for request in &batch {
             if failure.is_none() && !synced.iter().any(|f| Arc::ptr_eq(f, &request.file)) {
                 match request.file.sync_data() {
                     Ok(()) => synced.push(Arc::clone(&request.file)),
-                    Err(error) => failure = Some(error),
+                    Err(error) => failure = Some(Arc::new(error)),
                 }
             }
         }
         for request in batch {
             let result = match &failure {
                 None => Ok(()),
-                Some(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
+                Some(error) => Err(LogError::Sync(Arc::clone(error)).into()),
             };
             tracing::trace!(target: "dqlite_vfs::latency", last_index = request.last_index, "log synced");
             request.callback.io_completed(result);

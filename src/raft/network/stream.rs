@@ -144,7 +144,7 @@ async fn feed<S>(
         tracing::trace!(target: "dqlite_vfs::latency", to = target, last_index, "append_entries sent");
         if let Err(e) = sender.send(&request).await {
             // The reader finds the stream broken, or the answer overdue, and reports it.
-            tracing::debug!(target_node = target, error = %e, "append stream: cannot send");
+            tracing::debug!(target_node = target, error = %crate::error::Chain(&e), "append stream: cannot send");
             return;
         }
         if !ended {

@@ -22,8 +22,8 @@ use crate::raft::small_file::{self, SmallFileError};
 use crate::raft::types::LogIndex;
 use crate::trust::registry::Registry;
 
-/// File name of the applied state inside the state directory.
-pub const APPLIED_FILE: &str = "applied";
+pub use crate::state_layout::APPLIED_FILE;
+use crate::state_layout::APPLIED_HINT_FILE as HINT_FILE;
 
 /// Everything the state machine must remember besides the database itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +41,6 @@ pub struct AppliedState {
     #[serde(default)]
     pub archive: Option<crate::archive::setting::ArchiveSetting>,
 }
-
-/// File name of the applied-state hint inside the state directory.
-pub const HINT_FILE: &str = "applied.hint";
 
 /// The applied state after an entry, and where the database stood then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +86,7 @@ pub(crate) fn load_hint(state_dir: &Path) -> Option<Hint> {
     match small_file::read(&state_dir.join(HINT_FILE)) {
         Ok(hint) => hint,
         Err(error) => {
-            tracing::warn!(%error, "ignoring the applied-state hint");
+            tracing::warn!(error = %crate::error::Chain(&error), "ignoring the applied-state hint");
             None
         }
     }

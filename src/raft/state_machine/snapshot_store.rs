@@ -34,8 +34,11 @@ use crate::raft::small_file::{self, private_file_options, sync_dir};
 use crate::raft::types::{LogIndex, SnapshotImage};
 use crate::trust::registry::Registry;
 
-/// Name of the snapshot directory inside the state directory.
-pub const SNAPSHOT_DIR: &str = "snapshots";
+pub use crate::state_layout::SNAPSHOT_DIR;
+use crate::state_layout::{
+    CURRENT_SNAPSHOT_FILE as CURRENT_FILE, INCOMING_SNAPSHOT_PREFIX as INCOMING_PREFIX,
+    OWN_SNAPSHOT_PREFIX as OWN_PREFIX, SNAPSHOT_IMPORT_FILE as IMPORT_FILE,
+};
 /// Bytes of the trailer at the end of every snapshot file.
 pub const TRAILER_BYTES: u64 = 40;
 const TRAILER_MAGIC: [u8; 8] = *b"DQVFIMG4";
@@ -45,11 +48,6 @@ const TRAILER_MAGIC_REGISTRY_ONLY: [u8; 8] = *b"DQVFIMG3";
 /// Largest registry accepted from a snapshot file (checked before allocating); the registry's
 /// own bounds keep it far smaller.
 const REGISTRY_BYTES_MAX: u32 = 16 << 20;
-const CURRENT_FILE: &str = "current";
-const IMPORT_FILE: &str = "import.tmp";
-const OWN_PREFIX: &str = "snap-";
-/// Prefix of the files the network layer receives into (`node::rpc::incoming_snapshot_path`).
-const INCOMING_PREFIX: &str = "incoming-";
 
 /// The replicated state a snapshot carries besides the database image and openraft's meta.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,7 +283,7 @@ fn removing_on_error<T, E>(path: &Path, result: Result<T, E>) -> Result<T, E> {
 
 fn new_file_name(last_log_index: Option<LogIndex>) -> String {
     let index = last_log_index.map_or_else(|| "none".to_string(), |i| format!("{i:020}"));
-    format!("{OWN_PREFIX}{index}-{:016x}.db", rand::random::<u64>())
+    crate::state_layout::own_snapshot_name(&index)
 }
 
 /// Export the database into a new snapshot file and make it current.
