@@ -11,7 +11,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use super::api::host;
 use super::file::{Code, RawFile};
 use super::sys::*;
 use crate::vfs::{FileKind, HaFile, PragmaDecision};
@@ -51,16 +50,15 @@ pub fn is_ours(vfs: *const sqlite3_vfs) -> bool {
 /// Registers `ha` (once per process) over the current default VFS; `make_default` also
 /// makes it the default for connections that name no VFS.
 pub fn register(make_default: bool) -> Result<(), String> {
-    let api = host();
     let registered = match REGISTERED.get() {
         Some(registered) => registered,
         None => {
             // SAFETY: NULL asks for the default VFS.
-            let inner = NonNull::new(unsafe { (api.vfs_find)(std::ptr::null()) })
+            let inner = NonNull::new(unsafe { sqlite3_vfs_find(std::ptr::null()) })
                 .ok_or("the host SQLite has no default VFS")?;
             let ours = NonNull::from(Box::leak(Box::new(new_vfs(inner))));
             // SAFETY: `ours` is a fully initialised VFS that lives forever.
-            let rc = unsafe { (api.vfs_register)(ours.as_ptr(), 0) };
+            let rc = unsafe { sqlite3_vfs_register(ours.as_ptr(), 0) };
             if rc != SQLITE_OK {
                 return Err(format!("could not register the ha VFS (SQLite error {rc})"));
             }
@@ -69,7 +67,7 @@ pub fn register(make_default: bool) -> Result<(), String> {
     };
     if make_default {
         // SAFETY: re-registering a registered VFS only moves it to the default position.
-        let rc = unsafe { (api.vfs_register)(registered.ours.as_ptr(), 1) };
+        let rc = unsafe { sqlite3_vfs_register(registered.ours.as_ptr(), 1) };
         if rc != SQLITE_OK {
             return Err(format!("could not make ha the default VFS (SQLite error {rc})"));
         }
@@ -106,6 +104,10 @@ fn new_vfs(inner: NonNull<sqlite3_vfs>) -> sqlite3_vfs {
         xNextSystemCall: None,
     }
 }
+
+/// What `xDlSym` returns: C's `void (*)(void)`, which bindgen writes with `xDlSym`'s own
+/// parameters. We only pass the pointer on, never call it, so the spelling does not matter.
+type DlSymbol = Option<unsafe extern "C" fn(*mut sqlite3_vfs, *mut c_void, *const c_char)>;
 
 /// Runs `f`, turning a panic into `on_panic` so no unwind crosses into C.
 fn guarded(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
@@ -148,7 +150,7 @@ delegate_vfs!(x_access, xAccess, (name: *const c_char, flags: c_int, out: *mut c
 delegate_vfs!(x_full_pathname, xFullPathname, (name: *const c_char, n: c_int, out: *mut c_char) -> c_int, SQLITE_IOERR);
 delegate_vfs!(x_dl_open, xDlOpen, (name: *const c_char) -> *mut c_void, std::ptr::null_mut());
 delegate_vfs!(x_dl_error, xDlError, (n: c_int, out: *mut c_char) -> (), ());
-delegate_vfs!(x_dl_sym, xDlSym, (h: *mut c_void, sym: *const c_char) -> Option<unsafe extern "C" fn()>, None);
+delegate_vfs!(x_dl_sym, xDlSym, (h: *mut c_void, sym: *const c_char) -> DlSymbol, None);
 delegate_vfs!(x_dl_close, xDlClose, (h: *mut c_void) -> (), ());
 delegate_vfs!(x_randomness, xRandomness, (n: c_int, out: *mut c_char) -> c_int, 0);
 delegate_vfs!(x_sleep_wrapped, xSleep, (micros: c_int) -> c_int, 0);
@@ -406,7 +408,7 @@ unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mu
                     (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy());
                 if let PragmaDecision::Refuse(message) = logic.pragma(&name, value.as_deref()) {
                     // SAFETY: args[0] receives a message allocated with sqlite3_malloc.
-                    unsafe { *args = sqlite_string(&message) };
+                    unsafe { *args = super::api::sqlite_string(&message) };
                     return SQLITE_ERROR;
                 }
             }
@@ -418,20 +420,4 @@ unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mu
             None => SQLITE_NOTFOUND,
         }
     })
-}
-
-/// Copies `text` into memory from `sqlite3_malloc`, as SQLite frees it.
-pub(crate) fn sqlite_string(text: &str) -> *mut c_char {
-    let bytes = text.as_bytes();
-    let Ok(len) = c_int::try_from(bytes.len() + 1) else { return std::ptr::null_mut() };
-    // SAFETY: plain allocation.
-    let ptr = unsafe { (host().malloc)(len) }.cast::<u8>();
-    if !ptr.is_null() {
-        // SAFETY: ptr has len bytes; we write bytes.len() + 1.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
-            *ptr.add(bytes.len()) = 0;
-        }
-    }
-    ptr.cast()
 }
