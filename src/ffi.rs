@@ -4,6 +4,7 @@
 pub mod api;
 pub mod connection;
 pub mod file;
+pub mod file_control;
 pub mod functions;
 pub mod sys;
 pub mod vfs;

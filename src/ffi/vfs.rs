@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use super::file::{Code, RawFile};
 use super::sys::*;
-use crate::vfs::{FileKind, HaFile, PragmaDecision};
+use crate::vfs::{FileKind, HaFile};
 
 /// The name applications pass as `?vfs=ha`.
 pub const VFS_NAME: &CStr = c"ha";
@@ -80,7 +80,10 @@ fn new_vfs(inner: NonNull<sqlite3_vfs>) -> sqlite3_vfs {
     let inner_ref = unsafe { inner.as_ref() };
     let inner_size = usize::try_from(inner_ref.szOsFile).unwrap_or(0);
     sqlite3_vfs {
-        iVersion: 2,
+        // As many methods as the wrapped VFS has (3 on unix), up to the ones we know: SQLite
+        // calls a method of version N only when iVersion >= N, so a shim must not claim less
+        // (the system-call methods would vanish) nor more (we could not forward them).
+        iVersion: inner_ref.iVersion.clamp(1, VFS_VERSION_MAX),
         szOsFile: c_int::try_from(INNER_OFFSET + inner_size).unwrap_or(c_int::MAX),
         mxPathname: inner_ref.mxPathname,
         pNext: std::ptr::null_mut(),
@@ -99,11 +102,14 @@ fn new_vfs(inner: NonNull<sqlite3_vfs>) -> sqlite3_vfs {
         xCurrentTime: Some(x_current_time),
         xGetLastError: Some(x_get_last_error),
         xCurrentTimeInt64: Some(x_current_time_int64),
-        xSetSystemCall: None,
-        xGetSystemCall: None,
-        xNextSystemCall: None,
+        xSetSystemCall: Some(x_set_system_call),
+        xGetSystemCall: Some(x_get_system_call),
+        xNextSystemCall: Some(x_next_system_call),
     }
 }
+
+/// The newest `sqlite3_vfs` version whose methods we forward (3: the system-call methods).
+const VFS_VERSION_MAX: c_int = 3;
 
 /// What `xDlSym` returns: C's `void (*)(void)`, which bindgen writes with `xDlSym`'s own
 /// parameters. We only pass the pointer on, never call it, so the spelling does not matter.
@@ -130,12 +136,22 @@ unsafe fn inner_of(vfs: *mut sqlite3_vfs) -> *mut sqlite3_vfs {
     unsafe { (*vfs).pAppData.cast() }
 }
 
+/// A method of ours that calls the wrapped VFS's, or answers `$on_missing` when the wrapped
+/// VFS lacks it: its version is below `$since` (the field is not even in its struct) or the
+/// method is NULL.
 macro_rules! delegate_vfs {
     ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+        delegate_vfs!($name, $field since 1, ($($arg: $ty),*) -> $ret, $on_missing);
+    };
+    ($name:ident, $field:ident since $since:literal, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
         unsafe extern "C" fn $name(vfs: *mut sqlite3_vfs, $($arg: $ty),*) -> $ret {
             // SAFETY: SQLite calls us with our own VFS; the wrapped one is valid.
             let inner = unsafe { inner_of(vfs) };
-            // SAFETY: as above.
+            // SAFETY: as above; iVersion is in every version's struct.
+            if unsafe { (*inner).iVersion } < $since {
+                return $on_missing;
+            }
+            // SAFETY: as above; the wrapped VFS's version has this field.
             match unsafe { (*inner).$field } {
                 // SAFETY: same arguments, wrapped VFS pointer.
                 Some(f) => unsafe { f(inner, $($arg),*) },
@@ -168,7 +184,12 @@ unsafe extern "C" fn x_sleep(vfs: *mut sqlite3_vfs, micros: c_int) -> c_int {
 }
 delegate_vfs!(x_current_time, xCurrentTime, (out: *mut f64) -> c_int, SQLITE_ERROR);
 delegate_vfs!(x_get_last_error, xGetLastError, (n: c_int, out: *mut c_char) -> c_int, 0);
-delegate_vfs!(x_current_time_int64, xCurrentTimeInt64, (out: *mut sqlite3_int64) -> c_int, SQLITE_ERROR);
+delegate_vfs!(x_current_time_int64, xCurrentTimeInt64 since 2, (out: *mut sqlite3_int64) -> c_int, SQLITE_ERROR);
+// The system calls are the wrapped VFS's: a harness that swaps `open` or `pread` through `ha`
+// changes them for the files `ha` opens too, since those are the wrapped VFS's files.
+delegate_vfs!(x_set_system_call, xSetSystemCall since 3, (name: *const c_char, call: sqlite3_syscall_ptr) -> c_int, SQLITE_NOTFOUND);
+delegate_vfs!(x_get_system_call, xGetSystemCall since 3, (name: *const c_char) -> sqlite3_syscall_ptr, None);
+delegate_vfs!(x_next_system_call, xNextSystemCall since 3, (name: *const c_char) -> *const c_char, std::ptr::null());
 
 unsafe extern "C" fn x_open(
     vfs: *mut sqlite3_vfs,
@@ -236,19 +257,14 @@ unsafe fn close_inner(raw: &RawFile) -> c_int {
     }
 }
 
-/// Our methods table, by the wrapped file's version: we must not offer shared memory or
-/// memory mapping the wrapped file lacks.
+/// Our methods table, of the wrapped file's version (up to 3): we must not offer shared
+/// memory (version 2) or memory mapping (version 3) the wrapped file lacks, nor hide them.
 fn methods_for(inner: *const sqlite3_io_methods) -> *const sqlite3_io_methods {
-    static V1: OnceLock<IoMethods> = OnceLock::new();
-    static V3: OnceLock<IoMethods> = OnceLock::new();
+    static TABLES: [OnceLock<IoMethods>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     // SAFETY: a valid io_methods table of an open file.
-    let version = unsafe { (*inner).iVersion };
-    let table = if version >= 3 {
-        V3.get_or_init(|| io_methods(3))
-    } else {
-        V1.get_or_init(|| io_methods(1))
-    };
-    &table.0
+    let version = unsafe { (*inner).iVersion }.clamp(1, 3);
+    let index = usize::try_from(version - 1).unwrap_or(0);
+    &TABLES[index].get_or_init(|| io_methods(version)).0
 }
 
 struct IoMethods(sqlite3_io_methods);
@@ -258,7 +274,7 @@ unsafe impl Send for IoMethods {}
 unsafe impl Sync for IoMethods {}
 
 fn io_methods(version: c_int) -> IoMethods {
-    let v3 = version >= 3;
+    let (v2, v3) = (version >= 2, version >= 3);
     IoMethods(sqlite3_io_methods {
         iVersion: version,
         xClose: Some(x_close),
@@ -273,10 +289,10 @@ fn io_methods(version: c_int) -> IoMethods {
         xFileControl: Some(x_file_control),
         xSectorSize: Some(x_sector_size),
         xDeviceCharacteristics: Some(x_device_characteristics),
-        xShmMap: v3.then_some(x_shm_map as _),
-        xShmLock: v3.then_some(x_shm_lock as _),
-        xShmBarrier: v3.then_some(x_shm_barrier as _),
-        xShmUnmap: v3.then_some(x_shm_unmap as _),
+        xShmMap: v2.then_some(x_shm_map as _),
+        xShmLock: v2.then_some(x_shm_lock as _),
+        xShmBarrier: v2.then_some(x_shm_barrier as _),
+        xShmUnmap: v2.then_some(x_shm_unmap as _),
         xFetch: v3.then_some(x_fetch as _),
         xUnfetch: v3.then_some(x_unfetch as _),
     })
@@ -395,29 +411,113 @@ unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mu
     guarded(SQLITE_ERROR, || {
         // SAFETY: an open file of ours.
         let (logic, inner) = unsafe { parts(file) };
-        if op == SQLITE_FCNTL_PRAGMA && !arg.is_null() {
-            // SAFETY: for FCNTL_PRAGMA, arg is char*[3]: [error out, name, value or NULL].
-            let args = arg.cast::<*mut c_char>();
-            // SAFETY: as above; name is a valid C string, value NULL or a valid C string.
-            let (name, value) = unsafe { (*args.add(1), *args.add(2)) };
-            if !name.is_null() {
-                // SAFETY: see above.
-                let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-                // SAFETY: see above.
-                let value =
-                    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy());
-                if let PragmaDecision::Refuse(message) = logic.pragma(&name, value.as_deref()) {
-                    // SAFETY: args[0] receives a message allocated with sqlite3_malloc.
-                    unsafe { *args = super::api::sqlite_string(&message) };
-                    return SQLITE_ERROR;
-                }
-            }
-        }
-        // SAFETY: the wrapped file is open.
-        match unsafe { (*(*inner).pMethods).xFileControl } {
-            // SAFETY: same arguments on the wrapped file.
-            Some(f) => unsafe { f(inner, op, arg) },
-            None => SQLITE_NOTFOUND,
-        }
+        // SAFETY: `inner` is the open wrapped file; `arg` is what SQLite passed with `op`.
+        unsafe { super::file_control::file_control(logic, inner, op, arg) }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    /// The VFS pointer the fake system-call methods were last called with.
+    static CALLED_WITH: AtomicPtr<sqlite3_vfs> = AtomicPtr::new(std::ptr::null_mut());
+    /// The system call last handed to the fake `xSetSystemCall`.
+    static SET_TO: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn replacement_call() {}
+
+    unsafe extern "C" fn fake_set(
+        vfs: *mut sqlite3_vfs,
+        _name: *const c_char,
+        call: sqlite3_syscall_ptr,
+    ) -> c_int {
+        CALLED_WITH.store(vfs, Ordering::SeqCst);
+        SET_TO.store(call.map_or(0, |f| f as usize), Ordering::SeqCst);
+        SQLITE_OK
+    }
+
+    unsafe extern "C" fn fake_get(
+        vfs: *mut sqlite3_vfs,
+        _name: *const c_char,
+    ) -> sqlite3_syscall_ptr {
+        CALLED_WITH.store(vfs, Ordering::SeqCst);
+        Some(replacement_call)
+    }
+
+    unsafe extern "C" fn fake_next(vfs: *mut sqlite3_vfs, _name: *const c_char) -> *const c_char {
+        CALLED_WITH.store(vfs, Ordering::SeqCst);
+        c"open".as_ptr()
+    }
+
+    unsafe extern "C" fn must_not_be_called(
+        _vfs: *mut sqlite3_vfs,
+        _name: *const c_char,
+    ) -> sqlite3_syscall_ptr {
+        panic!("a method beyond the wrapped VFS's version was called");
+    }
+
+    /// A wrapped VFS of `version` with fake system-call methods (present in the struct even
+    /// for a lower version, to catch a read past what the version allows).
+    fn fake_inner(version: c_int) -> &'static mut sqlite3_vfs {
+        // SAFETY: every field is an integer, a raw pointer or an Option of a function
+        // pointer, for which zero is valid.
+        let vfs: &'static mut sqlite3_vfs = Box::leak(Box::new(unsafe { std::mem::zeroed() }));
+        vfs.iVersion = version;
+        vfs.szOsFile = 64;
+        vfs.xSetSystemCall = Some(fake_set);
+        vfs.xGetSystemCall = Some(if version >= 3 { fake_get } else { must_not_be_called });
+        vfs.xNextSystemCall = Some(fake_next);
+        vfs
+    }
+
+    #[test]
+    fn ha_takes_the_wrapped_version_and_forwards_the_system_calls() {
+        // Goal: over a version-3 VFS (unix), `ha` is version 3 and its system-call methods
+        // reach the wrapped VFS, called with the wrapped VFS's pointer, not ours.
+        let inner = fake_inner(3);
+        let inner_ptr: *mut sqlite3_vfs = inner;
+        let mut ours = new_vfs(NonNull::new(inner_ptr).expect("non-null"));
+        assert_eq!(ours.iVersion, 3);
+        let ours_ptr: *mut sqlite3_vfs = &mut ours;
+
+        let next = ours.xNextSystemCall.expect("xNextSystemCall");
+        // SAFETY: our VFS over the fake; the fake ignores the name.
+        let first = unsafe { next(ours_ptr, std::ptr::null()) };
+        // SAFETY: the fake returns a static C string.
+        assert_eq!(unsafe { CStr::from_ptr(first) }, c"open");
+        assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
+
+        let get = ours.xGetSystemCall.expect("xGetSystemCall");
+        // SAFETY: as above.
+        let call = unsafe { get(ours_ptr, c"open".as_ptr()) };
+        assert_eq!(call.map(|f| f as usize), Some(replacement_call as usize));
+        assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
+
+        let set = ours.xSetSystemCall.expect("xSetSystemCall");
+        // SAFETY: as above.
+        let rc = unsafe { set(ours_ptr, c"open".as_ptr(), Some(replacement_call)) };
+        assert_eq!(rc, SQLITE_OK);
+        assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
+        assert_eq!(SET_TO.load(Ordering::SeqCst), replacement_call as usize);
+    }
+
+    #[test]
+    fn over_an_older_vfs_ha_claims_and_reads_no_more_than_it_has() {
+        // Goal: over a version-1 VFS, `ha` is version 1, and a call of a newer method (which
+        // SQLite would not make) answers "not there" without reading the wrapped struct past
+        // its version.
+        let inner = fake_inner(1);
+        let mut ours = new_vfs(NonNull::from(inner));
+        assert_eq!(ours.iVersion, 1);
+        let ours_ptr: *mut sqlite3_vfs = &mut ours;
+        let get = ours.xGetSystemCall.expect("the field is set; iVersion hides it");
+        // SAFETY: our VFS over the fake; the forwarder checks the version first.
+        assert!(unsafe { get(ours_ptr, c"open".as_ptr()) }.is_none());
+        let mut now: sqlite3_int64 = 0;
+        let time = ours.xCurrentTimeInt64.expect("set");
+        // SAFETY: as above; the fake has no xCurrentTimeInt64 (NULL) and version 1.
+        assert_eq!(unsafe { time(ours_ptr, &mut now) }, SQLITE_ERROR);
+    }
 }
