@@ -140,15 +140,16 @@ unsafe fn inner_of(vfs: *mut sqlite3_vfs) -> *mut sqlite3_vfs {
 /// VFS lacks it: its version is below `$since` (the field is not even in its struct) or the
 /// method is NULL.
 macro_rules! delegate_vfs {
-    ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
-        delegate_vfs!($name, $field since 1, ($($arg: $ty),*) -> $ret, $on_missing);
-    };
-    ($name:ident, $field:ident since $since:literal, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+    (@since) => { 1 };
+    (@since $since:literal) => { $since };
+    ($name:ident, $field:ident $(since $since:literal)?, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+        // xDlError and xDlClose return nothing: their `$on_missing` is `()`.
+        #[allow(clippy::unused_unit)]
         unsafe extern "C" fn $name(vfs: *mut sqlite3_vfs, $($arg: $ty),*) -> $ret {
             // SAFETY: SQLite calls us with our own VFS; the wrapped one is valid.
             let inner = unsafe { inner_of(vfs) };
             // SAFETY: as above; iVersion is in every version's struct.
-            if unsafe { (*inner).iVersion } < $since {
+            if unsafe { (*inner).iVersion } < delegate_vfs!(@since $($since)?) {
                 return $on_missing;
             }
             // SAFETY: as above; the wrapped VFS's version has this field.
@@ -492,7 +493,7 @@ mod tests {
         let get = ours.xGetSystemCall.expect("xGetSystemCall");
         // SAFETY: as above.
         let call = unsafe { get(ours_ptr, c"open".as_ptr()) };
-        assert_eq!(call.map(|f| f as usize), Some(replacement_call as usize));
+        assert_eq!(call.map(|f| f as usize), Some(replacement_call as *const () as usize));
         assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
 
         let set = ours.xSetSystemCall.expect("xSetSystemCall");
@@ -500,7 +501,7 @@ mod tests {
         let rc = unsafe { set(ours_ptr, c"open".as_ptr(), Some(replacement_call)) };
         assert_eq!(rc, SQLITE_OK);
         assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
-        assert_eq!(SET_TO.load(Ordering::SeqCst), replacement_call as usize);
+        assert_eq!(SET_TO.load(Ordering::SeqCst), replacement_call as *const () as usize);
     }
 
     #[test]
