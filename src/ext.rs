@@ -47,10 +47,13 @@ pub unsafe extern "C" fn sqlite3_dqlitevfs_init(
     match outcome {
         Ok(Ok(())) => SQLITE_OK_LOAD_PERMANENTLY,
         Ok(Err(message)) => {
-            // The API may be missing (too old a host): then we cannot allocate the message.
-            if !error_out.is_null() && !api_table.is_null() && message_allocatable() {
-                // SAFETY: SQLite frees *error_out with sqlite3_free.
-                unsafe { *error_out = vfs::sqlite_string(&format!("dqlite-vfs: {message}")) };
+            if !error_out.is_null() {
+                // SAFETY: SQLite frees *error_out with sqlite3_free; the message is allocated
+                // through the table's own malloc, which a refused (too old) host has too.
+                unsafe {
+                    *error_out =
+                        api::load_error_string(api_table, &format!("dqlite-vfs: {message}"));
+                }
             }
             SQLITE_ERROR
         }
@@ -72,10 +75,6 @@ pub unsafe extern "C" fn sqlite3_extension_init(
     unsafe { sqlite3_dqlitevfs_init(db, error_out, api_table) }
 }
 
-fn message_allocatable() -> bool {
-    api::installed().is_some()
-}
-
 /// SQL functions registered at load exist only on the loading connection; an auto-extension
 /// adds them to every connection opened afterwards (the one with `?vfs=ha`).
 fn register_for_new_connections() -> Result<(), String> {
@@ -94,7 +93,7 @@ fn register_for_new_connections() -> Result<(), String> {
             >(on_new_connection)
         };
         // SAFETY: plain registration of a static function.
-        unsafe { (api::host().auto_extension)(Some(entry)) }
+        unsafe { sqlite3_auto_extension(Some(entry)) }
     });
     if rc == SQLITE_OK {
         Ok(())
@@ -117,7 +116,7 @@ unsafe extern "C" fn on_new_connection(
         Ok(Err(message)) => {
             if !error_out.is_null() {
                 // SAFETY: SQLite frees *error_out with sqlite3_free.
-                unsafe { *error_out = vfs::sqlite_string(&message) };
+                unsafe { *error_out = api::sqlite_string(&message) };
             }
             SQLITE_ERROR
         }

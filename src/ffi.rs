@@ -4,6 +4,8 @@
 pub mod api;
 pub mod connection;
 pub mod file;
+pub mod file_control;
 pub mod functions;
+pub mod io_methods;
 pub mod sys;
 pub mod vfs;

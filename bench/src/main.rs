@@ -3,7 +3,8 @@
 //! JSON. Progress goes to stderr. See docs/PERFORMANCE.md.
 //!
 //! The hosts are this same executable run as `bench host ...` (the `ha-host` program from
-//! the `ha-host` crate), so `cargo run -p bench` needs no other binary.
+//! the `ha-host` crate), so `cargo run --manifest-path tools/Cargo.toml -p bench` needs no
+//! other binary.
 
 mod deploy;
 mod probe;

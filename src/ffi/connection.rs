@@ -5,7 +5,6 @@ use std::ffi::{c_int, CStr, CString};
 use std::path::Path;
 use std::ptr::NonNull;
 
-use super::api::host;
 use super::sys::*;
 use crate::error::Error;
 
@@ -35,7 +34,7 @@ impl Connection {
         let flags =
             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX;
         // SAFETY: valid C string and out-pointer; a NULL VFS name means the URI decides.
-        let rc = unsafe { (host().open_v2)(uri.as_ptr(), &mut db, flags, std::ptr::null()) };
+        let rc = unsafe { sqlite3_open_v2(uri.as_ptr(), &mut db, flags, std::ptr::null()) };
         let Some(db) = NonNull::new(db) else {
             return Err(Error::Sqlite {
                 code: rc,
@@ -47,15 +46,15 @@ impl Connection {
             return Err(connection.error(rc));
         }
         // SAFETY: open connection.
-        unsafe { (host().extended_result_codes)(db.as_ptr(), 1) };
+        unsafe { sqlite3_extended_result_codes(db.as_ptr(), 1) };
         // SAFETY: open connection.
-        unsafe { (host().busy_timeout)(db.as_ptr(), 5_000) };
+        unsafe { sqlite3_busy_timeout(db.as_ptr(), 5_000) };
         Ok(connection)
     }
 
     fn error(&self, rc: c_int) -> Error {
         // SAFETY: open connection; errmsg returns a valid string owned by SQLite.
-        let message = unsafe { CStr::from_ptr((host().errmsg)(self.db.as_ptr())) }
+        let message = unsafe { CStr::from_ptr(sqlite3_errmsg(self.db.as_ptr())) }
             .to_string_lossy()
             .into_owned();
         Error::Sqlite { code: rc, message }
@@ -68,17 +67,11 @@ impl Connection {
         let mut message: *mut std::ffi::c_char = std::ptr::null_mut();
         // SAFETY: open connection, valid SQL string, no callback.
         let rc = unsafe {
-            (host().exec)(
-                self.db.as_ptr(),
-                sql.as_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                &mut message,
-            )
+            sqlite3_exec(self.db.as_ptr(), sql.as_ptr(), None, std::ptr::null_mut(), &mut message)
         };
         if !message.is_null() {
             // SAFETY: allocated by SQLite.
-            unsafe { (host().free)(message.cast()) };
+            unsafe { sqlite3_free(message.cast()) };
         }
         if rc == SQLITE_OK {
             Ok(())
@@ -95,16 +88,16 @@ impl Connection {
         let mut stmt: *mut sqlite3_stmt = std::ptr::null_mut();
         // SAFETY: open connection, valid SQL, out-pointer.
         let rc = unsafe {
-            (host().prepare_v2)(self.db.as_ptr(), sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
+            sqlite3_prepare_v2(self.db.as_ptr(), sql.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
         };
         if rc != SQLITE_OK {
             return Err(self.error(rc));
         }
         // SAFETY: a prepared statement (or NULL for empty SQL, which step/finalize accept).
         let result = unsafe {
-            match (host().step)(stmt) {
-                SQLITE_ROW if (host().column_type)(stmt, 0) != SQLITE_NULL => {
-                    let text = (host().column_text)(stmt, 0);
+            match sqlite3_step(stmt) {
+                SQLITE_ROW if sqlite3_column_type(stmt, 0) != SQLITE_NULL => {
+                    let text = sqlite3_column_text(stmt, 0);
                     Ok((!text.is_null())
                         .then(|| CStr::from_ptr(text.cast()).to_string_lossy().into_owned()))
                 }
@@ -113,7 +106,7 @@ impl Connection {
             }
         };
         // SAFETY: finalising the statement we prepared.
-        unsafe { (host().finalize)(stmt) };
+        unsafe { sqlite3_finalize(stmt) };
         result
     }
 
@@ -121,7 +114,7 @@ impl Connection {
     pub fn backup_into(&self, dest: &Connection) -> Result<(), Error> {
         // SAFETY: two open connections; "main" names exist.
         let backup = unsafe {
-            (host().backup_init)(
+            sqlite3_backup_init(
                 dest.db.as_ptr(),
                 c"main".as_ptr(),
                 self.db.as_ptr(),
@@ -130,12 +123,12 @@ impl Connection {
         };
         if backup.is_null() {
             // SAFETY: open connection.
-            return Err(dest.error(unsafe { (host().extended_errcode)(dest.db.as_ptr()) }));
+            return Err(dest.error(unsafe { sqlite3_extended_errcode(dest.db.as_ptr()) }));
         }
         // SAFETY: a live backup object; -1 copies everything in one read transaction.
-        let rc = unsafe { (host().backup_step)(backup, -1) };
+        let rc = unsafe { sqlite3_backup_step(backup, -1) };
         // SAFETY: finishing the backup we started.
-        let finish_rc = unsafe { (host().backup_finish)(backup) };
+        let finish_rc = unsafe { sqlite3_backup_finish(backup) };
         match (rc, finish_rc) {
             (SQLITE_DONE, SQLITE_OK) => Ok(()),
             (SQLITE_DONE, rc) | (rc, _) => Err(dest.error(rc)),
@@ -146,7 +139,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         // SAFETY: we own the connection and close it once; statements are all finalised.
-        unsafe { (host().close)(self.db.as_ptr()) };
+        unsafe { sqlite3_close(self.db.as_ptr()) };
     }
 }
 

@@ -229,12 +229,17 @@ impl HostFilename {
             CString::new(bytes).map_err(|_| Code(SQLITE_CANTOPEN))
         };
         let (db, journal, wal) = (cstr("")?, cstr("-journal")?, cstr("-wal")?);
-        let api = super::api::host();
         // SAFETY: three valid C strings; SQLite copies them into one allocation.
         let ptr = unsafe {
-            (api.create_filename)(db.as_ptr(), journal.as_ptr(), wal.as_ptr(), 0, std::ptr::null())
+            sqlite3_create_filename(
+                db.as_ptr(),
+                journal.as_ptr(),
+                wal.as_ptr(),
+                0,
+                std::ptr::null_mut(),
+            )
         };
-        NonNull::new(ptr.cast_mut()).map(|ptr| HostFilename { ptr }).ok_or(Code(SQLITE_NOMEM))
+        NonNull::new(ptr).map(|ptr| HostFilename { ptr }).ok_or(Code(SQLITE_NOMEM))
     }
 
     fn database(&self) -> *const std::ffi::c_char {
@@ -243,14 +248,14 @@ impl HostFilename {
 
     fn wal(&self) -> *const std::ffi::c_char {
         // SAFETY: built by sqlite3_create_filename.
-        unsafe { (super::api::host().filename_wal)(self.ptr.as_ptr()) }
+        unsafe { sqlite3_filename_wal(self.ptr.as_ptr()) }
     }
 }
 
 impl Drop for HostFilename {
     fn drop(&mut self) {
         // SAFETY: made by sqlite3_create_filename, freed once.
-        unsafe { (super::api::host().free_filename)(self.ptr.as_ptr()) }
+        unsafe { sqlite3_free_filename(self.ptr.as_ptr()) }
     }
 }
 

@@ -1,31 +1,20 @@
-//! The `ha` VFS as SQLite sees it: the `sqlite3_vfs` and `sqlite3_io_methods` tables and
-//! their trampolines. Each trampoline checks its pointers, runs inside `catch_unwind`, and
-//! either passes the call straight to the wrapped (default) VFS or hands it to the safe
-//! logic in [`crate::vfs`].
-//!
-//! Memory layout of one of our files, allocated by SQLite (`szOsFile` bytes):
-//! `[ FileSlot { base, logic } | padding to 8 | the wrapped VFS's sqlite3_file ... ]`.
+//! The `ha` VFS as SQLite sees it: the `sqlite3_vfs` table, its registration over the default
+//! VFS, and its trampolines (the files' methods are in [`super::io_methods`]). Each trampoline
+//! checks its pointers, runs inside `catch_unwind`, and either passes the call straight to the
+//! wrapped (default) VFS or hands it to the safe logic in [`crate::vfs`].
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use super::api::host;
-use super::file::{Code, RawFile};
+use super::file::RawFile;
+use super::io_methods::{close_inner, methods_for, FileSlot, INNER_OFFSET};
 use super::sys::*;
-use crate::vfs::{FileKind, HaFile, PragmaDecision};
+use crate::vfs::{FileKind, HaFile};
 
 /// The name applications pass as `?vfs=ha`.
 pub const VFS_NAME: &CStr = c"ha";
-
-#[repr(C)]
-struct FileSlot {
-    base: sqlite3_file,
-    logic: *mut HaFile,
-}
-
-const INNER_OFFSET: usize = std::mem::size_of::<FileSlot>().next_multiple_of(8);
 
 struct Registered {
     ours: NonNull<sqlite3_vfs>,
@@ -51,16 +40,15 @@ pub fn is_ours(vfs: *const sqlite3_vfs) -> bool {
 /// Registers `ha` (once per process) over the current default VFS; `make_default` also
 /// makes it the default for connections that name no VFS.
 pub fn register(make_default: bool) -> Result<(), String> {
-    let api = host();
     let registered = match REGISTERED.get() {
         Some(registered) => registered,
         None => {
             // SAFETY: NULL asks for the default VFS.
-            let inner = NonNull::new(unsafe { (api.vfs_find)(std::ptr::null()) })
+            let inner = NonNull::new(unsafe { sqlite3_vfs_find(std::ptr::null()) })
                 .ok_or("the host SQLite has no default VFS")?;
             let ours = NonNull::from(Box::leak(Box::new(new_vfs(inner))));
             // SAFETY: `ours` is a fully initialised VFS that lives forever.
-            let rc = unsafe { (api.vfs_register)(ours.as_ptr(), 0) };
+            let rc = unsafe { sqlite3_vfs_register(ours.as_ptr(), 0) };
             if rc != SQLITE_OK {
                 return Err(format!("could not register the ha VFS (SQLite error {rc})"));
             }
@@ -69,7 +57,7 @@ pub fn register(make_default: bool) -> Result<(), String> {
     };
     if make_default {
         // SAFETY: re-registering a registered VFS only moves it to the default position.
-        let rc = unsafe { (api.vfs_register)(registered.ours.as_ptr(), 1) };
+        let rc = unsafe { sqlite3_vfs_register(registered.ours.as_ptr(), 1) };
         if rc != SQLITE_OK {
             return Err(format!("could not make ha the default VFS (SQLite error {rc})"));
         }
@@ -82,7 +70,10 @@ fn new_vfs(inner: NonNull<sqlite3_vfs>) -> sqlite3_vfs {
     let inner_ref = unsafe { inner.as_ref() };
     let inner_size = usize::try_from(inner_ref.szOsFile).unwrap_or(0);
     sqlite3_vfs {
-        iVersion: 2,
+        // As many methods as the wrapped VFS has (3 on unix), up to the ones we know: SQLite
+        // calls a method of version N only when iVersion >= N, so a shim must not claim less
+        // (the system-call methods would vanish) nor more (we could not forward them).
+        iVersion: inner_ref.iVersion.clamp(1, VFS_VERSION_MAX),
         szOsFile: c_int::try_from(INNER_OFFSET + inner_size).unwrap_or(c_int::MAX),
         mxPathname: inner_ref.mxPathname,
         pNext: std::ptr::null_mut(),
@@ -101,22 +92,22 @@ fn new_vfs(inner: NonNull<sqlite3_vfs>) -> sqlite3_vfs {
         xCurrentTime: Some(x_current_time),
         xGetLastError: Some(x_get_last_error),
         xCurrentTimeInt64: Some(x_current_time_int64),
-        xSetSystemCall: None,
-        xGetSystemCall: None,
-        xNextSystemCall: None,
+        xSetSystemCall: Some(x_set_system_call),
+        xGetSystemCall: Some(x_get_system_call),
+        xNextSystemCall: Some(x_next_system_call),
     }
 }
+
+/// The newest `sqlite3_vfs` version whose methods we forward (3: the system-call methods).
+const VFS_VERSION_MAX: c_int = 3;
+
+/// What `xDlSym` returns: C's `void (*)(void)`, which bindgen writes with `xDlSym`'s own
+/// parameters. We only pass the pointer on, never call it, so the spelling does not matter.
+type DlSymbol = Option<unsafe extern "C" fn(*mut sqlite3_vfs, *mut c_void, *const c_char)>;
 
 /// Runs `f`, turning a panic into `on_panic` so no unwind crosses into C.
-fn guarded(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
+pub(super) fn guarded(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
-}
-
-fn code(result: Result<(), Code>) -> c_int {
-    match result {
-        Ok(()) => SQLITE_OK,
-        Err(Code(rc)) => rc,
-    }
 }
 
 /// The wrapped VFS of a call on ours.
@@ -128,12 +119,23 @@ unsafe fn inner_of(vfs: *mut sqlite3_vfs) -> *mut sqlite3_vfs {
     unsafe { (*vfs).pAppData.cast() }
 }
 
+/// A method of ours that calls the wrapped VFS's, or answers `$on_missing` when the wrapped
+/// VFS lacks it: its version is below `$since` (the field is not even in its struct) or the
+/// method is NULL.
 macro_rules! delegate_vfs {
-    ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+    (@since) => { 1 };
+    (@since $since:literal) => { $since };
+    ($name:ident, $field:ident $(since $since:literal)?, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
+        // xDlError and xDlClose return nothing: their `$on_missing` is `()`.
+        #[allow(clippy::unused_unit)]
         unsafe extern "C" fn $name(vfs: *mut sqlite3_vfs, $($arg: $ty),*) -> $ret {
             // SAFETY: SQLite calls us with our own VFS; the wrapped one is valid.
             let inner = unsafe { inner_of(vfs) };
-            // SAFETY: as above.
+            // SAFETY: as above; iVersion is in every version's struct.
+            if unsafe { (*inner).iVersion } < delegate_vfs!(@since $($since)?) {
+                return $on_missing;
+            }
+            // SAFETY: as above; the wrapped VFS's version has this field.
             match unsafe { (*inner).$field } {
                 // SAFETY: same arguments, wrapped VFS pointer.
                 Some(f) => unsafe { f(inner, $($arg),*) },
@@ -148,7 +150,7 @@ delegate_vfs!(x_access, xAccess, (name: *const c_char, flags: c_int, out: *mut c
 delegate_vfs!(x_full_pathname, xFullPathname, (name: *const c_char, n: c_int, out: *mut c_char) -> c_int, SQLITE_IOERR);
 delegate_vfs!(x_dl_open, xDlOpen, (name: *const c_char) -> *mut c_void, std::ptr::null_mut());
 delegate_vfs!(x_dl_error, xDlError, (n: c_int, out: *mut c_char) -> (), ());
-delegate_vfs!(x_dl_sym, xDlSym, (h: *mut c_void, sym: *const c_char) -> Option<unsafe extern "C" fn()>, None);
+delegate_vfs!(x_dl_sym, xDlSym, (h: *mut c_void, sym: *const c_char) -> DlSymbol, None);
 delegate_vfs!(x_dl_close, xDlClose, (h: *mut c_void) -> (), ());
 delegate_vfs!(x_randomness, xRandomness, (n: c_int, out: *mut c_char) -> c_int, 0);
 delegate_vfs!(x_sleep_wrapped, xSleep, (micros: c_int) -> c_int, 0);
@@ -166,7 +168,12 @@ unsafe extern "C" fn x_sleep(vfs: *mut sqlite3_vfs, micros: c_int) -> c_int {
 }
 delegate_vfs!(x_current_time, xCurrentTime, (out: *mut f64) -> c_int, SQLITE_ERROR);
 delegate_vfs!(x_get_last_error, xGetLastError, (n: c_int, out: *mut c_char) -> c_int, 0);
-delegate_vfs!(x_current_time_int64, xCurrentTimeInt64, (out: *mut sqlite3_int64) -> c_int, SQLITE_ERROR);
+delegate_vfs!(x_current_time_int64, xCurrentTimeInt64 since 2, (out: *mut sqlite3_int64) -> c_int, SQLITE_ERROR);
+// The system calls are the wrapped VFS's: a harness that swaps `open` or `pread` through `ha`
+// changes them for the files `ha` opens too, since those are the wrapped VFS's files.
+delegate_vfs!(x_set_system_call, xSetSystemCall since 3, (name: *const c_char, call: sqlite3_syscall_ptr) -> c_int, SQLITE_NOTFOUND);
+delegate_vfs!(x_get_system_call, xGetSystemCall since 3, (name: *const c_char) -> sqlite3_syscall_ptr, None);
+delegate_vfs!(x_next_system_call, xNextSystemCall since 3, (name: *const c_char) -> *const c_char, std::ptr::null());
 
 unsafe extern "C" fn x_open(
     vfs: *mut sqlite3_vfs,
@@ -220,218 +227,108 @@ unsafe extern "C" fn x_open(
     })
 }
 
-/// Closes a wrapped file directly.
-///
-/// # Safety
-/// `raw` must be open and never used again.
-unsafe fn close_inner(raw: &RawFile) -> c_int {
-    let file = raw.as_ptr();
-    // SAFETY: open file with valid pMethods (caller's contract).
-    match unsafe { (*(*file).pMethods).xClose } {
-        // SAFETY: as above.
-        Some(close) => unsafe { close(file) },
-        None => SQLITE_OK,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    /// The VFS pointer the fake system-call methods were last called with.
+    static CALLED_WITH: AtomicPtr<sqlite3_vfs> = AtomicPtr::new(std::ptr::null_mut());
+    /// The system call last handed to the fake `xSetSystemCall`.
+    static SET_TO: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "C" fn replacement_call() {}
+
+    unsafe extern "C" fn fake_set(
+        vfs: *mut sqlite3_vfs,
+        _name: *const c_char,
+        call: sqlite3_syscall_ptr,
+    ) -> c_int {
+        CALLED_WITH.store(vfs, Ordering::SeqCst);
+        SET_TO.store(call.map_or(0, |f| f as usize), Ordering::SeqCst);
+        SQLITE_OK
     }
-}
 
-/// Our methods table, by the wrapped file's version: we must not offer shared memory or
-/// memory mapping the wrapped file lacks.
-fn methods_for(inner: *const sqlite3_io_methods) -> *const sqlite3_io_methods {
-    static V1: OnceLock<IoMethods> = OnceLock::new();
-    static V3: OnceLock<IoMethods> = OnceLock::new();
-    // SAFETY: a valid io_methods table of an open file.
-    let version = unsafe { (*inner).iVersion };
-    let table = if version >= 3 {
-        V3.get_or_init(|| io_methods(3))
-    } else {
-        V1.get_or_init(|| io_methods(1))
-    };
-    &table.0
-}
-
-struct IoMethods(sqlite3_io_methods);
-// SAFETY: a table of function pointers, never mutated after creation.
-unsafe impl Send for IoMethods {}
-// SAFETY: as above.
-unsafe impl Sync for IoMethods {}
-
-fn io_methods(version: c_int) -> IoMethods {
-    let v3 = version >= 3;
-    IoMethods(sqlite3_io_methods {
-        iVersion: version,
-        xClose: Some(x_close),
-        xRead: Some(x_read),
-        xWrite: Some(x_write),
-        xTruncate: Some(x_truncate),
-        xSync: Some(x_sync),
-        xFileSize: Some(x_file_size),
-        xLock: Some(x_lock),
-        xUnlock: Some(x_unlock),
-        xCheckReservedLock: Some(x_check_reserved_lock),
-        xFileControl: Some(x_file_control),
-        xSectorSize: Some(x_sector_size),
-        xDeviceCharacteristics: Some(x_device_characteristics),
-        xShmMap: v3.then_some(x_shm_map as _),
-        xShmLock: v3.then_some(x_shm_lock as _),
-        xShmBarrier: v3.then_some(x_shm_barrier as _),
-        xShmUnmap: v3.then_some(x_shm_unmap as _),
-        xFetch: v3.then_some(x_fetch as _),
-        xUnfetch: v3.then_some(x_unfetch as _),
-    })
-}
-
-/// Our logic and the wrapped file of one of our files.
-///
-/// # Safety
-/// `file` must be a file opened by `x_open` and not yet closed.
-unsafe fn parts<'a>(file: *mut sqlite3_file) -> (&'a mut HaFile, *mut sqlite3_file) {
-    let slot = file.cast::<FileSlot>();
-    // SAFETY: x_open set `logic` to a live Box before setting pMethods; SQLite serialises
-    // calls on one file, so this is the only reference while the call runs.
-    let logic = unsafe { &mut *(*slot).logic };
-    // SAFETY: see module doc.
-    let inner = unsafe { file.cast::<u8>().add(INNER_OFFSET).cast::<sqlite3_file>() };
-    (logic, inner)
-}
-
-macro_rules! delegate_file {
-    ($name:ident, $field:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty, $on_missing:expr) => {
-        unsafe extern "C" fn $name(file: *mut sqlite3_file, $($arg: $ty),*) -> $ret {
-            // SAFETY: SQLite calls io methods only on files our x_open opened.
-            let (_, inner) = unsafe { parts(file) };
-            // SAFETY: the wrapped file is open.
-            match unsafe { (*(*inner).pMethods).$field } {
-                // SAFETY: same arguments on the wrapped file.
-                Some(f) => unsafe { f(inner, $($arg),*) },
-                None => $on_missing,
-            }
-        }
-    };
-}
-
-delegate_file!(x_read, xRead, (buf: *mut c_void, n: c_int, off: sqlite3_int64) -> c_int, SQLITE_IOERR);
-delegate_file!(x_truncate, xTruncate, (size: sqlite3_int64) -> c_int, SQLITE_IOERR);
-delegate_file!(x_file_size, xFileSize, (out: *mut sqlite3_int64) -> c_int, SQLITE_IOERR);
-delegate_file!(x_lock, xLock, (level: c_int) -> c_int, SQLITE_IOERR);
-delegate_file!(x_unlock, xUnlock, (level: c_int) -> c_int, SQLITE_IOERR);
-delegate_file!(x_check_reserved_lock, xCheckReservedLock, (out: *mut c_int) -> c_int, SQLITE_IOERR);
-delegate_file!(x_sector_size, xSectorSize, () -> c_int, 4096);
-delegate_file!(x_device_characteristics, xDeviceCharacteristics, () -> c_int, 0);
-delegate_file!(x_shm_map, xShmMap, (region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void) -> c_int, SQLITE_IOERR);
-delegate_file!(x_shm_barrier, xShmBarrier, () -> (), ());
-delegate_file!(x_shm_unmap, xShmUnmap, (delete: c_int) -> c_int, SQLITE_OK);
-delegate_file!(x_fetch, xFetch, (off: sqlite3_int64, n: c_int, out: *mut *mut c_void) -> c_int, SQLITE_OK);
-delegate_file!(x_unfetch, xUnfetch, (off: sqlite3_int64, p: *mut c_void) -> c_int, SQLITE_OK);
-
-unsafe extern "C" fn x_close(file: *mut sqlite3_file) -> c_int {
-    guarded(SQLITE_IOERR, || {
-        let slot = file.cast::<FileSlot>();
-        // SAFETY: an open file of ours; after this call SQLite never touches it again.
-        let logic = unsafe { Box::from_raw((*slot).logic) };
-        // SAFETY: as above.
-        unsafe { (*slot).logic = std::ptr::null_mut() };
-        let raw = logic.into_raw();
-        // SAFETY: the wrapped file is open and not used after this.
-        unsafe { close_inner(&raw) }
-    })
-}
-
-unsafe extern "C" fn x_write(
-    file: *mut sqlite3_file,
-    buf: *const c_void,
-    n: c_int,
-    off: sqlite3_int64,
-) -> c_int {
-    guarded(SQLITE_IOERR_WRITE, || {
-        // SAFETY: an open file of ours.
-        let (logic, _) = unsafe { parts(file) };
-        let (Ok(len), Ok(offset)) = (usize::try_from(n), u64::try_from(off)) else {
-            return SQLITE_MISUSE;
-        };
-        if buf.is_null() {
-            return SQLITE_MISUSE;
-        }
-        // SAFETY: SQLite passes `n` readable bytes at `buf`.
-        let data = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
-        code(logic.write(data, offset))
-    })
-}
-
-unsafe extern "C" fn x_sync(file: *mut sqlite3_file, flags: c_int) -> c_int {
-    guarded(SQLITE_IOERR, || {
-        // SAFETY: an open file of ours.
-        let (logic, inner) = unsafe { parts(file) };
-        if logic.skip_sync() {
-            return SQLITE_OK;
-        }
-        // SAFETY: the wrapped file is open.
-        match unsafe { (*(*inner).pMethods).xSync } {
-            // SAFETY: same arguments on the wrapped file.
-            Some(sync) => unsafe { sync(inner, flags) },
-            None => SQLITE_IOERR,
-        }
-    })
-}
-
-unsafe extern "C" fn x_shm_lock(
-    file: *mut sqlite3_file,
-    offset: c_int,
-    n: c_int,
-    flags: c_int,
-) -> c_int {
-    guarded(SQLITE_IOERR, || {
-        // SAFETY: an open file of ours.
-        let (logic, _) = unsafe { parts(file) };
-        let (Ok(slot), Ok(count)) = (usize::try_from(offset), usize::try_from(n)) else {
-            return SQLITE_MISUSE;
-        };
-        code(logic.shm_lock(slot, count, flags))
-    })
-}
-
-unsafe extern "C" fn x_file_control(file: *mut sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    guarded(SQLITE_ERROR, || {
-        // SAFETY: an open file of ours.
-        let (logic, inner) = unsafe { parts(file) };
-        if op == SQLITE_FCNTL_PRAGMA && !arg.is_null() {
-            // SAFETY: for FCNTL_PRAGMA, arg is char*[3]: [error out, name, value or NULL].
-            let args = arg.cast::<*mut c_char>();
-            // SAFETY: as above; name is a valid C string, value NULL or a valid C string.
-            let (name, value) = unsafe { (*args.add(1), *args.add(2)) };
-            if !name.is_null() {
-                // SAFETY: see above.
-                let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-                // SAFETY: see above.
-                let value =
-                    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy());
-                if let PragmaDecision::Refuse(message) = logic.pragma(&name, value.as_deref()) {
-                    // SAFETY: args[0] receives a message allocated with sqlite3_malloc.
-                    unsafe { *args = sqlite_string(&message) };
-                    return SQLITE_ERROR;
-                }
-            }
-        }
-        // SAFETY: the wrapped file is open.
-        match unsafe { (*(*inner).pMethods).xFileControl } {
-            // SAFETY: same arguments on the wrapped file.
-            Some(f) => unsafe { f(inner, op, arg) },
-            None => SQLITE_NOTFOUND,
-        }
-    })
-}
-
-/// Copies `text` into memory from `sqlite3_malloc`, as SQLite frees it.
-pub(crate) fn sqlite_string(text: &str) -> *mut c_char {
-    let bytes = text.as_bytes();
-    let Ok(len) = c_int::try_from(bytes.len() + 1) else { return std::ptr::null_mut() };
-    // SAFETY: plain allocation.
-    let ptr = unsafe { (host().malloc)(len) }.cast::<u8>();
-    if !ptr.is_null() {
-        // SAFETY: ptr has len bytes; we write bytes.len() + 1.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
-            *ptr.add(bytes.len()) = 0;
-        }
+    unsafe extern "C" fn fake_get(
+        vfs: *mut sqlite3_vfs,
+        _name: *const c_char,
+    ) -> sqlite3_syscall_ptr {
+        CALLED_WITH.store(vfs, Ordering::SeqCst);
+        Some(replacement_call)
     }
-    ptr.cast()
+
+    unsafe extern "C" fn fake_next(vfs: *mut sqlite3_vfs, _name: *const c_char) -> *const c_char {
+        CALLED_WITH.store(vfs, Ordering::SeqCst);
+        c"open".as_ptr()
+    }
+
+    unsafe extern "C" fn must_not_be_called(
+        _vfs: *mut sqlite3_vfs,
+        _name: *const c_char,
+    ) -> sqlite3_syscall_ptr {
+        panic!("a method beyond the wrapped VFS's version was called");
+    }
+
+    /// A wrapped VFS of `version` with fake system-call methods (present in the struct even
+    /// for a lower version, to catch a read past what the version allows).
+    fn fake_inner(version: c_int) -> &'static mut sqlite3_vfs {
+        // SAFETY: every field is an integer, a raw pointer or an Option of a function
+        // pointer, for which zero is valid.
+        let vfs: &'static mut sqlite3_vfs = Box::leak(Box::new(unsafe { std::mem::zeroed() }));
+        vfs.iVersion = version;
+        vfs.szOsFile = 64;
+        vfs.xSetSystemCall = Some(fake_set);
+        vfs.xGetSystemCall = Some(if version >= 3 { fake_get } else { must_not_be_called });
+        vfs.xNextSystemCall = Some(fake_next);
+        vfs
+    }
+
+    #[test]
+    fn ha_takes_the_wrapped_version_and_forwards_the_system_calls() {
+        // Goal: over a version-3 VFS (unix), `ha` is version 3 and its system-call methods
+        // reach the wrapped VFS, called with the wrapped VFS's pointer, not ours.
+        let inner = fake_inner(3);
+        let inner_ptr: *mut sqlite3_vfs = inner;
+        let mut ours = new_vfs(NonNull::new(inner_ptr).expect("non-null"));
+        assert_eq!(ours.iVersion, 3);
+        let ours_ptr: *mut sqlite3_vfs = &mut ours;
+
+        let next = ours.xNextSystemCall.expect("xNextSystemCall");
+        // SAFETY: our VFS over the fake; the fake ignores the name.
+        let first = unsafe { next(ours_ptr, std::ptr::null()) };
+        // SAFETY: the fake returns a static C string.
+        assert_eq!(unsafe { CStr::from_ptr(first) }, c"open");
+        assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
+
+        let get = ours.xGetSystemCall.expect("xGetSystemCall");
+        // SAFETY: as above.
+        let call = unsafe { get(ours_ptr, c"open".as_ptr()) };
+        assert_eq!(call.map(|f| f as usize), Some(replacement_call as *const () as usize));
+        assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
+
+        let set = ours.xSetSystemCall.expect("xSetSystemCall");
+        // SAFETY: as above.
+        let rc = unsafe { set(ours_ptr, c"open".as_ptr(), Some(replacement_call)) };
+        assert_eq!(rc, SQLITE_OK);
+        assert_eq!(CALLED_WITH.swap(std::ptr::null_mut(), Ordering::SeqCst), inner_ptr);
+        assert_eq!(SET_TO.load(Ordering::SeqCst), replacement_call as *const () as usize);
+    }
+
+    #[test]
+    fn over_an_older_vfs_ha_claims_and_reads_no_more_than_it_has() {
+        // Goal: over a version-1 VFS, `ha` is version 1, and a call of a newer method (which
+        // SQLite would not make) answers "not there" without reading the wrapped struct past
+        // its version.
+        let inner = fake_inner(1);
+        let mut ours = new_vfs(NonNull::from(inner));
+        assert_eq!(ours.iVersion, 1);
+        let ours_ptr: *mut sqlite3_vfs = &mut ours;
+        let get = ours.xGetSystemCall.expect("the field is set; iVersion hides it");
+        // SAFETY: our VFS over the fake; the forwarder checks the version first.
+        assert!(unsafe { get(ours_ptr, c"open".as_ptr()) }.is_none());
+        let mut now: sqlite3_int64 = 0;
+        let time = ours.xCurrentTimeInt64.expect("set");
+        // SAFETY: as above; the fake has no xCurrentTimeInt64 (NULL) and version 1.
+        assert_eq!(unsafe { time(ours_ptr, &mut now) }, SQLITE_ERROR);
+    }
 }
