@@ -32,7 +32,7 @@ struct Args {
     /// Smaller counts: a smoke run of every workload in seconds.
     #[arg(long)]
     quick: bool,
-    /// Run only these workloads (comma-separated numbers, 1 to 7).
+    /// Run only these workloads (comma-separated numbers, 1 to 8).
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Where to write the JSON report.
@@ -82,9 +82,9 @@ fn run(args: Args) -> Result<()> {
     let scratch = args.scratch.unwrap_or_else(std::env::temp_dir);
     let ctx = Ctx::new(HostCommand::self_exec(HOST_SUBCOMMAND)?, library, scratch, args.keep);
     let selected: Vec<u8> =
-        if args.only.is_empty() { (1..=7).collect() } else { args.only.clone() };
-    if let Some(bad) = selected.iter().find(|id| !(1..=7).contains(*id)) {
-        bail!("no workload {bad}: workloads are 1 to 7");
+        if args.only.is_empty() { (1..=8).collect() } else { args.only.clone() };
+    if let Some(bad) = selected.iter().find(|id| !(1..=8).contains(*id)) {
+        bail!("no workload {bad}: workloads are 1 to 8");
     }
     let context = preflight(&ctx)?;
     eprintln!(

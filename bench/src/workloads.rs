@@ -1,7 +1,8 @@
-//! The seven workloads of issue #4, each in its own file, with the sizes of a full and a
+//! The seven workloads of issue #4 and the archive's (issue #13), each in its own file, with the sizes of a full and a
 //! `--quick` run. A workload runs its modes in order (plain SQLite, 1 node, 3 nodes), each on a
 //! fresh deployment; a mode that fails becomes a note in the report, not the end of the run.
 
+pub mod archive;
 pub mod catchup;
 pub mod idle;
 pub mod large;
@@ -65,7 +66,7 @@ pub struct Known {
     pub serial_three_nodes: Option<f64>,
 }
 
-/// Runs workload `id` (1..=7).
+/// Runs workload `id` (1..=8).
 pub fn run(id: u8, ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcome> {
     match id {
         1 => serial::serial(ctx, sizes, known),
@@ -75,7 +76,8 @@ pub fn run(id: u8, ctx: &Ctx, sizes: &Sizes, known: &mut Known) -> Result<Outcom
         5 => reads::run(ctx, sizes),
         6 => catchup::run(ctx, sizes),
         7 => idle::run(ctx, sizes),
-        _ => anyhow::bail!("no workload {id} (1 to 7)"),
+        8 => archive::run(ctx, sizes),
+        _ => anyhow::bail!("no workload {id} (1 to 8)"),
     }
 }
 

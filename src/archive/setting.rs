@@ -16,8 +16,9 @@ use tokio::sync::watch;
 use super::store::ArchiveTarget;
 use crate::error::Error;
 
-/// Default bound on the archive's delay behind commits (the recovery point).
-pub const INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default upload interval: with the upload itself, a commit is archived within about half a
+/// second to a second (the recovery point).
+pub const INTERVAL_MS_DEFAULT: u64 = 500;
 /// A new base image once this much time has passed since the last one...
 pub const BASE_INTERVAL_S_DEFAULT: u64 = 24 * 3600;
 /// ...or once the segments since it hold this many raw bytes, whichever comes first.

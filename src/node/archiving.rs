@@ -67,7 +67,6 @@ struct Progress {
     archived_at_ms: Option<u64>,
     /// When the archive last held everything applied (the lag is the time since, if behind).
     caught_up_at: Option<Instant>,
-    applied_index: Option<LogIndex>,
     last_error: Option<String>,
     window_ms: Option<(u64, u64)>,
     gaps: Vec<Gap>,
@@ -79,12 +78,19 @@ impl ArchiveShared {
         f(&mut self.progress.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// The `archive` object of `ha_status()` (None when no archive is set).
-    pub fn status(&self, setting: Option<&ArchiveSetting>) -> Value {
+    /// The `archive` object of `ha_status()` (None when no archive is set), with the lag
+    /// behind `applied_index` (the node's own, now).
+    pub fn status(
+        &self,
+        setting: Option<&ArchiveSetting>,
+        applied_index: Option<LogIndex>,
+    ) -> Value {
         let Some(setting) = setting else { return Value::Null };
         let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        let lag_entries = match (p.applied_index, p.archived_index) {
-            (Some(applied), Some(archived)) => Some(applied.saturating_sub(archived)),
+        // Only the uploading leader knows how far the archive is; a follower shows what it
+        // knew when it led, without a lag.
+        let lag_entries = match (p.uploading, applied_index, p.archived_index) {
+            (true, Some(applied), Some(archived)) => Some(applied.saturating_sub(archived)),
             _ => None,
         };
         let lag_s = match lag_entries {
@@ -177,17 +183,19 @@ impl Archiver {
     ) -> Result<(), ArchiveError> {
         let store = Store::open(&setting.target)?;
         self.check_identity(&store, setting).await?;
-        let mut catalog = list(&store).await?;
+        let catalog = list(&store).await?;
         let term = self.metrics().current_term;
         let mut archived = match catalog.archived_index() {
             Some(index) => index,
             None => self.upload_base(&store, true).await?,
         };
-        catalog = self.refresh(&store, setting).await?;
+        self.refresh(&store, setting).await?;
         let mut last_base = Instant::now();
         let mut bytes_since_base = 0u64;
         self.shared.update(|p| p.last_error = None);
         loop {
+            // Everything applied by now is archived once this round ends.
+            let round_started = Instant::now();
             let metrics = self.metrics();
             let still = metrics.state == ServerState::Leader
                 && metrics.current_term == term
@@ -197,7 +205,6 @@ impl Archiver {
             }
             let applied = metrics.last_applied.map_or(0, |id| id.index());
             let purged = metrics.purged.map_or(0, |id| id.index());
-            self.shared.update(|p| p.applied_index = Some(applied));
             if archived < purged {
                 // The log dropped entries before they were archived: start again from a base.
                 tracing::warn!(
@@ -206,7 +213,7 @@ impl Archiver {
                     "archive: entries were cut from the log before upload; uploading a base image"
                 );
                 archived = self.upload_base(&store, false).await?;
-                catalog = self.refresh(&store, setting).await?;
+                self.refresh(&store, setting).await?;
                 (last_base, bytes_since_base) = (Instant::now(), 0);
             }
             while archived < applied {
@@ -220,18 +227,19 @@ impl Archiver {
                 p.archived_index = Some(archived);
                 p.last_error = None;
                 if archived >= applied {
-                    p.caught_up_at = Some(Instant::now());
+                    p.caught_up_at = Some(round_started);
                 }
             });
             let base_due = last_base.elapsed() >= Duration::from_secs(setting.base_interval_s)
                 || bytes_since_base >= setting.base_bytes;
             if base_due {
                 self.upload_base(&store, true).await?;
-                catalog = self.refresh(&store, setting).await?;
+                self.refresh(&store, setting).await?;
                 (last_base, bytes_since_base) = (Instant::now(), 0);
             }
-            let _ = &catalog;
-            tokio::time::sleep(setting.interval()).await;
+            // The next round starts an interval after this one did, so a commit waits at most
+            // about one interval plus one upload.
+            tokio::time::sleep(setting.interval().saturating_sub(round_started.elapsed())).await;
         }
     }
 
@@ -266,11 +274,7 @@ impl Archiver {
     }
 
     /// Lists the archive, applies retention, and publishes what it holds.
-    async fn refresh(
-        &self,
-        store: &Store,
-        setting: &ArchiveSetting,
-    ) -> Result<Catalog, ArchiveError> {
+    async fn refresh(&self, store: &Store, setting: &ArchiveSetting) -> Result<(), ArchiveError> {
         let catalog = list(store).await?;
         let keep_from_ms = setting.retain_s.map(|s| unix_now_ms().saturating_sub(s * 1000));
         let expired = catalog.expired(setting.retain_bases as usize, keep_from_ms);
@@ -285,7 +289,7 @@ impl Archiver {
             p.gaps = catalog.gaps();
             p.base_images = catalog.bases.len();
         });
-        Ok(catalog)
+        Ok(())
     }
 
     /// Uploads the entries from `first` on (up to `applied`, about [`SEGMENT_BYTES_TARGET`])

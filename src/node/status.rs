@@ -56,7 +56,10 @@ pub fn of(node: &Node) -> Value {
         "stopped_reason": stopped_reason,
         "snapshot_transfers": node.client.transfers().in_flight(),
         // The URL only: the setting's credentials are never shown.
-        "archive": node.archive.status(node.archive_view.get().as_ref()),
+        "archive": node.archive.status(
+            node.archive_view.get().as_ref(),
+            metrics.last_applied.map(|a| a.index()),
+        ),
         "last_snapshot_transfer": node.client.transfers().last_ended(),
     })
 }
