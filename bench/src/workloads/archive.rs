@@ -99,23 +99,11 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
             "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
         )])?;
         let writer = deployment.writer()?;
-        writer.exec(
-            "main",
-            vec![ha_host::protocol::Statement::new(&format!(
-                "INSERT INTO t(v) SELECT hex(randomblob(2000)) FROM generate_series(1, {fill_rows})"
-            ))],
-            true,
-        )
-        .or_else(|_| {
-            // generate_series is not compiled into every SQLite: a recursive CTE instead.
-            writer.exec(
-                "main",
-                vec![ha_host::protocol::Statement::new(&format!(
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {fill_rows}) INSERT INTO t(v) SELECT hex(randomblob(2000)) FROM n"
-                ))],
-                true,
-            )
-        })?;
+        let fill = format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {fill_rows}) \
+             INSERT INTO t(v) SELECT hex(randomblob(2000)) FROM n"
+        );
+        writer.exec("main", vec![ha_host::protocol::Statement::new(fill)], true)?;
         writer.repeat(
             repeat("main", vec![insert()], WARM_UP, false),
             repeat_deadline(Duration::from_secs(5)),
