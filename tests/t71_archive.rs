@@ -216,13 +216,25 @@ fn point_in_time_restore_from_s3() {
     point_in_time(&Target::s3(&server, "pitr"), scratch.path());
 }
 
-/// A flipped byte in a segment: the restore fails naming the object, nothing is imported.
 #[test]
 fn a_damaged_object_is_refused_at_restore() {
     let scratch = common::scratch_with_extension();
-    let dir = scratch.path();
     let archive = tempfile::tempdir().expect("archive dir");
-    let target = Target::file(archive.path());
+    damaged_object(&Target::file(archive.path()), archive.path(), scratch.path());
+}
+
+#[test]
+fn a_damaged_s3_object_is_refused_at_restore() {
+    let scratch = common::scratch_with_extension();
+    let server = S3Server::start();
+    // s3s-fs keeps each object as a file under <root>/<bucket>/<key>.
+    let objects = server.root().join(server.bucket()).join("damaged");
+    damaged_object(&Target::s3(&server, "damaged"), &objects, scratch.path());
+}
+
+/// A flipped byte in a segment (found under `objects`, the archive root as files): the
+/// restore fails naming the object, nothing is imported.
+fn damaged_object(target: &Target, objects: &Path, dir: &Path) {
     let mut leader = start_node(dir, "n1", common::free_udp_port(PORTS));
     leader.ok("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);");
     leader.ok(&format!(
@@ -237,7 +249,7 @@ fn a_damaged_object_is_refused_at_restore() {
     }
     let last = leader.ok("SELECT ha_barrier();").trim().parse().expect("an index");
     wait_archived(&mut leader, last);
-    let segments: Vec<_> = std::fs::read_dir(archive.path().join("seg"))
+    let segments: Vec<_> = std::fs::read_dir(objects.join("seg"))
         .expect("segments")
         .map(|e| e.expect("entry").path())
         .collect();
@@ -247,7 +259,7 @@ fn a_damaged_object_is_refused_at_restore() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x20;
     std::fs::write(victim, bytes).expect("write");
-    let (mut restored, result) = restore(dir, "r", &target, serde_json::json!({}));
+    let (mut restored, result) = restore(dir, "r", target, serde_json::json!({}));
     let error = result.expect_err("a damaged object must be refused");
     let name = victim.file_name().and_then(|n| n.to_str()).expect("name");
     assert!(error.contains("damaged") && error.contains(name), "{error}");
@@ -384,4 +396,122 @@ fn the_archive_catches_up_after_the_directory_was_gone() {
             std::fs::rename(&away, &root).expect("bring the archive back");
         },
     );
+}
+
+fn names_under(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// New base images by size, and retention: two bases kept, the segments only older bases
+/// needed removed, the latest state still restorable and older moments refused by name.
+#[test]
+fn base_images_by_size_and_retention() {
+    let scratch = common::scratch_with_extension();
+    let dir = scratch.path();
+    let archive = tempfile::tempdir().expect("archive dir");
+    let target = Target::file(archive.path());
+    let mut leader = start_node(dir, "n1", common::free_udp_port(PORTS));
+    leader.ok("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);");
+    let options = serde_json::json!({"interval_ms": 100, "base_bytes": 1 << 20, "retain_bases": 2});
+    leader.ok(&format!("SELECT ha_archive('{}', '{}');", target.url, target.options(options)));
+    let start = leader.ok("SELECT ha_barrier();").trim().parse().expect("an index");
+    wait_archived(&mut leader, start);
+    let first_base = names_under(&archive.path().join("base"));
+    let early = now_rfc3339(&mut leader);
+    // About 5 MiB of pages in 250 KiB transactions, waiting for the archive now and then so
+    // that each base is due after about 1 MiB of segments.
+    for k in 0..20 {
+        leader.ok(&format!("INSERT INTO t VALUES ({k}, randomblob(250000));"));
+        if k % 4 == 3 {
+            let index = leader.ok("SELECT ha_barrier();").trim().parse().expect("an index");
+            wait_archived(&mut leader, index);
+        }
+    }
+    let last = leader.ok("SELECT ha_barrier();").trim().parse().expect("an index");
+    let status = wait_archived(&mut leader, last);
+    let bases = names_under(&archive.path().join("base"));
+    assert_eq!(bases.len(), 2, "two bases kept: {bases:?} ({status})");
+    assert!(!bases.contains(&first_base[0]), "the first base was removed: {bases:?}");
+    let oldest_kept: u64 = bases[0][..20].parse().expect("an index");
+    for segment in names_under(&archive.path().join("seg")) {
+        let last_of: u64 = segment[21..41].parse().expect("an index");
+        assert!(last_of > oldest_kept, "segment {segment} is older than every kept base");
+    }
+    assert_eq!(status["base_images"], 2, "{status}");
+    let (mut restored, index) = restore(dir, "r", &target, serde_json::json!({}));
+    assert_eq!(index, Ok(last));
+    assert_eq!(restored.ok("SELECT count(*) FROM t;").trim(), "20");
+    let (_, refused) = restore(dir, "early", &target, serde_json::json!({"at": early}));
+    let error = refused.expect_err("a moment before the oldest kept base");
+    assert!(error.contains("starts later"), "{error}");
+}
+
+/// The log's bound wins over the archive: with the store gone while more than the bound is
+/// written, the log is cut, the archiver uploads a new base when the store is back, the gap
+/// is shown, and a restore into it is refused; restores after it work.
+#[test]
+fn a_log_cut_before_archiving_leaves_a_visible_gap() {
+    let scratch = common::scratch_with_extension();
+    let dir = scratch.path();
+    let archive = tempfile::tempdir().expect("archive dir");
+    let root = archive.path().join("archive");
+    let away = archive.path().join("away");
+    let target = Target::file(&root);
+    let port = common::free_udp_port(PORTS);
+    let mut leader = Shell::start("n1", dir);
+    leader.ok(&format!(
+        ".load ./libdqlite_vfs\n.open file:n1.db?vfs=ha\n.timeout 5000\nSELECT ha_init('127.0.0.1:{port}', '{{\"log_bytes_max\":16777216}}');"
+    ));
+    leader.ok("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB);");
+    leader.ok(&format!(
+        "SELECT ha_archive('{}', '{}');",
+        target.url,
+        target.options(serde_json::json!({"interval_ms": 100}))
+    ));
+    leader.ok("INSERT INTO t VALUES (0, 'before');");
+    let before = leader.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
+    wait_archived(&mut leader, before);
+    std::fs::rename(&root, &away).expect("move the archive away");
+    std::fs::write(&root, b"not a directory").expect("a file in its place");
+    // 40 MiB through a 16 MiB log: it is cut at least once.
+    for k in 1..=40 {
+        leader.ok(&format!("INSERT INTO t VALUES ({k}, randomblob(1048576));"));
+    }
+    let until = Instant::now() + CATCH_UP;
+    loop {
+        let status = leader.status();
+        let log_bytes = status["log_bytes"].as_u64().unwrap_or(u64::MAX);
+        if log_bytes <= 16 << 20 {
+            break;
+        }
+        assert!(Instant::now() < until, "the log was not cut: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_file(&root).expect("remove the file");
+    std::fs::rename(&away, &root).expect("bring the archive back");
+    leader.ok("INSERT INTO t VALUES (1000, 'after');");
+    let last = leader.ok("SELECT ha_barrier();").trim().parse().expect("an index");
+    let status = wait_archived(&mut leader, last);
+    let gaps = status["gaps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(gaps.len(), 1, "one gap: {status}");
+    let gap_index = gaps[0]["after_index"].as_u64().expect("after_index") + 1;
+    let (_, refused) = restore(dir, "ingap", &target, serde_json::json!({"index": gap_index}));
+    let error = refused.expect_err("a restore into the gap is refused");
+    assert!(error.contains("gap"), "{error}");
+    let (mut before_gap, index) =
+        restore(dir, "before", &target, serde_json::json!({"index": before}));
+    assert_eq!(index, Ok(before));
+    assert_eq!(before_gap.ok("SELECT v FROM t;").trim(), "before");
+    let (mut latest, index) = restore(dir, "latest", &target, serde_json::json!({}));
+    assert_eq!(index, Ok(last));
+    assert_eq!(latest.ok("SELECT count(*) FROM t;").trim(), "42");
 }
