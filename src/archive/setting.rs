@@ -146,3 +146,46 @@ impl fmt::Debug for ArchiveView {
         f.write_str("ArchiveView(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::types::Command;
+
+    const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+
+    // Goal: a setting with credentials prints its URL only, wherever it is printed (a Raft
+    // entry in a log line, an admin request in a debug trace).
+    #[test]
+    fn credentials_never_print() {
+        let options = format!(
+            r#"{{"endpoint":"http://127.0.0.1:9000","path_style":true,"region":"us-east-1","access_key_id":"AKIDEXAMPLE","secret_access_key":"{SECRET}","interval_ms":250}}"#
+        );
+        let setting = ArchiveSetting::parse("s3://bucket/prefix", Some(&options)).unwrap();
+        assert_eq!(setting.interval_ms, 250);
+        let command = Command::Archive(Some(setting.clone()));
+        let request = crate::transport::wire::AdminRequest::SetArchive { setting: Some(setting) };
+        for text in [format!("{command}"), format!("{command:?}"), format!("{request:?}")] {
+            assert!(text.contains("s3://bucket/prefix"), "{text}");
+            assert!(!text.contains(SECRET) && !text.contains("AKIDEXAMPLE"), "{text}");
+        }
+    }
+
+    // Goal: our options are checked by name and range; the rest go to the store, which
+    // refuses unknown ones.
+    #[test]
+    fn options_are_checked() {
+        let error = |options: &str| {
+            ArchiveSetting::parse("file:///tmp/a", Some(options)).unwrap_err().to_string()
+        };
+        assert!(error(r#"{"interval_ms":0}"#).contains("interval_ms must be an integer from 10"));
+        assert!(error(r#"{"retain_bases":"two"}"#).contains("retain_bases"));
+        assert!(error(r#"{"colour":"blue"}"#).contains("colour"));
+        assert!(error("[1]").contains("expected a JSON object"));
+        let defaults = ArchiveSetting::parse("file:///tmp/a", None).unwrap();
+        assert_eq!(
+            (defaults.interval_ms, defaults.retain_bases),
+            (INTERVAL_MS_DEFAULT, RETAIN_BASES_DEFAULT)
+        );
+    }
+}
