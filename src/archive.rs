@@ -20,6 +20,25 @@ pub mod store;
 
 pub use error::ArchiveError;
 
+/// The options argument of `ha_archive` / `ha_restore` as a JSON object (absent: empty), or an
+/// error naming `what` options they are.
+pub(crate) fn options_object(
+    options: Option<&str>,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, crate::error::Error> {
+    let invalid = |why: String| {
+        crate::error::Error::InvalidArgument(format!("invalid {what} options: {why}"))
+    };
+    match options {
+        None => Ok(serde_json::Map::new()),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(object)) => Ok(object),
+            Ok(_) => Err(invalid("expected a JSON object".into())),
+            Err(e) => Err(invalid(format!("not JSON ({e})"))),
+        },
+    }
+}
+
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()

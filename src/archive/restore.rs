@@ -37,14 +37,7 @@ impl RestoreRequest {
     pub fn parse(url: &str, options: Option<&str>) -> Result<RestoreRequest, Error> {
         let invalid =
             |why: String| Error::InvalidArgument(format!("invalid restore options: {why}"));
-        let mut object = match options {
-            None => serde_json::Map::new(),
-            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(object)) => object,
-                Ok(_) => return Err(invalid("expected a JSON object".into())),
-                Err(e) => return Err(invalid(format!("not JSON ({e})"))),
-            },
-        };
+        let mut object = super::options_object(options, "restore")?;
         let at = object.remove("at");
         let index = object.remove("index");
         let to = match (at, index) {

@@ -52,14 +52,7 @@ impl ArchiveSetting {
     pub fn parse(url: &str, options: Option<&str>) -> Result<ArchiveSetting, Error> {
         let invalid =
             |why: String| Error::InvalidArgument(format!("invalid archive options: {why}"));
-        let mut object = match options {
-            None => serde_json::Map::new(),
-            Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(object)) => object,
-                Ok(_) => return Err(invalid("expected a JSON object".into())),
-                Err(e) => return Err(invalid(format!("not JSON ({e})"))),
-            },
-        };
+        let mut object = super::options_object(options, "archive")?;
         let mut number = |key: &str, min: u64, max: u64| -> Result<Option<u64>, Error> {
             match object.remove(key) {
                 None => Ok(None),
