@@ -15,10 +15,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
 # A real S3-compatible server for the archive tests (tests/common/s3.rs). Building it takes
-# minutes and CI time counts, so it is skipped when already installed: cargo puts the binary
+# minutes and CI time counts, so it is a debug build (fast enough for tests) and skipped when already installed: cargo puts the binary
 # in ~/.cargo/bin, built once per machine (and kept by CI where ~/.cargo is cached). Pinned:
 # 0.14.0 is the newest release whose rust-version (1.92) our toolchain meets; 0.15+ need 1.96.
 S3S_FS_VERSION=0.14.0
 if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
-  cargo install s3s-fs --locked --version "$S3S_FS_VERSION" --features binary
+  cargo install s3s-fs --locked --debug --version "$S3S_FS_VERSION" --features binary
 fi

@@ -10,6 +10,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod archive;
+pub mod clock;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ext;

@@ -266,7 +266,8 @@ fn damaged_object(target: &Target, objects: &Path, dir: &Path) {
     assert_eq!(restored.ok("SELECT count(*) FROM sqlite_schema;").trim(), "0", "nothing imported");
 }
 
-fn leader_killed(target: &Target, dir: &Path) {
+/// A 3-node cluster (n1 leads, with table `t`) archiving to `target` every 100 ms.
+fn archiving_cluster(target: &Target, dir: &Path) -> (Shell, Vec<Shell>) {
     let ports: Vec<u16> = (0..3).map(|_| common::free_udp_port(PORTS)).collect();
     let mut n1 = start_node(dir, "n1", ports[0]);
     n1.ok("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);");
@@ -286,24 +287,30 @@ fn leader_killed(target: &Target, dir: &Path) {
         target.url,
         target.options(serde_json::json!({"interval_ms": 100}))
     ));
+    (n1, others)
+}
+
+/// The node among `others` that leads after the leader was killed.
+fn new_leader(mut others: Vec<Shell>) -> Shell {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        for i in 0..others.len() {
+            if others[i].status()["role"] == "leader" {
+                return others.swap_remove(i);
+            }
+        }
+        assert!(Instant::now() < until, "no new leader after the kill");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn leader_killed(target: &Target, dir: &Path) {
+    let (mut n1, others) = archiving_cluster(target, dir);
     for k in 0..200 {
         n1.ok(&format!("INSERT INTO t VALUES ({k}, 'before');"));
     }
     n1.kill();
-    let until = Instant::now() + Duration::from_secs(15);
-    let mut leader = loop {
-        let mut leading = None;
-        for (i, shell) in others.iter_mut().enumerate() {
-            if shell.status()["role"] == "leader" {
-                leading = Some(i);
-            }
-        }
-        if let Some(i) = leading {
-            break others.remove(i);
-        }
-        assert!(Instant::now() < until, "no new leader after the kill");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut leader = new_leader(others);
     for k in 200..300 {
         leader.ok(&format!("INSERT INTO t VALUES ({k}, 'after');"));
     }
@@ -327,6 +334,75 @@ fn the_new_leader_resumes_the_archive_in_a_directory() {
     let scratch = common::scratch_with_extension();
     let archive = tempfile::tempdir().expect("archive dir");
     leader_killed(&Target::file(archive.path()), scratch.path());
+}
+
+/// Followers keep in their logs what the archive lacks, even past their own snapshots, so a
+/// new leader resumes without a gap. With the store gone, the leader commits more entries
+/// than a follower snapshots at (10,000) plus what it keeps behind a snapshot (1,000): a
+/// follower snapshots, yet its log still starts at the archived index the leader last
+/// recorded. Then the leader is killed and the store comes back: the new leader uploads
+/// the rest from its own log, the archive shows no gap, and the latest restore is complete.
+#[test]
+fn followers_keep_what_the_archive_lacks() {
+    const ROWS: u64 = 11_500;
+    let scratch = common::scratch_with_extension();
+    let dir = scratch.path();
+    let archive = tempfile::tempdir().expect("archive dir");
+    let root = archive.path().join("archive");
+    let away = archive.path().join("away");
+    let target = Target::file(&root);
+    let (mut n1, mut others) = archiving_cluster(&target, dir);
+    n1.ok("INSERT INTO t VALUES (0, 'first');");
+    let first = n1.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
+    wait_archived(&mut n1, first);
+    // Followers learn how far the archive is from the log (the leader records it each second).
+    let until = Instant::now() + CATCH_UP;
+    let recorded = loop {
+        let status = archive_status(&mut others[0]);
+        match status["archived_index"].as_u64() {
+            Some(index) if index >= first => break index,
+            _ => assert!(Instant::now() < until, "the follower never heard: {status}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::fs::rename(&root, &away).expect("move the archive away");
+    std::fs::write(&root, b"not a directory").expect("a file in its place");
+    let inserts: String =
+        (1..ROWS).map(|k| format!("INSERT INTO t VALUES ({k}, 'while down');\n")).collect();
+    n1.sql_within(&inserts, Duration::from_secs(300)).expect("the inserts");
+    let last = n1.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
+    let until = Instant::now() + CATCH_UP;
+    for follower in &mut others {
+        follower.barrier(CATCH_UP);
+        loop {
+            let status = follower.status();
+            // Far enough past the recorded index that cutting the usual 1,000 entries behind
+            // the snapshot would cut entries the archive lacks.
+            if status["snapshot_index"].as_u64().unwrap_or(0) > recorded + 2_000 {
+                break;
+            }
+            assert!(Instant::now() < until, "no snapshot on {}: {status}", follower.name());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The log is cut by a task that looks each second: give it time to cut too far.
+        std::thread::sleep(Duration::from_millis(2_500));
+        let status = follower.status();
+        let purged = status["purged_index"].as_u64().unwrap_or(0);
+        assert!(purged <= recorded, "{} cut its log past the archive: {status}", follower.name());
+    }
+    n1.kill();
+    std::fs::remove_file(&root).expect("remove the file");
+    std::fs::rename(&away, &root).expect("bring the archive back");
+    let mut leader = new_leader(others);
+    let status = wait_archived(&mut leader, last);
+    assert_eq!(status["gaps"], serde_json::json!([]), "{status}");
+    let (mut latest, index) = restore(dir, "latest", &target, serde_json::json!({}));
+    assert!(index.clone().expect("a restore") >= last, "{index:?}");
+    assert_eq!(latest.ok("SELECT count(*) FROM t;").trim(), ROWS.to_string());
+    let (mut middle, index) =
+        restore(dir, "middle", &target, serde_json::json!({"index": last / 2}));
+    assert_eq!(index, Ok(last / 2));
+    assert_eq!(middle.ok("PRAGMA integrity_check;").trim(), "ok");
 }
 
 /// Commits for `down` while the store is unavailable, then checks the archive catches up.

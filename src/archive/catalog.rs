@@ -172,7 +172,7 @@ impl Catalog {
             return Err(format!(
                 "the archive starts later: its oldest base image is index {} at {}",
                 oldest.index,
-                super::rfc3339_ms(oldest.at_ms)
+                crate::clock::rfc3339_ms(oldest.at_ms)
             ));
         };
         let (segments, end) = self.chain_from(base.index);
@@ -198,8 +198,8 @@ impl Catalog {
                 if ms < next_ms && segments.iter().all(|s| s.at_ms <= ms) {
                     return Err(format!(
                         "{} falls in a gap of the archive: entries after index {end} up to {} were never archived",
-                        super::rfc3339_ms(ms),
-                        super::rfc3339_ms(next_ms)
+                        crate::clock::rfc3339_ms(ms),
+                        crate::clock::rfc3339_ms(next_ms)
                     ));
                 }
             }

@@ -43,7 +43,7 @@ impl RestoreRequest {
         let to = match (at, index) {
             (Some(_), Some(_)) => return Err(invalid("give 'at' or 'index', not both".into())),
             (Some(serde_json::Value::String(at)), None) => {
-                RestoreTarget::Time(super::parse_rfc3339_ms(&at).map_err(invalid)?)
+                RestoreTarget::Time(crate::clock::parse_rfc3339_ms(&at).map_err(invalid)?)
             }
             (Some(_), None) => return Err(invalid("'at' must be an RFC 3339 time string".into())),
             (None, Some(index)) => match index.as_u64().filter(|i| *i >= 1) {

@@ -8,6 +8,8 @@
 //! and `Display` show the URL without them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,7 @@ use tokio::sync::watch;
 
 use super::store::ArchiveTarget;
 use crate::error::Error;
+use crate::raft::types::LogIndex;
 
 /// Default upload interval: with the upload itself, a commit is archived within about half a
 /// second to a second (the recovery point).
@@ -100,16 +103,21 @@ impl fmt::Debug for ArchiveSetting {
     }
 }
 
-/// The node's view of the applied archive setting: the state machine publishes, the archiver
-/// watches. Cheap to clone.
+/// The node's view of the applied archive setting and of how far the archive is known to
+/// hold every entry (`Command::Archived`): the state machine publishes, the archiver watches
+/// (on a follower, the second is its log's purge floor). Cheap to clone.
 #[derive(Clone)]
 pub struct ArchiveView {
-    sender: std::sync::Arc<watch::Sender<Option<ArchiveSetting>>>,
+    sender: Arc<watch::Sender<Option<ArchiveSetting>>>,
+    archived_index: Arc<AtomicU64>,
 }
 
 impl Default for ArchiveView {
     fn default() -> Self {
-        ArchiveView { sender: std::sync::Arc::new(watch::channel(None).0) }
+        ArchiveView {
+            sender: Arc::new(watch::channel(None).0),
+            archived_index: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -121,6 +129,17 @@ impl ArchiveView {
             *current = setting;
             changed
         });
+    }
+
+    /// Publishes the replicated archived index (0: not known).
+    pub fn publish_archived(&self, index: LogIndex) {
+        self.archived_index.store(index, Ordering::Release);
+    }
+
+    /// The archive holds every entry up to this index, as the cluster last agreed (0: not
+    /// known).
+    pub fn archived_index(&self) -> LogIndex {
+        self.archived_index.load(Ordering::Acquire)
     }
 
     /// The setting in force.

@@ -15,6 +15,7 @@ use super::lifecycle::{members, Node};
 use super::options::{check_member_addr, TokenOptions};
 use super::runtime::wait;
 use super::{ADMIN_DEADLINE, JOIN_DEADLINE};
+use crate::clock::unix_now_s;
 use crate::error::Error;
 use crate::raft::types::{ApplyOutcome, Command};
 use crate::transport::wire::{
@@ -36,11 +37,6 @@ const REDIRECTS_MAX: usize = 4;
 /// Pause before asking again when the cluster has no leader right now.
 const JOIN_RETRY: Duration = Duration::from_millis(200);
 
-/// Seconds since the Unix epoch, by this node's clock.
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Proposes a trust change and returns the registry's verdict.
 pub(super) async fn propose(node: &Node, change: TrustChange) -> Result<TrustOutcome, Error> {
     match node.raft.client_write(Command::Trust(change)).await {
@@ -59,7 +55,7 @@ pub(super) async fn issue_here(node: &Node, options: TokenOptions) -> Result<Adm
     else {
         return Err(Error::NotLeader { leader: None });
     };
-    let now = unix_now();
+    let now = unix_now_s();
     let expires_at_unix_s = now.saturating_add(options.ttl_s);
     let token = JoinToken::generate(
         cluster_id,
@@ -121,7 +117,7 @@ async fn admit_here(
     }
     let registry = node.trust.get();
     let cluster_id = registry.cluster_id.ok_or(Error::NotLeader { leader: None })?;
-    let now = unix_now();
+    let now = unix_now_s();
     let record = registry.check_token(request.token_id, request.role, now)?;
     let binding = ProofBinding {
         token_id: request.token_id,
@@ -194,7 +190,7 @@ pub fn request_admission(
     token: &JoinToken,
     role: Role,
 ) -> Result<Admitted, Error> {
-    if token.expires_at_unix_s <= unix_now() {
+    if token.expires_at_unix_s <= unix_now_s() {
         return Err(Error::Trust(TrustError::TokenExpired {
             id: token.id,
             expired_at_unix_s: token.expires_at_unix_s,

@@ -10,6 +10,11 @@
 //! that the log is cut anyway, and the archiver finds the entries gone, uploads a new base
 //! image and the archive shows a gap (`ha_status()`'s `archive.gaps`).
 //!
+//! Followers keep the same entries: the leader records how far the archive is in the Raft
+//! log (`Command::Archived`, at most once a second, and only while the archive moves), and
+//! each node's log keeps what comes after it, so whichever node leads next finds in its own
+//! log every entry the archive lacks.
+//!
 //! Failures (the store down, slow, refusing) are retried with a doubling backoff up to 30 s
 //! and shown in `ha_status()` as `last_error`; commits go on meanwhile.
 
@@ -27,7 +32,8 @@ use crate::archive::catalog::{Catalog, Gap};
 use crate::archive::format::{self, ArchivedWrite, Header, ObjectKind, Record};
 use crate::archive::setting::{ArchiveSetting, ArchiveView};
 use crate::archive::store::Store;
-use crate::archive::{rfc3339_ms, unix_now_ms, ArchiveError};
+use crate::archive::ArchiveError;
+use crate::clock::{rfc3339_ms, unix_now_ms};
 use crate::raft::log_store::LogStore;
 use crate::raft::state_machine::open_current;
 use crate::raft::types::{Command, LogIndex};
@@ -41,6 +47,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often an idle archiver (not leader, or no setting) looks again.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// How often, at most, the leader records in the Raft log how far the archive is.
+const TELL_FOLLOWERS_EVERY: Duration = Duration::from_secs(1);
+/// How long recording it may take before the archiver goes on without.
+const TELL_FOLLOWERS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Name of the small object that says which cluster an archive belongs to.
 const IDENTITY_NAME: &str = "dqlite-vfs-archive.json";
 /// No purge floor: the log is cut as if no archive were set.
@@ -80,15 +90,15 @@ impl ArchiveShared {
 
     /// The `archive` object of `ha_status()` (None when no archive is set), with the lag
     /// behind `applied_index` (the node's own, now).
-    pub fn status(
-        &self,
-        setting: Option<&ArchiveSetting>,
-        applied_index: Option<LogIndex>,
-    ) -> Value {
-        let Some(setting) = setting else { return Value::Null };
+    pub fn status(&self, view: &ArchiveView, applied_index: Option<LogIndex>) -> Value {
+        let Some(setting) = view.get() else { return Value::Null };
         let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        // Only the uploading leader knows how far the archive is; a follower shows what it
-        // knew when it led, without a lag.
+        // Only the uploading leader knows how far the archive is right now; another node
+        // shows how far it was when the leader last recorded it in the log, without a lag.
+        let archived_index = match (p.uploading, view.archived_index()) {
+            (false, recorded) if recorded > 0 => Some(recorded),
+            _ => p.archived_index,
+        };
         let lag_entries = match (p.uploading, applied_index, p.archived_index) {
             (true, Some(applied), Some(archived)) => Some(applied.saturating_sub(archived)),
             _ => None,
@@ -101,7 +111,7 @@ impl ArchiveShared {
             "url": setting.target.display_url(),
             "uploading": p.uploading,
             "interval_ms": setting.interval_ms,
-            "archived_index": p.archived_index,
+            "archived_index": archived_index,
             "archived_at": p.archived_at_ms.map(rfc3339_ms),
             "lag_entries": lag_entries,
             "lag_s": lag_s,
@@ -117,6 +127,12 @@ impl ArchiveShared {
             })).collect::<Vec<_>>(),
         })
     }
+}
+
+/// The archived index last recorded in the Raft log, and when.
+struct Told {
+    index: LogIndex,
+    at: Instant,
 }
 
 /// Everything the archiver reads.
@@ -157,7 +173,10 @@ impl Archiver {
             let setting = view.get();
             let leading = metrics.state == ServerState::Leader;
             let Some(setting) = setting.filter(|_| leading) else {
-                self.shared.purge_floor.store(NO_FLOOR, Ordering::Release);
+                // A follower keeps what the cluster last heard was not archived yet, so that
+                // it can resume the archive without a gap if it comes to lead.
+                let floor = if view.get().is_some() { view.archived_index() } else { NO_FLOOR };
+                self.shared.purge_floor.store(floor, Ordering::Release);
                 self.shared.update(|p| p.uploading = false);
                 tokio::time::sleep(IDLE_CHECK).await;
                 continue;
@@ -192,6 +211,7 @@ impl Archiver {
         self.refresh(&store, setting).await?;
         let mut last_base = Instant::now();
         let mut bytes_since_base = 0u64;
+        let mut told = Told { index: view.archived_index(), at: Instant::now() };
         self.shared.update(|p| p.last_error = None);
         loop {
             // Everything applied by now is archived once this round ends.
@@ -230,6 +250,7 @@ impl Archiver {
                     p.caught_up_at = Some(round_started);
                 }
             });
+            self.tell_followers(archived, &mut told).await;
             let base_due = last_base.elapsed() >= Duration::from_secs(setting.base_interval_s)
                 || bytes_since_base >= setting.base_bytes;
             if base_due {
@@ -240,6 +261,22 @@ impl Archiver {
             // The next round starts an interval after this one did, so a commit waits at most
             // about one interval plus one upload.
             tokio::time::sleep(setting.interval().saturating_sub(round_started.elapsed())).await;
+        }
+    }
+
+    /// Proposes `Command::Archived(archived)` when the archive has moved on since the followers
+    /// were last told, at most once per [`TELL_FOLLOWERS_EVERY`]. "Moved on" means by more than
+    /// one entry: the last proposal's own entry is archived after it, and an idle cluster must
+    /// not keep proposing. Best effort: if it fails, followers keep more log meanwhile.
+    async fn tell_followers(&self, archived: LogIndex, told: &mut Told) {
+        if archived <= told.index + 1 || told.at.elapsed() < TELL_FOLLOWERS_EVERY {
+            return;
+        }
+        let write = self.raft.client_write(Command::Archived(archived));
+        match tokio::time::timeout(TELL_FOLLOWERS_TIMEOUT, write).await {
+            Ok(Ok(_)) => *told = Told { index: archived, at: Instant::now() },
+            Ok(Err(error)) => tracing::debug!(%error, "archive: could not record progress"),
+            Err(_) => tracing::debug!("archive: recording progress timed out"),
         }
     }
 

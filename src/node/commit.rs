@@ -200,7 +200,7 @@ impl Replicator for Node {
         });
         tracing::trace!(target: "dqlite_vfs::latency", ?proposal, bytes = pages.bytes(), "captured");
         let deadline = commit_deadline(&pages);
-        let at_ms = crate::archive::unix_now_ms();
+        let at_ms = crate::clock::unix_now_ms();
         // The apply settles the commit (`finish_local`) and wakes this thread directly; Raft's
         // own answer matters only when it fails before that.
         let answer: Arc<Mutex<Option<WriteResult>>> = Arc::default();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use super::admission::{self, unix_now};
+use super::admission;
 use super::archiving::{self, ArchiveShared};
 use super::database::ReplicatedDb;
 use super::options::{Role, StartOptions};
@@ -15,6 +15,7 @@ use super::runtime::{run_blocking, wait};
 use super::state_dir::{Identity, StateDir};
 use super::{compaction, membership, renewal, START_DEADLINE};
 use crate::archive::setting::ArchiveView;
+use crate::clock::unix_now_s;
 use crate::error::Error;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::NetworkFactory;
@@ -219,7 +220,8 @@ pub fn init_or_resume(db: &Path, addr: &str, options: &StartOptions) -> Result<A
     let cluster_id = ClusterId::generate()?;
     let ca = ClusterCa::generate(cluster_id)?;
     ca.save(&dir.tls())?;
-    NodeIdentity::issue_self(&ca, cluster_id, 1, cert_validity(), unix_now())?.save(&dir.tls())?;
+    NodeIdentity::issue_self(&ca, cluster_id, 1, cert_validity(), unix_now_s())?
+        .save(&dir.tls())?;
     let identity = Identity {
         node_id: 1,
         addr: addr.to_owned(),

@@ -11,10 +11,11 @@
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
-use super::admission::{propose, unix_now};
+use super::admission::propose;
 use super::lifecycle::Node;
 use super::membership::leader_addr;
 use super::ADMIN_DEADLINE;
+use crate::clock::unix_now_s;
 use crate::error::Error;
 use crate::raft::types::NodeId;
 use crate::transport::wire::{AdminRequest, AdminResponse, Request, Response};
@@ -47,7 +48,7 @@ pub(super) async fn renew_for(
             "this leader does not hold the cluster CA key yet; retry in a moment".into(),
         ));
     }
-    let (now, validity) = (unix_now(), cert_validity());
+    let (now, validity) = (unix_now_s(), cert_validity());
     let issued = ca.issue(public_key_der, cluster_id, node_id, validity, now)?;
     match propose(
         node,
@@ -93,7 +94,7 @@ async fn renew_when_due(node: Weak<Node>) {
         if node.stopped_reason(&node.metrics()).is_some() || node.is_removed() {
             return;
         }
-        let left_s = node.cert_not_after_unix_s().saturating_sub(unix_now());
+        let left_s = node.cert_not_after_unix_s().saturating_sub(unix_now_s());
         if Duration::from_secs(left_s) > renew_before(cert_validity()) {
             continue;
         }

@@ -4,6 +4,7 @@ use openraft::ServerState;
 use serde_json::{json, Value};
 
 use super::lifecycle::{members, Node};
+use crate::clock::rfc3339_s as rfc3339;
 
 /// The status document (fields documented in docs/SQL.md).
 pub fn of(node: &Node) -> Value {
@@ -13,7 +14,7 @@ pub fn of(node: &Node) -> Value {
     let members = members(node);
     let stopped_reason = node.stopped_reason(&metrics);
     let registry = node.trust.get();
-    let now = super::admission::unix_now();
+    let now = crate::clock::unix_now_s();
     let role = match (&stopped_reason, metrics.state) {
         (None, _) if node.is_removed() => "removed",
         (Some(_), _) | (None, ServerState::Shutdown) => "stopped",
@@ -36,6 +37,7 @@ pub fn of(node: &Node) -> Value {
         "applied_index": metrics.last_applied.map(|a| a.index()),
         "last_log_index": metrics.last_log_index,
         "snapshot_index": metrics.snapshot.map(|s| s.index()),
+        "purged_index": metrics.purged.map(|p| p.index()),
         "log_bytes": node.log.bytes_on_disk().ok(),
         "log_bytes_max": node.log_bytes_max,
         "members": members
@@ -56,47 +58,7 @@ pub fn of(node: &Node) -> Value {
         "stopped_reason": stopped_reason,
         "snapshot_transfers": node.client.transfers().in_flight(),
         // The URL only: the setting's credentials are never shown.
-        "archive": node.archive.status(
-            node.archive_view.get().as_ref(),
-            metrics.last_applied.map(|a| a.index()),
-        ),
+        "archive": node.archive.status(&node.archive_view, metrics.last_applied.map(|a| a.index())),
         "last_snapshot_transfer": node.client.transfers().last_ended(),
     })
-}
-
-/// A time as RFC 3339 UTC (`2026-12-04T09:31:49Z`), from seconds since the Unix epoch.
-fn rfc3339(unix_s: u64) -> String {
-    // Civil-from-days (Howard Hinnant's algorithm), so no date crate is needed for one format.
-    let days = unix_s / 86_400;
-    let seconds = unix_s % 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn times_print_as_rfc3339() {
-        // Goal: expiry times in ha_status() are exact calendar dates, leap years included.
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_376_709), "2026-12-04T09:31:49Z");
-        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 }

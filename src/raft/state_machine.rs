@@ -100,6 +100,7 @@ impl<D: Database> StateMachine<D> {
         db.set_last_write_index(applied.last_write_index);
         trust.publish(&applied.registry);
         archive.publish(applied.archive.clone());
+        archive.publish_archived(applied.archived_index);
         Ok(StateMachine {
             state_dir: state_dir.to_path_buf(),
             db,
@@ -186,8 +187,21 @@ impl<D: Database> StateMachine<D> {
                 ApplyOutcome::Trust(outcome)
             }
             EntryPayload::Normal(Command::Archive(setting)) => {
+                if setting != self.applied.archive {
+                    // Another archive (or none): nothing is known to be in it yet.
+                    self.applied.archived_index = 0;
+                    self.archive.publish_archived(0);
+                }
                 self.applied.archive = setting;
                 self.archive.publish(self.applied.archive.clone());
+                ApplyOutcome::Applied
+            }
+            EntryPayload::Normal(Command::Archived(index)) => {
+                // Only forward: a leader that resumed from an older listing may report less.
+                if self.applied.archive.is_some() && index > self.applied.archived_index {
+                    self.applied.archived_index = index;
+                    self.archive.publish_archived(index);
+                }
                 ApplyOutcome::Applied
             }
         };
@@ -231,6 +245,7 @@ impl<D: Database> StateMachine<D> {
             SnapshotExtras {
                 registry: self.applied.registry.clone(),
                 archive: self.applied.archive.clone(),
+                archived_index: self.applied.archived_index,
             },
         );
         let cur = blocking(move || {
@@ -308,9 +323,11 @@ impl<D: Database> RaftStateMachine<TypeConfig> for StateMachine<D> {
             last_write_index: cur.last_write_index,
             registry: extras.registry,
             archive: extras.archive,
+            archived_index: extras.archived_index,
         };
         self.trust.publish(&self.applied.registry);
         self.archive.publish(self.applied.archive.clone());
+        self.archive.publish_archived(self.applied.archived_index);
         self.db.set_last_write_index(cur.last_write_index);
         self.current = Some(cur);
         self.persist().await?;

@@ -101,6 +101,10 @@ pub enum Command {
     /// [`AppliedState`](crate::raft::state_machine::AppliedState), so every node knows it and
     /// whichever leads uploads.
     Archive(Option<crate::archive::setting::ArchiveSetting>),
+    /// The archive holds every entry up to this index: proposed by the uploading leader now
+    /// and then, so that followers keep the entries after it in their logs and whichever
+    /// leads next can resume the archive without a gap.
+    Archived(LogIndex),
 }
 
 impl fmt::Display for Command {
@@ -120,6 +124,7 @@ impl fmt::Display for Command {
             // The setting's Display leaves its credentials out.
             Command::Archive(Some(setting)) => write!(f, "archive({setting})"),
             Command::Archive(None) => f.write_str("archive(off)"),
+            Command::Archived(index) => write!(f, "archived({index})"),
         }
     }
 }

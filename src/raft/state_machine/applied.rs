@@ -40,6 +40,9 @@ pub struct AppliedState {
     /// The continuous archive's setting as of `last_applied` (None: off).
     #[serde(default)]
     pub archive: Option<crate::archive::setting::ArchiveSetting>,
+    /// How far the archive set by `archive` is known to hold every entry (0: not known yet).
+    #[serde(default)]
+    pub archived_index: LogIndex,
 }
 
 /// The applied state after an entry, and where the database stood then.

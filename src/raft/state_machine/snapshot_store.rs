@@ -57,6 +57,9 @@ pub struct SnapshotExtras {
     /// The continuous archive's setting (None: off).
     #[serde(default)]
     pub archive: Option<crate::archive::setting::ArchiveSetting>,
+    /// How far that archive is known to hold every entry (0: not known).
+    #[serde(default)]
+    pub archived_index: LogIndex,
 }
 
 /// The current snapshot as recorded in `current`.
@@ -166,7 +169,8 @@ impl ImageTrailer {
             return Err(bad("corrupt: registry checksum mismatch"));
         }
         let decoded = if self.registry_only {
-            rmp_serde::from_slice(&bytes).map(|registry| SnapshotExtras { registry, archive: None })
+            rmp_serde::from_slice(&bytes)
+                .map(|registry| SnapshotExtras { registry, ..Default::default() })
         } else {
             rmp_serde::from_slice(&bytes)
         };
