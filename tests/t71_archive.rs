@@ -112,6 +112,19 @@ fn restore(
     (shell, result)
 }
 
+/// A restore of the latest moment reached `last`, the last index the test committed; it may
+/// end a little later, at the leader's record of the archive's progress (`Command::Archived`),
+/// which changes nothing in the database (the callers compare contents too).
+fn assert_latest(restored: &Result<u64, String>, last: u64) {
+    match restored {
+        Ok(index) => assert!(
+            (last..=last + 2).contains(index),
+            "restored index {index}, expected {last} or just after it"
+        ),
+        Err(error) => panic!("the latest restore failed: {error}"),
+    }
+}
+
 /// A moment of the workload: what the database held, at which index and time.
 struct Moment {
     index: u64,
@@ -181,7 +194,7 @@ fn point_in_time(target: &Target, dir: &Path) {
     assert_eq!(contents(&mut undropped, "precious"), "1=one,2=two", "the dropped table is back");
 
     let (mut latest, index) = restore(dir, "latest", target, serde_json::json!({}));
-    assert_eq!(index, Ok(last));
+    assert_latest(&index, last);
     assert_eq!(contents(&mut latest, "t"), final_rows);
     assert_eq!(latest.ok("PRAGMA integrity_check;").trim(), "ok");
     assert!(latest.sql("SELECT * FROM precious;").is_err(), "the drop is restored too");
@@ -290,13 +303,14 @@ fn archiving_cluster(target: &Target, dir: &Path) -> (Shell, Vec<Shell>) {
     (n1, others)
 }
 
-/// The node among `others` that leads after the leader was killed.
-fn new_leader(mut others: Vec<Shell>) -> Shell {
+/// The node among `others` that leads after the leader was killed, taken out of `others` (the
+/// rest stay running there: a dropped shell is killed).
+fn new_leader(others: &mut Vec<Shell>) -> Shell {
     let until = Instant::now() + Duration::from_secs(15);
     loop {
         for i in 0..others.len() {
             if others[i].status()["role"] == "leader" {
-                return others.swap_remove(i);
+                return others.remove(i);
             }
         }
         assert!(Instant::now() < until, "no new leader after the kill");
@@ -305,12 +319,12 @@ fn new_leader(mut others: Vec<Shell>) -> Shell {
 }
 
 fn leader_killed(target: &Target, dir: &Path) {
-    let (mut n1, others) = archiving_cluster(target, dir);
+    let (mut n1, mut others) = archiving_cluster(target, dir);
     for k in 0..200 {
         n1.ok(&format!("INSERT INTO t VALUES ({k}, 'before');"));
     }
     n1.kill();
-    let mut leader = new_leader(others);
+    let mut leader = new_leader(&mut others);
     for k in 200..300 {
         leader.ok(&format!("INSERT INTO t VALUES ({k}, 'after');"));
     }
@@ -318,7 +332,7 @@ fn leader_killed(target: &Target, dir: &Path) {
     let status = wait_archived(&mut leader, last);
     assert_eq!(status["uploading"], true, "{status}");
     let (mut restored, index) = restore(dir, "r", target, serde_json::json!({}));
-    assert_eq!(index, Ok(last));
+    assert_latest(&index, last);
     assert_eq!(restored.ok("SELECT count(*), sum(k) FROM t;").trim(), "300|44850");
 }
 
@@ -393,11 +407,11 @@ fn followers_keep_what_the_archive_lacks() {
     n1.kill();
     std::fs::remove_file(&root).expect("remove the file");
     std::fs::rename(&away, &root).expect("bring the archive back");
-    let mut leader = new_leader(others);
+    let mut leader = new_leader(&mut others);
     let status = wait_archived(&mut leader, last);
     assert_eq!(status["gaps"], serde_json::json!([]), "{status}");
     let (mut latest, index) = restore(dir, "latest", &target, serde_json::json!({}));
-    assert!(index.clone().expect("a restore") >= last, "{index:?}");
+    assert_latest(&index, last);
     assert_eq!(latest.ok("SELECT count(*) FROM t;").trim(), ROWS.to_string());
     let (mut middle, index) =
         restore(dir, "middle", &target, serde_json::json!({"index": last / 2}));
@@ -436,7 +450,7 @@ fn store_down(target: &Target, dir: &Path, take_down: impl FnOnce(), bring_back:
     let status = wait_archived(&mut leader, last);
     assert_eq!(status["last_error"], Value::Null, "{status}");
     let (mut restored, index) = restore(dir, "r", target, serde_json::json!({}));
-    assert_eq!(index, Ok(last));
+    assert_latest(&index, last);
     assert_eq!(restored.ok("SELECT count(*) FROM t;").trim(), k.to_string());
 }
 
@@ -524,7 +538,7 @@ fn base_images_by_size_and_retention() {
     }
     assert_eq!(status["base_images"], 2, "{status}");
     let (mut restored, index) = restore(dir, "r", &target, serde_json::json!({}));
-    assert_eq!(index, Ok(last));
+    assert_latest(&index, last);
     assert_eq!(restored.ok("SELECT count(*) FROM t;").trim(), "20");
     let (_, refused) = restore(dir, "early", &target, serde_json::json!({"at": early}));
     let error = refused.expect_err("a moment before the oldest kept base");
@@ -588,6 +602,6 @@ fn a_log_cut_before_archiving_leaves_a_visible_gap() {
     assert_eq!(index, Ok(before));
     assert_eq!(before_gap.ok("SELECT v FROM t;").trim(), "before");
     let (mut latest, index) = restore(dir, "latest", &target, serde_json::json!({}));
-    assert_eq!(index, Ok(last));
+    assert_latest(&index, last);
     assert_eq!(latest.ok("SELECT count(*) FROM t;").trim(), "42");
 }
