@@ -57,6 +57,36 @@ impl Target {
     }
 }
 
+/// An archive directory that a test can take away (replaced by a file, so the store fails as
+/// a lost mount would) and bring back.
+struct MovableArchive {
+    _parent: tempfile::TempDir,
+    root: std::path::PathBuf,
+    away: std::path::PathBuf,
+}
+
+impl MovableArchive {
+    fn new() -> MovableArchive {
+        let parent = tempfile::tempdir().expect("archive dir");
+        let (root, away) = (parent.path().join("archive"), parent.path().join("away"));
+        MovableArchive { _parent: parent, root, away }
+    }
+
+    fn target(&self) -> Target {
+        Target::file(&self.root)
+    }
+
+    fn take_away(&self) {
+        std::fs::rename(&self.root, &self.away).expect("move the archive away");
+        std::fs::write(&self.root, b"not a directory").expect("a file in its place");
+    }
+
+    fn bring_back(&self) {
+        std::fs::remove_file(&self.root).expect("remove the file");
+        std::fs::rename(&self.away, &self.root).expect("bring the archive back");
+    }
+}
+
 fn start_node(dir: &Path, name: &str, port: u16) -> Shell {
     let mut shell = Shell::start(name, dir);
     shell.ok(&format!(
@@ -361,10 +391,8 @@ fn followers_keep_what_the_archive_lacks() {
     const ROWS: u64 = 11_500;
     let scratch = common::scratch_with_extension();
     let dir = scratch.path();
-    let archive = tempfile::tempdir().expect("archive dir");
-    let root = archive.path().join("archive");
-    let away = archive.path().join("away");
-    let target = Target::file(&root);
+    let archive = MovableArchive::new();
+    let target = archive.target();
     let (mut n1, mut others) = archiving_cluster(&target, dir);
     n1.ok("INSERT INTO t VALUES (0, 'first');");
     let first = n1.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
@@ -379,8 +407,7 @@ fn followers_keep_what_the_archive_lacks() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::fs::rename(&root, &away).expect("move the archive away");
-    std::fs::write(&root, b"not a directory").expect("a file in its place");
+    archive.take_away();
     let inserts: String =
         (1..ROWS).map(|k| format!("INSERT INTO t VALUES ({k}, 'while down');\n")).collect();
     n1.sql_within(&inserts, Duration::from_secs(300)).expect("the inserts");
@@ -405,8 +432,7 @@ fn followers_keep_what_the_archive_lacks() {
         assert!(purged <= recorded, "{} cut its log past the archive: {status}", follower.name());
     }
     n1.kill();
-    std::fs::remove_file(&root).expect("remove the file");
-    std::fs::rename(&away, &root).expect("bring the archive back");
+    archive.bring_back();
     let mut leader = new_leader(&mut others);
     let status = wait_archived(&mut leader, last);
     assert_eq!(status["gaps"], serde_json::json!([]), "{status}");
@@ -470,22 +496,9 @@ fn the_archive_catches_up_after_the_s3_server_was_down() {
 #[test]
 fn the_archive_catches_up_after_the_directory_was_gone() {
     let scratch = common::scratch_with_extension();
-    let archive = tempfile::tempdir().expect("archive dir");
-    let root = archive.path().join("archive");
-    let away = archive.path().join("away");
-    let target = Target::file(&root);
-    store_down(
-        &target,
-        scratch.path(),
-        || {
-            std::fs::rename(&root, &away).expect("move the archive away");
-            std::fs::write(&root, b"not a directory").expect("a file in its place");
-        },
-        || {
-            std::fs::remove_file(&root).expect("remove the file");
-            std::fs::rename(&away, &root).expect("bring the archive back");
-        },
-    );
+    let archive = MovableArchive::new();
+    let target = archive.target();
+    store_down(&target, scratch.path(), || archive.take_away(), || archive.bring_back());
 }
 
 fn names_under(dir: &Path) -> Vec<String> {
@@ -552,10 +565,8 @@ fn base_images_by_size_and_retention() {
 fn a_log_cut_before_archiving_leaves_a_visible_gap() {
     let scratch = common::scratch_with_extension();
     let dir = scratch.path();
-    let archive = tempfile::tempdir().expect("archive dir");
-    let root = archive.path().join("archive");
-    let away = archive.path().join("away");
-    let target = Target::file(&root);
+    let archive = MovableArchive::new();
+    let target = archive.target();
     let port = common::free_udp_port(PORTS);
     let mut leader = Shell::start("n1", dir);
     leader.ok(&format!(
@@ -570,8 +581,7 @@ fn a_log_cut_before_archiving_leaves_a_visible_gap() {
     leader.ok("INSERT INTO t VALUES (0, 'before');");
     let before = leader.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
     wait_archived(&mut leader, before);
-    std::fs::rename(&root, &away).expect("move the archive away");
-    std::fs::write(&root, b"not a directory").expect("a file in its place");
+    archive.take_away();
     // 40 MiB through a 16 MiB log: it is cut at least once.
     for k in 1..=40 {
         leader.ok(&format!("INSERT INTO t VALUES ({k}, randomblob(1048576));"));
@@ -586,8 +596,7 @@ fn a_log_cut_before_archiving_leaves_a_visible_gap() {
         assert!(Instant::now() < until, "the log was not cut: {status}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::fs::remove_file(&root).expect("remove the file");
-    std::fs::rename(&away, &root).expect("bring the archive back");
+    archive.bring_back();
     leader.ok("INSERT INTO t VALUES (1000, 'after');");
     let last = leader.ok("SELECT ha_barrier();").trim().parse().expect("an index");
     let status = wait_archived(&mut leader, last);
