@@ -170,16 +170,18 @@ impl Archiver {
             if metrics.state == ServerState::Shutdown {
                 return;
             }
-            let setting = view.get();
             let leading = metrics.state == ServerState::Leader;
-            let Some(setting) = setting.filter(|_| leading) else {
-                // A follower keeps what the cluster last heard was not archived yet, so that
-                // it can resume the archive without a gap if it comes to lead.
-                let floor = if view.get().is_some() { view.archived_index() } else { NO_FLOOR };
-                self.shared.purge_floor.store(floor, Ordering::Release);
-                self.shared.update(|p| p.uploading = false);
-                tokio::time::sleep(IDLE_CHECK).await;
-                continue;
+            let setting = match (view.get(), leading) {
+                (Some(setting), true) => setting,
+                (setting, _) => {
+                    // A follower keeps what the cluster last heard was not archived yet, so
+                    // that it can resume the archive without a gap if it comes to lead.
+                    let floor = if setting.is_some() { view.archived_index() } else { NO_FLOOR };
+                    self.shared.purge_floor.store(floor, Ordering::Release);
+                    self.shared.update(|p| p.uploading = false);
+                    tokio::time::sleep(IDLE_CHECK).await;
+                    continue;
+                }
             };
             self.shared.update(|p| p.uploading = true);
             match self.archive_while_leading(&setting, &view).await {
