@@ -1,6 +1,6 @@
 //! Workload 8: the continuous archive's cost and recovery point. On one deployment, serial
-//! autocommit INSERTs without an archive, then with one (a local directory, the default
-//! 500 ms interval), compared in the same run; meanwhile `ha_status()` is sampled every
+//! autocommit INSERTs without an archive and with one (a local directory, the default
+//! 500 ms interval), in alternating rounds of the same run; meanwhile `ha_status()` is sampled every
 //! 25 ms for the archive's lag (the recovery point). Then the database is restored from the
 //! archive into a fresh host, timed (MB/s of database restored).
 
@@ -26,6 +26,12 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(25);
 /// size (about 40 MiB in a full run).
 const FILL_ROWS_FULL: u64 = 10_000;
 const FILL_ROWS_QUICK: u64 = 1_000;
+/// Rounds of (archive off, archive on): several in a full run, because one node's commit rate
+/// swings by 10-20% between runs of a few seconds (fsync times vary).
+/// An odd number, so the last phase has the archive on and the restore that follows has
+/// everything to restore.
+const ROUNDS_FULL: u64 = 3;
+const ROUNDS_QUICK: u64 = 1;
 
 fn insert() -> ha_host::protocol::Statement {
     ha_host::protocol::Statement::with_params("INSERT INTO t(v) VALUES (?)", vec![json!(ROW_TEXT)])
@@ -84,6 +90,24 @@ impl Sampler {
     }
 }
 
+/// The timed phases of one mode, summed over rounds.
+#[derive(Default)]
+struct Phase {
+    units_ok: u64,
+    elapsed_us: u64,
+}
+
+impl Phase {
+    fn add(&mut self, report: &ha_host::protocol::RepeatReport) {
+        self.units_ok += report.units_ok;
+        self.elapsed_us += report.elapsed_us;
+    }
+
+    fn rate(&self) -> f64 {
+        per_second(self.units_ok, self.elapsed_us)
+    }
+}
+
 pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     let mut outcome =
         Outcome { id: 8, name: "serial INSERT, archive on", rows: Vec::new(), notes: Vec::new() };
@@ -93,7 +117,9 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     let mut lag = Row::new("archive lag p99 ms", "archive_lag_p99_ms", false);
     let mut restore_speed = Row::new("restore MB/s", "restore_mb_per_s", false);
     let mut notes = Vec::new();
-    let fill_rows = if sizes.serial_commits < 1_000 { FILL_ROWS_QUICK } else { FILL_ROWS_FULL };
+    let quick = sizes.serial_commits < 1_000;
+    let fill_rows = if quick { FILL_ROWS_QUICK } else { FILL_ROWS_FULL };
+    let rounds = if quick { ROUNDS_QUICK } else { ROUNDS_FULL };
     each_mode(ctx, &[Mode::Nodes(1), Mode::Nodes(3)], &mut outcome, |mode, deployment| {
         deployment.setup(vec![ha_host::protocol::Statement::new(
             "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
@@ -109,30 +135,47 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
             repeat_deadline(Duration::from_secs(5)),
         )?;
         let deadline = repeat_deadline(Duration::from_millis(sizes.serial_commits * 20));
-        // The same ha_status() polling runs in both phases, so it costs both the same.
-        let sampler = Sampler::start(writer)?;
-        let report =
-            writer.repeat(repeat("main", vec![insert()], sizes.serial_commits, false), deadline);
-        sampler.stop()?;
-        let report = report?;
-        notes.extend(failures_note(mode, "commits, archive off", &report));
-        let rate_off = per_second(report.units_ok, report.elapsed_us);
+        let (mut timed_off, mut timed_on, mut lags_ms) =
+            (Phase::default(), Phase::default(), Vec::new());
+        let (mut url, mut archive_dirs) = (String::new(), Vec::new());
+        // Rounds alternate which phase goes first, so neither gains from the order (the table
+        // grows, caches warm); each archive-on phase starts a fresh archive, caught up before
+        // the clock starts, and ends with the archive set to NULL again.
+        for round in 0..rounds {
+            let archive_first = round % 2 == 1;
+            for (phase, archive_on) in [archive_first, !archive_first].into_iter().enumerate() {
+                let last_phase = round + 1 == rounds && phase == 1;
+                if archive_on {
+                    let dir = tempfile::Builder::new()
+                        .prefix("bench-archive-")
+                        .tempdir_in(&ctx.scratch)?;
+                    url = format!("file://{}", dir.path().display());
+                    archive_dirs.push(dir);
+                    writer.query(&format!("SELECT ha_archive('{url}')"))?;
+                    let started_at = writer.barrier()? as u64;
+                    wait_caught_up(writer, started_at)?;
+                }
+                // The same ha_status() polling runs in both phases, so it costs both the same.
+                let sampler = Sampler::start(writer)?;
+                let report = writer
+                    .repeat(repeat("main", vec![insert()], sizes.serial_commits, false), deadline);
+                let samples = sampler.stop()?;
+                let report = report?;
+                let what = if archive_on { "commits, archive on" } else { "commits, archive off" };
+                notes.extend(failures_note(mode, what, &report));
+                if archive_on {
+                    timed_on.add(&report);
+                    lags_ms.extend(samples);
+                    if !last_phase {
+                        writer.query("SELECT ha_archive(NULL)")?;
+                    }
+                } else {
+                    timed_off.add(&report);
+                }
+            }
+        }
+        let (rate_off, rate_on) = (timed_off.rate(), timed_on.rate());
         off.set(mode, rate_off);
-
-        let archive_dir =
-            tempfile::Builder::new().prefix("bench-archive-").tempdir_in(&ctx.scratch)?;
-        let url = format!("file://{}", archive_dir.path().display());
-        writer.query(&format!("SELECT ha_archive('{url}')"))?;
-        let started_at = writer.barrier()? as u64;
-        wait_caught_up(writer, started_at)?;
-
-        let sampler = Sampler::start(writer)?;
-        let report =
-            writer.repeat(repeat("main", vec![insert()], sizes.serial_commits, false), deadline);
-        let mut lags_ms = sampler.stop()?;
-        let report = report?;
-        notes.extend(failures_note(mode, "commits, archive on", &report));
-        let rate_on = per_second(report.units_ok, report.elapsed_us);
         on.set(mode, rate_on);
         if rate_off > 0.0 {
             ratio.set(mode, rate_on / rate_off);
@@ -160,8 +203,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
         let rows = host.query(&format!("SELECT ha_restore('{url}')"))?;
         let elapsed = began.elapsed();
         let restored = rows.first().and_then(|r| r.get(0)).and_then(serde_json::Value::as_u64);
-        if restored != Some(last) {
-            bail!("the restore answered {rows:?}, expected index {last}");
+        // The archive may end just after `last`, at the leader's record of its progress
+        // (`Command::Archived`), which changes no page.
+        if !restored.is_some_and(|index| (last..=last + 2).contains(&index)) {
+            bail!("the restore answered {rows:?}, expected index {last} or just after it");
         }
         let bytes = host
             .query("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")?;
@@ -169,9 +214,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
             bytes.first().and_then(|r| r.get(0)).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
         restore_speed.set(mode, bytes / 1e6 / elapsed.as_secs_f64());
         notes.push(format!(
-            "{}: restored {:.1} MB (index {last}) in {:.2} s",
+            "{}: restored {:.1} MB (index {}) in {:.2} s",
             mode.label(),
             bytes / 1e6,
+            restored.unwrap_or_default(),
             elapsed.as_secs_f64()
         ));
         Ok(())
@@ -182,7 +228,7 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
     outcome.rows = vec![off, on, ratio, lag, restore_speed];
     outcome.notes.extend(notes);
     outcome.notes.push(format!(
-        "{} timed commits each, archive off then on, to a local directory (interval 500 ms); {fill_rows} rows of 4 KiB first; lag = ha_status().archive.lag_s every 25 ms",
+        "{rounds} rounds of {} timed commits with the archive off and on (order alternating), to a local directory (interval 500 ms); {fill_rows} rows of 4 KiB first; lag = ha_status().archive.lag_s every 25 ms",
         sizes.serial_commits
     ));
     Ok(outcome)
