@@ -148,6 +148,7 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
                 if archive_on {
                     let dir = tempfile::Builder::new()
                         .prefix("bench-archive-")
+                        .disable_cleanup(ctx.keep)
                         .tempdir_in(&ctx.scratch)?;
                     url = format!("file://{}", dir.path().display());
                     archive_dirs.push(dir);
@@ -195,8 +196,10 @@ pub fn run(ctx: &Ctx, sizes: &Sizes) -> Result<Outcome> {
 
         let last = writer.barrier()? as u64;
         wait_caught_up(writer, last)?;
-        let restore_dir =
-            tempfile::Builder::new().prefix("bench-restore-").tempdir_in(&ctx.scratch)?;
+        let restore_dir = tempfile::Builder::new()
+            .prefix("bench-restore-")
+            .disable_cleanup(ctx.keep)
+            .tempdir_in(&ctx.scratch)?;
         let host = HostProcess::spawn(&ctx.bare_host(restore_dir.path(), "restored", false))
             .context("starting the host to restore into")?;
         let began = Instant::now();
