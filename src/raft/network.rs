@@ -13,7 +13,7 @@
 //! Replication and heartbeats go through [`stream`]: pipelined, one QUIC stream per session.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +63,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             addr: node.addr.clone(),
             client: self.client.clone(),
             removed: Arc::clone(&self.removed),
+            overdue_streak: Arc::default(),
         }
     }
 }
@@ -76,6 +77,9 @@ pub struct PeerNetwork {
     addr: String,
     client: Client,
     removed: Arc<AtomicBool>,
+    /// Append streams to this peer in a row that ended with an overdue answer (see
+    /// `stream::answer_ttl`); back to 0 when entries are acknowledged in time.
+    overdue_streak: Arc<AtomicU32>,
 }
 
 impl PeerNetwork {

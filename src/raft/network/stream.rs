@@ -5,8 +5,11 @@
 //! - a request without entries waits [`ENTRYLESS_HOLD`] for the next one, which replaces it;
 //! - at most [`IN_FLIGHT_KIB_MAX`] of page data is sent and not yet answered;
 //! - an answer is overdue only when its own deadline and the time allowed since the previous
-//!   answer have both passed.
+//!   answer have both passed;
+//! - after a stream to a peer ended with an overdue answer, the next one allows twice as long
+//!   (up to 64x openraft's deadline), until entries are acknowledged in time.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +35,7 @@ pub(super) async fn open<'s, S>(
 where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
 {
-    let ttl = option.hard_ttl();
+    let ttl = answer_ttl(option.hard_ttl(), peer.overdue_streak.load(Ordering::Relaxed));
     let (sender, receiver) = peer
         .client
         .open_append_stream(&peer.addr, peer.target)
@@ -45,6 +48,19 @@ where
     let last_answer = tokio::time::Instant::now();
     let answers = Answers { peer: peer.clone(), receiver, pending, last_answer, feeder };
     Ok(Box::pin(futures_util::stream::unfold(Some(answers), next_answer)))
+}
+
+/// Most times openraft's deadline is doubled for a peer whose answers keep coming late (64x:
+/// 3.2 s with the 50 ms heartbeat interval).
+const ANSWER_TTL_DOUBLINGS_MAX: u32 = 6;
+
+/// The time allowed for an answer on a new stream, after `streak` streams in a row to the same
+/// peer ended with an overdue answer: openraft's deadline (its heartbeat interval), doubled
+/// each time. A deadline that fired resends the same entries on a new stream, so a path
+/// slower than the deadline (a congested link, a loaded follower) would otherwise time out
+/// again and again without a single entry getting through.
+fn answer_ttl(openraft_ttl: Duration, streak: u32) -> Duration {
+    openraft_ttl.saturating_mul(1 << streak.min(ANSWER_TTL_DOUBLINGS_MAX))
 }
 
 /// What `stream_append` returns: the stream of answers, or why it could not be opened.
@@ -179,6 +195,11 @@ async fn next_answer(
     let failure = match tokio::time::timeout_at(deadline, answers.receiver.next()).await {
         Ok(Ok(Some(AppendReply::Appended(result)))) => {
             answers.last_answer = tokio::time::Instant::now();
+            if due.last_index.is_some() {
+                // Entries got through in time (an answer to a probe proves nothing: the
+                // entries after it may still be too slow for the deadline).
+                answers.peer.overdue_streak.store(0, Ordering::Relaxed);
+            }
             let from = answers.peer.target;
             tracing::trace!(target: "dqlite_vfs::latency", from, last_index = due.last_index, "append_entries acknowledged");
             return Some((Ok(result), Some(answers)));
@@ -191,7 +212,26 @@ async fn next_answer(
             reason: "the peer ended the append stream before answering every request".into(),
         },
         Ok(Err(e)) => e,
-        Err(_) => TransportError::timeout("AppendEntries", due.ttl),
+        Err(_) => {
+            let streak = &answers.peer.overdue_streak;
+            let _ = streak.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
+            TransportError::timeout("AppendEntries", due.ttl)
+        }
     };
     Some((Err(answers.peer.rpc_error(RPCTypes::AppendEntries, due.ttl, failure)), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: each overdue stream doubles the next stream's allowance, up to a bound, so a slow
+    // path gets through after a few tries instead of timing out forever.
+    #[test]
+    fn answer_ttl_doubles_per_overdue_stream_up_to_a_bound() {
+        let base = Duration::from_millis(50);
+        let ttls: Vec<u128> = (0..9).map(|n| answer_ttl(base, n).as_millis()).collect();
+        assert_eq!(ttls, [50, 100, 200, 400, 800, 1600, 3200, 3200, 3200]);
+        assert_eq!(answer_ttl(base, u32::MAX), Duration::from_millis(3200));
+    }
 }
