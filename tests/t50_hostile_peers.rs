@@ -498,10 +498,11 @@ fn a_rogue_server_with_another_ca_is_refused_by_the_joiner() {
 }
 
 /// Goal: a learner, holding a valid certificate, cannot get the CA key, remove or promote
-/// anyone (itself included) or issue tokens, from the leader or a follower.
+/// anyone (itself included), issue tokens or read the log as archive records, from the
+/// leader or a follower.
 /// Method: a 2-node cluster issues a learner token; the attacker joins with it through the
 /// library, binds an endpoint with the granted certificate and sends `FetchCaKey`,
-/// `Remove{1}`, `AddMember{itself, voter}` and `IssueToken` to both nodes. Each must be
+/// `Remove{1}`, `AddMember{itself, voter}`, `IssueToken` and `ArchiveRecords` to both nodes. Each must be
 /// refused; the members and outstanding tokens are the same afterwards.
 #[test]
 fn a_learner_cannot_get_the_ca_key_or_change_membership() {
@@ -523,6 +524,7 @@ fn a_learner_cannot_get_the_ca_key_or_change_membership() {
             learner: false,
         },
         AdminRequest::IssueToken { role: Role::Voter, ttl_s: 3600, uses: 1, seeds: vec![] },
+        AdminRequest::ArchiveRecords { first: 1, last: u64::MAX },
     ];
     let targets: Vec<(String, String)> =
         cluster.nodes.iter().map(|n| (format!("n{}", n.id), n.addr.clone())).collect();

@@ -380,20 +380,27 @@ fn the_new_leader_resumes_the_archive_in_a_directory() {
     leader_killed(&Target::file(archive.path()), scratch.path());
 }
 
-/// Followers keep in their logs what the archive lacks, even past their own snapshots, so a
-/// new leader resumes without a gap. With the store gone, the leader commits more entries
-/// than a follower snapshots at (10,000) plus what it keeps behind a snapshot (1,000): a
-/// follower snapshots, yet its log still starts at the archived index the leader last
-/// recorded. Then the leader is killed and the store comes back: the new leader uploads
-/// the rest from its own log, the archive shows no gap, and the latest restore is complete.
+/// Goal: whichever node leads after a failover can resume the archive without a gap, however
+/// far behind the archive is, even one that installed a snapshot and so lacks the entries.
+/// Method: n3 is frozen (SIGSTOP) from the start; the archive holds the first insert, then
+/// its directory is taken away during more inserts than a follower snapshots at (10,000)
+/// plus what it keeps behind a snapshot (1,000). n2 snapshots, yet its log still starts at
+/// the archived index the leader last recorded; n1's log is cut past where n3 stopped, so n3,
+/// resumed, installs a snapshot: its log lacks what the archive lacks. Leadership goes to n3,
+/// n1 is killed, the directory comes back: n3 takes the missing entries from n2's log, the
+/// archive shows no gap, and restores of the latest moment and of an index among those
+/// entries are complete.
 #[test]
-fn followers_keep_what_the_archive_lacks() {
+fn a_new_leader_resumes_the_archive_without_a_gap() {
     const ROWS: u64 = 11_500;
     let scratch = common::scratch_with_extension();
     let dir = scratch.path();
     let archive = MovableArchive::new();
     let target = archive.target();
     let (mut n1, mut others) = archiving_cluster(&target, dir);
+    others[1].barrier(CATCH_UP);
+    let n3_stopped_at = others[1].status()["last_log_index"].as_u64().expect("an index");
+    others[1].pause();
     n1.ok("INSERT INTO t VALUES (0, 'first');");
     let first = n1.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
     wait_archived(&mut n1, first);
@@ -413,36 +420,50 @@ fn followers_keep_what_the_archive_lacks() {
     n1.sql_within(&inserts, Duration::from_secs(300)).expect("the inserts");
     let last = n1.ok("SELECT ha_barrier();").trim().parse::<u64>().expect("an index");
     let until = Instant::now() + CATCH_UP;
-    for follower in &mut others {
-        follower.barrier(CATCH_UP);
-        loop {
-            let status = follower.status();
-            // Far enough past the recorded index that cutting the usual 1,000 entries behind
-            // the snapshot would cut entries the archive lacks.
-            if status["snapshot_index"].as_u64().unwrap_or(0) > recorded + 2_000 {
-                break;
-            }
-            assert!(Instant::now() < until, "no snapshot on {}: {status}", follower.name());
-            std::thread::sleep(Duration::from_millis(200));
+    let n2 = &mut others[0];
+    n2.barrier(CATCH_UP);
+    loop {
+        let status = n2.status();
+        // Far enough past the recorded index that cutting the usual 1,000 entries behind the
+        // snapshot would cut entries the archive lacks.
+        if status["snapshot_index"].as_u64().unwrap_or(0) > recorded + 2_000 {
+            break;
         }
-        // The log is cut by a task that looks each second: give it time to cut too far.
-        std::thread::sleep(Duration::from_millis(2_500));
-        let status = follower.status();
-        let purged = status["purged_index"].as_u64().unwrap_or(0);
-        assert!(purged <= recorded, "{} cut its log past the archive: {status}", follower.name());
+        assert!(Instant::now() < until, "no snapshot on n2: {status}");
+        std::thread::sleep(Duration::from_millis(200));
     }
+    // The log is cut by a task that looks each second: give it time to cut too far.
+    std::thread::sleep(Duration::from_millis(2_500));
+    let status = n2.status();
+    let purged = status["purged_index"].as_u64().unwrap_or(0);
+    assert!(purged <= recorded, "n2 cut its log past the archive: {status}");
+    let leader_purged = n1.status()["purged_index"].as_u64().unwrap_or(0);
+    assert!(leader_purged > n3_stopped_at, "n1 kept what n3 needs ({leader_purged}): no snapshot");
+
+    let n3 = &mut others[1];
+    n3.resume();
+    n3.barrier(CATCH_UP);
+    let status = n3.status();
+    let n3_purged = status["purged_index"].as_u64().unwrap_or(0);
+    assert!(n3_purged > recorded, "n3 was to install a snapshot and lack entries: {status}");
+    let n3_id = status["node_id"].as_u64().expect("an id");
+    n1.ok(&format!("SELECT ha_transfer({n3_id});"));
     n1.kill();
     archive.bring_back();
     let mut leader = new_leader(&mut others);
+    assert_eq!(leader.name(), "n3", "leadership was handed to n3");
     let status = wait_archived(&mut leader, last);
     assert_eq!(status["gaps"], serde_json::json!([]), "{status}");
     let (mut latest, index) = restore(dir, "latest", &target, serde_json::json!({}));
     assert_latest(&index, last);
     assert_eq!(latest.ok("SELECT count(*) FROM t;").trim(), ROWS.to_string());
-    let (mut middle, index) =
-        restore(dir, "middle", &target, serde_json::json!({"index": last / 2}));
-    assert_eq!(index, Ok(last / 2));
+    // An index among the entries n3 took from n2.
+    let among = (recorded + n3_purged) / 2;
+    let (mut middle, index) = restore(dir, "middle", &target, serde_json::json!({"index": among}));
+    assert_eq!(index, Ok(among));
     assert_eq!(middle.ok("PRAGMA integrity_check;").trim(), "ok");
+    let rows: u64 = middle.ok("SELECT count(*) FROM t;").trim().parse().expect("a count");
+    assert!(rows > 1 && rows < ROWS, "a moment in the middle holds some of the rows: {rows}");
 }
 
 /// Commits for `down` while the store is unavailable, then checks the archive catches up.

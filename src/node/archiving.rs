@@ -12,8 +12,9 @@
 //!
 //! Followers keep the same entries: the leader records how far the archive is in the Raft
 //! log (`Command::Archived`, at most once a second, and only while the archive moves), and
-//! each node's log keeps what comes after it, so whichever node leads next finds in its own
-//! log every entry the archive lacks.
+//! each node's log keeps what comes after it, so whichever node leads next finds every entry
+//! the archive lacks in its own log, or, if it installed a snapshot since, in the other
+//! members' logs (`AdminRequest::ArchiveRecords`, answered by [`answer_records`]).
 //!
 //! Failures (the store down, slow, refusing) are retried with a doubling backoff up to 30 s
 //! and shown in `ha_status()` as `last_error`; commits go on meanwhile.
@@ -28,6 +29,7 @@ use openraft::{EntryPayload, ServerState};
 use serde_json::{json, Value};
 
 use super::lifecycle::RaftNode;
+use super::ADMIN_DEADLINE;
 use crate::archive::catalog::{Catalog, Gap};
 use crate::archive::format::{self, ArchivedWrite, Header, ObjectKind, Record};
 use crate::archive::setting::{ArchiveSetting, ArchiveView};
@@ -36,7 +38,9 @@ use crate::archive::ArchiveError;
 use crate::clock::{rfc3339_ms, unix_now_ms};
 use crate::raft::log_store::LogStore;
 use crate::raft::state_machine::open_current;
-use crate::raft::types::{Command, LogIndex};
+use crate::raft::types::{Command, LogIndex, NodeId};
+use crate::transport::wire::{AdminRequest, AdminResponse, Request, Response};
+use crate::transport::Client;
 
 /// A segment holds at most this many raw bytes of entries (one larger entry goes alone).
 const SEGMENT_BYTES_TARGET: u64 = 16 << 20;
@@ -136,24 +140,18 @@ struct Told {
 }
 
 /// Everything the archiver reads.
-struct Archiver {
-    raft: RaftNode,
-    log: LogStore,
-    state_dir: PathBuf,
-    cluster_id: [u8; 16],
-    shared: Arc<ArchiveShared>,
+pub struct Archiver {
+    pub raft: RaftNode,
+    pub log: LogStore,
+    /// To ask peers for entries this node's log lacks.
+    pub client: Client,
+    pub state_dir: PathBuf,
+    pub cluster_id: [u8; 16],
+    pub shared: Arc<ArchiveShared>,
 }
 
-/// Starts the archiver on the current runtime; it ends when Raft shuts down.
-pub fn spawn(
-    raft: RaftNode,
-    log: LogStore,
-    state_dir: PathBuf,
-    cluster_id: [u8; 16],
-    view: ArchiveView,
-    shared: Arc<ArchiveShared>,
-) {
-    let archiver = Archiver { raft, log, state_dir, cluster_id, shared };
+/// Starts `archiver` on the current runtime; it ends when Raft shuts down.
+pub fn spawn(archiver: Archiver, view: ArchiveView) {
     tokio::spawn(async move { archiver.run(view).await });
 }
 
@@ -228,7 +226,14 @@ impl Archiver {
             let applied = metrics.last_applied.map_or(0, |id| id.index());
             let purged = metrics.purged.map_or(0, |id| id.index());
             if archived < purged {
-                // The log dropped entries before they were archived: start again from a base.
+                // This node's log lacks entries the archive needs (it installed a snapshot):
+                // the other members keep them (they follow the recorded index), so ask them.
+                let filled = self.fill_from_peers(&store, archived + 1, purged).await?;
+                bytes_since_base += filled.bytes;
+                archived = filled.archived;
+            }
+            if archived < purged {
+                // No member holds them any more: start again from a base, leaving a gap.
                 tracing::warn!(
                     archived,
                     purged,
@@ -339,49 +344,16 @@ impl Archiver {
         first: LogIndex,
         applied: LogIndex,
     ) -> Result<(LogIndex, u64), ArchiveError> {
-        let mut reader = self.log.clone().get_log_reader().await;
-        let mut raw = Vec::new();
-        let (mut next, mut count, mut at_ms) = (first, 0u64, 0u64);
-        while next <= applied && (raw.len() as u64) < SEGMENT_BYTES_TARGET {
-            let entries = reader
-                .limited_get_log_entries(next, applied + 1)
-                .await
-                .map_err(|e| ArchiveError::io("reading the Raft log", e))?;
-            if entries.is_empty() {
-                break;
-            }
-            for entry in entries {
-                let index = entry.log_id.index();
-                if index != next {
-                    return Err(ArchiveError::io(
-                        "reading the Raft log",
-                        std::io::Error::other(format!("entry {index} where {next} was expected")),
-                    ));
-                }
-                let record = match entry.payload {
-                    EntryPayload::Normal(Command::Write {
-                        base, pages, at_ms: written_at, ..
-                    }) => {
-                        at_ms = at_ms.max(written_at);
-                        Record {
-                            index,
-                            at_ms: written_at,
-                            write: Some(ArchivedWrite { base, pages }),
-                        }
-                    }
-                    _ => Record { index, at_ms: 0, write: None },
-                };
-                format::encode_record(&record, &mut raw);
-                (next, count) = (next + 1, count + 1);
-            }
-        }
-        if count == 0 {
-            return Err(ArchiveError::io(
-                "reading the Raft log",
-                std::io::Error::other(format!("entry {first} is not in the log")),
-            ));
-        }
-        let last = next - 1;
+        let batch = read_records(&self.log, first, applied).await?;
+        let last = batch.last();
+        let raw_len = self.upload_batch(store, batch).await?;
+        Ok((last, raw_len))
+    }
+
+    /// Seals `batch` as a segment and uploads it. Returns its raw size.
+    async fn upload_batch(&self, store: &Store, batch: RecordBatch) -> Result<u64, ArchiveError> {
+        let RecordBatch { first, count, raw, at_ms } = batch;
+        let last = first + count - 1;
         let header = Header {
             kind: ObjectKind::Segment,
             cluster_id: self.cluster_id,
@@ -405,7 +377,95 @@ impl Archiver {
             });
         }
         tracing::debug!(first, last, raw_len, "archive: segment uploaded");
-        Ok((last, raw_len))
+        Ok(raw_len)
+    }
+
+    /// Archives entries `first..=through`, which this node's log lacks, from the other
+    /// members' logs: each is asked in turn, in segments, until one has them all or none has
+    /// more. Returns how far the archive got (it may stop short: the caller then leaves a gap).
+    async fn fill_from_peers(
+        &self,
+        store: &Store,
+        first: LogIndex,
+        through: LogIndex,
+    ) -> Result<Filled, ArchiveError> {
+        let metrics = self.metrics();
+        let me = metrics.id;
+        let peers: Vec<(NodeId, String)> = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, member)| (*id, member.addr.clone()))
+            .collect();
+        let mut filled = Filled { archived: first - 1, bytes: 0 };
+        for (peer, addr) in peers {
+            while filled.archived < through {
+                let next = filled.archived + 1;
+                let batch = match self.ask_peer(peer, &addr, next, through).await {
+                    Ok(batch) => batch,
+                    Err(why) => {
+                        tracing::info!(peer, from = next, %why, "archive: a peer could not give the entries this log lacks");
+                        break;
+                    }
+                };
+                filled.archived = batch.last();
+                filled.bytes += self.upload_batch(store, batch).await?;
+                self.shared.purge_floor.store(filled.archived, Ordering::Release);
+            }
+        }
+        if filled.archived >= first {
+            tracing::info!(
+                first,
+                archived = filled.archived,
+                "archive: archived entries this log lacked from the other members"
+            );
+        }
+        Ok(filled)
+    }
+
+    /// Asks `peer` for the records `first..=through` (it answers what fits in one segment),
+    /// and checks them: a member is trusted with the data, not with its framing.
+    async fn ask_peer(
+        &self,
+        peer: NodeId,
+        addr: &str,
+        first: LogIndex,
+        through: LogIndex,
+    ) -> Result<RecordBatch, String> {
+        let request = Request::Admin(AdminRequest::ArchiveRecords { first, last: through });
+        let response = self
+            .client
+            .call_node(addr, peer, request, ADMIN_DEADLINE)
+            .await
+            .map_err(|e| crate::error::Chain(&e).to_string())?;
+        let (answered_first, count, raw) = match response {
+            Response::Admin(AdminResponse::ArchiveRecords { first, count, raw }) => {
+                (first, count, raw)
+            }
+            Response::Error { message, .. } => return Err(message),
+            other => return Err(format!("answered {}", other.kind())),
+        };
+        let last = answered_first.saturating_add(count).saturating_sub(1);
+        if answered_first != first || count == 0 || last > through {
+            return Err(format!(
+                "answered {count} records from {answered_first} for {first}..={through}"
+            ));
+        }
+        let header = Header {
+            kind: ObjectKind::Segment,
+            cluster_id: self.cluster_id,
+            first,
+            last,
+            extra: count,
+            at_ms: 0,
+            raw_len: raw.len() as u64,
+            raw_crc: 0,
+        };
+        let name = format!("the records of node {peer}");
+        let records = format::decode_records(&name, &header, &raw).map_err(|e| e.to_string())?;
+        let at_ms = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
+        Ok(RecordBatch { first, count, raw, at_ms })
     }
 
     /// Uploads a base image: of a fresh snapshot (`fresh`), or of the current one. Returns its
@@ -478,6 +538,90 @@ impl Archiver {
             EntryPayload::Normal(Command::Write { at_ms, .. }) if at_ms > 0 => Some(at_ms),
             _ => None,
         }
+    }
+}
+
+/// How far [`Archiver::fill_from_peers`] got.
+struct Filled {
+    archived: LogIndex,
+    bytes: u64,
+}
+
+/// Consecutive log entries encoded as archive records (a segment's body).
+struct RecordBatch {
+    first: LogIndex,
+    /// At least 1.
+    count: u64,
+    raw: Vec<u8>,
+    /// The newest commit time among them (0 if none is a write).
+    at_ms: u64,
+}
+
+impl RecordBatch {
+    fn last(&self) -> LogIndex {
+        self.first + self.count - 1
+    }
+}
+
+/// Reads the entries from `first` on (up to `last`, about [`SEGMENT_BYTES_TARGET`]) from
+/// `log` as archive records; at least one, or an error if `first` is not in the log.
+async fn read_records(
+    log: &LogStore,
+    first: LogIndex,
+    last: LogIndex,
+) -> Result<RecordBatch, ArchiveError> {
+    let mut reader = log.clone().get_log_reader().await;
+    let mut raw = Vec::new();
+    let (mut next, mut count, mut at_ms) = (first, 0u64, 0u64);
+    while next <= last && (raw.len() as u64) < SEGMENT_BYTES_TARGET {
+        let entries = reader
+            .limited_get_log_entries(next, last.saturating_add(1))
+            .await
+            .map_err(|e| ArchiveError::io("reading the Raft log", e))?;
+        if entries.is_empty() {
+            break;
+        }
+        for entry in entries {
+            let index = entry.log_id.index();
+            if index != next {
+                return Err(ArchiveError::io(
+                    "reading the Raft log",
+                    std::io::Error::other(format!("entry {index} where {next} was expected")),
+                ));
+            }
+            let record = match entry.payload {
+                EntryPayload::Normal(Command::Write { base, pages, at_ms: written_at, .. }) => {
+                    at_ms = at_ms.max(written_at);
+                    Record { index, at_ms: written_at, write: Some(ArchivedWrite { base, pages }) }
+                }
+                _ => Record { index, at_ms: 0, write: None },
+            };
+            format::encode_record(&record, &mut raw);
+            (next, count) = (next + 1, count + 1);
+        }
+    }
+    if count == 0 {
+        return Err(ArchiveError::io(
+            "reading the Raft log",
+            std::io::Error::other(format!("entry {first} is not in the log")),
+        ));
+    }
+    Ok(RecordBatch { first, count, raw, at_ms })
+}
+
+/// Answers a peer's `ArchiveRecords`: what this node's log holds from `first` on.
+pub(super) async fn answer_records(log: &LogStore, first: LogIndex, last: LogIndex) -> Response {
+    if first == 0 || last < first {
+        return Response::Error {
+            message: format!("no entries {first}..={last}"),
+            retryable: false,
+        };
+    }
+    match read_records(log, first, last).await {
+        Ok(RecordBatch { first, count, raw, .. }) => {
+            Response::Admin(AdminResponse::ArchiveRecords { first, count, raw })
+        }
+        Err(error) => Response::Error { message: error.to_string(), retryable: false },
     }
 }
 

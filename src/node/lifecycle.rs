@@ -437,14 +437,15 @@ fn start(db: &Path, identity: &Identity, options: &StartOptions) -> Result<Arc<N
                         log_bytes_max,
                         Arc::clone(&archive_for_tasks),
                     );
-                    archiving::spawn(
-                        raft.clone(),
-                        log.clone(),
-                        root_for_archiver,
-                        cluster_bytes,
-                        view_for_archiver,
-                        archive_for_tasks,
-                    );
+                    let archiver = archiving::Archiver {
+                        raft: raft.clone(),
+                        log: log.clone(),
+                        client: endpoint.client(),
+                        state_dir: root_for_archiver,
+                        cluster_id: cluster_bytes,
+                        shared: archive_for_tasks,
+                    };
+                    archiving::spawn(archiver, view_for_archiver);
                     Ok((endpoint, raft, log))
                 }
                 Err(error) => {

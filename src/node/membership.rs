@@ -521,8 +521,8 @@ pub async fn lead_admin(node: &Arc<Node>, request: AdminRequest) -> Result<Admin
             let written = raft.client_write(crate::raft::types::Command::Archive(setting)).await;
             written.map_err(|error| Error::raft("setting the archive", error))?;
         }
-        AdminRequest::FetchCaKey => {
-            return Err(Error::InvalidArgument("the CA key is answered by the node asked".into()))
+        AdminRequest::FetchCaKey | AdminRequest::ArchiveRecords { .. } => {
+            return Err(Error::InvalidArgument("answered by the node asked".into()))
         }
         AdminRequest::Renew { .. } => {
             return Err(Error::InvalidArgument("a renewal is answered for its caller".into()))

@@ -8,7 +8,8 @@
 //! - votes and pre-votes: only the candidate the vote names, and only if it is a voter;
 //! - leadership transfers: only the leader that hands over;
 //! - adding a member: the admitted node itself (in the role it was admitted for), or a voter;
-//! - removals, transfers, tokens and the CA key: voters only (any member may remove itself);
+//! - removals, transfers, tokens, the CA key and archive records: voters only (any member may
+//!   remove itself);
 //! - status and read-index: any member; a certificate renewal: any member, for itself only;
 //! - joins: anonymous callers, proven against their TLS session.
 //!
@@ -273,12 +274,13 @@ fn authorize(node: &Node, peer: &PeerIdentity, request: &Request) -> Result<(), 
             | AdminRequest::Transfer { .. }
             | AdminRequest::IssueToken { .. }
             | AdminRequest::SetArchive { .. }
+            | AdminRequest::ArchiveRecords { .. }
             | AdminRequest::FetchCaKey,
         ) => {
             if is_voter(node, peer.node_id) {
                 Ok(())
             } else {
-                Err(error_response(format!("node {} is not a voter: only voters may change the cluster, issue tokens or hold the CA key", peer.node_id), false))
+                Err(error_response(format!("node {} is not a voter: only voters may change the cluster, issue tokens, hold the CA key or read archive records", peer.node_id), false))
             }
         }
     }
@@ -334,6 +336,9 @@ async fn answer(node: &Arc<Node>, request: Request) -> Response {
         },
         Request::Join(_) => error_response("a member does not join again", false),
         Request::Admin(AdminRequest::FetchCaKey) => admission::answer_ca_key(node),
+        Request::Admin(AdminRequest::ArchiveRecords { first, last }) => {
+            super::archiving::answer_records(&node.log, first, last).await
+        }
         Request::Admin(admin) => {
             if !raft.is_leader() {
                 return forward(node, Request::Admin(admin)).await;

@@ -146,6 +146,15 @@ pub enum AdminRequest {
         /// The new setting.
         setting: Option<crate::archive::setting::ArchiveSetting>,
     },
+    /// Entries `first..=last` of the receiver's own log, as archive records, for an uploading
+    /// leader whose log lacks them (it installed a snapshot). Voters only; answered by the
+    /// receiver itself, never forwarded.
+    ArchiveRecords {
+        /// The first entry wanted.
+        first: u64,
+        /// The last entry wanted (the answer may stop earlier, at its size bound).
+        last: u64,
+    },
 }
 
 /// Answers to [`AdminRequest`]s.
@@ -164,6 +173,17 @@ pub enum AdminResponse {
     CaKey(Secret),
     /// Answer to `Renew`: the caller's new certificate, PEM.
     Certificate(String),
+    /// Answer to `ArchiveRecords`: `count` records from `first` on, encoded as in an archive
+    /// segment's body (docs/ARCHIVE.md).
+    ArchiveRecords {
+        /// The index of the first record.
+        first: u64,
+        /// How many records `raw` holds.
+        count: u64,
+        /// The records.
+        #[serde(with = "serde_bytes")]
+        raw: Vec<u8>,
+    },
     /// The receiver's view of the cluster.
     Status {
         /// The receiver's id.

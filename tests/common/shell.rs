@@ -179,6 +179,25 @@ impl Shell {
         }
     }
 
+    /// SIGSTOP: the node freezes (its sockets stay open, nothing answers) until `resume`.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "[{}] kill -{name} failed", self.name);
+    }
+
     /// SIGKILL (what `Child::kill` sends on unix), then reap the process.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
