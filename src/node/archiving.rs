@@ -350,20 +350,26 @@ impl Archiver {
         Ok((last, raw_len))
     }
 
-    /// Seals `batch` as a segment and uploads it. Returns its raw size.
-    async fn upload_batch(&self, store: &Store, batch: RecordBatch) -> Result<u64, ArchiveError> {
-        let RecordBatch { first, count, raw, at_ms } = batch;
-        let last = first + count - 1;
-        let header = Header {
+    /// The header of a segment of `count` (at least 1) entries from `first`, the newest
+    /// committed at `at_ms`; `format::seal` fills in the body's length and checksum.
+    fn segment_header(&self, first: LogIndex, count: u64, at_ms: u64) -> Header {
+        Header {
             kind: ObjectKind::Segment,
             cluster_id: self.cluster_id,
             first,
-            last,
+            last: first + count - 1,
             extra: count,
             at_ms,
             raw_len: 0,
             raw_crc: 0,
-        };
+        }
+    }
+
+    /// Seals `batch` as a segment and uploads it. Returns its raw size.
+    async fn upload_batch(&self, store: &Store, batch: RecordBatch) -> Result<u64, ArchiveError> {
+        let RecordBatch { first, count, raw, at_ms } = batch;
+        let header = self.segment_header(first, count, at_ms);
+        let last = header.last;
         let raw_len = raw.len() as u64;
         let object = tokio::task::spawn_blocking(move || format::seal(header, &raw))
             .await
@@ -452,16 +458,7 @@ impl Archiver {
                 "answered {count} records from {answered_first} for {first}..={through}"
             ));
         }
-        let header = Header {
-            kind: ObjectKind::Segment,
-            cluster_id: self.cluster_id,
-            first,
-            last,
-            extra: count,
-            at_ms: 0,
-            raw_len: raw.len() as u64,
-            raw_crc: 0,
-        };
+        let header = self.segment_header(first, count, 0);
         let name = format!("the records of node {peer}");
         let records = format::decode_records(&name, &header, &raw).map_err(|e| e.to_string())?;
         let at_ms = records.iter().map(|r| r.at_ms).max().unwrap_or(0);
