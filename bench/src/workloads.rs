@@ -1,6 +1,7 @@
-//! The seven workloads of issue #4 and the archive's (issue #13), each in its own file, with the sizes of a full and a
-//! `--quick` run. A workload runs its modes in order (plain SQLite, 1 node, 3 nodes), each on a
-//! fresh deployment; a mode that fails becomes a note in the report, not the end of the run.
+//! The seven workloads of issue #4 and the archive's (issue #13), each in its own file, with
+//! the sizes of a full and a `--quick` run. A workload runs its modes in order (plain SQLite,
+//! 1 node, 3 nodes), each on a fresh deployment; a mode that fails becomes a note in the
+//! report, not the end of the run.
 
 pub mod archive;
 pub mod catchup;
