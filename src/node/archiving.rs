@@ -606,20 +606,18 @@ async fn read_records(
     Ok(RecordBatch { first, count, raw, at_ms })
 }
 
-/// Answers a peer's `ArchiveRecords`: what this node's log holds from `first` on.
-pub(super) async fn answer_records(log: &LogStore, first: LogIndex, last: LogIndex) -> Response {
+/// Answers a peer's `ArchiveRecords`: what this node's log holds from `first` on, or why not.
+pub(super) async fn answer_records(
+    log: &LogStore,
+    first: LogIndex,
+    last: LogIndex,
+) -> Result<AdminResponse, String> {
     if first == 0 || last < first {
-        return Response::Error {
-            message: format!("no entries {first}..={last}"),
-            retryable: false,
-        };
+        return Err(format!("no entries {first}..={last}"));
     }
-    match read_records(log, first, last).await {
-        Ok(RecordBatch { first, count, raw, .. }) => {
-            Response::Admin(AdminResponse::ArchiveRecords { first, count, raw })
-        }
-        Err(error) => Response::Error { message: error.to_string(), retryable: false },
-    }
+    let RecordBatch { first, count, raw, .. } =
+        read_records(log, first, last).await.map_err(|e| e.to_string())?;
+    Ok(AdminResponse::ArchiveRecords { first, count, raw })
 }
 
 async fn list(store: &Store) -> Result<Catalog, ArchiveError> {

@@ -337,7 +337,10 @@ async fn answer(node: &Arc<Node>, request: Request) -> Response {
         Request::Join(_) => error_response("a member does not join again", false),
         Request::Admin(AdminRequest::FetchCaKey) => admission::answer_ca_key(node),
         Request::Admin(AdminRequest::ArchiveRecords { first, last }) => {
-            super::archiving::answer_records(&node.log, first, last).await
+            match super::archiving::answer_records(&node.log, first, last).await {
+                Ok(records) => Response::Admin(records),
+                Err(why) => error_response(why, false),
+            }
         }
         Request::Admin(admin) => {
             if !raft.is_leader() {
