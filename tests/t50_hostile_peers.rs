@@ -502,8 +502,8 @@ fn a_rogue_server_with_another_ca_is_refused_by_the_joiner() {
 /// leader or a follower.
 /// Method: a 2-node cluster issues a learner token; the attacker joins with it through the
 /// library, binds an endpoint with the granted certificate and sends `FetchCaKey`,
-/// `Remove{1}`, `AddMember{itself, voter}`, `IssueToken` and `ArchiveRecords` to both nodes. Each must be
-/// refused; the members and outstanding tokens are the same afterwards.
+/// `Remove{1}`, `AddMember{itself, voter}`, `IssueToken` and `ArchiveRecords` to both nodes.
+/// Each must be refused; the members and outstanding tokens are the same afterwards.
 #[test]
 fn a_learner_cannot_get_the_ca_key_or_change_membership() {
     let mut cluster = Cluster::start(2);

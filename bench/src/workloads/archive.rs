@@ -1,8 +1,8 @@
 //! Workload 8: the continuous archive's cost and recovery point. On one deployment, serial
 //! autocommit INSERTs without an archive and with one (a local directory, the default
-//! 500 ms interval), in alternating rounds of the same run; meanwhile `ha_status()` is sampled every
-//! 25 ms for the archive's lag (the recovery point). Then the database is restored from the
-//! archive into a fresh host, timed (MB/s of database restored).
+//! 500 ms interval), in alternating rounds of the same run; meanwhile `ha_status()` is
+//! sampled every 25 ms for the archive's lag (the recovery point). Then the database is
+//! restored from the archive into a fresh host, timed (MB/s of database restored).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,9 +27,8 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(25);
 const FILL_ROWS_FULL: u64 = 10_000;
 const FILL_ROWS_QUICK: u64 = 1_000;
 /// Rounds of (archive off, archive on): several in a full run, because one node's commit rate
-/// swings by 10-20% between runs of a few seconds (fsync times vary).
-/// An odd number, so the last phase has the archive on and the restore that follows has
-/// everything to restore.
+/// swings by 10-20% between runs of a few seconds (fsync times vary). An odd number, so the
+/// last phase has the archive on and the restore that follows has everything to restore.
 const ROUNDS_FULL: u64 = 3;
 const ROUNDS_QUICK: u64 = 1;
 
